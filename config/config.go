@@ -1,0 +1,329 @@
+// Package config holds Gantry's domain types: providers, models and their
+// prices, routes, features with their releases and labels, and virtual keys.
+// The same types describe a YAML file today and the replicated state of the
+// cluster later, so they are plain data with YAML and JSON tags and no
+// behaviour beyond validation and hashing.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is one complete configuration of an agent.
+type Config struct {
+	Providers []Provider `yaml:"providers" json:"providers,omitempty"`
+	Models    []Model    `yaml:"models" json:"models,omitempty"`
+	Routes    []Route    `yaml:"routes" json:"routes,omitempty"`
+	Features  []Feature  `yaml:"features" json:"features,omitempty"`
+	Keys      []Key      `yaml:"keys" json:"keys,omitempty"`
+	Limits    Limits     `yaml:"limits" json:"limits"`
+}
+
+// Provider kinds.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+	KindSim       = "sim"
+)
+
+// Provider is an upstream that serves models. The API key is never part of
+// the configuration: APIKeyEnv names the environment variable that holds it.
+type Provider struct {
+	Name      string       `yaml:"name" json:"name"`
+	Kind      string       `yaml:"kind" json:"kind"`
+	BaseURL   string       `yaml:"base_url" json:"base_url,omitempty"`
+	APIKeyEnv string       `yaml:"api_key_env" json:"api_key_env,omitempty"`
+	Sim       *SimSettings `yaml:"sim" json:"sim,omitempty"`
+}
+
+// SimSettings configure the simulator provider, which stands in for a model in
+// demos, tests and load runs. Rates are probabilities per request in [0,1].
+type SimSettings struct {
+	// LatencyP50 and LatencyP99 shape a log-normal time to first token.
+	LatencyP50 Duration `yaml:"latency_p50" json:"latency_p50,omitempty"`
+	LatencyP99 Duration `yaml:"latency_p99" json:"latency_p99,omitempty"`
+	// TokensPerSecond paces generated tokens; 0 means as fast as possible.
+	TokensPerSecond float64 `yaml:"tokens_per_second" json:"tokens_per_second,omitempty"`
+	// OutputTokens is the typical length of a free-text answer.
+	OutputTokens  int     `yaml:"output_tokens" json:"output_tokens,omitempty"`
+	ErrorRate     float64 `yaml:"error_rate" json:"error_rate,omitempty"`
+	RateLimitRate float64 `yaml:"rate_limit_rate" json:"rate_limit_rate,omitempty"`
+	TimeoutRate   float64 `yaml:"timeout_rate" json:"timeout_rate,omitempty"`
+	CutRate       float64 `yaml:"cut_rate" json:"cut_rate,omitempty"`
+	// Seed makes a simulator's choices repeatable; 0 seeds from the clock.
+	Seed int64 `yaml:"seed" json:"seed,omitempty"`
+}
+
+// Model is a model clients may name, served by one provider.
+type Model struct {
+	Name     string `yaml:"name" json:"name"`
+	Provider string `yaml:"provider" json:"provider"`
+	// Upstream is the provider's own model id; empty means Name.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	Price    Price  `yaml:"price" json:"price"`
+}
+
+// UpstreamName is the model id sent to the provider.
+func (m Model) UpstreamName() string {
+	if m.Upstream != "" {
+		return m.Upstream
+	}
+	return m.Name
+}
+
+// Price is in US dollars per million tokens.
+type Price struct {
+	Input       float64 `yaml:"input" json:"input"`
+	Output      float64 `yaml:"output" json:"output"`
+	CachedInput float64 `yaml:"cached_input" json:"cached_input,omitempty"`
+}
+
+// Cost of a call in US dollars. Cached input tokens are part of input tokens
+// and are charged at the cached price when one is set.
+func (p Price) Cost(input, cached, output int) float64 {
+	cachedPrice := p.CachedInput
+	if cachedPrice == 0 {
+		cachedPrice = p.Input
+	}
+	if cached > input {
+		cached = input
+	}
+	return (float64(input-cached)*p.Input + float64(cached)*cachedPrice + float64(output)*p.Output) / 1e6
+}
+
+// Route is an alias clients may name as a model: a weighted choice among
+// targets, then an ordered fallback chain, under one retry and timeout policy.
+type Route struct {
+	Name      string   `yaml:"name" json:"name"`
+	Targets   []Target `yaml:"targets" json:"targets"`
+	Fallbacks []string `yaml:"fallbacks" json:"fallbacks,omitempty"`
+	Retry     Retry    `yaml:"retry" json:"retry"`
+	// Timeout bounds one attempt; Deadline bounds the whole call, attempts,
+	// backoff and fallbacks included. The client's own deadline also applies.
+	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
+	Deadline Duration `yaml:"deadline" json:"deadline,omitempty"`
+	Breaker  Breaker  `yaml:"breaker" json:"breaker"`
+}
+
+// Target is one model of a route with its share of traffic.
+type Target struct {
+	Model  string `yaml:"model" json:"model"`
+	Weight int    `yaml:"weight" json:"weight"`
+}
+
+// Retry is how often one target is tried before the route falls back.
+type Retry struct {
+	// Attempts per target, the first included; 0 means the default (2).
+	Attempts   int      `yaml:"attempts" json:"attempts,omitempty"`
+	Backoff    Duration `yaml:"backoff" json:"backoff,omitempty"`
+	MaxBackoff Duration `yaml:"max_backoff" json:"max_backoff,omitempty"`
+}
+
+// Breaker opens a target's circuit after Failures consecutive failures and
+// lets one probe through after Cooldown.
+type Breaker struct {
+	Failures int      `yaml:"failures" json:"failures,omitempty"`
+	Cooldown Duration `yaml:"cooldown" json:"cooldown,omitempty"`
+}
+
+// Defaults applied where a route leaves a policy unset.
+const (
+	DefaultAttempts        = 2
+	DefaultBackoff         = 100 * time.Millisecond
+	DefaultMaxBackoff      = 2 * time.Second
+	DefaultAttemptTimeout  = 60 * time.Second
+	DefaultDeadline        = 120 * time.Second
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 30 * time.Second
+	DefaultMaxTokens       = 1024
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxMessages     = 256
+)
+
+// WithDefaults fills unset policy fields.
+func (r Route) WithDefaults() Route {
+	if r.Retry.Attempts == 0 {
+		r.Retry.Attempts = DefaultAttempts
+	}
+	if r.Retry.Backoff == 0 {
+		r.Retry.Backoff = Duration(DefaultBackoff)
+	}
+	if r.Retry.MaxBackoff == 0 {
+		r.Retry.MaxBackoff = Duration(DefaultMaxBackoff)
+	}
+	if r.Timeout == 0 {
+		r.Timeout = Duration(DefaultAttemptTimeout)
+	}
+	if r.Deadline == 0 {
+		r.Deadline = Duration(DefaultDeadline)
+	}
+	if r.Breaker.Failures == 0 {
+		r.Breaker.Failures = DefaultBreakerFailures
+	}
+	if r.Breaker.Cooldown == 0 {
+		r.Breaker.Cooldown = Duration(DefaultBreakerCooldown)
+	}
+	return r
+}
+
+// Feature is a product capability backed by a model, with its numbered
+// releases and the labels that point at them.
+type Feature struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description,omitempty"`
+	// MaxTokens caps output tokens when a caller sets none, so a worst-case
+	// cost always exists; 0 means DefaultMaxTokens.
+	MaxTokens int       `yaml:"max_tokens" json:"max_tokens,omitempty"`
+	Releases  []Release `yaml:"releases" json:"releases"`
+	Labels    Labels    `yaml:"labels" json:"labels"`
+}
+
+// OutputCap is the output-token cap of the feature.
+func (f Feature) OutputCap() int {
+	if f.MaxTokens > 0 {
+		return f.MaxTokens
+	}
+	return DefaultMaxTokens
+}
+
+// Release returns the release with the given version.
+func (f Feature) Release(version int) (Release, bool) {
+	for _, r := range f.Releases {
+		if r.Version == version {
+			return r, true
+		}
+	}
+	return Release{}, false
+}
+
+// Labels point a feature's traffic at releases by version. A canary takes
+// CanaryWeight percent of users; everyone else gets Production.
+type Labels struct {
+	Production   int `yaml:"production" json:"production"`
+	Canary       int `yaml:"canary" json:"canary,omitempty"`
+	CanaryWeight int `yaml:"canary_weight" json:"canary_weight,omitempty"`
+}
+
+// Message is a templated chat message of a release.
+type Message struct {
+	Role    string `yaml:"role" json:"role"`
+	Content string `yaml:"content" json:"content"`
+}
+
+// Variable declares a template variable.
+type Variable struct {
+	Name     string `yaml:"name" json:"name"`
+	Type     string `yaml:"type" json:"type,omitempty"` // string (default), number, boolean, list, object
+	Required bool   `yaml:"required" json:"required,omitempty"`
+}
+
+// Params are sampling parameters a release pins.
+type Params struct {
+	Temperature *float64 `yaml:"temperature" json:"temperature,omitempty"`
+	TopP        *float64 `yaml:"top_p" json:"top_p,omitempty"`
+	MaxTokens   int      `yaml:"max_tokens" json:"max_tokens,omitempty"`
+	Stop        []string `yaml:"stop" json:"stop,omitempty"`
+}
+
+// Tool is a function a release offers the model.
+type Tool struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description,omitempty"`
+	Parameters  any    `yaml:"parameters" json:"parameters,omitempty"`
+}
+
+// CachePolicy enables the exact-match response cache for a release.
+type CachePolicy struct {
+	TTL Duration `yaml:"ttl" json:"ttl"`
+}
+
+// Release is an immutable record of everything that shapes a feature's
+// behaviour. Version numbers it within its feature; its hash identifies its
+// content.
+type Release struct {
+	Version   int        `yaml:"version" json:"version"`
+	System    string     `yaml:"system" json:"system,omitempty"`
+	Template  []Message  `yaml:"template" json:"template,omitempty"`
+	Variables []Variable `yaml:"variables" json:"variables,omitempty"`
+	Route     string     `yaml:"route" json:"route"`
+	Params    Params     `yaml:"params" json:"params"`
+	// Schema is a JSON Schema (2020-12) the output must satisfy.
+	Schema any `yaml:"schema" json:"schema,omitempty"`
+	// Repair is how many times an invalid output is sent back to the model
+	// with the validation errors before the call fails.
+	Repair int          `yaml:"repair" json:"repair,omitempty"`
+	Tools  []Tool       `yaml:"tools" json:"tools,omitempty"`
+	Cache  *CachePolicy `yaml:"cache" json:"cache,omitempty"`
+}
+
+// ID names a release within the whole configuration.
+func ReleaseID(feature string, version int) string {
+	return fmt.Sprintf("%s@v%d", feature, version)
+}
+
+// Key is a virtual key: what a caller presents instead of a provider key.
+// Only the hash of the secret is kept.
+type Key struct {
+	Name     string   `yaml:"name" json:"name"`
+	Hash     string   `yaml:"hash" json:"hash"`
+	Team     string   `yaml:"team" json:"team,omitempty"`
+	Features []string `yaml:"features" json:"features,omitempty"`
+	Models   []string `yaml:"models" json:"models,omitempty"`
+	Expires  *Time    `yaml:"expires" json:"expires,omitempty"`
+	Revoked  bool     `yaml:"revoked" json:"revoked,omitempty"`
+}
+
+// Limits are size limits of the gateway.
+type Limits struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	MaxMessages  int   `yaml:"max_messages" json:"max_messages,omitempty"`
+}
+
+// WithDefaults fills unset limits.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxMessages == 0 {
+		l.MaxMessages = DefaultMaxMessages
+	}
+	return l
+}
+
+// Duration is a time.Duration written as "250ms" or "2s".
+type Duration time.Duration
+
+// D is the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. 250ms, 2s, 1m)", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Time is a time written in RFC 3339.
+type Time struct{ time.Time }
+
+func (t Time) MarshalText() ([]byte, error) { return []byte(t.UTC().Format(time.RFC3339)), nil }
+
+func (t *Time) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339, string(b))
+	if err != nil {
+		return fmt.Errorf("invalid time %q (want RFC 3339, e.g. 2027-01-31T00:00:00Z)", b)
+	}
+	t.Time = v
+	return nil
+}
+

@@ -1,0 +1,16 @@
+package config
+
+import _ "embed"
+
+//go:embed example.yaml
+var exampleYAML []byte
+
+// Example is the embedded example configuration that dev mode serves. It
+// uses the simulator provider only.
+func Example() *Config {
+	cfg, err := Parse("example.yaml", exampleYAML)
+	if err != nil {
+		panic("config: embedded example is invalid: " + err.Error())
+	}
+	return cfg
+}

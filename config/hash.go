@@ -1,0 +1,69 @@
+package config
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+)
+
+// Hash is the content address of a release: the SHA-256 of its canonical
+// JSON encoding with the version number left out, so two releases that would
+// behave alike have the same hash. encoding/json writes struct fields in a
+// fixed order and map keys sorted, which makes the encoding canonical.
+func (r Release) Hash() string {
+	r.Version = 0
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Only values that came from YAML or JSON reach here; they encode.
+		panic("config: release does not encode: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// KeyPrefix starts every virtual key, so a leaked one is recognisable.
+const KeyPrefix = "gk_"
+
+// keyLen is the length of a virtual key: the prefix and 32 random bytes in
+// unpadded base64url.
+const keyLen = len(KeyPrefix) + 43
+
+// NewKey returns a fresh virtual key and its hash. The key is shown once; only
+// the hash is stored.
+func NewKey() (secret, hash string) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("config: no randomness: " + err.Error())
+	}
+	secret = KeyPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, HashKey(secret)
+}
+
+// HashKey is the stored form of a virtual key. Keys carry 256 random bits, so
+// a fast hash is enough: there is nothing to brute-force.
+func HashKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// WellFormedKey reports whether s has the shape of a virtual key. It is a
+// cheap first check before the hash lookup.
+func WellFormedKey(s string) bool {
+	if len(s) != keyLen || !strings.HasPrefix(s, KeyPrefix) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s[len(KeyPrefix):])
+	return err == nil
+}
+
+func validHash(h string) bool {
+	rest, ok := strings.CutPrefix(h, "sha256:")
+	if !ok || len(rest) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(rest)
+	return err == nil
+}

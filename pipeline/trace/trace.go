@@ -1,0 +1,133 @@
+// Package trace is the record of one call through the gateway, its spans
+// and attempts, and the agent's bounded local store of recent traces.
+package trace
+
+import "time"
+
+// Trace is what Gantry keeps of one call. It never holds a key or a
+// provider credential; prompt and response bodies appear only redacted or
+// when the feature turns capture on.
+type Trace struct {
+	ID        string    `json:"id"`         // W3C trace id, 32 hex digits
+	RequestID string    `json:"request_id"` // unique per call
+	Start     time.Time `json:"start"`
+	Duration  Millis    `json:"duration_ms"`
+	Node      string    `json:"node,omitempty"` // agent that served it
+
+	Entry       string `json:"entry"` // chat or invoke
+	Feature     string `json:"feature,omitempty"`
+	Release     string `json:"release,omitempty"` // release id, e.g. support-answer@v2
+	ReleaseHash string `json:"release_hash,omitempty"`
+	Label       string `json:"label,omitempty"` // production or canary
+	Journey     string `json:"journey,omitempty"`
+	User        string `json:"user,omitempty"` // end user id as the caller sent it
+	Key         string `json:"key,omitempty"`  // virtual key name, never the secret
+	Team        string `json:"team,omitempty"`
+
+	Requested string `json:"requested_model"` // what the client named
+	Route     string `json:"route,omitempty"`
+	Model     string `json:"model,omitempty"` // model that answered
+	Provider  string `json:"provider,omitempty"`
+	Stream    bool   `json:"stream,omitempty"`
+	Cached    bool   `json:"cached,omitempty"`
+
+	Status     string `json:"status"`          // ok or error
+	HTTPStatus int    `json:"http_status"`     // what the client got
+	Error      string `json:"error,omitempty"` // error message sent to the client
+	ErrorCode  string `json:"error_code,omitempty"`
+
+	InputTokens    int     `json:"input_tokens"`
+	OutputTokens   int     `json:"output_tokens"`
+	CachedTokens   int     `json:"cached_tokens,omitempty"`
+	TokensEstimate bool    `json:"tokens_estimated,omitempty"` // counted locally, the provider reported none
+	CostUSD        float64 `json:"cost_usd"`
+	TTFT           Millis  `json:"ttft_ms,omitempty"`     // time to first token, streams only
+	Upstream       Millis  `json:"upstream_ms,omitempty"` // time spent in provider calls
+
+	Attempts   []Attempt         `json:"attempts,omitempty"`
+	Fallbacks  int               `json:"fallbacks,omitempty"`
+	Spans      []Span            `json:"spans,omitempty"`
+	Validation []string          `json:"validation,omitempty"` // validation failures, as paths and reasons
+	Policy     []Decision        `json:"policy,omitempty"`
+	Sources    []Source          `json:"sources,omitempty"`
+	Input      string            `json:"input,omitempty"`  // redacted unless captured
+	Output     string            `json:"output,omitempty"` // redacted unless captured
+	Feedback   []Feedback        `json:"feedback,omitempty"`
+	Attrs      map[string]string `json:"attrs,omitempty"`
+}
+
+// Attempt is one provider call.
+type Attempt struct {
+	Model    string    `json:"model"`
+	Provider string    `json:"provider"`
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Status   string    `json:"status"`          // ok, or the failure kind
+	Error    string    `json:"error,omitempty"` // upstream's error, shortened
+	Backoff  Millis    `json:"backoff_ms,omitempty"`
+}
+
+// Span is one pipeline stage.
+type Span struct {
+	Name     string    `json:"name"`
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Decision is one policy outcome: which rule, where in which field, and the
+// action taken. It never holds the matched value.
+type Decision struct {
+	Rule   string  `json:"rule"`
+	Field  string  `json:"field,omitempty"`
+	Start  int     `json:"start,omitempty"`
+	End    int     `json:"end,omitempty"`
+	Action string  `json:"action"`
+	Score  float64 `json:"score,omitempty"`
+}
+
+// Source is a retrieved chunk that went into the prompt.
+type Source struct {
+	Document string  `json:"document"`
+	Chunk    string  `json:"chunk"`
+	Score    float64 `json:"score"`
+	Index    string  `json:"index,omitempty"`
+}
+
+// Feedback is a user signal attached to a trace.
+type Feedback struct {
+	Time       time.Time `json:"time"`
+	Score      *float64  `json:"score,omitempty"`  // 0..1
+	Thumbs     string    `json:"thumbs,omitempty"` // up or down
+	Correction string    `json:"correction,omitempty"`
+	Comment    string    `json:"comment,omitempty"`
+}
+
+// Millis is a duration in milliseconds, fractional, as JSON numbers.
+type Millis float64
+
+// Ms converts a duration.
+func Ms(d time.Duration) Millis { return Millis(float64(d) / float64(time.Millisecond)) }
+
+// D converts back.
+func (m Millis) D() time.Duration { return time.Duration(float64(m) * float64(time.Millisecond)) }
+
+// Summary is the short form the live feed and trace lists carry.
+type Summary struct {
+	ID           string    `json:"id"`
+	Start        time.Time `json:"start"`
+	Duration     Millis    `json:"duration_ms"`
+	Node         string    `json:"node,omitempty"`
+	Feature      string    `json:"feature,omitempty"`
+	Release      string    `json:"release,omitempty"`
+	Model        string    `json:"model,omitempty"`
+	Status       string    `json:"status"`
+	HTTPStatus   int       `json:"http_status"`
+	ErrorCode    string    `json:"error_code,omitempty"`
+	InputTokens  int       `json:"input_tokens"`
+	OutputTokens int       `json:"output_tokens"`
+	CostUSD      float64   `json:"cost_usd"`
+	Validation   int       `json:"validation_failures,omitempty"`
+	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
+	Cached       bool      `json:"cached,omitempty"`
+}
