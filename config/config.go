@@ -18,6 +18,10 @@ type Config struct {
 	Features  []Feature  `yaml:"features" json:"features,omitempty"`
 	Keys      []Key      `yaml:"keys" json:"keys,omitempty"`
 	Limits    Limits     `yaml:"limits" json:"limits"`
+	// Collections are the document sets releases retrieve from.
+	Collections []Collection `yaml:"collections" json:"collections,omitempty"`
+	Teams       []Team       `yaml:"teams" json:"teams,omitempty"`
+	Budgets     []Budget     `yaml:"budgets" json:"budgets,omitempty"`
 }
 
 // Provider kinds.
@@ -174,9 +178,11 @@ type Feature struct {
 	Description string `yaml:"description" json:"description,omitempty"`
 	// MaxTokens caps output tokens when a caller sets none, so a worst-case
 	// cost always exists; 0 means DefaultMaxTokens.
-	MaxTokens int       `yaml:"max_tokens" json:"max_tokens,omitempty"`
-	Releases  []Release `yaml:"releases" json:"releases"`
-	Labels    Labels    `yaml:"labels" json:"labels"`
+	MaxTokens int        `yaml:"max_tokens" json:"max_tokens,omitempty"`
+	Releases  []Release  `yaml:"releases" json:"releases"`
+	Labels    Labels     `yaml:"labels" json:"labels"`
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	Safety    *Safety    `yaml:"safety" json:"safety,omitempty"`
 }
 
 // OutputCap is the output-token cap of the feature.
@@ -255,6 +261,8 @@ type Release struct {
 	Repair int          `yaml:"repair" json:"repair,omitempty"`
 	Tools  []Tool       `yaml:"tools" json:"tools,omitempty"`
 	Cache  *CachePolicy `yaml:"cache" json:"cache,omitempty"`
+	// Retrieval, when set, adds context from a collection to the prompt.
+	Retrieval *Retrieval `yaml:"retrieval" json:"retrieval,omitempty"`
 }
 
 // ID names a release within the whole configuration.
@@ -265,13 +273,16 @@ func ReleaseID(feature string, version int) string {
 // Key is a virtual key: what a caller presents instead of a provider key.
 // Only the hash of the secret is kept.
 type Key struct {
-	Name     string   `yaml:"name" json:"name"`
-	Hash     string   `yaml:"hash" json:"hash"`
-	Team     string   `yaml:"team" json:"team,omitempty"`
-	Features []string `yaml:"features" json:"features,omitempty"`
-	Models   []string `yaml:"models" json:"models,omitempty"`
-	Expires  *Time    `yaml:"expires" json:"expires,omitempty"`
-	Revoked  bool     `yaml:"revoked" json:"revoked,omitempty"`
+	Name      string     `yaml:"name" json:"name"`
+	Hash      string     `yaml:"hash" json:"hash"`
+	Team      string     `yaml:"team" json:"team,omitempty"`
+	Features  []string   `yaml:"features" json:"features,omitempty"`
+	Models    []string   `yaml:"models" json:"models,omitempty"`
+	Expires   *Time      `yaml:"expires" json:"expires,omitempty"`
+	Revoked   bool       `yaml:"revoked" json:"revoked,omitempty"`
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// MaxBudgetUSD is a lifetime spend cap of the key; 0 means none.
+	MaxBudgetUSD float64 `yaml:"max_budget_usd" json:"max_budget_usd,omitempty"`
 }
 
 // Limits are size limits of the gateway.
@@ -326,4 +337,3 @@ func (t *Time) UnmarshalText(b []byte) error {
 	t.Time = v
 	return nil
 }
-

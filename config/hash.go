@@ -27,9 +27,13 @@ func (r Release) Hash() string {
 // KeyPrefix starts every virtual key, so a leaked one is recognisable.
 const KeyPrefix = "gk_"
 
-// keyLen is the length of a virtual key: the prefix and 32 random bytes in
-// unpadded base64url.
-const keyLen = len(KeyPrefix) + 43
+// Bounds of a virtual key's length. Keys Gantry makes are the prefix and 32
+// random bytes in unpadded base64url (46 characters); dev mode accepts a
+// shorter key chosen by a script.
+const (
+	minKeyLen = len(KeyPrefix) + 8
+	maxKeyLen = 256
+)
 
 // NewKey returns a fresh virtual key and its hash. The key is shown once; only
 // the hash is stored.
@@ -52,11 +56,16 @@ func HashKey(secret string) string {
 // WellFormedKey reports whether s has the shape of a virtual key. It is a
 // cheap first check before the hash lookup.
 func WellFormedKey(s string) bool {
-	if len(s) != keyLen || !strings.HasPrefix(s, KeyPrefix) {
+	if len(s) < minKeyLen || len(s) > maxKeyLen || !strings.HasPrefix(s, KeyPrefix) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(s[len(KeyPrefix):])
-	return err == nil
+	for i := len(KeyPrefix); i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validHash(h string) bool {

@@ -65,6 +65,7 @@ func (cfg *Config) Validate() error {
 	c.count("routes", len(cfg.Routes))
 	c.count("features", len(cfg.Features))
 	c.count("keys", len(cfg.Keys))
+	collections := c.collections(cfg.Collections)
 
 	providers := map[string]bool{}
 	for i, p := range cfg.Providers {
@@ -158,6 +159,9 @@ func (cfg *Config) Validate() error {
 			}
 			versions[r.Version] = true
 			c.release(rp, r, routes, models)
+			if r.Retrieval != nil {
+				c.problems = append(c.problems, CheckRetrieval(rp+".retrieval", *r.Retrieval, collections)...)
+			}
 		}
 		if len(f.Releases) == 0 {
 			c.add(path+".releases", "a feature needs at least one release")
@@ -204,6 +208,7 @@ func (cfg *Config) Validate() error {
 	if cfg.Limits.MaxMessages < 0 || cfg.Limits.MaxMessages > 4096 {
 		c.add("limits.max_messages", "%d is outside 0..4096", cfg.Limits.MaxMessages)
 	}
+	cfg.validatePolicy(c)
 	if len(c.problems) > 0 {
 		return c.problems
 	}

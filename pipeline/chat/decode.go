@@ -30,6 +30,15 @@ func DecodeRequest(body []byte, maxMessages int) (*Request, error) {
 	return &r, nil
 }
 
+// DecodeJSON decodes one JSON object body into v with the same checks and
+// error messages as a chat request.
+func DecodeJSON(body []byte, v any) *Error {
+	if err := decodeStrictJSON(body, v); err != nil {
+		return err.(*Error)
+	}
+	return nil
+}
+
 // decodeStrictJSON decodes one JSON value into v. Invalid UTF-8 is refused
 // rather than silently replaced, and type errors name the field.
 func decodeStrictJSON(body []byte, v any) error {

@@ -1,0 +1,90 @@
+// Package pipeline is Gantry's request path: one Call record carried through
+// small stages (authenticate, resolve, policy, context, prompt, route and
+// provider call, validate, record). It knows nothing of Raft or of HTTP
+// servers: the agent builds a Call from a request and writes out what the
+// pipeline leaves in it.
+package pipeline
+
+import (
+	"strings"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/chat"
+	"gantry/pipeline/trace"
+)
+
+// Entry points into the pipeline.
+const (
+	EntryChat   = "chat"
+	EntryInvoke = "invoke"
+)
+
+// Call is the record of one request as it moves through the stages. Stages
+// read what earlier stages wrote and add their own part; the record stage
+// turns it into a trace.
+type Call struct {
+	// Set by the caller of Serve.
+	ID       string // request id, unique per call
+	TraceID  string // W3C trace id
+	ParentID string // caller's span id from traceparent, if any
+	Received time.Time
+	Entry    string
+	Secret   string // the presented key; cleared by authenticate
+	Req      *chat.Request
+	Vars     map[string]any // feature variables (invoke, or chat metadata)
+	User     string
+	Journey  string
+	// Emit, when set, streams chunks to the client. It is called from the
+	// goroutine running Serve.
+	Emit func(*chat.Chunk) error
+	// NoCache bypasses the response cache for this call.
+	NoCache bool
+
+	// Filled by the stages.
+	Snap        *Snapshot
+	Key         *config.Key
+	Feature     *Feature
+	Release     *Release
+	Label       string // production or canary
+	Route       *Route
+	Messages    []chat.Message // what goes upstream
+	InputTokens int            // counted before the call
+	Resp        *chat.Response // the answer, assembled for streams
+	Usage       chat.Usage
+	UsageKnown  bool // the provider reported usage
+	Answered    *Target
+	Outcomes    []Outcome
+	Streamed    bool // output reached the client
+	TTFT        time.Duration
+	Upstream    time.Duration
+	Validation  []string
+	Sources     []trace.Source // retrieved context that went into the prompt
+	Spans       []Span
+	Err         error
+}
+
+// Span is a stage's timing.
+type Span struct {
+	Name  string
+	Start time.Time
+	Dur   time.Duration
+	Err   error
+}
+
+// Output is the text of the first choice, or of its tool calls' arguments
+// when it has no text.
+func (c *Call) Output() string {
+	if c.Resp == nil || len(c.Resp.Choices) == 0 {
+		return ""
+	}
+	m := c.Resp.Choices[0].Message
+	if m.Content.Text != "" || len(m.ToolCalls) == 0 {
+		return m.Content.Text
+	}
+	var b strings.Builder
+	for _, tc := range m.ToolCalls {
+		b.WriteString(tc.Function.Arguments)
+	}
+	return b.String()
+}

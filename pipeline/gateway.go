@@ -1,0 +1,236 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/chat"
+	"gantry/pipeline/trace"
+)
+
+// Gateway runs calls through the pipeline against the current snapshot.
+type Gateway struct {
+	snap   atomic.Pointer[Snapshot]
+	Router *Router
+	// Record receives every finished trace. It must not block: the agent
+	// hands it to a bounded asynchronous queue.
+	Record func(*trace.Trace)
+	// Node names this agent on traces.
+	Node string
+	Log  *slog.Logger
+	// Count estimates tokens of messages and of text where a provider
+	// reports no usage.
+	CountMessages func([]chat.Message) int
+	CountText     func(string) int
+}
+
+// Swap installs a new snapshot. Calls already running finish on the one they
+// started with.
+func (g *Gateway) Swap(s *Snapshot) { g.snap.Store(s) }
+
+// Snapshot returns the current snapshot.
+func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
+
+type stage struct {
+	name string
+	run  func(*Gateway, context.Context, *Call) error
+}
+
+// stages in the order DESIGN.md gives them; record runs after them all,
+// whatever happened.
+var stages = []stage{
+	{"authenticate", (*Gateway).authenticate},
+	{"resolve", (*Gateway).resolve},
+	{"policy", (*Gateway).policy},
+	{"context", (*Gateway).context},
+	{"prompt", (*Gateway).prompt},
+	{"route", (*Gateway).route},
+	{"validate", (*Gateway).validate},
+}
+
+// Serve runs one call. On return c.Resp holds the answer, or the returned
+// error (always a *chat.Error) says what the client gets. A panic in a stage
+// becomes a 500 and is recorded like any other failure.
+func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
+	c.Snap = g.snap.Load()
+	defer func() {
+		if p := recover(); p != nil {
+			g.Log.Error("panic in pipeline", "request_id", c.ID, "panic", p, "stack", string(debug.Stack()))
+			err = &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: fmt.Errorf("panic: %v", p)}
+		}
+		c.Err = err
+		g.record(c)
+	}()
+	for _, s := range stages {
+		start := time.Now()
+		err := s.run(g, ctx, c)
+		c.Spans = append(c.Spans, Span{Name: s.name, Start: start, Dur: time.Since(start), Err: err})
+		if err != nil {
+			return asChatError(err)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) authenticate(_ context.Context, c *Call) error {
+	secret := c.Secret
+	c.Secret = ""
+	k, err := Authenticate(c.Snap, secret)
+	c.Key = k
+	return err
+}
+
+// Authenticate finds the virtual key a caller presents and checks that it
+// is live. Every failure is a 401 that says why without revealing whether
+// a key of that shape exists.
+func Authenticate(s *Snapshot, secret string) (*config.Key, error) {
+	if secret == "" {
+		return nil, &chat.Error{Status: http.StatusUnauthorized, Type: chat.TypeAuthentication, Code: "missing_api_key",
+			Message: "no API key: send a Gantry virtual key as 'Authorization: Bearer <key>'"}
+	}
+	invalid := &chat.Error{Status: http.StatusUnauthorized, Type: chat.TypeAuthentication, Code: "invalid_api_key",
+		Message: "the API key is not valid"}
+	if !config.WellFormedKey(secret) {
+		return nil, invalid
+	}
+	hash := config.HashKey(secret)
+	k, ok := s.Key(hash)
+	// The map lookup is on a hash the caller cannot steer; the constant-time
+	// compare keeps the final check free of timing differences too.
+	if !ok || subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 {
+		return nil, invalid
+	}
+	if k.Revoked {
+		return nil, &chat.Error{Status: http.StatusUnauthorized, Type: chat.TypeAuthentication, Code: "revoked_api_key", Message: "the API key was revoked"}
+	}
+	if k.Expires != nil && !time.Now().Before(k.Expires.Time) {
+		return nil, &chat.Error{Status: http.StatusUnauthorized, Type: chat.TypeAuthentication, Code: "expired_api_key", Message: "the API key has expired"}
+	}
+	return k, nil
+}
+
+// resolve finds what the call names: a feature's live release, a route or
+// a model.
+func (g *Gateway) resolve(_ context.Context, c *Call) error {
+	name := c.Req.Model
+	if fname, ok := strings.CutPrefix(name, FeaturePrefix); ok {
+		f, ok := c.Snap.Feature(fname)
+		if !ok {
+			return chat.NotFound("feature_not_found", "feature %q does not exist", fname)
+		}
+		version, label := assign(f.Name, f.Labels, c.User, c.ID)
+		c.Feature, c.Release, c.Label = f, f.Release(version), label
+		c.Route = c.Release.Route
+		return nil
+	}
+	r, ok := c.Snap.Route(name)
+	if !ok {
+		return chat.NotFound("model_not_found", "model %q does not exist; GET /v1/models lists what this gateway serves", name)
+	}
+	c.Route = r
+	return nil
+}
+
+// policy checks what the key may do and the size of the request.
+func (g *Gateway) policy(_ context.Context, c *Call) error {
+	k := c.Key
+	if c.Feature != nil && !KeyAllows(k, c.Req.Model) {
+		return &chat.Error{Status: http.StatusForbidden, Type: chat.TypePermission, Code: "feature_not_allowed",
+			Message: fmt.Sprintf("key %q may not use feature %q", k.Name, c.Feature.Name)}
+	}
+	if c.Feature == nil && !KeyAllows(k, c.Req.Model) {
+		return &chat.Error{Status: http.StatusForbidden, Type: chat.TypePermission, Code: "model_not_allowed",
+			Message: fmt.Sprintf("key %q may not use model %q", k.Name, c.Req.Model)}
+	}
+	if n := len(c.Req.Messages); n > c.Snap.Limits.MaxMessages {
+		return chat.BadRequest("messages", "%d messages, more than the limit of %d", n, c.Snap.Limits.MaxMessages)
+	}
+	return nil
+}
+
+// context assembles retrieved context. Releases without retrieval have
+// nothing to add.
+func (g *Gateway) context(_ context.Context, c *Call) error { return nil }
+
+// prompt builds the messages that go upstream: for a feature, the release's
+// rendered instructions and template followed by the caller's messages, and
+// the release's pinned parameters; then counts their tokens.
+func (g *Gateway) prompt(_ context.Context, c *Call) error {
+	c.Messages = c.Req.Messages
+	if r := c.Release; r != nil {
+		var msgs []chat.Message
+		if r.Prompt != nil {
+			rendered, err := r.Prompt.Render(c.Vars)
+			if err != nil {
+				return chat.BadRequest("vars", "feature %s: %v", c.Feature.Name, err)
+			}
+			msgs = append(msgs, rendered...)
+		}
+		c.Messages = append(msgs, c.Req.Messages...)
+		applyParams(c.Req, r.Params, c.Feature.OutputCap())
+	}
+	if len(c.Messages) == 0 {
+		return chat.BadRequest("messages", "nothing to send: the request has no messages and the release no template")
+	}
+	if g.CountMessages != nil {
+		c.InputTokens = g.CountMessages(c.Messages)
+	}
+	return nil
+}
+
+// applyParams pins a release's sampling parameters. The caller may lower
+// the output cap but never raise it past the release's or the feature's.
+func applyParams(req *chat.Request, p config.Params, featureCap int) {
+	if p.Temperature != nil {
+		req.Temperature = p.Temperature
+	}
+	if p.TopP != nil {
+		req.TopP = p.TopP
+	}
+	if len(p.Stop) > 0 {
+		req.Stop = p.Stop
+	}
+	limit := featureCap
+	if p.MaxTokens > 0 && p.MaxTokens < limit {
+		limit = p.MaxTokens
+	}
+	if asked := req.OutputLimit(); asked > 0 && asked < limit {
+		limit = asked
+	}
+	req.MaxTokens, req.MaxCompletionTokens = limit, 0
+}
+
+// KeyAllows reports whether a key may name a model, route or feature.
+func KeyAllows(k *config.Key, name string) bool {
+	if f, ok := strings.CutPrefix(name, FeaturePrefix); ok {
+		return len(k.Features) == 0 || contains(k.Features, f)
+	}
+	return len(k.Models) == 0 || contains(k.Models, name)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// asChatError makes sure the client gets the OpenAI error shape.
+func asChatError(err error) *chat.Error {
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: err}
+}

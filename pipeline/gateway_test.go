@@ -1,0 +1,161 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
+	"gantry/pipeline/trace"
+)
+
+const testKey = "gk_test-key-0123456789"
+
+// newTestGateway serves a config whose providers are the scripted ones,
+// by name. Every trace lands in the returned slice.
+func newTestGateway(t *testing.T, providers ...*scripted) (*Gateway, *[]*trace.Trace) {
+	t.Helper()
+	cfg := &config.Config{Keys: []config.Key{{Name: "test", Team: "qa", Hash: config.HashKey(testKey)}}}
+	byName := map[string]*scripted{}
+	var targets []config.Target
+	var fallbacks []string
+	for i, p := range providers {
+		byName[p.name] = p
+		cfg.Providers = append(cfg.Providers, config.Provider{Name: p.name, Kind: config.KindOpenAI})
+		cfg.Models = append(cfg.Models, config.Model{Name: p.name, Provider: p.name, Price: config.Price{Input: 1, Output: 2}})
+		if i == 0 {
+			targets = append(targets, config.Target{Model: p.name, Weight: 1})
+		} else {
+			fallbacks = append(fallbacks, p.name)
+		}
+	}
+	r := fast
+	r.Name, r.Targets, r.Fallbacks = "main", targets, fallbacks
+	cfg.Routes = []config.Route{r}
+	set := NewProviderSet(func(p config.Provider) (provider.Provider, error) { return byName[p.Name], nil })
+	snap, err := Compile(cfg, set, Compiler{})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	var mu sync.Mutex
+	var traces []*trace.Trace
+	g := &Gateway{Router: NewRouter(), Log: slog.Default(), Record: func(tr *trace.Trace) {
+		mu.Lock()
+		traces = append(traces, tr)
+		mu.Unlock()
+	}}
+	g.Swap(snap)
+	return g, &traces
+}
+
+func streamCall(model string) (*Call, *[]string) {
+	var got []string
+	c := &Call{ID: "r1", TraceID: "t1", Received: time.Now(), Entry: EntryChat, Secret: testKey,
+		Req: &chat.Request{Model: model, Stream: true, Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+	c.Emit = func(ch *chat.Chunk) error {
+		got = append(got, *ch.Choices[0].Delta.Content)
+		return nil
+	}
+	return c, &got
+}
+
+func TestStreamFailingBeforeFirstTokenFallsBack(t *testing.T) {
+	primary := &scripted{name: "primary", steps: []step{{cut: &provider.Error{Kind: provider.KindCut}}}}
+	backup := &scripted{name: "backup", steps: []step{{chunks: []string{"hel", "lo"}}}}
+	g, traces := newTestGateway(t, primary, backup)
+	c, got := streamCall("main")
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if strings.Join(*got, "") != "hello" {
+		t.Fatalf("client got %q, want the backup's hello", strings.Join(*got, ""))
+	}
+	tr := (*traces)[0]
+	if tr.Model != "backup" || tr.Fallbacks != 1 || tr.Status != "ok" {
+		t.Fatalf("trace model %q fallbacks %d status %q; want backup, 1, ok", tr.Model, tr.Fallbacks, tr.Status)
+	}
+}
+
+func TestStreamCutAfterFirstTokenIsAnError(t *testing.T) {
+	primary := &scripted{name: "primary", steps: []step{{chunks: []string{"hel"}, cut: errors.New("connection reset")}}}
+	backup := &scripted{name: "backup", steps: []step{{chunks: []string{"other"}}}}
+	g, traces := newTestGateway(t, primary, backup)
+	c, got := streamCall("main")
+	err := g.Serve(context.Background(), c)
+	var ce *chat.Error
+	if !errors.As(err, &ce) || ce.Code != "stream_cut" || ce.Status != 502 {
+		t.Fatalf("got %v, want a 502 stream_cut error", err)
+	}
+	if strings.Join(*got, "") != "hel" {
+		t.Fatalf("client got %q; after output was sent nothing else may follow", strings.Join(*got, ""))
+	}
+	if backup.count() != 0 {
+		t.Fatalf("backup was called after the client had output")
+	}
+	if tr := (*traces)[0]; tr.Status != "error" || tr.ErrorCode != "stream_cut" {
+		t.Fatalf("trace status %q code %q, want error stream_cut", tr.Status, tr.ErrorCode)
+	}
+}
+
+func TestServeRecordsEveryCall(t *testing.T) {
+	primary := &scripted{name: "primary"}
+	g, traces := newTestGateway(t, primary)
+	cases := []struct {
+		name   string
+		secret string
+		model  string
+		status int
+	}{
+		{"ok", testKey, "main", 200},
+		{"no key", "", "main", 401},
+		{"wrong key", "gk_not-a-real-key-000", "main", 401},
+		{"key of wrong shape", "sk-abc", "main", 401},
+		{"unknown model", testKey, "gpt-nope", 404},
+		{"unknown feature", testKey, "feature/nope", 404},
+	}
+	for i, tc := range cases {
+		c := &Call{ID: tc.name, Received: time.Now(), Secret: tc.secret,
+			Req: &chat.Request{Model: tc.model, Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+		err := g.Serve(context.Background(), c)
+		tr := (*traces)[i]
+		if tr.HTTPStatus != tc.status {
+			t.Fatalf("%s: trace status %d (err %v), want %d", tc.name, tr.HTTPStatus, err, tc.status)
+		}
+		if (err == nil) != (tc.status == 200) {
+			t.Fatalf("%s: err %v with status %d", tc.name, err, tc.status)
+		}
+	}
+	ok := (*traces)[0]
+	if ok.InputTokens != 10 || ok.OutputTokens != 5 {
+		t.Fatalf("tokens %d/%d, want the provider's 10/5", ok.InputTokens, ok.OutputTokens)
+	}
+	if want := (10*1.0 + 5*2.0) / 1e6; ok.CostUSD != want {
+		t.Fatalf("cost %v, want %v", ok.CostUSD, want)
+	}
+	if len(ok.Spans) != len(stages) {
+		t.Fatalf("%d spans, want one per stage (%d)", len(ok.Spans), len(stages))
+	}
+}
+
+func TestPanicInStageIsRecordedAs500(t *testing.T) {
+	primary := &scripted{name: "primary"}
+	g, traces := newTestGateway(t, primary)
+	c := &Call{ID: "p", Received: time.Now(), Secret: testKey, Req: &chat.Request{Model: "main", Stream: true,
+		Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+	c.Emit = func(*chat.Chunk) error { panic("boom") }
+	primary.steps = []step{{chunks: []string{"x"}}}
+	err := g.Serve(context.Background(), c)
+	var ce *chat.Error
+	if !errors.As(err, &ce) || ce.Status != 500 {
+		t.Fatalf("got %v, want a 500", err)
+	}
+	if len(*traces) != 1 || (*traces)[0].HTTPStatus != 500 {
+		t.Fatalf("the panicking call was not recorded as a 500")
+	}
+}

@@ -1,0 +1,233 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
+)
+
+// Snapshot is an immutable, compiled view of one configuration. The gateway
+// reads it through an atomic pointer, so a configuration change is one
+// pointer swap and a request sees one consistent configuration throughout.
+type Snapshot struct {
+	Config   *config.Config
+	Limits   config.Limits
+	models   map[string]*Target
+	routes   map[string]*Route // routes by name, and a one-target route per model
+	features map[string]*Feature
+	keys     map[string]*config.Key // by hash
+	modelIDs []string               // for GET /v1/models, sorted
+	// compileSchema compiles a schema a caller sends in response_format.
+	compileSchema func(schema any) (Validator, error)
+	Loaded   time.Time
+}
+
+// Target is a model ready to call: its price and its provider.
+type Target struct {
+	Model    config.Model
+	Provider provider.Provider
+	Kind     string
+}
+
+// Route is a compiled route: its policy with defaults filled in.
+type Route struct {
+	config.Route
+	targets   []*Target
+	weights   []int
+	fallbacks []*Target
+}
+
+// Feature is a compiled feature with its releases.
+type Feature struct {
+	config.Feature
+	releases map[int]*Release
+}
+
+// Release is a compiled release of a feature.
+type Release struct {
+	config.Release
+	Feature string
+	ID      string
+	Hash    string
+	Route   *Route
+	Prompt  Prompt
+	Schema  Validator
+}
+
+// Prompt renders a release's messages from variables.
+type Prompt interface {
+	Render(vars map[string]any) ([]chat.Message, error)
+}
+
+// Validator checks a model's output against a release's schema.
+type Validator interface {
+	Validate(output []byte) []string
+}
+
+// ProviderSet builds and caches providers. Providers hold connection pools,
+// so an unchanged provider is reused across snapshots.
+type ProviderSet struct {
+	build func(config.Provider) (provider.Provider, error)
+	cache map[string]cachedProvider
+}
+
+type cachedProvider struct {
+	cfg config.Provider
+	p   provider.Provider
+}
+
+// NewProviderSet returns a set that builds providers with build.
+func NewProviderSet(build func(config.Provider) (provider.Provider, error)) *ProviderSet {
+	return &ProviderSet{build: build, cache: map[string]cachedProvider{}}
+}
+
+func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
+	if old, ok := s.cache[c.Name]; ok && sameProvider(old.cfg, c) {
+		return old.p, nil
+	}
+	p, err := s.build(c)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+	}
+	s.cache[c.Name] = cachedProvider{cfg: c, p: p}
+	return p, nil
+}
+
+func sameProvider(a, b config.Provider) bool {
+	if a.Name != b.Name || a.Kind != b.Kind || a.BaseURL != b.BaseURL || a.APIKeyEnv != b.APIKeyEnv {
+		return false
+	}
+	if (a.Sim == nil) != (b.Sim == nil) {
+		return false
+	}
+	return a.Sim == nil || *a.Sim == *b.Sim
+}
+
+// Compiler turns release content into runnable parts. It is injected so the
+// pipeline core does not depend on the template and schema engines.
+type Compiler struct {
+	Prompt func(config.Release) (Prompt, error)
+	Schema func(schema any) (Validator, error)
+}
+
+// Compile validates cfg and builds a snapshot. Providers come from set; a
+// snapshot is only built when every part compiles, so a bad change never
+// replaces a good configuration.
+func Compile(cfg *config.Config, set *ProviderSet, comp Compiler) (*Snapshot, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		Config:   cfg,
+		Limits:   cfg.Limits.WithDefaults(),
+		models:   map[string]*Target{},
+		routes:   map[string]*Route{},
+		features: map[string]*Feature{},
+		keys:     map[string]*config.Key{},
+		Loaded:   time.Now(),
+
+		compileSchema: comp.Schema,
+	}
+	providers := map[string]config.Provider{}
+	for _, p := range cfg.Providers {
+		providers[p.Name] = p
+	}
+	for _, m := range cfg.Models {
+		pc := providers[m.Provider]
+		p, err := set.get(pc)
+		if err != nil {
+			return nil, err
+		}
+		t := &Target{Model: m, Provider: p, Kind: pc.Kind}
+		s.models[m.Name] = t
+		s.routes[m.Name] = &Route{
+			Route:   config.Route{Name: m.Name, Targets: []config.Target{{Model: m.Name, Weight: 1}}}.WithDefaults(),
+			targets: []*Target{t},
+			weights: []int{1},
+		}
+		s.modelIDs = append(s.modelIDs, m.Name)
+	}
+	for _, rc := range cfg.Routes {
+		r := &Route{Route: rc.WithDefaults()}
+		for _, t := range rc.Targets {
+			r.targets = append(r.targets, s.models[t.Model])
+			r.weights = append(r.weights, t.Weight)
+		}
+		for _, f := range rc.Fallbacks {
+			r.fallbacks = append(r.fallbacks, s.models[f])
+		}
+		s.routes[rc.Name] = r
+		s.modelIDs = append(s.modelIDs, rc.Name)
+	}
+	for _, fc := range cfg.Features {
+		f := &Feature{Feature: fc, releases: map[int]*Release{}}
+		for _, rc := range fc.Releases {
+			rel, err := s.compileRelease(fc.Name, rc, comp)
+			if err != nil {
+				return nil, err
+			}
+			f.releases[rc.Version] = rel
+		}
+		s.features[fc.Name] = f
+		s.modelIDs = append(s.modelIDs, FeaturePrefix+fc.Name)
+	}
+	for i := range cfg.Keys {
+		k := &cfg.Keys[i]
+		s.keys[k.Hash] = k
+	}
+	sort.Strings(s.modelIDs)
+	return s, nil
+}
+
+func (s *Snapshot) compileRelease(feature string, rc config.Release, comp Compiler) (*Release, error) {
+	rel := &Release{Release: rc, Feature: feature, ID: config.ReleaseID(feature, rc.Version), Hash: rc.Hash()}
+	rel.Route = s.routes[rc.Route]
+	where := fmt.Sprintf("feature %s release %d", feature, rc.Version)
+	if comp.Prompt != nil {
+		p, err := comp.Prompt(rc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: template: %w", where, err)
+		}
+		rel.Prompt = p
+	}
+	if rc.Schema != nil && comp.Schema != nil {
+		v, err := comp.Schema(rc.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("%s: schema: %w", where, err)
+		}
+		rel.Schema = v
+	}
+	return rel, nil
+}
+
+// Route resolves a model or route name. A bare model is a route of one
+// target with the default policy.
+func (s *Snapshot) Route(name string) (*Route, bool) {
+	r, ok := s.routes[name]
+	return r, ok
+}
+
+// Key finds a virtual key by the hash of its secret.
+func (s *Snapshot) Key(hash string) (*config.Key, bool) {
+	k, ok := s.keys[hash]
+	return k, ok
+}
+
+// FeaturePrefix marks a model name that names a feature.
+const FeaturePrefix = "feature/"
+
+// ModelIDs lists every name a client may send as model, sorted.
+func (s *Snapshot) ModelIDs() []string { return s.modelIDs }
+
+// Feature returns a compiled feature.
+func (s *Snapshot) Feature(name string) (*Feature, bool) {
+	f, ok := s.features[name]
+	return f, ok
+}
+
+// Release returns a compiled release of the feature.
+func (f *Feature) Release(version int) *Release { return f.releases[version] }

@@ -1,0 +1,229 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
+)
+
+// route calls the upstream through the router: retries, fallbacks, circuit
+// breakers and timeouts. A stream is passed to the client chunk by chunk.
+func (g *Gateway) route(ctx context.Context, c *Call) error {
+	err := g.Router.Do(ctx, c.Route, func(actx context.Context, a *Attempt, firstByte func()) error {
+		req := *c.Req
+		req.Model = a.Target.Model.UpstreamName()
+		req.Messages = c.Messages
+		req.StreamOptions = nil
+		start := time.Now()
+		defer func() { c.Upstream += time.Since(start) }()
+		if c.Emit == nil {
+			req.Stream = false
+			resp, err := a.Target.Provider.Complete(actx, &req)
+			if err != nil {
+				return err
+			}
+			if len(resp.Choices) == 0 {
+				return &provider.Error{Kind: provider.KindProtocol, Message: "the upstream answered with no choices"}
+			}
+			c.finish(a.Target, resp)
+			return nil
+		}
+		return g.stream(actx, c, a, &req, firstByte)
+	}, func(o Outcome) { c.Outcomes = append(c.Outcomes, o) })
+	if err != nil {
+		if errors.Is(err, ErrClientGone) || errors.Is(ctx.Err(), context.Canceled) {
+			return &chat.Error{Status: StatusClientClosed, Type: chat.TypeInvalidRequest, Code: "client_closed_request", Message: "the client closed the request", Cause: err}
+		}
+		return upstreamError(err)
+	}
+	return nil
+}
+
+// ErrClientGone means writing to the client failed.
+var ErrClientGone = errors.New("client went away")
+
+// StatusClientClosed is recorded when the client left before the answer
+// (nginx's 499); the client never sees it.
+const StatusClientClosed = 499
+
+// finish stores the answer under the gateway's id and model name.
+func (c *Call) finish(t *Target, resp *chat.Response) {
+	resp.ID = "chatcmpl-" + c.ID
+	resp.Object = chat.ObjectCompletion
+	resp.Model = t.Model.Name
+	if resp.Created == 0 {
+		resp.Created = c.Received.Unix()
+	}
+	c.Resp, c.Answered = resp, t
+	if resp.Usage != nil {
+		c.Usage, c.UsageKnown = *resp.Usage, true
+	}
+}
+
+// stream relays one upstream stream. Until the first chunk reaches the
+// client a failure may be retried elsewhere; after it, a failure is a cut.
+func (g *Gateway) stream(ctx context.Context, c *Call, a *Attempt, req *chat.Request, firstByte func()) error {
+	req.Stream = true
+	st, err := a.Target.Provider.Stream(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	acc := newAccumulator()
+	var usage *chat.Usage
+	for {
+		ch, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if a.Started {
+				var pe *provider.Error
+				if !errors.As(err, &pe) {
+					err = &provider.Error{Kind: provider.KindCut, Err: err}
+				}
+			}
+			return err
+		}
+		if ch.Usage != nil {
+			usage = ch.Usage
+		}
+		if len(ch.Choices) == 0 {
+			continue // usage-only chunk: forwarded at the end if asked for
+		}
+		if !a.Started {
+			firstByte()
+			c.TTFT = time.Since(c.Received)
+		}
+		acc.add(ch)
+		ch.ID, ch.Object, ch.Model, ch.Usage = "chatcmpl-"+c.ID, chat.ObjectChunk, a.Target.Model.Name, nil
+		if ch.Created == 0 {
+			ch.Created = c.Received.Unix()
+		}
+		a.Started, c.Streamed = true, true
+		if err := c.Emit(ch); err != nil {
+			return fmt.Errorf("%w: %w", ErrClientGone, err)
+		}
+	}
+	if !a.Started {
+		return &provider.Error{Kind: provider.KindProtocol, Message: "the upstream stream ended without output"}
+	}
+	resp := acc.response()
+	resp.Usage = usage
+	c.finish(a.Target, resp)
+	if usage != nil && c.Req.StreamOptions != nil && c.Req.StreamOptions.IncludeUsage {
+		err := c.Emit(&chat.Chunk{ID: "chatcmpl-" + c.ID, Object: chat.ObjectChunk, Created: c.Received.Unix(),
+			Model: a.Target.Model.Name, Choices: []chat.ChunkChoice{}, Usage: usage})
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrClientGone, err)
+		}
+	}
+	return nil
+}
+
+// accumulator rebuilds a complete message from stream deltas, for the trace
+// and for validation.
+type accumulator struct {
+	text   strings.Builder
+	role   string
+	finish string
+	calls  []chat.ToolCall
+}
+
+func newAccumulator() *accumulator { return &accumulator{role: "assistant"} }
+
+func (a *accumulator) add(ch *chat.Chunk) {
+	for _, choice := range ch.Choices {
+		if choice.Index != 0 {
+			continue
+		}
+		d := choice.Delta
+		if d.Role != "" {
+			a.role = d.Role
+		}
+		if d.Content != nil {
+			a.text.WriteString(*d.Content)
+		}
+		for _, tc := range d.ToolCalls {
+			i := len(a.calls)
+			if tc.Index != nil {
+				i = *tc.Index
+			}
+			if i < 0 || i >= chat.MaxTools {
+				continue
+			}
+			for len(a.calls) <= i {
+				a.calls = append(a.calls, chat.ToolCall{Type: "function"})
+			}
+			call := &a.calls[i]
+			if tc.ID != "" {
+				call.ID = tc.ID
+			}
+			if tc.Function.Name != "" {
+				call.Function.Name = tc.Function.Name
+			}
+			call.Function.Arguments += tc.Function.Arguments
+		}
+		if choice.FinishReason != nil {
+			a.finish = *choice.FinishReason
+		}
+	}
+}
+
+func (a *accumulator) response() *chat.Response {
+	return &chat.Response{Choices: []chat.Choice{{
+		Message:      chat.Message{Role: a.role, Content: chat.Text(a.text.String()), ToolCalls: a.calls},
+		FinishReason: a.finish,
+	}}}
+}
+
+// upstreamError maps the router's last failure to what the client gets:
+// 429 when the upstream limited us, 504 for timeouts, 503 when every circuit
+// is open, 502 for other upstream failures. An upstream's refusal of the
+// request itself is the client's 400; an upstream refusing our credentials
+// is Gantry's problem, so 502.
+func upstreamError(err error) *chat.Error {
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if errors.Is(err, ErrNoTarget) {
+		return &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeUpstream, Code: "no_healthy_upstream",
+			Message: "every upstream for this model is failing; try again later", RetryAfter: time.Second, Cause: err}
+	}
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &chat.Error{Status: http.StatusGatewayTimeout, Type: chat.TypeTimeout, Code: "deadline_exceeded", Message: "the call passed its deadline", Cause: err}
+		}
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error", Message: "the upstream call failed", Cause: err}
+	}
+	switch {
+	case pe.Kind == provider.KindTimeout:
+		return &chat.Error{Status: http.StatusGatewayTimeout, Type: chat.TypeTimeout, Code: "upstream_timeout", Message: "the upstream did not answer in time", Cause: err}
+	case pe.Kind == provider.KindStatus && pe.Status == http.StatusTooManyRequests:
+		ra := pe.RetryAfter
+		if ra <= 0 {
+			ra = time.Second
+		}
+		return &chat.Error{Status: http.StatusTooManyRequests, Type: chat.TypeRateLimit, Code: "upstream_rate_limited",
+			Message: "the upstream is rate limiting requests; retry later", RetryAfter: ra, Cause: err}
+	case pe.Kind == provider.KindStatus && pe.Status >= 400 && pe.Status < 500 && pe.Status != 401 && pe.Status != 403 && pe.Status != 408:
+		msg := "the upstream rejected the request"
+		if pe.Message != "" {
+			msg += ": " + pe.Message
+		}
+		return &chat.Error{Status: http.StatusBadRequest, Type: chat.TypeInvalidRequest, Code: "upstream_rejected", Message: msg, Cause: err}
+	case pe.Kind == provider.KindCut:
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "stream_cut", Message: "the upstream stream broke off before it finished", Cause: err}
+	default:
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error", Message: "the upstream call failed: " + string(pe.Kind), Cause: err}
+	}
+}
