@@ -1,0 +1,111 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeRequestRejects(t *testing.T) {
+	cases := []struct {
+		name, body, param, msg string
+	}{
+		{"empty body", ``, "", "empty"},
+		{"not JSON", `{"model":`, "", "not valid JSON"},
+		{"array body", `[1,2]`, "", "JSON object"},
+		{"trailing data", `{"model":"m","messages":[{"role":"user","content":"hi"}]} {}`, "", "after the JSON object"},
+		{"invalid UTF-8", "{\"model\":\"m\xff\",\"messages\":[]}", "", "UTF-8"},
+		{"model wrong type", `{"model":5,"messages":[{"role":"user","content":"hi"}]}`, "model", "must be a string"},
+		{"no model", `{"messages":[{"role":"user","content":"hi"}]}`, "model", "required"},
+		{"no messages", `{"model":"m"}`, "messages", "at least one"},
+		{"empty messages", `{"model":"m","messages":[]}`, "messages", "at least one"},
+		{"messages wrong type", `{"model":"m","messages":"hi"}`, "messages", "must be a list"},
+		{"empty content", `{"model":"m","messages":[{"role":"user","content":""}]}`, "messages[0].content", "no content"},
+		{"content wrong type", `{"model":"m","messages":[{"role":"user","content":5}]}`, "", "content must be"},
+		{"unknown role", `{"model":"m","messages":[{"role":"wizard","content":"hi"}]}`, "messages[0].role", "unknown role"},
+		{"tool without id", `{"model":"m","messages":[{"role":"tool","content":"42"}]}`, "messages[0].tool_call_id", "tool_call_id"},
+		{"temperature too high", `{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":3}`, "temperature", "between 0 and 2"},
+		{"negative max_tokens", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":-1}`, "max_tokens", "negative"},
+		{"max_tokens wrong type", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":"ten"}`, "max_tokens", "must be a number"},
+		{"stream options without stream", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`, "stream_options", "only allowed"},
+		{"unknown response format", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"yaml"}}`, "response_format.type", "unknown"},
+		{"json_schema without schema", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema"}}`, "response_format.json_schema", "needs"},
+		{"tool without name", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{}}]}`, "tools[0].function.name", "name"},
+		{"stop wrong type", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":5}`, "", "stop must be"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeRequest([]byte(tc.body), 10)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v, want a *chat.Error", err)
+			}
+			if e.Status != 400 || e.Type != TypeInvalidRequest {
+				t.Fatalf("status %d type %q, want 400 %s", e.Status, e.Type, TypeInvalidRequest)
+			}
+			if e.Param != tc.param {
+				t.Fatalf("param %q, want %q (message %q)", e.Param, tc.param, e.Message)
+			}
+			if !strings.Contains(e.Message, tc.msg) {
+				t.Fatalf("message %q does not say %q", e.Message, tc.msg)
+			}
+		})
+	}
+}
+
+func TestDecodeRequestAccepts(t *testing.T) {
+	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"stop":"END",
+	"messages":[{"role":"system","content":"be brief"},
+	 {"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:,"}}]},
+	 {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+	 {"role":"tool","tool_call_id":"c1","content":"42"}],
+	"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},
+	"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto","n":1}`
+	r, err := DecodeRequest([]byte(body), 10)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if r.Messages[1].Content.Text != "look" || len(r.Messages[1].Content.Parts) != 2 {
+		t.Fatalf("content parts not kept: %+v", r.Messages[1].Content)
+	}
+	if len(r.Stop) != 1 || r.Stop[0] != "END" {
+		t.Fatalf("stop %v, want [END]", r.Stop)
+	}
+	// Parts go back out as they came in.
+	out, _ := json.Marshal(r.Messages[1].Content)
+	if !strings.Contains(string(out), "image_url") {
+		t.Fatalf("image part lost on re-encoding: %s", out)
+	}
+}
+
+func TestDecodeRequestMessageLimit(t *testing.T) {
+	body := `{"model":"m","messages":[` + strings.Repeat(`{"role":"user","content":"x"},`, 5) + `{"role":"user","content":"x"}]}`
+	_, err := DecodeRequest([]byte(body), 5)
+	var e *Error
+	if !errors.As(err, &e) || e.Param != "messages" {
+		t.Fatalf("got %v, want a messages limit error", err)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x"]}`))
+	f.Add([]byte(`{"model":"m","stream":true,"messages":[{"role":"tool","tool_call_id":"1","content":null}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := DecodeRequest(body, 64)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != 400 || e.Message == "" {
+				t.Fatalf("error %v is not a 400 with a message", err)
+			}
+			return
+		}
+		if r.Model == "" || len(r.Messages) == 0 || len(r.Messages) > 64 {
+			t.Fatalf("accepted an invalid request: model %q, %d messages", r.Model, len(r.Messages))
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatalf("accepted request does not re-encode: %v", err)
+		}
+	})
+}
