@@ -25,9 +25,9 @@ const (
 // turns it into a trace.
 type Call struct {
 	// Set by the caller of Serve.
-	ID       string // request id, unique per call
-	TraceID  string // W3C trace id
-	ParentID string // caller's span id from traceparent, if any
+	ID       string        // request id, unique per call
+	TraceID  trace.TraceID // W3C trace id
+	ParentID trace.SpanID  // caller's span id from traceparent, if any
 	Received time.Time
 	Entry    string
 	Secret   string // the presented key; cleared by authenticate

@@ -56,7 +56,7 @@ func newTestGateway(t *testing.T, providers ...*scripted) (*Gateway, *[]*trace.T
 
 func streamCall(model string) (*Call, *[]string) {
 	var got []string
-	c := &Call{ID: "r1", TraceID: "t1", Received: time.Now(), Entry: EntryChat, Secret: testKey,
+	c := &Call{ID: "r1", TraceID: trace.NewTraceID(), Received: time.Now(), Entry: EntryChat, Secret: testKey,
 		Req: &chat.Request{Model: model, Stream: true, Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
 	c.Emit = func(ch *chat.Chunk) error {
 		got = append(got, *ch.Choices[0].Delta.Content)

@@ -24,4 +24,3 @@ func (g *Gateway) policy(_ context.Context, c *Call) error {
 	}
 	return nil
 }
-

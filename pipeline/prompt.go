@@ -27,6 +27,12 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 		}
 		c.Messages = append(msgs, c.Req.Messages...)
 		applyParams(c.Req, r.Params, c.Feature.OutputCap())
+		if r.format != nil {
+			c.Req.ResponseFormat = r.format
+		}
+		if len(r.tools) > 0 {
+			c.Req.Tools = r.tools
+		}
 	}
 	if len(c.Messages) == 0 {
 		return chat.BadRequest("messages", "nothing to send: the request has no messages and the release no template")
@@ -58,4 +64,3 @@ func applyParams(req *chat.Request, p config.Params, featureCap int) {
 	}
 	req.MaxTokens, req.MaxCompletionTokens = limit, 0
 }
-

@@ -29,7 +29,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		end = c.Spans[n-1].Start.Add(c.Spans[n-1].Dur)
 	}
 	t := &trace.Trace{
-		ID:         c.TraceID,
+		ID:         c.TraceID.String(),
 		RequestID:  c.ID,
 		Start:      c.Received,
 		Duration:   trace.Ms(end.Sub(c.Received)),

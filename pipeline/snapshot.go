@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -23,7 +24,7 @@ type Snapshot struct {
 	modelIDs []string               // for GET /v1/models, sorted
 	// compileSchema compiles a schema a caller sends in response_format.
 	compileSchema func(schema any) (Validator, error)
-	Loaded   time.Time
+	Loaded        time.Time
 }
 
 // Target is a model ready to call: its price and its provider.
@@ -56,6 +57,10 @@ type Release struct {
 	Route   *Route
 	Prompt  Prompt
 	Schema  Validator
+	// format asks the upstream for output matching the schema; tools are
+	// the release's tools on the wire.
+	format *chat.ResponseFormat
+	tools  []chat.Tool
 }
 
 // Prompt renders a release's messages from variables.
@@ -200,8 +205,35 @@ func (s *Snapshot) compileRelease(feature string, rc config.Release, comp Compil
 			return nil, fmt.Errorf("%s: schema: %w", where, err)
 		}
 		rel.Schema = v
+		raw, err := json.Marshal(rc.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("%s: schema: %w", where, err)
+		}
+		strict := false
+		rel.format = &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: schemaName(feature), Schema: raw, Strict: &strict}}
+	}
+	for _, t := range rc.Tools {
+		params, err := json.Marshal(t.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tool %s: %w", where, t.Name, err)
+		}
+		if t.Parameters == nil {
+			params = nil
+		}
+		rel.tools = append(rel.tools, chat.Tool{Type: "function", Function: chat.Function{Name: t.Name, Description: t.Description, Parameters: params}})
 	}
 	return rel, nil
+}
+
+// schemaName makes a feature name fit OpenAI's pattern for schema names.
+func schemaName(feature string) string {
+	b := []byte(feature)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // Route resolves a model or route name. A bare model is a route of one

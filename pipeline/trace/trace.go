@@ -1,5 +1,6 @@
 // Package trace is the record of one call through the gateway, its spans
-// and attempts, and the agent's bounded local store of recent traces.
+// and attempts, the agent's bounded local store of recent traces, the
+// asynchronous recorder that feeds it, and W3C trace context helpers.
 package trace
 
 import "time"

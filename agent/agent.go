@@ -1,0 +1,406 @@
+// Package agent is Gantry's node daemon: it loads configuration, builds the
+// pipeline, serves the gateway, admin API, live feed and metrics over HTTP,
+// and shuts down gracefully.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline"
+	"gantry/pipeline/metrics"
+	"gantry/pipeline/prompt"
+	"gantry/pipeline/provider"
+	"gantry/pipeline/tokens"
+	"gantry/pipeline/trace"
+	"gantry/pipeline/validate"
+)
+
+// Options configure an agent. The zero value of each field has a default.
+type Options struct {
+	HTTPAddr   string // default 127.0.0.1:7400
+	DataDir    string // default $TMPDIR/gantry/<node-id>
+	NodeID     string // default the host name
+	ConfigFile string // YAML configuration; required unless Dev
+	Dev        bool   // serve the embedded example with the simulator
+	// DevKey and DevAdminToken fix dev mode's credentials for scripts;
+	// empty means fresh random ones.
+	DevKey        string
+	DevAdminToken string
+	// AdminTokens are accepted on the admin API besides the dev token.
+	AdminTokens []string
+	// Trace store bounds.
+	TraceMaxCount int
+	TraceMaxBytes int64
+	Log           *slog.Logger
+	// Out receives the dev-mode banner; default standard output.
+	Out io.Writer
+	// Ready, when set, is called with the bound address once serving.
+	Ready func(addr string)
+}
+
+// Server is a running agent's HTTP side.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	gw       *pipeline.Gateway
+	store    *trace.Store
+	recorder *trace.Recorder
+	metrics  *metrics.Metrics
+	admins   [][32]byte // sha256 of accepted admin tokens
+	mu       sync.Mutex // serialises reloads
+	set      *pipeline.ProviderSet
+}
+
+// Run starts an agent and serves until ctx is cancelled, then shuts down
+// gracefully: it stops accepting, lets calls in flight finish, and flushes
+// the trace queue.
+func Run(ctx context.Context, opts Options) error {
+	s, cfg, err := build(&opts)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir,
+		"providers", len(cfg.Providers), "models", len(cfg.Models), "features", len(cfg.Features))
+	if opts.Ready != nil {
+		opts.Ready(addr)
+	}
+	if opts.Dev {
+		printDevBanner(opts.Out, addr, opts.DevKey, opts.DevAdminToken)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("http server: %w", err)
+		case <-hup:
+			s.reloadFile()
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	s.log.Info("agent shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	return nil
+}
+
+// build loads the configuration and assembles the pipeline, trace store and
+// metrics, filling defaults into opts.
+func build(opts *Options) (*Server, *config.Config, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = "127.0.0.1:7400"
+	}
+	if opts.NodeID == "" {
+		h, _ := os.Hostname()
+		opts.NodeID = h
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = filepath.Join(os.TempDir(), "gantry", opts.NodeID)
+	}
+	if opts.TraceMaxCount == 0 {
+		opts.TraceMaxCount = 20000
+	}
+	if opts.TraceMaxBytes == 0 {
+		opts.TraceMaxBytes = 64 << 20
+	}
+	cfg, err := loadConfig(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New()}
+	for _, t := range append([]string{opts.DevAdminToken}, opts.AdminTokens...) {
+		if t != "" {
+			s.admins = append(s.admins, sha256.Sum256([]byte(t)))
+		}
+	}
+	hc := &http.Client{Transport: upstreamTransport()}
+	s.set = pipeline.NewProviderSet(func(p config.Provider) (provider.Provider, error) {
+		return provider.New(p, os.Getenv, hc)
+	})
+	snap, err := pipeline.Compile(cfg, s.set, compiler)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	s.store, err = trace.Open(filepath.Join(opts.DataDir, "traces"), trace.Limits{MaxCount: opts.TraceMaxCount, MaxBytes: opts.TraceMaxBytes})
+	if err != nil {
+		return nil, nil, fmt.Errorf("trace store: %w", err)
+	}
+	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
+	router := pipeline.NewRouter()
+	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
+	s.gw = &pipeline.Gateway{
+		Router:        router,
+		Record:        s.record,
+		Node:          opts.NodeID,
+		Log:           opts.Log,
+		CountMessages: tokens.CountMessages,
+		CountText:     tokens.Count,
+	}
+	s.gw.Swap(snap)
+	return s, cfg, nil
+}
+
+// compiler plugs the template and schema engines into the pipeline.
+var compiler = pipeline.Compiler{
+	Prompt: func(r config.Release) (pipeline.Prompt, error) { return prompt.Compile(r) },
+	Schema: func(schema any) (pipeline.Validator, error) {
+		v, err := validate.Compile(schema)
+		if err != nil {
+			return nil, err
+		}
+		return schemaValidator{v}, nil
+	},
+}
+
+type schemaValidator struct{ s *validate.Schema }
+
+func (v schemaValidator) Validate(out []byte) []string {
+	var msgs []string
+	for _, f := range v.s.Validate(out) {
+		msgs = append(msgs, f.String())
+	}
+	return msgs
+}
+
+func loadConfig(opts *Options) (*config.Config, error) {
+	if !opts.Dev {
+		if opts.ConfigFile == "" {
+			return nil, errors.New("no configuration: pass --config FILE, or --dev for the built-in example")
+		}
+		return config.LoadFile(opts.ConfigFile)
+	}
+	if err := devOnLoopback(opts.HTTPAddr); err != nil {
+		return nil, err
+	}
+	cfg := config.Example()
+	if opts.ConfigFile != "" {
+		c, err := config.LoadFile(opts.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	if opts.DevKey == "" {
+		opts.DevKey, _ = config.NewKey()
+	}
+	if !config.WellFormedKey(opts.DevKey) {
+		return nil, fmt.Errorf("--dev-key %q: a virtual key starts with %q followed by 5 to 253 letters, digits, '-' or '_'", opts.DevKey, config.KeyPrefix)
+	}
+	if opts.DevAdminToken == "" {
+		opts.DevAdminToken = "gat_" + randomHex(16)
+	}
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(opts.DevKey)})
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// devOnLoopback keeps dev mode, with its printed credentials, off the
+// network.
+func devOnLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--dev binds to loopback only; %q is not a loopback address", addr)
+	}
+	return nil
+}
+
+// Reload replaces the configuration. The new one is compiled in full
+// before it is swapped in, so a bad file leaves the agent serving the old.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := pipeline.Compile(cfg, s.set, compiler)
+	if err != nil {
+		return err
+	}
+	s.gw.Swap(snap)
+	return nil
+}
+
+// reloadFile reloads the configuration file on SIGHUP.
+func (s *Server) reloadFile() {
+	if s.opts.ConfigFile == "" {
+		s.log.Warn("reload asked for, but the agent has no configuration file")
+		return
+	}
+	cfg, err := config.LoadFile(s.opts.ConfigFile)
+	if err == nil {
+		err = s.Reload(cfg)
+	}
+	if err != nil {
+		s.log.Error("reload refused; still serving the previous configuration", "file", s.opts.ConfigFile, "err", err)
+		return
+	}
+	s.log.Info("configuration reloaded", "file", s.opts.ConfigFile)
+}
+
+// record observes metrics and queues the trace; it never blocks.
+func (s *Server) record(t *trace.Trace) {
+	s.metrics.ObserveTrace(t)
+	s.recorder.Record(t)
+}
+
+func (s *Server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.recorder.Close(ctx)
+	if err := s.store.Close(); err != nil {
+		s.log.Warn("closing trace store", "err", err)
+	}
+}
+
+// upstreamTransport is tuned for many concurrent calls to few hosts.
+func upstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 0 // the router's attempt timeout bounds it
+	return t
+}
+
+// Handler routes every HTTP endpoint of the agent.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	mux.HandleFunc("GET /v1/models", s.models)
+	mux.HandleFunc("POST /v1/features/{name}/invoke", s.invoke)
+	mux.HandleFunc("POST /v1/feedback", s.feedback)
+	mux.Handle("GET /admin/v1/traces", s.admin(s.listTraces))
+	mux.Handle("GET /admin/v1/traces/{id}", s.admin(s.getTrace))
+	mux.Handle("GET /admin/v1/feed", s.admin(s.feed))
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.gw.Snapshot() == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no configuration"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.opts.NodeID})
+	})
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeChatError(w, chatNotFound(r))
+	})
+	return mux
+}
+
+// admin wraps an admin endpoint with token authentication.
+func (s *Server) admin(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		sum := sha256.Sum256([]byte(tok))
+		ok := 0
+		for _, a := range s.admins {
+			ok |= subtle.ConstantTimeCompare(sum[:], a[:])
+		}
+		if tok == "" || ok != 1 {
+			writeAdminError(w, http.StatusUnauthorized, "unauthorized", "an admin token is required: 'Authorization: Bearer <token>'")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func printDevBanner(w io.Writer, addr, key, token string) {
+	fmt.Fprintf(w, `
+Gantry agent in dev mode: one node, the built-in example configuration, and
+the "sim" provider, a simulator that stands in for a model (not a model).
+
+  gateway      http://%[1]s/v1
+  virtual key  %[2]s
+  admin token  %[3]s
+  metrics      http://%[1]s/metrics
+
+Call it:
+
+  curl http://%[1]s/v1/chat/completions \
+    -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
+    -d '{"model":"default","messages":[{"role":"user","content":"Where is my order?"}]}'
+
+  curl -N http://%[1]s/v1/chat/completions \
+    -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
+    -d '{"model":"feature/support-answer","stream":true,"metadata":{"customer":"Ana","question":"Where is my order?"},"messages":[{"role":"user","content":"It was due Monday."}]}'
+
+  curl http://%[1]s/v1/features/ticket-triage/invoke \
+    -H "Authorization: Bearer %[2]s" -d '{"vars":{"ticket":"My parcel never arrived"}}'
+
+  curl -H "Authorization: Bearer %[3]s" "http://%[1]s/admin/v1/traces?limit=5"
+
+Or point any OpenAI SDK at base URL http://%[1]s/v1 with the virtual key.
+
+`, addr, key, token)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newID is a request id: 16 random bytes, hex.
+func newID() string { return randomHex(16) }
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

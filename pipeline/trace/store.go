@@ -1,0 +1,589 @@
+package trace
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound      = errors.New("trace not found")
+	ErrClosed        = errors.New("trace store closed")
+	ErrFeedbackLimit = errors.New("trace has all the feedback it can hold")
+)
+
+// Default and hard limits. A store is bounded even when its caller asks
+// for nothing in particular.
+const (
+	DefaultMaxCount = 10_000
+	DefaultMaxBytes = 64 << 20
+
+	// maxFeedback bounds the feedback one trace takes, which also bounds
+	// the records it keeps alive on disk.
+	maxFeedback = 16
+	// maxFeedbackText bounds a comment or correction.
+	maxFeedbackText = 4 << 10
+	// maxCaptured is what an oversized trace keeps of its input and output.
+	maxCaptured = 1 << 10
+	// minSegment keeps tiny byte bounds from producing a file per trace.
+	minSegment = 4 << 10
+	// maxSegment keeps a restart from reading one huge file.
+	maxSegment = 64 << 20
+)
+
+// Limits bound a Store. Zero values take the defaults.
+type Limits struct {
+	MaxCount int   // traces kept
+	MaxBytes int64 // bytes of the traces' JSON encoding kept
+	// SegmentBytes is the size at which the store starts a new segment
+	// file; default MaxBytes/8 within [4 KiB, 64 MiB].
+	SegmentBytes int64
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxCount <= 0 {
+		l.MaxCount = DefaultMaxCount
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.SegmentBytes <= 0 {
+		l.SegmentBytes = min(max(l.MaxBytes/8, minSegment), maxSegment)
+	}
+	return l
+}
+
+// Query selects traces. Empty fields match everything. Since is inclusive,
+// Until exclusive; both compare with the trace's start.
+type Query struct {
+	Feature string
+	Release string
+	Model   string
+	Status  string
+	// Text matches, case-insensitively, a substring of the trace id,
+	// request id, feature, release, model or error message.
+	Text  string
+	Since time.Time
+	Until time.Time
+	// Limit caps the results; 0 means DefaultSearchLimit.
+	Limit int
+}
+
+// DefaultSearchLimit is the result count of a Query without a Limit.
+const DefaultSearchLimit = 100
+
+// Stats describe a store for the console and metrics.
+type Stats struct {
+	Count       int    `json:"count"`
+	Bytes       int64  `json:"bytes"`
+	MaxCount    int    `json:"max_count"`
+	MaxBytes    int64  `json:"max_bytes"`
+	DiskBytes   int64  `json:"disk_bytes"`
+	Segments    int    `json:"segments"`
+	Added       uint64 `json:"added"`
+	Evicted     uint64 `json:"evicted"`      // pushed out by the bounds
+	Dropped     uint64 `json:"dropped"`      // too large to keep even trimmed
+	FeedDropped uint64 `json:"feed_dropped"` // summaries a slow subscriber lost
+	Subscribers int    `json:"subscribers"`
+	Skipped     uint64 `json:"skipped"`      // unreadable lines skipped on open
+	WriteErrors uint64 `json:"write_errors"` // failed appends; the trace stays in memory
+	LastError   string `json:"last_error,omitempty"`
+}
+
+// entry is one stored trace with what Search needs precomputed.
+type entry struct {
+	t    *Trace
+	sum  Summary
+	size int64
+	hay  string   // lower-cased text fields for Query.Text
+	segs []uint64 // segments holding this trace's records
+}
+
+// Store keeps the most recent traces in memory within its limits and, when
+// it has a directory, appends them to JSONL segment files so a restart
+// keeps them. It is safe for concurrent use. Writers (Add, Feedback) are
+// serialised; readers (Get, Search, Stats) only wait for the brief memory
+// update, never for the disk.
+type Store struct {
+	lim Limits
+	dir string
+
+	wmu  sync.Mutex // serialises writers and owns the disk state below
+	disk *segments
+	done bool
+
+	mu      sync.RWMutex // guards the memory index
+	entries []*entry     // oldest first, from head
+	head    int
+	byID    map[string]*entry
+	byReq   map[string]*entry
+	bytes   int64
+
+	submu      sync.Mutex
+	subs       map[*subscriber]struct{}
+	subsClosed bool
+
+	added, evicted, dropped, feedDropped, skipped, writeErrs atomic.Uint64
+	lastErr                                                  atomic.Pointer[string]
+}
+
+// Open opens a store in dir, creating it if needed, and loads the newest
+// traces found there within lim. An empty dir keeps traces in memory only.
+// Unreadable lines, such as a line torn by a crash, are skipped and
+// counted in Stats.Skipped.
+func Open(dir string, lim Limits) (*Store, error) {
+	s := &Store{
+		lim:   lim.withDefaults(),
+		dir:   dir,
+		byID:  make(map[string]*entry),
+		byReq: make(map[string]*entry),
+		subs:  make(map[*subscriber]struct{}),
+	}
+	if dir == "" {
+		return s, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open trace store: %w", err)
+	}
+	d, err := openSegments(dir, s.lim.SegmentBytes)
+	if err != nil {
+		return nil, fmt.Errorf("open trace store %s: %w", dir, err)
+	}
+	s.disk = d
+	if err := d.load(s.lim.MaxBytes, s.replay); err != nil {
+		return nil, fmt.Errorf("open trace store %s: %w", dir, err)
+	}
+	d.removeDead()
+	return s, nil
+}
+
+// replay applies one record read back from disk.
+func (s *Store) replay(rec *record, seg uint64) {
+	switch {
+	case rec.Trace != nil:
+		t := rec.Trace
+		size, err := encodedSize(t)
+		if err != nil || size > s.lim.MaxBytes || t.ID == "" {
+			s.skipped.Add(1)
+			return
+		}
+		s.disk.ref(seg)
+		s.insert(t, size, seg)
+	case rec.Feedback != nil:
+		e := s.byReq[rec.Feedback.RequestID]
+		if e == nil || e.t.ID != rec.Feedback.ID {
+			e = s.byID[rec.Feedback.ID]
+		}
+		if e == nil {
+			return // its trace was evicted already
+		}
+		s.disk.ref(seg)
+		s.attach(e, rec.Feedback.Feedback, seg)
+	default:
+		s.skipped.Add(1)
+	}
+}
+
+// Add stores a finished trace, evicting the oldest ones to stay within the
+// limits, and publishes its summary to subscribers. The store takes
+// ownership: the caller must not modify t afterwards. A trace without an
+// id gets a new one. A trace too large for the byte bound keeps only the
+// start of its input and output and loses its retrieval sources; if it is
+// still too large, or cannot be encoded, it is dropped and counted.
+func (s *Store) Add(t *Trace) {
+	if t == nil {
+		return
+	}
+	if t.ID == "" {
+		t.ID = NewTraceID().String()
+	}
+	line, size, err := traceLine(t)
+	if err != nil { // a NaN or infinite number: nothing to keep
+		s.note(fmt.Errorf("encode trace %s: %w", t.ID, err))
+		s.dropped.Add(1)
+		return
+	}
+	if size > s.lim.MaxBytes {
+		t = trimmed(t)
+		if line, size, err = traceLine(t); err != nil || size > s.lim.MaxBytes {
+			s.dropped.Add(1)
+			return
+		}
+	}
+
+	s.wmu.Lock()
+	if s.done {
+		s.wmu.Unlock()
+		s.dropped.Add(1)
+		return
+	}
+	var seg uint64
+	if s.disk != nil {
+		var err error
+		if seg, err = s.disk.append(line); err != nil {
+			s.fail(fmt.Errorf("append trace %s: %w", t.ID, err))
+		} else {
+			s.disk.ref(seg)
+		}
+	}
+	s.mu.Lock()
+	e := s.insert(t, size, seg)
+	sum := e.sum
+	s.mu.Unlock()
+	if s.disk != nil {
+		s.disk.removeDead()
+	}
+	s.wmu.Unlock()
+
+	s.added.Add(1)
+	s.publish(sum)
+}
+
+// insert adds t to memory and evicts to the limits. Callers hold mu when
+// readers may run.
+func (s *Store) insert(t *Trace, size int64, seg uint64) *entry {
+	e := &entry{t: t, sum: t.Summary(), size: size, hay: haystack(t)}
+	if seg != 0 {
+		e.segs = []uint64{seg}
+	}
+	s.entries = append(s.entries, e)
+	s.bytes += size
+	s.byID[t.ID] = e
+	if t.RequestID != "" {
+		s.byReq[t.RequestID] = e
+	}
+	for len(s.entries)-s.head > s.lim.MaxCount || s.bytes > s.lim.MaxBytes {
+		s.evictOldest()
+	}
+	return e
+}
+
+func (s *Store) evictOldest() {
+	old := s.entries[s.head]
+	s.entries[s.head] = nil
+	s.head++
+	s.bytes -= old.size
+	// A newer trace may share the W3C trace id; only drop our own index.
+	if s.byID[old.t.ID] == old {
+		delete(s.byID, old.t.ID)
+	}
+	if s.byReq[old.t.RequestID] == old {
+		delete(s.byReq, old.t.RequestID)
+	}
+	if s.disk != nil {
+		for _, seg := range old.segs {
+			s.disk.unref(seg)
+		}
+	}
+	s.evicted.Add(1)
+	// Compact once the dead prefix dominates, so memory stays bounded.
+	if s.head > 1024 && s.head*2 > len(s.entries) {
+		n := copy(s.entries, s.entries[s.head:])
+		clear(s.entries[n:])
+		s.entries = s.entries[:n]
+		s.head = 0
+	}
+}
+
+func (s *Store) lookup(id string) *entry {
+	if e, ok := s.byID[id]; ok {
+		return e
+	}
+	return s.byReq[id]
+}
+
+// Get returns a trace by trace id or request id. When calls share a W3C
+// trace id, the newest is returned. The trace must not be modified.
+func (s *Store) Get(id string) (*Trace, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.lookup(id)
+	if e == nil {
+		return nil, false
+	}
+	return e.t, true
+}
+
+// Search returns the summaries of matching traces, newest first.
+func (s *Store) Search(q Query) []Summary {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	text := strings.ToLower(q.Text)
+	if strings.IndexByte(text, 0) >= 0 {
+		return nil // the field separator: no field contains it
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	limit = min(limit, len(s.entries)-s.head)
+	out := make([]Summary, 0, limit)
+	for i := len(s.entries) - 1; i >= s.head && len(out) < limit; i-- {
+		e := s.entries[i]
+		if q.match(e, text) {
+			out = append(out, e.sum)
+		}
+	}
+	return out
+}
+
+func (q *Query) match(e *entry, text string) bool {
+	t := &e.sum // inline in the entry: one pointer less per trace scanned
+	switch {
+	case q.Feature != "" && q.Feature != t.Feature,
+		q.Release != "" && q.Release != t.Release,
+		q.Model != "" && q.Model != t.Model,
+		q.Status != "" && q.Status != t.Status,
+		!q.Since.IsZero() && t.Start.Before(q.Since),
+		!q.Until.IsZero() && !t.Start.Before(q.Until),
+		text != "" && !strings.Contains(e.hay, text):
+		return false
+	}
+	return true
+}
+
+// haystack joins the fields Query.Text looks in. The separator keeps a
+// match from spanning two fields.
+func haystack(t *Trace) string {
+	return strings.ToLower(strings.Join([]string{t.ID, t.RequestID, t.Feature, t.Release, t.Model, t.Error}, "\x00"))
+}
+
+// Feedback attaches a user signal to a trace, by trace id or request id,
+// and persists it. A zero Time means now. It returns ErrNotFound when the
+// trace is unknown or already evicted, and ErrFeedbackLimit once the trace
+// holds 16 signals.
+func (s *Store) Feedback(id string, fb Feedback) error {
+	if err := fb.Validate(); err != nil {
+		return err
+	}
+	if fb.Time.IsZero() {
+		fb.Time = time.Now().UTC()
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.done {
+		return ErrClosed
+	}
+	s.mu.RLock()
+	e := s.lookup(id)
+	s.mu.RUnlock()
+	if e == nil {
+		return fmt.Errorf("feedback for %q: %w", id, ErrNotFound)
+	}
+	if len(e.t.Feedback) >= maxFeedback {
+		return fmt.Errorf("feedback for %q: %w (%d)", id, ErrFeedbackLimit, maxFeedback)
+	}
+	var seg uint64
+	if s.disk != nil {
+		line, err := feedbackLine(&feedbackRecord{ID: e.t.ID, RequestID: e.t.RequestID, Feedback: fb})
+		if err != nil {
+			return fmt.Errorf("feedback for %q: %w", id, err)
+		}
+		if seg, err = s.disk.append(line); err != nil {
+			s.fail(err)
+			return fmt.Errorf("feedback for %q: %w", id, err)
+		}
+		s.disk.ref(seg)
+	}
+	s.mu.Lock()
+	s.attach(e, fb, seg)
+	s.mu.Unlock()
+	if s.disk != nil {
+		s.disk.removeDead()
+	}
+	return nil
+}
+
+// attach replaces e's trace by a copy carrying fb, so a trace handed out
+// by Get never changes under its reader. Replay may meet more feedback
+// than Feedback allows (a file written by hand); the oldest goes first.
+func (s *Store) attach(e *entry, fb Feedback, seg uint64) {
+	t := *e.t
+	fbs := make([]Feedback, 0, min(len(t.Feedback)+1, maxFeedback))
+	if n := len(t.Feedback); n >= maxFeedback {
+		fbs = append(fbs, t.Feedback[n-maxFeedback+1:]...)
+	} else {
+		fbs = append(fbs, t.Feedback...)
+	}
+	t.Feedback = append(fbs, fb)
+	e.t = &t
+	e.sum.Feedback = t.Summary().Feedback
+	if seg != 0 {
+		e.segs = append(e.segs, seg)
+	}
+	// Keep the byte bound honest: feedback grows the encoding.
+	if size, err := encodedSize(&t); err == nil {
+		s.bytes += size - e.size
+		e.size = size
+	}
+	for s.bytes > s.lim.MaxBytes && len(s.entries)-s.head > 1 {
+		s.evictOldest()
+	}
+}
+
+// Validate checks a feedback signal's values and sizes.
+func (fb *Feedback) Validate() error {
+	switch fb.Thumbs {
+	case "", "up", "down":
+	default:
+		return fmt.Errorf("feedback thumbs %q: want up or down", fb.Thumbs)
+	}
+	if fb.Score != nil && !(*fb.Score >= 0 && *fb.Score <= 1) {
+		return fmt.Errorf("feedback score %v: want a number from 0 to 1", *fb.Score)
+	}
+	if len(fb.Correction) > maxFeedbackText {
+		return fmt.Errorf("feedback correction is %d bytes, limit %d", len(fb.Correction), maxFeedbackText)
+	}
+	if len(fb.Comment) > maxFeedbackText {
+		return fmt.Errorf("feedback comment is %d bytes, limit %d", len(fb.Comment), maxFeedbackText)
+	}
+	if fb.Thumbs == "" && fb.Score == nil && fb.Correction == "" && fb.Comment == "" {
+		return errors.New("feedback is empty: give thumbs, score, correction or comment")
+	}
+	return nil
+}
+
+// Summary is the short form of t. Its feedback column is the most recent
+// thumbs or score.
+func (t *Trace) Summary() Summary {
+	s := Summary{
+		ID:           t.ID,
+		Start:        t.Start,
+		Duration:     t.Duration,
+		Node:         t.Node,
+		Feature:      t.Feature,
+		Release:      t.Release,
+		Model:        t.Model,
+		Status:       t.Status,
+		HTTPStatus:   t.HTTPStatus,
+		ErrorCode:    t.ErrorCode,
+		InputTokens:  t.InputTokens,
+		OutputTokens: t.OutputTokens,
+		CostUSD:      t.CostUSD,
+		Validation:   len(t.Validation),
+		Cached:       t.Cached,
+	}
+	for i := len(t.Feedback) - 1; i >= 0; i-- {
+		fb := &t.Feedback[i]
+		if fb.Thumbs != "" {
+			s.Feedback = fb.Thumbs
+			break
+		}
+		if fb.Score != nil {
+			s.Feedback = strconv.FormatFloat(*fb.Score, 'f', -1, 64)
+			break
+		}
+	}
+	return s
+}
+
+// trimmed returns a copy of t with its captured bodies cut short, for a
+// trace too large to keep whole.
+func trimmed(t *Trace) *Trace {
+	c := *t
+	c.Input = cut(c.Input, maxCaptured)
+	c.Output = cut(c.Output, maxCaptured)
+	c.Sources = nil
+	if c.Attrs == nil {
+		c.Attrs = map[string]string{}
+	} else {
+		c.Attrs = make(map[string]string, len(t.Attrs)+1)
+		for k, v := range t.Attrs {
+			c.Attrs[k] = v
+		}
+	}
+	c.Attrs["gantry.trimmed"] = "true"
+	return &c
+}
+
+// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+func encodedSize(t *Trace) (int64, error) {
+	b, err := json.Marshal(t)
+	return int64(len(b)), err
+}
+
+// fail records a failed write.
+func (s *Store) fail(err error) {
+	s.writeErrs.Add(1)
+	s.note(err)
+}
+
+func (s *Store) note(err error) {
+	msg := err.Error()
+	s.lastErr.Store(&msg)
+}
+
+// Stats returns the store's current figures.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		MaxCount:    s.lim.MaxCount,
+		MaxBytes:    s.lim.MaxBytes,
+		Added:       s.added.Load(),
+		Evicted:     s.evicted.Load(),
+		Dropped:     s.dropped.Load(),
+		FeedDropped: s.feedDropped.Load(),
+		Skipped:     s.skipped.Load(),
+		WriteErrors: s.writeErrs.Load(),
+	}
+	if p := s.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	s.mu.RLock()
+	st.Count = len(s.entries) - s.head
+	st.Bytes = s.bytes
+	if s.disk != nil {
+		st.DiskBytes, st.Segments = s.disk.total()
+	}
+	s.mu.RUnlock()
+	s.submu.Lock()
+	st.Subscribers = len(s.subs)
+	s.submu.Unlock()
+	return st
+}
+
+// Close flushes and closes the segment file and ends every subscription.
+// Traces added after Close are dropped. Close is safe to call twice.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	if s.done {
+		s.wmu.Unlock()
+		return nil
+	}
+	s.done = true
+	var err error
+	if s.disk != nil {
+		s.mu.Lock()
+		err = s.disk.close()
+		s.mu.Unlock()
+	}
+	s.wmu.Unlock()
+
+	s.submu.Lock()
+	s.subsClosed = true
+	for sub := range s.subs {
+		delete(s.subs, sub)
+		close(sub.ch)
+	}
+	s.submu.Unlock()
+	if err != nil {
+		return fmt.Errorf("close trace store %s: %w", s.dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,732 @@
+package trace
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// mk builds a distinct trace; i fixes its id, request id and start.
+func mk(i int) *Trace {
+	features := []string{"support-answer", "summarise", "classify"}
+	models := []string{"gpt-4o-mini", "claude-haiku", "sim-small"}
+	t := &Trace{
+		ID:           fmt.Sprintf("%032x", i+1),
+		RequestID:    fmt.Sprintf("req-%d", i),
+		Start:        t0.Add(time.Duration(i) * time.Second),
+		Duration:     Millis(100 + i%50),
+		Entry:        "invoke",
+		Feature:      features[i%3],
+		Release:      fmt.Sprintf("%s@v%d", features[i%3], 1+i%2),
+		Model:        models[i%3],
+		Provider:     "sim",
+		Status:       "ok",
+		HTTPStatus:   200,
+		InputTokens:  10 + i,
+		OutputTokens: 20 + i,
+		CostUSD:      0.001,
+	}
+	if i%5 == 4 {
+		t.Status, t.HTTPStatus, t.Error, t.ErrorCode = "error", 502, "upstream timed out", "upstream_timeout"
+	}
+	return t
+}
+
+func open(t *testing.T, dir string, lim Limits) *Store {
+	t.Helper()
+	s, err := Open(dir, lim)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", dir, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func closeStore(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func size(t *testing.T, tr *Trace) int64 {
+	t.Helper()
+	b, err := json.Marshal(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(b))
+}
+
+// ids lists the summaries' ids.
+func ids(sums []Summary) string {
+	var b strings.Builder
+	for i, s := range sums {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d", idNum(s.ID))
+	}
+	return b.String()
+}
+
+func idNum(id string) int {
+	var n int
+	fmt.Sscanf(id, "%x", &n)
+	return n - 1
+}
+
+// uniform builds traces 10..19 that all encode to the same size.
+func uniform(i int) *Trace {
+	t := mk(i)
+	t.Feature, t.Release, t.Model = "summarise", "summarise@v1", "sim-small"
+	t.Status, t.HTTPStatus, t.Error, t.ErrorCode = "ok", 200, "", ""
+	return t
+}
+
+func TestStoreBounds(t *testing.T) {
+	one := size(t, uniform(10))
+	if size(t, uniform(19)) != one {
+		t.Fatal("uniform traces differ in size")
+	}
+	tests := []struct {
+		name      string
+		lim       Limits
+		add       int
+		wantCount int
+		wantFirst int // oldest kept
+	}{
+		{"under both", Limits{MaxCount: 100, MaxBytes: 1 << 20}, 10, 10, 10},
+		{"by count", Limits{MaxCount: 4, MaxBytes: 1 << 20}, 10, 4, 16},
+		{"by bytes", Limits{MaxCount: 100, MaxBytes: 3*one + one/2}, 10, 3, 17},
+		{"bytes exactly", Limits{MaxCount: 100, MaxBytes: 5 * one}, 10, 5, 15},
+	}
+	for _, tt := range tests {
+		for _, disk := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/disk=%v", tt.name, disk), func(t *testing.T) {
+				dir := ""
+				if disk {
+					dir = t.TempDir()
+				}
+				s := open(t, dir, tt.lim)
+				for i := 10; i < 10+tt.add; i++ {
+					s.Add(uniform(i))
+				}
+				st := s.Stats()
+				if st.Count != tt.wantCount {
+					t.Fatalf("count: got %d, want %d", st.Count, tt.wantCount)
+				}
+				if st.Bytes != int64(tt.wantCount)*one {
+					t.Fatalf("bytes: got %d, want %d", st.Bytes, int64(tt.wantCount)*one)
+				}
+				if st.Evicted != uint64(tt.add-tt.wantCount) {
+					t.Fatalf("evicted: got %d, want %d", st.Evicted, tt.add-tt.wantCount)
+				}
+				if _, ok := s.Get(mk(tt.wantFirst).ID); !ok {
+					t.Fatalf("oldest kept trace %d missing", tt.wantFirst)
+				}
+				if _, ok := s.Get(mk(tt.wantFirst - 1).ID); ok && tt.wantFirst > 10 {
+					t.Fatalf("trace %d should have been evicted", tt.wantFirst-1)
+				}
+			})
+		}
+	}
+}
+
+func TestStoreOversizedTrace(t *testing.T) {
+	s := open(t, "", Limits{MaxCount: 10, MaxBytes: 4 << 10})
+	big := mk(1)
+	big.Input = strings.Repeat("é", 8<<10)
+	s.Add(big)
+	got, ok := s.Get(big.ID)
+	if !ok {
+		t.Fatal("trimmed trace missing")
+	}
+	if len(got.Input) > maxCaptured || got.Attrs["gantry.trimmed"] != "true" {
+		t.Fatalf("trace not trimmed: input %d bytes, attrs %v", len(got.Input), got.Attrs)
+	}
+	if !strings.HasPrefix(big.Input, got.Input) || !json.Valid([]byte(fmt.Sprintf("%q", got.Input))) {
+		t.Fatal("trimmed input is not a prefix of the original")
+	}
+
+	huge := mk(2)
+	huge.Validation = []string{strings.Repeat("x", 8<<10)}
+	s.Add(huge)
+	if _, ok := s.Get(huge.ID); ok {
+		t.Fatal("trace too large even trimmed was kept")
+	}
+	if st := s.Stats(); st.Dropped != 1 || st.Count != 1 {
+		t.Fatalf("stats: got dropped %d count %d, want 1 and 1", st.Dropped, st.Count)
+	}
+}
+
+func TestStorePersistence(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{MaxCount: 50, MaxBytes: 1 << 20, SegmentBytes: 2 << 10}
+	s := open(t, dir, lim)
+	for i := range 120 {
+		s.Add(mk(i))
+	}
+	before := s.Search(Query{Limit: 1000})
+	beforeStats := s.Stats()
+	closeStore(t, s)
+
+	s2 := open(t, dir, lim)
+	after := s2.Search(Query{Limit: 1000})
+	if ids(after) != ids(before) {
+		t.Fatalf("after reopen: got %s, want %s", ids(after), ids(before))
+	}
+	got, ok := s2.Get(mk(100).ID)
+	if !ok {
+		t.Fatal("trace 100 missing after reopen")
+	}
+	if got.RequestID != "req-100" || !got.Start.Equal(mk(100).Start) {
+		t.Fatalf("trace 100 after reopen: got %+v", got)
+	}
+	// Segments no longer backing memory are deleted, so the disk holds about
+	// what memory holds.
+	st := s2.Stats()
+	if st.DiskBytes > beforeStats.Bytes*3/2+lim.SegmentBytes*2 {
+		t.Fatalf("disk bytes %d for %d bytes in memory: old segments kept", st.DiskBytes, beforeStats.Bytes)
+	}
+	if beforeStats.Segments >= 120*int(size(t, mk(100)))/int(lim.SegmentBytes) {
+		t.Fatalf("segments: %d, evicted segments were not removed", beforeStats.Segments)
+	}
+}
+
+func TestStoreReopenWithSmallerBounds(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Limits{MaxCount: 100, MaxBytes: 1 << 20})
+	for i := range 30 {
+		s.Add(mk(i))
+	}
+	closeStore(t, s)
+	s2 := open(t, dir, Limits{MaxCount: 5, MaxBytes: 1 << 20})
+	if got := ids(s2.Search(Query{})); got != "29,28,27,26,25" {
+		t.Fatalf("after reopen with MaxCount 5: got %s", got)
+	}
+}
+
+func TestStoreTornLine(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{MaxCount: 100, MaxBytes: 1 << 20}
+	s := open(t, dir, lim)
+	for i := range 5 {
+		s.Add(mk(i))
+	}
+	closeStore(t, s)
+
+	// A crash mid-append leaves half a line at the end of the last segment,
+	// and a bad disk may leave garbage in the middle.
+	segs, _ := filepath.Glob(filepath.Join(dir, "traces-*.jsonl"))
+	if len(segs) != 1 {
+		t.Fatalf("segments: got %d, want 1", len(segs))
+	}
+	whole, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(whole), "\n")
+	torn := strings.Join(lines[:2], "") + "{not json}\n" + strings.Join(lines[2:5], "")
+	torn = torn[:len(torn)-40]
+	if err := os.WriteFile(segs[0], []byte(torn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := open(t, dir, lim)
+	if got := ids(s2.Search(Query{})); got != "3,2,1,0" {
+		t.Fatalf("after torn line: got %s, want 3,2,1,0", got)
+	}
+	if st := s2.Stats(); st.Skipped != 2 {
+		t.Fatalf("skipped: got %d, want 2", st.Skipped)
+	}
+	// Writing goes on in a new segment and survives another reopen.
+	s2.Add(mk(9))
+	closeStore(t, s2)
+	s3 := open(t, dir, lim)
+	if got := ids(s3.Search(Query{})); got != "9,3,2,1,0" {
+		t.Fatalf("after second reopen: got %s, want 9,3,2,1,0", got)
+	}
+}
+
+func TestStoreFeedback(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{MaxCount: 100, MaxBytes: 1 << 20}
+	s := open(t, dir, lim)
+	for i := range 3 {
+		s.Add(mk(i))
+	}
+	score := 0.25
+	steps := []struct {
+		id      string
+		fb      Feedback
+		wantErr error
+		wantSum string
+	}{
+		{mk(1).ID, Feedback{Thumbs: "up"}, nil, "up"},
+		{"req-1", Feedback{Comment: "good enough"}, nil, "up"}, // by request id; no signal, column kept
+		{mk(1).ID, Feedback{Score: &score}, nil, "0.25"},
+		{mk(1).ID, Feedback{Thumbs: "down", Correction: "the refund window is 30 days"}, nil, "down"},
+		{"missing", Feedback{Thumbs: "up"}, ErrNotFound, ""},
+	}
+	for i, st := range steps {
+		err := s.Feedback(st.id, st.fb)
+		if !errors.Is(err, st.wantErr) {
+			t.Fatalf("step %d: Feedback error: got %v, want %v", i, err, st.wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if got := s.Search(Query{Text: "req-1"})[0].Feedback; got != st.wantSum {
+			t.Fatalf("step %d: summary feedback: got %q, want %q", i, got, st.wantSum)
+		}
+	}
+	closeStore(t, s)
+
+	s2 := open(t, dir, lim)
+	tr, ok := s2.Get(mk(1).ID)
+	if !ok {
+		t.Fatal("trace missing after reopen")
+	}
+	if len(tr.Feedback) != 4 {
+		t.Fatalf("feedback after reopen: got %d entries, want 4", len(tr.Feedback))
+	}
+	if tr.Feedback[3].Correction != "the refund window is 30 days" || tr.Feedback[3].Time.IsZero() {
+		t.Fatalf("last feedback after reopen: got %+v", tr.Feedback[3])
+	}
+	if got := tr.Summary().Feedback; got != "down" {
+		t.Fatalf("summary after reopen: got %q, want down", got)
+	}
+	if other, _ := s2.Get(mk(0).ID); len(other.Feedback) != 0 {
+		t.Fatalf("feedback leaked to another trace: %+v", other.Feedback)
+	}
+}
+
+func TestFeedbackValidate(t *testing.T) {
+	neg, one, nan := -0.1, 1.0, 0.0
+	nan = nan / nan
+	tests := []struct {
+		name string
+		fb   Feedback
+		ok   bool
+	}{
+		{"thumbs up", Feedback{Thumbs: "up"}, true},
+		{"score one", Feedback{Score: &one}, true},
+		{"comment only", Feedback{Comment: "x"}, true},
+		{"empty", Feedback{}, false},
+		{"bad thumbs", Feedback{Thumbs: "sideways"}, false},
+		{"negative score", Feedback{Score: &neg}, false},
+		{"NaN score", Feedback{Score: &nan}, false},
+		{"long comment", Feedback{Comment: strings.Repeat("x", maxFeedbackText+1)}, false},
+		{"long correction", Feedback{Correction: strings.Repeat("x", maxFeedbackText+1)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.fb.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate: got %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestFeedbackBoundedPerTrace(t *testing.T) {
+	s := open(t, "", Limits{})
+	s.Add(mk(1))
+	for i := range maxFeedback {
+		if err := s.Feedback(mk(1).ID, Feedback{Comment: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Feedback(mk(1).ID, Feedback{Thumbs: "up"}); !errors.Is(err, ErrFeedbackLimit) {
+		t.Fatalf("feedback past the limit: got %v, want ErrFeedbackLimit", err)
+	}
+	tr, _ := s.Get(mk(1).ID)
+	if len(tr.Feedback) != maxFeedback || tr.Feedback[maxFeedback-1].Comment != fmt.Sprint(maxFeedback-1) {
+		t.Fatalf("feedback: got %d entries ending %q", len(tr.Feedback), tr.Feedback[len(tr.Feedback)-1].Comment)
+	}
+}
+
+func TestFeedbackDoesNotMutateHandedOutTrace(t *testing.T) {
+	s := open(t, "", Limits{})
+	s.Add(mk(1))
+	before, _ := s.Get(mk(1).ID)
+	if err := s.Feedback(mk(1).ID, Feedback{Thumbs: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Feedback) != 0 {
+		t.Fatal("feedback changed a trace already handed out by Get")
+	}
+}
+
+func TestSearch(t *testing.T) {
+	s := open(t, "", Limits{})
+	for i := range 20 {
+		s.Add(mk(i))
+	}
+	tests := []struct {
+		name string
+		q    Query
+		want string
+	}{
+		{"all newest first", Query{Limit: 5}, "19,18,17,16,15"},
+		{"feature", Query{Feature: "classify", Limit: 3}, "17,14,11"},
+		{"release", Query{Release: "summarise@v2", Limit: 3}, "19,13,7"},
+		{"model", Query{Model: "claude-haiku", Limit: 2}, "19,16"},
+		{"status", Query{Status: "error"}, "19,14,9,4"},
+		{"feature and status", Query{Feature: "support-answer", Status: "error"}, "9"},
+		{"since inclusive", Query{Since: t0.Add(17 * time.Second)}, "19,18,17"},
+		{"until exclusive", Query{Until: t0.Add(2 * time.Second)}, "1,0"},
+		{"window", Query{Since: t0.Add(5 * time.Second), Until: t0.Add(8 * time.Second)}, "7,6,5"},
+		{"text error", Query{Text: "TIMED OUT", Limit: 2}, "19,14"},
+		{"text request id", Query{Text: "req-13"}, "13"},
+		{"text trace id", Query{Text: mk(7).ID}, "7"},
+		{"text release", Query{Text: "classify@v1", Limit: 2}, "14,8"},
+		{"text spans no fields", Query{Text: "answer\x00"}, ""},
+		{"no match", Query{Feature: "nope"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(s.Search(tt.q)); got != tt.want {
+				t.Fatalf("Search(%+v): got %s, want %s", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGetSharedTraceID(t *testing.T) {
+	s := open(t, "", Limits{MaxCount: 2})
+	a, b := mk(1), mk(2)
+	b.ID = a.ID // two calls in one distributed trace
+	s.Add(a)
+	s.Add(b)
+	if got, _ := s.Get(a.ID); got.RequestID != "req-2" {
+		t.Fatalf("Get by shared trace id: got %s, want the newest, req-2", got.RequestID)
+	}
+	if got, _ := s.Get("req-1"); got.RequestID != "req-1" {
+		t.Fatalf("Get by request id: got %s, want req-1", got.RequestID)
+	}
+	s.Add(mk(3)) // evicts a; b must stay reachable by the shared id
+	if got, ok := s.Get(a.ID); !ok || got.RequestID != "req-2" {
+		t.Fatalf("after evicting the older call: got %v %v, want req-2", got, ok)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	score := 0.8
+	tr := mk(4)
+	tr.Validation = []string{"$.answer: required", "$.sources: too short"}
+	tr.Feedback = []Feedback{{Thumbs: "down"}, {Score: &score}, {Comment: "later note"}}
+	sum := tr.Summary()
+	want := Summary{ID: tr.ID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
+		Model: tr.Model, Status: "error", HTTPStatus: 502, ErrorCode: "upstream_timeout", InputTokens: 14,
+		OutputTokens: 24, CostUSD: 0.001, Validation: 2, Feedback: "0.8"}
+	if sum != want {
+		t.Fatalf("Summary: got %+v, want %+v", sum, want)
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	s := open(t, "", Limits{})
+	fast, cancelFast := s.Subscribe(100)
+	slow, cancelSlow := s.Subscribe(3)
+	defer cancelFast()
+	for i := range 10 {
+		s.Add(mk(i)) // must not block on the slow subscriber
+	}
+	var got []Summary
+	for range 3 {
+		got = append(got, <-slow)
+	}
+	if ids(got) != "7,8,9" {
+		t.Fatalf("slow subscriber: got %s, want the newest 7,8,9", ids(got))
+	}
+	if n := len(fast); n != 10 {
+		t.Fatalf("fast subscriber: got %d summaries, want 10", n)
+	}
+	st := s.Stats()
+	if st.FeedDropped != 7 || st.Subscribers != 2 {
+		t.Fatalf("stats: got feed dropped %d subscribers %d, want 7 and 2", st.FeedDropped, st.Subscribers)
+	}
+	cancelSlow()
+	cancelSlow()
+	if _, ok := <-slow; ok {
+		t.Fatal("channel open after cancel")
+	}
+	s.Add(mk(10))
+	closeStore(t, s)
+	for range fast {
+	}
+	after, cancel := s.Subscribe(1)
+	defer cancel()
+	if _, ok := <-after; ok {
+		t.Fatal("subscription after Close is open")
+	}
+}
+
+func TestAddAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Limits{})
+	closeStore(t, s)
+	s.Add(mk(1))
+	if st := s.Stats(); st.Count != 0 || st.Dropped != 1 {
+		t.Fatalf("after Close: got count %d dropped %d, want 0 and 1", st.Count, st.Dropped)
+	}
+	if err := s.Feedback(mk(1).ID, Feedback{Thumbs: "up"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Feedback after Close: got %v, want ErrClosed", err)
+	}
+	closeStore(t, s)
+}
+
+func TestStoreWriteFailureKeepsMemory(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Limits{SegmentBytes: minSegment})
+	s.Add(mk(1))
+	// Take the directory away: appends fail, memory keeps working.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil { // a file where the dir was
+		t.Fatal(err)
+	}
+	for i := 2; i < 60; i++ {
+		s.Add(mk(i))
+	}
+	st := s.Stats()
+	if st.Count != 59 {
+		t.Fatalf("count: got %d, want 59", st.Count)
+	}
+	if st.WriteErrors == 0 || st.LastError == "" {
+		t.Fatalf("write errors not reported: %+v", st)
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		ok   bool
+	}{
+		{"trace", `{"trace":{"id":"ab","status":"ok"}}`, true},
+		{"feedback", `{"feedback":{"id":"ab","feedback":{"time":"2026-01-01T00:00:00Z","thumbs":"up"}}}`, true},
+		{"both", `{"trace":{"id":"ab"},"feedback":{"id":"ab","feedback":{"thumbs":"up"}}}`, false},
+		{"neither", `{}`, false},
+		{"trace without id", `{"trace":{"status":"ok"}}`, false},
+		{"bad feedback", `{"feedback":{"id":"ab","feedback":{"thumbs":"meh"}}}`, false},
+		{"two objects", `{"trace":{"id":"ab"}} {"trace":{"id":"cd"}}`, false},
+		{"torn", `{"trace":{"id":"ab","sta`, false},
+		{"empty", ``, false},
+		{"array", `[1]`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeRecord([]byte(tt.line))
+			if (err == nil) != tt.ok {
+				t.Fatalf("decodeRecord(%s): got %v, want ok=%v", tt.line, err, tt.ok)
+			}
+		})
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	line, _, _ := traceLine(mk(3))
+	f.Add(line)
+	f.Add([]byte(`{"feedback":{"id":"ab","feedback":{"thumbs":"up"}}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r, err := decodeRecord(line)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode again and decode to the same id.
+		var again []byte
+		var id string
+		if r.Trace != nil {
+			again, _, err = traceLine(r.Trace)
+			id = r.Trace.ID
+		} else {
+			again, err = feedbackLine(r.Feedback)
+			id = r.Feedback.ID
+		}
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		r2, err := decodeRecord(again)
+		if err != nil {
+			t.Fatalf("re-decode %s: %v", again, err)
+		}
+		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) {
+			t.Fatalf("id changed on round trip: %s", again)
+		}
+	})
+}
+
+func BenchmarkStoreAdd(b *testing.B) {
+	for _, disk := range []bool{false, true} {
+		b.Run(fmt.Sprintf("disk=%v", disk), func(b *testing.B) {
+			dir := ""
+			if disk {
+				dir = b.TempDir()
+			}
+			s, err := Open(dir, Limits{MaxCount: 10_000, MaxBytes: 16 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			traces := make([]*Trace, 1024)
+			for i := range traces {
+				traces[i] = mk(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				c := *traces[i%len(traces)]
+				s.Add(&c)
+			}
+		})
+	}
+}
+
+func BenchmarkSearch10k(b *testing.B) {
+	s, err := Open("", Limits{MaxCount: 10_000, MaxBytes: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 10_000 {
+		s.Add(mk(i))
+	}
+	queries := []struct {
+		name string
+		q    Query
+	}{
+		{"newest100", Query{}},
+		{"feature+status", Query{Feature: "classify", Status: "error"}},
+		{"text-rare", Query{Text: "req-42"}},
+		{"window", Query{Since: t0.Add(2000 * time.Second), Until: t0.Add(2100 * time.Second), Limit: 1000}},
+	}
+	for _, q := range queries {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(s.Search(q.q)) == 0 {
+					b.Fatal("no results")
+				}
+			}
+		})
+	}
+}
+
+func TestReplayBoundsFeedback(t *testing.T) {
+	dir := t.TempDir()
+	line, _, err := traceLine(mk(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append([]byte(nil), line...)
+	for i := range maxFeedback + 4 {
+		fb, err := feedbackLine(&feedbackRecord{ID: mk(1).ID, RequestID: "req-1",
+			Feedback: Feedback{Time: t0, Comment: fmt.Sprint(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, fb...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segName(7)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, Limits{})
+	tr, ok := s.Get(mk(1).ID)
+	if !ok {
+		t.Fatal("trace missing")
+	}
+	if n, last := len(tr.Feedback), tr.Feedback[len(tr.Feedback)-1].Comment; n != maxFeedback || last != fmt.Sprint(maxFeedback+3) {
+		t.Fatalf("feedback: got %d ending %q, want %d ending %d", n, last, maxFeedback, maxFeedback+3)
+	}
+	// New segments continue the numbering.
+	s.Add(mk(2))
+	if _, err := os.Stat(filepath.Join(dir, segName(8))); err != nil {
+		t.Fatalf("new segment: %v", err)
+	}
+}
+
+func TestStoreConcurrentUse(t *testing.T) {
+	s := open(t, t.TempDir(), Limits{MaxCount: 200, MaxBytes: 1 << 20, SegmentBytes: minSegment})
+	feed, cancel := s.Subscribe(8)
+	defer cancel()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() { // a slow reader of the feed
+		defer wg.Done()
+		for {
+			select {
+			case <-feed:
+				time.Sleep(50 * time.Microsecond)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 250 {
+				n := w*1000 + i
+				s.Add(mk(n))
+				s.Search(Query{Feature: "classify", Limit: 10})
+				if tr, ok := s.Get(mk(n).ID); ok {
+					_ = tr.Summary()
+				}
+				s.Feedback(mk(n).ID, Feedback{Thumbs: "up"})
+				s.Stats()
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	st := s.Stats()
+	if st.Count != 200 || st.Added != 1000 {
+		t.Fatalf("stats: count %d added %d, want 200 and 1000", st.Count, st.Added)
+	}
+}
+
+func TestReplaySkipsOverlongLine(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{MaxBytes: 8 << 10}
+	long, _, err := traceLine(&Trace{ID: "aa", Input: strings.Repeat("x", 200<<10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, _, _ := traceLine(mk(1))
+	if err := os.WriteFile(filepath.Join(dir, segName(1)), append(long, ok...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, lim)
+	if got := ids(s.Search(Query{})); got != "1" {
+		t.Fatalf("after an overlong line: got %s, want 1", got)
+	}
+	if st := s.Stats(); st.Skipped != 1 {
+		t.Fatalf("skipped: got %d, want 1", st.Skipped)
+	}
+}
+
+func TestAddUnencodableTrace(t *testing.T) {
+	s := open(t, "", Limits{})
+	bad := mk(1)
+	zero := 0.0
+	bad.CostUSD = 1 / zero // +Inf has no JSON form
+	s.Add(bad)
+	if st := s.Stats(); st.Count != 0 || st.Dropped != 1 || st.WriteErrors != 0 || st.LastError == "" {
+		t.Fatalf("stats after an unencodable trace: %+v", st)
+	}
+}
