@@ -1,0 +1,530 @@
+// Package api holds the JSON types of Gantry's admin API, in one place, so
+// the agent that serves them and the console that reads them cannot drift
+// apart. The types are plain data; the endpoints they belong to are:
+//
+//	GET  /admin/v1/traces                      TraceList (query: TraceQuery)
+//	GET  /admin/v1/traces/{id}                 trace.Trace
+//	GET  /admin/v1/feed                        text/event-stream; each event's data: is one trace.Summary
+//	GET  /admin/v1/overview                    Overview
+//	GET  /admin/v1/members                     Members
+//	GET  /admin/v1/features                    Features
+//	GET  /admin/v1/features/{name}/releases    Feature
+//	GET  /admin/v1/features/{name}/diff?a=&b=  Diff
+//	POST /admin/v1/features/{name}/labels      LabelMove -> LabelMoveResult
+//	GET  /admin/v1/budgets                     Budgets
+//	GET  /admin/v1/audit                       AuditList (query: cursor, limit)
+//
+// Every error, whatever the endpoint, is an ErrorResponse:
+// {"error":{"code":"...","message":"..."}}.
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/trace"
+)
+
+// Prefix is where the admin API lives on an agent's HTTP address.
+const Prefix = "/admin/v1"
+
+// Paths of the admin API, for servers to route and clients to call.
+const (
+	PathTraces   = Prefix + "/traces"
+	PathFeed     = Prefix + "/feed"
+	PathOverview = Prefix + "/overview"
+	PathMembers  = Prefix + "/members"
+	PathFeatures = Prefix + "/features"
+	PathBudgets  = Prefix + "/budgets"
+	PathAudit    = Prefix + "/audit"
+)
+
+// TracePath is the path of one trace.
+func TracePath(id string) string { return PathTraces + "/" + url.PathEscape(id) }
+
+// ReleasesPath is the path of a feature with its releases and labels.
+func ReleasesPath(feature string) string {
+	return PathFeatures + "/" + url.PathEscape(feature) + "/releases"
+}
+
+// DiffPath is the path of the diff between two releases of a feature.
+func DiffPath(feature string, a, b int) string {
+	return PathFeatures + "/" + url.PathEscape(feature) + "/diff?a=" + strconv.Itoa(a) + "&b=" + strconv.Itoa(b)
+}
+
+// LabelsPath is where label moves of a feature are posted.
+func LabelsPath(feature string) string {
+	return PathFeatures + "/" + url.PathEscape(feature) + "/labels"
+}
+
+// ErrorResponse is the one error shape of the admin API.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Error is the body of an ErrorResponse. It is also a Go error, so a client
+// can return it as is and callers can branch on Code with errors.As.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return e.Message
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Error codes. Clients branch on these, never on messages.
+const (
+	CodeBadRequest   = "bad_request"   // 400: a parameter or body is malformed
+	CodeUnauthorized = "unauthorized"  // 401: no or unknown admin token
+	CodeForbidden    = "forbidden"     // 403: the token's role does not allow it
+	CodeNotFound     = "not_found"     // 404: no such trace, feature or release
+	CodeConflict     = "conflict"      // 409: the label moved since the caller looked
+	CodeUnavailable  = "unavailable"   // 503: no leader, or the agent is shutting down
+	CodeInternal     = "internal"      // 500: a bug; the message says where
+	CodeTimeout      = "timeout"       // 504: the leader did not answer in time
+	CodeInvalidState = "invalid_state" // 422: e.g. promoting the release already in production
+)
+
+// TraceQuery filters the trace list. Zero fields do not filter.
+type TraceQuery struct {
+	Feature string    `json:"feature,omitempty"`
+	Release string    `json:"release,omitempty"` // release id, e.g. support-answer@v2
+	Status  string    `json:"status,omitempty"`  // ok or error
+	Model   string    `json:"model,omitempty"`
+	Node    string    `json:"node,omitempty"`
+	Text    string    `json:"q,omitempty"` // free text over ids, feature, release, model, error code
+	Since   time.Time `json:"since,omitzero"`
+	Until   time.Time `json:"until,omitzero"`
+	Limit   int       `json:"limit,omitempty"`
+	Cursor  string    `json:"cursor,omitempty"` // TraceList.Next of the previous page
+}
+
+// MaxTraceLimit bounds one page of the trace list.
+const MaxTraceLimit = 1000
+
+// Values encodes the query as URL parameters.
+func (q TraceQuery) Values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("feature", q.Feature)
+	set("release", q.Release)
+	set("status", q.Status)
+	set("model", q.Model)
+	set("node", q.Node)
+	set("q", q.Text)
+	set("cursor", q.Cursor)
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// ParseTraceQuery decodes URL parameters; the error names the bad one.
+func ParseTraceQuery(v url.Values) (TraceQuery, error) {
+	q := TraceQuery{
+		Feature: v.Get("feature"),
+		Release: v.Get("release"),
+		Status:  v.Get("status"),
+		Model:   v.Get("model"),
+		Node:    v.Get("node"),
+		Text:    v.Get("q"),
+		Cursor:  v.Get("cursor"),
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		s := v.Get(p.name)
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return TraceQuery{}, fmt.Errorf("%s: want RFC 3339, got %q", p.name, s)
+		}
+		*p.dst = t
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxTraceLimit {
+			return TraceQuery{}, fmt.Errorf("limit: want 1..%d, got %q", MaxTraceLimit, s)
+		}
+		q.Limit = n
+	}
+	if q.Status != "" && q.Status != "ok" && q.Status != "error" {
+		return TraceQuery{}, fmt.Errorf("status: want ok or error, got %q", q.Status)
+	}
+	return q, nil
+}
+
+// TraceList is one page of the trace list, newest first. Next is empty on
+// the last page.
+type TraceList struct {
+	Traces []trace.Summary `json:"traces"`
+	Next   string          `json:"next,omitempty"`
+}
+
+// The live feed (PathFeed) is server-sent events: each event's data line
+// is one trace.Summary as JSON, and comment lines (": keepalive") keep idle
+// connections open. A reader too slow to keep up loses the oldest
+// summaries; it never slows the gateway.
+
+// Stats are counts and percentiles over the overview's window.
+type Stats struct {
+	Requests           int64        `json:"requests"`
+	Errors             int64        `json:"errors"`
+	ValidationFailures int64        `json:"validation_failures"`
+	FeedbackUp         int64        `json:"feedback_up"`
+	FeedbackDown       int64        `json:"feedback_down"`
+	P50                trace.Millis `json:"p50_ms"`
+	P95                trace.Millis `json:"p95_ms"`
+	CostUSD            float64      `json:"cost_usd"`
+	InputTokens        int64        `json:"input_tokens"`
+	OutputTokens       int64        `json:"output_tokens"`
+}
+
+// ErrorRate is errors per request, 0 when there were none.
+func (s Stats) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
+// FeatureStats are the stats of one feature.
+type FeatureStats struct {
+	Feature string `json:"feature"`
+	Stats
+}
+
+// ReleaseStats are the stats of one release; Label is the label that pointed
+// at it when the window ended, if any.
+type ReleaseStats struct {
+	Feature string `json:"feature"`
+	Release string `json:"release"` // release id, e.g. support-answer@v2
+	Version int    `json:"version"`
+	Label   string `json:"label,omitempty"`
+	Stats
+}
+
+// Overview is the state of the traffic over a recent window.
+type Overview struct {
+	Node           string       `json:"node"` // agent that computed it
+	Time           time.Time    `json:"time"`
+	WindowSeconds  int          `json:"window_s"`
+	RequestsPerSec float64      `json:"requests_per_s"`
+	ErrorRate      float64      `json:"error_rate"` // 0..1
+	P50            trace.Millis `json:"p50_ms"`
+	P95            trace.Millis `json:"p95_ms"`
+	CostPerMinute  float64      `json:"cost_per_minute_usd"`
+	// CostSeries is the cost of each of the last minutes, oldest first.
+	CostSeries []float64      `json:"cost_series_usd,omitempty"`
+	Features   []FeatureStats `json:"features,omitempty"`
+	Releases   []ReleaseStats `json:"releases,omitempty"`
+}
+
+// Raft roles of a member.
+const (
+	RoleLeader    = "leader"
+	RoleFollower  = "follower"
+	RoleCandidate = "candidate"
+	RoleUnknown   = "unknown"
+)
+
+// Member is one agent of the cluster as the serving agent sees it.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Role     string `json:"role"`
+	Voter    bool   `json:"voter"`
+	Healthy  bool   `json:"healthy"`
+	// LastContact is when the leader last heard from the member; zero for
+	// the leader itself and when unknown.
+	LastContact  time.Time `json:"last_contact,omitzero"`
+	LastIndex    uint64    `json:"last_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	Error        string    `json:"error,omitempty"` // why it is unhealthy
+}
+
+// Members is the cluster's membership.
+type Members struct {
+	Leader  string   `json:"leader"` // member id, empty without quorum
+	Term    uint64   `json:"term"`
+	Members []Member `json:"members"`
+}
+
+// Label names.
+const (
+	LabelProduction = "production"
+	LabelCanary     = "canary"
+)
+
+// Label actions, the same words the cluster's MoveLabel command uses.
+const (
+	ActionPromote  = "promote"
+	ActionRollback = "rollback"
+	ActionCanary   = "canary"
+)
+
+// Release is one release of a feature as the admin API shows it.
+type Release struct {
+	Version   int       `json:"version"`
+	ID        string    `json:"id"`   // e.g. support-answer@v3
+	Hash      string    `json:"hash"` // config.Release.Hash
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	// Spec is the release itself; list endpoints may leave it out.
+	Spec *config.Release `json:"spec,omitempty"`
+}
+
+// LabelChange is one move of a label: who moved it, from and to which
+// version, when and why.
+type LabelChange struct {
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Label  string    `json:"label"`
+	From   int       `json:"from"`
+	To     int       `json:"to"`
+	Weight int       `json:"weight,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Feature is a feature with its releases, labels and label history.
+type Feature struct {
+	Name        string        `json:"name"`
+	Description string        `json:"description,omitempty"`
+	Labels      config.Labels `json:"labels"`
+	Releases    []Release     `json:"releases"`
+	// History holds the newest label moves, oldest first.
+	History []LabelChange `json:"history,omitempty"`
+}
+
+// LabelsOf returns the labels that point at version, production first.
+func (f Feature) LabelsOf(version int) []string {
+	var out []string
+	if f.Labels.Production == version && version != 0 {
+		out = append(out, LabelProduction)
+	}
+	if f.Labels.Canary == version && version != 0 {
+		out = append(out, LabelCanary)
+	}
+	return out
+}
+
+// Release returns the release with the given version.
+func (f Feature) Release(version int) (Release, bool) {
+	for _, r := range f.Releases {
+		if r.Version == version {
+			return r, true
+		}
+	}
+	return Release{}, false
+}
+
+// Features is the feature list.
+type Features struct {
+	Features []Feature `json:"features"`
+}
+
+// Diff ops of a DiffLine.
+const (
+	DiffSame   = " "
+	DiffAdd    = "+"
+	DiffRemove = "-"
+)
+
+// DiffLine is one line of a field's diff.
+type DiffLine struct {
+	Op   string `json:"op"` // " ", "+" or "-"
+	Text string `json:"text"`
+}
+
+// FieldDiff is one field that differs between two releases, e.g. "system",
+// "params.temperature" or "route", with its lines.
+type FieldDiff struct {
+	Field string     `json:"field"`
+	Lines []DiffLine `json:"lines"`
+}
+
+// Counts returns how many lines the field adds and removes.
+func (f FieldDiff) Counts() (added, removed int) {
+	for _, l := range f.Lines {
+		switch l.Op {
+		case DiffAdd:
+			added++
+		case DiffRemove:
+			removed++
+		}
+	}
+	return added, removed
+}
+
+// Diff is what changes from release A to release B of a feature.
+type Diff struct {
+	Feature string      `json:"feature"`
+	A       int         `json:"a"`
+	B       int         `json:"b"`
+	AHash   string      `json:"a_hash"`
+	BHash   string      `json:"b_hash"`
+	Fields  []FieldDiff `json:"fields"`
+}
+
+// Summary is a one-line account of the diff, e.g.
+// "2 fields changed: system +2 -1, route +1 -1".
+func (d Diff) Summary() string {
+	if len(d.Fields) == 0 {
+		return "no changes"
+	}
+	s := fmt.Sprintf("%d field", len(d.Fields))
+	if len(d.Fields) != 1 {
+		s += "s"
+	}
+	s += " changed:"
+	for i, f := range d.Fields {
+		if i > 0 {
+			s += ","
+		}
+		a, r := f.Counts()
+		s += fmt.Sprintf(" %s +%d -%d", f.Field, a, r)
+	}
+	return s
+}
+
+// LabelMove asks to move a label of a feature. From is the version the
+// label points at as the caller saw it; the agent answers CodeConflict when
+// it points elsewhere by now, so two operators never undo each other
+// blindly. From 0 skips that check.
+type LabelMove struct {
+	Feature string `json:"feature"`
+	Label   string `json:"label"`  // production or canary
+	Action  string `json:"action"` // promote, rollback or canary
+	From    int    `json:"from,omitempty"`
+	To      int    `json:"to"`               // for canary, 0 removes the canary
+	Weight  int    `json:"weight,omitempty"` // canary percent, 0..100
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Check reports what is wrong with a move before it is sent.
+func (m LabelMove) Check() error {
+	switch {
+	case m.Feature == "":
+		return fmt.Errorf("feature is required")
+	case m.Label != LabelProduction && m.Label != LabelCanary:
+		return fmt.Errorf("label: want production or canary, got %q", m.Label)
+	case m.Action != ActionPromote && m.Action != ActionRollback && m.Action != ActionCanary:
+		return fmt.Errorf("action: want promote, rollback or canary, got %q", m.Action)
+	case m.Action == ActionCanary && m.Label != LabelCanary:
+		return fmt.Errorf("action canary moves the canary label, not %s", m.Label)
+	case m.Action != ActionCanary && m.Label != LabelProduction:
+		return fmt.Errorf("action %s moves the production label, not %s", m.Action, m.Label)
+	case m.To < 0:
+		return fmt.Errorf("to: want a version, got %d", m.To)
+	case m.Weight < 0 || m.Weight > 100:
+		return fmt.Errorf("weight: want 0..100, got %d", m.Weight)
+	case m.Action != ActionCanary && m.Weight != 0:
+		return fmt.Errorf("weight applies to the canary only")
+	}
+	return nil
+}
+
+// LabelMoveResult is the label after the move and the log index that
+// recorded it.
+type LabelMoveResult struct {
+	Feature string        `json:"feature"`
+	Labels  config.Labels `json:"labels"`
+	Change  LabelChange   `json:"change"`
+	Index   uint64        `json:"index"`
+}
+
+// Budget is a budget with its spend in the current period.
+type Budget struct {
+	Name        string  `json:"name"`
+	Scope       string  `json:"scope"`           // global, team, key, feature or user
+	Match       string  `json:"match,omitempty"` // the team, key or feature
+	Period      string  `json:"period"`          // day, month or total
+	Action      string  `json:"action,omitempty"`
+	LimitUSD    float64 `json:"limit_usd"`
+	SpentUSD    float64 `json:"spent_usd"`
+	ReservedUSD float64 `json:"reserved_usd"` // held by calls in flight and agents' grants
+	BurnPerHour float64 `json:"burn_per_hour_usd"`
+	// PeriodEnd is when the period rolls over; zero for total budgets.
+	PeriodEnd time.Time `json:"period_end,omitzero"`
+	// Exhausts is when spend reaches the limit at the current burn rate;
+	// nil when that is not before the period ends.
+	Exhausts *time.Time `json:"exhausts,omitempty"`
+	// CostSeries is the spend of each of the last minutes, oldest first.
+	CostSeries []float64 `json:"cost_series_usd,omitempty"`
+}
+
+// Used is the fraction of the limit spent or reserved.
+func (b Budget) Used() float64 {
+	if b.LimitUSD <= 0 {
+		return 0
+	}
+	return (b.SpentUSD + b.ReservedUSD) / b.LimitUSD
+}
+
+// Spend dimensions.
+const (
+	DimFeature = "feature"
+	DimTeam    = "team"
+	DimKey     = "key"
+	DimModel   = "model"
+)
+
+// Spend is the spend of one feature, team, key or model over the window.
+type Spend struct {
+	Dimension string  `json:"dimension"`
+	Name      string  `json:"name"`
+	Requests  int64   `json:"requests"`
+	Tokens    int64   `json:"tokens"`
+	CostUSD   float64 `json:"cost_usd"`
+}
+
+// Budgets is the budgets endpoint: every budget and the window's spend.
+type Budgets struct {
+	Time          time.Time `json:"time"`
+	WindowSeconds int       `json:"window_s"`
+	Budgets       []Budget  `json:"budgets"`
+	Spend         []Spend   `json:"spend,omitempty"`
+}
+
+// AuditEntry is one accepted change of the cluster's state.
+type AuditEntry struct {
+	Seq       uint64    `json:"seq"`
+	Index     uint64    `json:"index"`
+	Time      time.Time `json:"time"`
+	Actor     string    `json:"actor"`
+	RequestID string    `json:"request_id,omitempty"`
+	Command   string    `json:"command"`
+	Target    string    `json:"target"`
+	Before    string    `json:"before,omitempty"`
+	After     string    `json:"after,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// AuditList is one page of the audit log, newest first.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+	Next    string       `json:"next,omitempty"`
+}

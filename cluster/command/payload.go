@@ -1,0 +1,154 @@
+package command
+
+import (
+	"encoding/json"
+
+	"gantry/cluster/spend"
+	"gantry/config"
+)
+
+// Name identifies the object a delete or revoke command acts on.
+type Name struct {
+	Name string `json:"name"`
+}
+
+// Provider is the payload of PutProvider.
+type Provider struct {
+	Provider config.Provider `json:"provider"`
+}
+
+// Model is the payload of PutModel.
+type Model struct {
+	Model config.Model `json:"model"`
+}
+
+// Route is the payload of PutRoute.
+type Route struct {
+	Route config.Route `json:"route"`
+}
+
+// Feature is the payload of PutFeature. A new feature comes with its first
+// releases and labels; for an existing feature only the description and the
+// output cap change, because releases are immutable and labels move only
+// through MoveLabel.
+type Feature struct {
+	Feature config.Feature `json:"feature"`
+}
+
+// Release is the payload of CreateRelease. Version 0 takes the next number;
+// any other version must be exactly the next number.
+type Release struct {
+	Feature string         `json:"feature"`
+	Release config.Release `json:"release"`
+}
+
+// Label actions.
+const (
+	// Promote points production at Version and drops a canary of the
+	// same version.
+	Promote = "promote"
+	// Rollback points production at Version, or when Version is 0 at the
+	// release production pointed at before the last move.
+	Rollback = "rollback"
+	// Canary points the canary at Version with Weight percent of traffic;
+	// Version 0 removes the canary.
+	Canary = "canary"
+)
+
+// Label is the payload of MoveLabel.
+type Label struct {
+	Feature string `json:"feature"`
+	Action  string `json:"action"`
+	Version int    `json:"version"`
+	Weight  int    `json:"weight,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Key is the payload of PutKey. Only the hash of the secret is carried.
+type Key struct {
+	Key config.Key `json:"key"`
+}
+
+// Role is what an admin token may do.
+type Role string
+
+// Roles, from least to most powerful.
+const (
+	RoleViewer   Role = "viewer"
+	RoleOperator Role = "operator"
+	RoleAdmin    Role = "admin"
+)
+
+// Allows reports whether r has at least the power of want.
+func (r Role) Allows(want Role) bool {
+	return r.rank() >= want.rank() && want.rank() > 0
+}
+
+func (r Role) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// Token is an admin token of the console and the admin API. Only the hash of
+// the secret is stored, in the same form as a virtual key's.
+type Token struct {
+	Name    string `json:"name"`
+	Hash    string `json:"hash"`
+	Role    Role   `json:"role"`
+	Revoked bool   `json:"revoked,omitempty"`
+}
+
+// TokenPayload is the payload of PutToken.
+type TokenPayload struct {
+	Token Token `json:"token"`
+}
+
+// Object is the payload of PutObject: one named object of a list of the
+// configuration that has no dedicated command (budgets, policies and the
+// like), named by the list's JSON field name.
+type Object struct {
+	Kind   string          `json:"kind"`
+	Object json.RawMessage `json:"object"`
+}
+
+// ObjectName is the payload of DeleteObject.
+type ObjectName struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Config is the payload of ApplyConfig: a whole declarative configuration
+// that replaces the current one in one step.
+type Config struct {
+	Config config.Config `json:"config"`
+}
+
+// Member is the payload of PutMember: where an agent can be reached.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// Grant is the payload of GrantSpend: agent asks for Amount more of a
+// budget; the result's Amount is what it got.
+type Grant struct {
+	Budget string  `json:"budget"`
+	Agent  string  `json:"agent"`
+	Amount float64 `json:"amount"`
+}
+
+// Spend is the payload of CommitSpend.
+type Spend struct {
+	Batch spend.Batch `json:"batch"`
+}

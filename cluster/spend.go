@@ -1,0 +1,70 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gantry/cluster/command"
+	"gantry/cluster/spend"
+	"gantry/config"
+)
+
+// DefaultSlice is how much of a budget an agent asks for at a time: a
+// twentieth of the limit, so a handful of agents share a budget without
+// one of them holding most of it.
+func DefaultSlice(b config.Budget) float64 { return b.LimitUSD / 20 }
+
+// SyncWallet commits w's settled spend as one batch and tops up its grants:
+// every budget the ledger tracks whose balance fell below half a slice gets
+// a request for another slice. The agent calls it from a loop it owns, say
+// once a second; it never runs on the request path. slice may be nil for
+// DefaultSlice. Without a leader it returns an error wrapping ErrNoLeader
+// and w keeps serving from what it holds.
+func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(config.Budget) float64) error {
+	if slice == nil {
+		slice = DefaultSlice
+	}
+	var errs []error
+	if b, ok := w.NextBatch(); ok {
+		e, err := command.New(command.CommitSpend, command.Spend{Batch: b})
+		if err != nil {
+			return err
+		}
+		e.RequestID = fmt.Sprintf("spend:%s:%d", b.Agent, b.Seq)
+		e.Actor = "node:" + n.opts.NodeID
+		if _, err := n.Apply(ctx, e); err != nil {
+			errs = append(errs, fmt.Errorf("commit spend batch %d: %w", b.Seq, err))
+		} else {
+			w.Acked(b.Seq)
+		}
+	}
+	now := time.Now().UTC()
+	for _, b := range n.State().Config.Budgets {
+		if !spend.Tracked(b) {
+			continue
+		}
+		w.Expire(b.Name, spend.PeriodKey(b, now))
+		want := slice(b)
+		if want <= 0 || w.Balance(b.Name) >= want/2 {
+			continue
+		}
+		e, err := command.New(command.GrantSpend, command.Grant{Budget: b.Name, Agent: n.opts.NodeID, Amount: want})
+		if err != nil {
+			return err
+		}
+		e.RequestID = w.GrantRequestID(b.Name)
+		e.Actor = "node:" + n.opts.NodeID
+		e.Time = now
+		res, err := n.Apply(ctx, e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("grant of budget %s: %w", b.Name, err))
+			continue
+		}
+		// The ledger's period is the one of the command's time, which a
+		// retry keeps; now is that time.
+		w.Credit(b.Name, spend.PeriodKey(b, now), res.Amount)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,136 @@
+package spend
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Wallet is an agent's local view of its grants. The request path reserves
+// the worst-case cost of a call before it is made and settles the actual
+// cost afterwards; neither waits on the network. A loop owned by the agent
+// commits the settled spend as batches and asks for more grant when a
+// budget's local balance runs low.
+//
+// Without a grant a budget's balance is 0 and Reserve refuses: an agent
+// that cannot reach the leader spends what it holds and then blocks, which
+// is the bound on overspend while quorum is lost.
+type Wallet struct {
+	mu      sync.Mutex
+	agent   string
+	balance map[string]float64 // granted, not yet reserved or spent
+	pending map[string]float64 // settled, not yet in a batch
+	batch   *Batch             // the batch being committed, resent until acknowledged
+	seq     uint64             // last batch sequence used
+	grants  map[string]uint64  // per budget, grant requests acknowledged
+	period  map[string]string  // per budget, the period the balance was granted in
+}
+
+// Batch is spend committed as one command.
+type Batch struct {
+	Agent string `json:"agent"`
+	Seq   uint64 `json:"seq"`
+	Items []Item `json:"items"`
+}
+
+// NewWallet returns an empty wallet for agent. seq is the agent's last
+// committed batch sequence from the ledger, so a restarted agent continues
+// after it.
+func NewWallet(agent string, seq uint64) *Wallet {
+	return &Wallet{agent: agent, seq: seq, balance: map[string]float64{}, pending: map[string]float64{}, grants: map[string]uint64{}, period: map[string]string{}}
+}
+
+// Reserve takes amount from budget's balance, or reports false when the
+// balance is short and the call must not proceed.
+func (w *Wallet) Reserve(budget string, amount float64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if amount < 0 || w.balance[budget] < amount {
+		return false
+	}
+	w.balance[budget] -= amount
+	return true
+}
+
+// Settle returns the unused part of a reservation and records the actual
+// spend for the next batch. An actual cost above the reservation is still
+// recorded; the reservation is the worst case, so that is a pricing error.
+func (w *Wallet) Settle(budget string, reserved, actual float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.balance[budget] += reserved - actual
+	w.pending[budget] += actual
+}
+
+// Balance is what can still be reserved of budget.
+func (w *Wallet) Balance(budget string) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.balance[budget]
+}
+
+// NextBatch returns the batch to commit: the unacknowledged one again, or a
+// new one of everything settled since. ok is false when there is nothing.
+func (w *Wallet) NextBatch() (b Batch, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.batch != nil {
+		return *w.batch, true
+	}
+	if len(w.pending) == 0 {
+		return Batch{}, false
+	}
+	w.seq++
+	nb := Batch{Agent: w.agent, Seq: w.seq}
+	for budget, amount := range w.pending {
+		nb.Items = append(nb.Items, Item{Budget: budget, Amount: amount})
+		if len(nb.Items) == MaxItems {
+			break
+		}
+	}
+	for _, it := range nb.Items {
+		delete(w.pending, it.Budget)
+	}
+	w.batch = &nb
+	return nb, true
+}
+
+// Acked marks batch seq committed.
+func (w *Wallet) Acked(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.batch != nil && w.batch.Seq == seq {
+		w.batch = nil
+	}
+}
+
+// GrantRequestID names the next grant request for budget. It stays the same
+// until Credit, so a retried request is applied once.
+func (w *Wallet) GrantRequestID(budget string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprintf("grant:%s:%s:%d", w.agent, budget, w.grants[budget]+1)
+}
+
+// Credit adds an amount granted in period to budget's balance. A grant of a
+// new period replaces what was left of the old one, which lapsed.
+func (w *Wallet) Credit(budget, period string, amount float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.grants[budget]++
+	if w.period[budget] != period {
+		w.balance[budget] = 0
+		w.period[budget] = period
+	}
+	w.balance[budget] += amount
+}
+
+// Expire drops budget's balance unless it was granted in period: grants
+// lapse when a budget's period turns.
+func (w *Wallet) Expire(budget, period string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := w.period[budget]; ok && p != period {
+		w.balance[budget] = 0
+		w.period[budget] = period
+	}
+}

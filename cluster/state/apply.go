@@ -1,0 +1,731 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"gantry/cluster/command"
+	"gantry/config"
+)
+
+// handler applies one command type. Version is the newest payload version
+// the handler understands; apply decodes the payload and changes the
+// transaction, or returns an error wrapping one of the package's sentinels.
+type handler struct {
+	version int
+	apply   func(tx *txn) error
+}
+
+// handlers is the table of command types this agent understands, one entry
+// per type, so adding a command is adding a row rather than growing a switch.
+var handlers = map[command.Type]handler{
+	command.PutProvider:    {1, putProvider},
+	command.DeleteProvider: {1, deleteProvider},
+	command.PutModel:       {1, putModel},
+	command.DeleteModel:    {1, deleteModel},
+	command.PutRoute:       {1, putRoute},
+	command.DeleteRoute:    {1, deleteRoute},
+	command.PutFeature:     {1, putFeature},
+	command.DeleteFeature:  {1, deleteFeature},
+	command.CreateRelease:  {1, createRelease},
+	command.MoveLabel:      {1, moveLabel},
+	command.PutKey:         {1, putKey},
+	command.RevokeKey:      {1, revokeKey},
+	command.PutToken:       {1, putToken},
+	command.RevokeToken:    {1, revokeToken},
+	command.PutObject:      {1, putObject},
+	command.DeleteObject:   {1, deleteObject},
+	command.ApplyConfig:    {1, applyConfig},
+	command.PutMember:      {1, putMember},
+	command.DeleteMember:   {1, deleteMember},
+	command.GrantSpend:     {1, grantSpend},
+	command.CommitSpend:    {1, commitSpend},
+}
+
+// Known reports whether this agent can apply commands of type t at version v.
+func Known(t command.Type, v int) bool {
+	h, ok := handlers[t]
+	return ok && v <= h.version
+}
+
+// txn is one command being applied: the envelope, the next state being
+// built, and what the command records.
+type txn struct {
+	env   command.Envelope
+	index uint64
+	next  *State
+	// configChanged asks for config.Validate on the result.
+	configChanged bool
+	result        Result
+	audit         []AuditRecord
+}
+
+// record adds an audit record for the change of target from before to after.
+func (tx *txn) record(target string, before, after any, reason string) {
+	tx.audit = append(tx.audit, AuditRecord{
+		Index:     tx.index,
+		Time:      tx.env.Time,
+		Actor:     tx.env.Actor,
+		RequestID: tx.env.RequestID,
+		Command:   tx.env.Type,
+		Target:    target,
+		Before:    summarize(before),
+		After:     summarize(after),
+		Reason:    truncate(reason, maxSummary),
+	})
+}
+
+func (tx *txn) decode(v any) error {
+	if err := tx.env.DecodePayload(v); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// Apply applies the command at log index index and returns the new state and
+// the result. On error the returned state is s itself, unchanged. A request
+// id applied before returns the first result with Duplicate set and s.
+func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Result, err error) {
+	if err := env.Check(); err != nil {
+		return s, Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if prev, ok := s.requests.get(env.RequestID); ok {
+		prev.Duplicate = true
+		return s, prev, nil
+	}
+	h, ok := handlers[env.Type]
+	if !ok || env.Version > h.version {
+		if env.Skippable {
+			return s, Result{Skipped: true}, nil
+		}
+		return s, Result{}, fmt.Errorf("%w: %s version %d", ErrUnknownCommand, env.Type, env.Version)
+	}
+	tx := &txn{env: env, index: index, next: s.clone()}
+	defer func() {
+		// A handler bug must not take the agent down with it; the
+		// command is rejected the same way on every replica.
+		if p := recover(); p != nil {
+			next, res, err = s, Result{}, fmt.Errorf("%w: %s: internal error: %v", ErrInvalid, env.Type, p)
+		}
+	}()
+	if err := h.apply(tx); err != nil {
+		return s, Result{}, fmt.Errorf("%s: %w", env.Type, err)
+	}
+	if tx.configChanged {
+		if err := tx.next.Config.Validate(); err != nil {
+			return s, Result{}, fmt.Errorf("%s: %w: %w", env.Type, ErrInvalid, err)
+		}
+		if err := checkBounds(&tx.next.Config); err != nil {
+			return s, Result{}, fmt.Errorf("%s: %w", env.Type, err)
+		}
+		budgets := tx.next.Config.Budgets
+		tx.next.Spend = tx.next.Spend.Prune(func(name string) bool {
+			return slices.ContainsFunc(budgets, func(b config.Budget) bool { return b.Name == name })
+		})
+	}
+	n := tx.next
+	n.Index = index
+	tx.result.Index = index
+	for i := range tx.audit {
+		n.AuditSeq++
+		tx.audit[i].Seq = n.AuditSeq
+	}
+	n.audit = n.audit.add(tx.audit...)
+	n.requests = n.requests.add(env.RequestID, tx.result)
+	return n, tx.result, nil
+}
+
+// clone is a shallow copy: slices and maps are shared until a handler
+// replaces them, which it always does with a fresh copy.
+func (s *State) clone() *State {
+	c := *s
+	c.hash = &hashCache{}
+	return &c
+}
+
+func checkBounds(cfg *config.Config) error {
+	total := 0
+	for _, f := range cfg.Features {
+		if len(f.Releases) > MaxReleasesPerFeature {
+			return fmt.Errorf("%w: feature %s has %d releases, more than the limit of %d", ErrInvalid, f.Name, len(f.Releases), MaxReleasesPerFeature)
+		}
+		total += len(f.Releases)
+	}
+	if total > MaxReleases {
+		return fmt.Errorf("%w: %d releases, more than the limit of %d", ErrInvalid, total, MaxReleases)
+	}
+	return nil
+}
+
+// summarize describes an object for the audit log in bounded space: its name
+// when it has one and a short digest of its content, so two records show
+// whether something changed without copying it.
+func summarize(v any) string {
+	if v == nil {
+		return ""
+	}
+	switch x := v.(type) {
+	case string:
+		return truncate(x, maxSummary)
+	case fmt.Stringer:
+		return truncate(x.String(), maxSummary)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "unencodable"
+	}
+	sum := sha256.Sum256(b)
+	digest := "sha256:" + hex.EncodeToString(sum[:6])
+	var named struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(b, &named) == nil && named.Name != "" {
+		return truncate(named.Name, maxSummary-len(digest)-1) + " " + digest
+	}
+	return digest
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// named copy-on-write helpers over the configuration's lists.
+
+func put[T any](list []T, name func(T) string, v T) (out []T, before *T) {
+	out = slices.Clone(list)
+	for i := range out {
+		if name(out[i]) == name(v) {
+			b := out[i]
+			out[i] = v
+			return out, &b
+		}
+	}
+	return append(out, v), nil
+}
+
+func remove[T any](list []T, name func(T) string, n string) (out []T, before *T, err error) {
+	i := slices.IndexFunc(list, func(x T) bool { return name(x) == n })
+	if i < 0 {
+		return list, nil, fmt.Errorf("%w: %q", ErrNotFound, n)
+	}
+	b := list[i]
+	out = slices.Concat(list[:i:i], list[i+1:])
+	return out, &b, nil
+}
+
+func anyOf[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func providerName(p config.Provider) string { return p.Name }
+func modelName(m config.Model) string       { return m.Name }
+func routeName(r config.Route) string       { return r.Name }
+func featureName(f config.Feature) string   { return f.Name }
+func keyName(k config.Key) string           { return k.Name }
+func tokenName(t command.Token) string      { return t.Name }
+func memberID(m Member) string              { return m.ID }
+
+func putProvider(tx *txn) error {
+	var p command.Provider
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if err := checkProvider(p.Provider); err != nil {
+		return err
+	}
+	if err := checkNoSecrets(p.Provider); err != nil {
+		return err
+	}
+	var before *config.Provider
+	tx.next.Config.Providers, before = put(tx.next.Config.Providers, providerName, p.Provider)
+	tx.configChanged = true
+	tx.record("provider/"+p.Provider.Name, anyOf(before), p.Provider, "")
+	return nil
+}
+
+func deleteProvider(tx *txn) error {
+	return deleteNamed(tx, "provider", &tx.next.Config.Providers, providerName)
+}
+
+func putModel(tx *txn) error {
+	var p command.Model
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if err := checkNoSecrets(p.Model); err != nil {
+		return err
+	}
+	var before *config.Model
+	tx.next.Config.Models, before = put(tx.next.Config.Models, modelName, p.Model)
+	tx.configChanged = true
+	tx.record("model/"+p.Model.Name, anyOf(before), p.Model, "")
+	return nil
+}
+
+func deleteModel(tx *txn) error {
+	return deleteNamed(tx, "model", &tx.next.Config.Models, modelName)
+}
+
+func putRoute(tx *txn) error {
+	var p command.Route
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if err := checkNoSecrets(p.Route); err != nil {
+		return err
+	}
+	var before *config.Route
+	tx.next.Config.Routes, before = put(tx.next.Config.Routes, routeName, p.Route)
+	tx.configChanged = true
+	tx.record("route/"+p.Route.Name, anyOf(before), p.Route, "")
+	return nil
+}
+
+func deleteRoute(tx *txn) error {
+	return deleteNamed(tx, "route", &tx.next.Config.Routes, routeName)
+}
+
+func deleteNamed[T any](tx *txn, kind string, list *[]T, name func(T) string) error {
+	var p command.Name
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	out, before, err := remove(*list, name, p.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	*list = out
+	tx.configChanged = true
+	tx.record(kind+"/"+p.Name, *before, nil, "")
+	return nil
+}
+
+func putFeature(tx *txn) error {
+	var p command.Feature
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	f := p.Feature
+	if err := checkNoSecrets(f); err != nil {
+		return err
+	}
+	cur, exists := tx.next.Feature(f.Name)
+	if exists {
+		if len(f.Releases) > 0 || f.Labels != (config.Labels{}) {
+			return fmt.Errorf("%w: feature %s exists; releases change only through %s and labels through %s", ErrConflict, f.Name, command.CreateRelease, command.MoveLabel)
+		}
+		next := cur
+		next.Description = f.Description
+		next.MaxTokens = f.MaxTokens
+		tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, next)
+		tx.record("feature/"+f.Name, featureSummary(cur), featureSummary(next), "")
+	} else {
+		tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, f)
+		tx.addLabelChange(f.Name, LabelChange{Action: "create", Label: "production", To: f.Labels.Production})
+		if f.Labels.Canary != 0 {
+			tx.addLabelChange(f.Name, LabelChange{Action: "create", Label: "canary", To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
+		}
+		tx.record("feature/"+f.Name, nil, featureSummary(f), "")
+	}
+	tx.configChanged = true
+	return nil
+}
+
+func deleteFeature(tx *txn) error {
+	var p command.Name
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	out, before, err := remove(tx.next.Config.Features, featureName, p.Name)
+	if err != nil {
+		return fmt.Errorf("feature: %w", err)
+	}
+	tx.next.Config.Features = out
+	if _, ok := tx.next.LabelHistory[p.Name]; ok {
+		h := maps.Clone(tx.next.LabelHistory)
+		delete(h, p.Name)
+		tx.next.LabelHistory = h
+	}
+	tx.configChanged = true
+	tx.record("feature/"+p.Name, featureSummary(*before), nil, "")
+	return nil
+}
+
+func featureSummary(f config.Feature) string {
+	return fmt.Sprintf("%s releases=%d %s", f.Name, len(f.Releases), labelSummary(f.Labels))
+}
+
+func labelSummary(l config.Labels) string {
+	if l.Canary == 0 {
+		return fmt.Sprintf("production=v%d", l.Production)
+	}
+	return fmt.Sprintf("production=v%d canary=v%d@%d%%", l.Production, l.Canary, l.CanaryWeight)
+}
+
+func createRelease(tx *txn) error {
+	var p command.Release
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if err := checkNoSecrets(p.Release); err != nil {
+		return err
+	}
+	f, ok := tx.next.Feature(p.Feature)
+	if !ok {
+		return fmt.Errorf("feature: %w: %q", ErrNotFound, p.Feature)
+	}
+	next := 1
+	for _, r := range f.Releases {
+		next = max(next, r.Version+1)
+	}
+	if p.Release.Version != 0 && p.Release.Version != next {
+		return fmt.Errorf("%w: %s: release v%d requested, the next version is v%d; releases are immutable", ErrConflict, p.Feature, p.Release.Version, next)
+	}
+	r := p.Release
+	r.Version = next
+	// Hash encodes Schema and tool parameters; an unencodable value is a
+	// bad payload, not a reason to stop.
+	if _, err := json.Marshal(r); err != nil {
+		return fmt.Errorf("%w: release does not encode: %w", ErrInvalid, err)
+	}
+	f.Releases = append(f.Releases[:len(f.Releases):len(f.Releases)], r)
+	tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, f)
+	tx.configChanged = true
+	tx.result.Version = r.Version
+	tx.result.Hash = r.Hash()
+	tx.record("release/"+config.ReleaseID(p.Feature, r.Version), nil, tx.result.Hash, "")
+	return nil
+}
+
+func (tx *txn) addLabelChange(feature string, c LabelChange) {
+	c.Index = tx.index
+	c.Time = tx.env.Time
+	c.Actor = tx.env.Actor
+	h := maps.Clone(tx.next.LabelHistory)
+	if h == nil {
+		h = map[string][]LabelChange{}
+	}
+	list := h[feature]
+	if len(list) >= MaxLabelHistory {
+		list = list[len(list)-MaxLabelHistory+1:]
+	}
+	h[feature] = append(list[:len(list):len(list)], c)
+	tx.next.LabelHistory = h
+}
+
+func moveLabel(tx *txn) error {
+	var p command.Label
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if len(p.Reason) > command.MaxReasonLen {
+		return fmt.Errorf("%w: reason longer than %d bytes", ErrInvalid, command.MaxReasonLen)
+	}
+	f, ok := tx.next.Feature(p.Feature)
+	if !ok {
+		return fmt.Errorf("feature: %w: %q", ErrNotFound, p.Feature)
+	}
+	if p.Version != 0 {
+		if _, ok := f.Release(p.Version); !ok {
+			return fmt.Errorf("release: %w: %s", ErrNotFound, config.ReleaseID(p.Feature, p.Version))
+		}
+	}
+	before := f.Labels
+	l := f.Labels
+	change := LabelChange{Action: p.Action, Reason: p.Reason}
+	switch p.Action {
+	case command.Promote:
+		if p.Version == 0 {
+			return fmt.Errorf("%w: promote needs a version", ErrInvalid)
+		}
+		change.Label, change.From, change.To = "production", l.Production, p.Version
+		l.Production = p.Version
+		if l.Canary == p.Version {
+			l.Canary, l.CanaryWeight = 0, 0
+		}
+	case command.Rollback:
+		to := p.Version
+		if to == 0 {
+			to = previousProduction(tx.next.LabelHistory[p.Feature], l.Production)
+			if to == 0 {
+				return fmt.Errorf("%w: %s has no earlier production release to roll back to", ErrConflict, p.Feature)
+			}
+			if _, ok := f.Release(to); !ok {
+				return fmt.Errorf("release: %w: %s", ErrNotFound, config.ReleaseID(p.Feature, to))
+			}
+		}
+		change.Label, change.From, change.To = "production", l.Production, to
+		l.Production = to
+		if l.Canary == to {
+			l.Canary, l.CanaryWeight = 0, 0
+		}
+	case command.Canary:
+		switch {
+		case p.Version == 0 && p.Weight != 0:
+			return fmt.Errorf("%w: removing the canary takes weight 0", ErrInvalid)
+		case p.Version != 0 && (p.Weight < 1 || p.Weight > 100):
+			return fmt.Errorf("%w: canary weight %d is outside 1..100", ErrInvalid, p.Weight)
+		case p.Version != 0 && p.Version == l.Production:
+			return fmt.Errorf("%w: v%d is already production", ErrConflict, p.Version)
+		}
+		change.Label, change.From, change.To, change.Weight = "canary", l.Canary, p.Version, p.Weight
+		l.Canary, l.CanaryWeight = p.Version, p.Weight
+	default:
+		return fmt.Errorf("%w: unknown label action %q (want %s, %s or %s)", ErrInvalid, p.Action, command.Promote, command.Rollback, command.Canary)
+	}
+	f.Labels = l
+	tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, f)
+	tx.addLabelChange(p.Feature, change)
+	tx.configChanged = true
+	tx.record("labels/"+p.Feature, labelSummary(before), labelSummary(l), p.Reason)
+	return nil
+}
+
+// previousProduction is the release production pointed at before it came to
+// point at current.
+func previousProduction(history []LabelChange, current int) int {
+	for i := len(history) - 1; i >= 0; i-- {
+		c := history[i]
+		if c.Label == "production" && c.To == current && c.From != 0 && c.From != current {
+			return c.From
+		}
+	}
+	return 0
+}
+
+func putKey(tx *txn) error {
+	var p command.Key
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	if config.WellFormedKey(p.Key.Hash) || config.WellFormedKey(p.Key.Name) {
+		return fmt.Errorf("%w: key %s carries a virtual key; only its hash is stored", ErrInvalid, p.Key.Name)
+	}
+	if err := checkNoSecrets(p.Key); err != nil {
+		return err
+	}
+	var before *config.Key
+	tx.next.Config.Keys, before = put(tx.next.Config.Keys, keyName, p.Key)
+	tx.configChanged = true
+	tx.record("key/"+p.Key.Name, anyOf(before), p.Key, "")
+	return nil
+}
+
+func revokeKey(tx *txn) error {
+	var p command.Name
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(tx.next.Config.Keys, func(k config.Key) bool { return k.Name == p.Name })
+	if i < 0 {
+		return fmt.Errorf("key: %w: %q", ErrNotFound, p.Name)
+	}
+	keys := slices.Clone(tx.next.Config.Keys)
+	before := keys[i]
+	keys[i].Revoked = true
+	tx.next.Config.Keys = keys
+	tx.configChanged = true
+	tx.record("key/"+p.Name, before, keys[i], "")
+	return nil
+}
+
+func putToken(tx *txn) error {
+	var p command.TokenPayload
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	t := p.Token
+	switch {
+	case !validName(t.Name):
+		return fmt.Errorf("%w: token name %q: want 1..%d letters, digits and . _ : -", ErrInvalid, t.Name, config.MaxNameLen)
+	case !validHash(t.Hash):
+		return fmt.Errorf("%w: token %s: want sha256: and 64 hex digits (the hash of the token, never the token)", ErrInvalid, t.Name)
+	case !t.Role.Valid():
+		return fmt.Errorf("%w: token %s: unknown role %q (want %s, %s or %s)", ErrInvalid, t.Name, t.Role, command.RoleViewer, command.RoleOperator, command.RoleAdmin)
+	}
+	for _, o := range tx.next.Tokens {
+		if o.Hash == t.Hash && o.Name != t.Name {
+			return fmt.Errorf("%w: token %s has the hash of token %s", ErrConflict, t.Name, o.Name)
+		}
+	}
+	var before *command.Token
+	tx.next.Tokens, before = put(tx.next.Tokens, tokenName, t)
+	if len(tx.next.Tokens) > MaxTokens {
+		return fmt.Errorf("%w: more than %d admin tokens", ErrInvalid, MaxTokens)
+	}
+	tx.record("token/"+t.Name, tokenSummary(before), tokenSummary(&t), "")
+	return nil
+}
+
+// tokenSummary leaves the hash out of the audit log.
+func tokenSummary(t *command.Token) any {
+	if t == nil {
+		return nil
+	}
+	s := fmt.Sprintf("%s role=%s", t.Name, t.Role)
+	if t.Revoked {
+		s += " revoked"
+	}
+	return s
+}
+
+func revokeToken(tx *txn) error {
+	var p command.Name
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(tx.next.Tokens, func(t command.Token) bool { return t.Name == p.Name })
+	if i < 0 {
+		return fmt.Errorf("token: %w: %q", ErrNotFound, p.Name)
+	}
+	tokens := slices.Clone(tx.next.Tokens)
+	before := tokens[i]
+	tokens[i].Revoked = true
+	tx.next.Tokens = tokens
+	tx.record("token/"+p.Name, tokenSummary(&before), tokenSummary(&tokens[i]), "")
+	return nil
+}
+
+func applyConfig(tx *txn) error {
+	var p command.Config
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	for _, pr := range p.Config.Providers {
+		if err := checkProvider(pr); err != nil {
+			return err
+		}
+	}
+	if err := checkNoSecrets(p.Config); err != nil {
+		return err
+	}
+	old := tx.next.Config
+	cfg := p.Config
+	for _, f := range cfg.Features {
+		of, ok := tx.next.Feature(f.Name)
+		if !ok {
+			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "production", To: f.Labels.Production})
+			continue
+		}
+		for _, r := range f.Releases {
+			if or, ok := of.Release(r.Version); ok && or.Hash() != r.Hash() {
+				return fmt.Errorf("%w: release %s differs from the one already applied; releases are immutable, add a new version", ErrConflict, config.ReleaseID(f.Name, r.Version))
+			}
+		}
+		if of.Labels.Production != f.Labels.Production {
+			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "production", From: of.Labels.Production, To: f.Labels.Production})
+		}
+		if of.Labels.Canary != f.Labels.Canary || of.Labels.CanaryWeight != f.Labels.CanaryWeight {
+			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "canary", From: of.Labels.Canary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
+		}
+	}
+	// Drop the history of features the new configuration no longer has.
+	var gone []string
+	for name := range tx.next.LabelHistory {
+		if !slices.ContainsFunc(cfg.Features, func(f config.Feature) bool { return f.Name == name }) {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) > 0 {
+		h := maps.Clone(tx.next.LabelHistory)
+		for _, name := range gone {
+			delete(h, name)
+		}
+		tx.next.LabelHistory = h
+	}
+	tx.next.Config = cfg
+	tx.configChanged = true
+	tx.record("config", configSummary(old), configSummary(cfg), "")
+	return nil
+}
+
+func configSummary(c config.Config) string {
+	releases := 0
+	for _, f := range c.Features {
+		releases += len(f.Releases)
+	}
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return fmt.Sprintf("providers=%d models=%d routes=%d features=%d releases=%d keys=%d sha256:%s",
+		len(c.Providers), len(c.Models), len(c.Routes), len(c.Features), releases, len(c.Keys), hex.EncodeToString(sum[:6]))
+}
+
+func putMember(tx *txn) error {
+	var p command.Member
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	m := Member(p)
+	if err := checkMember(m); err != nil {
+		return err
+	}
+	var before *Member
+	tx.next.Members, before = put(tx.next.Members, memberID, m)
+	if len(tx.next.Members) > MaxMembers {
+		return fmt.Errorf("%w: more than %d members", ErrInvalid, MaxMembers)
+	}
+	if before != nil && *before == m {
+		// Agents re-announce themselves; an unchanged entry is not news.
+		return nil
+	}
+	tx.record("member/"+m.ID, anyOf(before), m, "")
+	return nil
+}
+
+func deleteMember(tx *txn) error {
+	var p command.Name
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	out, before, err := remove(tx.next.Members, memberID, p.Name)
+	if err != nil {
+		return fmt.Errorf("member: %w", err)
+	}
+	tx.next.Members = out
+	tx.record("member/"+p.Name, *before, nil, "")
+	return nil
+}
+
+func grantSpend(tx *txn) error {
+	var p command.Grant
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	b, ok := tx.next.Budget(p.Budget)
+	if !ok {
+		return fmt.Errorf("budget: %w: %q", ErrNotFound, p.Budget)
+	}
+	ledger, granted, err := tx.next.Spend.Grant(b, p.Agent, p.Amount, tx.env.Time)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	tx.next.Spend = ledger
+	tx.result.Amount = granted
+	return nil
+}
+
+// commitSpend records a batch. Spend is not audited: it has its own ledger,
+// and batches from every agent would push configuration changes out of the
+// audit log within minutes.
+func commitSpend(tx *txn) error {
+	var p command.Spend
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	ledger, _, err := tx.next.Spend.Commit(p.Batch.Agent, p.Batch.Seq, p.Batch.Items, tx.next.Budget, tx.env.Time)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	tx.next.Spend = ledger
+	return nil
+}

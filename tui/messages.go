@@ -1,0 +1,75 @@
+package tui
+
+import (
+	"gantry/api"
+	"gantry/pipeline/trace"
+)
+
+// Messages the console program sends in. The TUI does no I/O: everything it
+// shows arrives as one of these.
+type (
+	// TracesMsg carries new trace summaries from the live feed or a list
+	// call, from any agent. Send them in batches (one message per tick,
+	// not per trace): each message costs one render.
+	TracesMsg []trace.Summary
+
+	// TraceMsg answers a TraceRequest.
+	TraceMsg struct {
+		ID    string
+		Trace *trace.Trace
+		Err   error
+	}
+
+	// OverviewMsg is the latest overview.
+	OverviewMsg api.Overview
+
+	// MembersMsg is the latest membership.
+	MembersMsg api.Members
+
+	// FeaturesMsg is the latest list of features with releases and labels.
+	FeaturesMsg []api.Feature
+
+	// BudgetsMsg is the latest budgets and spend.
+	BudgetsMsg api.Budgets
+
+	// DiffMsg answers a DiffRequest.
+	DiffMsg struct {
+		Request DiffRequest
+		Diff    api.Diff
+		Err     error
+	}
+
+	// AgentStatusMsg tells whether the console still hears from an agent.
+	// A stale agent's rows stay on screen, marked, until it comes back.
+	AgentStatusMsg struct {
+		Agent string
+		Stale bool
+		Err   error
+	}
+
+	// ActionResultMsg answers an ActionRequest. Result is a short account
+	// of what changed, shown in the status line and the command log.
+	ActionResultMsg struct {
+		Request ActionRequest
+		Result  string
+		Err     error
+	}
+)
+
+// Requests the TUI sends out, as tea.Msg values produced by the commands it
+// returns. The console program intercepts them, does the I/O, and answers
+// with the messages above.
+type (
+	// TraceRequest asks for one trace. Node is the agent that served it;
+	// empty when the operator typed an id (:trace ID), so ask every agent.
+	TraceRequest struct {
+		ID   string
+		Node string
+	}
+
+	// DiffRequest asks what changes from release A to release B.
+	DiffRequest struct {
+		Feature string
+		A, B    int
+	}
+)
