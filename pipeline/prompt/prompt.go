@@ -138,7 +138,7 @@ func Compile(rel config.Release) (*Template, error) {
 			q = rel.Template[len(rel.Template)-1].Content
 			name = fmt.Sprintf("template[%d]", len(rel.Template)-1)
 		}
-		c.inQuery = true
+		c.inQuery, c.defaultQuery = true, rel.Retrieval.Query == ""
 		nodes, err := c.compile(name, q)
 		if err != nil {
 			return nil, err
@@ -156,7 +156,9 @@ type checker struct {
 	t       *Template
 	usesCtx bool
 	inQuery bool
-	p       *parser
+	// defaultQuery: the query is the last template message, not its own text.
+	defaultQuery bool
+	p            *parser
 }
 
 func (c *checker) compile(msg, src string) ([]node, error) {
@@ -210,6 +212,9 @@ func (c *checker) ref(r refNode, loops int, block string) error {
 	}
 	typ, ok := c.t.types[r.root]
 	if !ok && r.root == ContextVar && c.t.retrieve {
+		if c.inQuery && c.defaultQuery {
+			return c.p.errAt(r.pos, "this last message writes {{%s}}, so it cannot also be the retrieval query; set retrieval.query", ContextVar)
+		}
 		if c.inQuery {
 			return c.p.errAt(r.pos, "the retrieval query cannot use {{%s}}: it is what the query retrieves", ContextVar)
 		}

@@ -360,3 +360,36 @@ func TestJSONValuesAreSorted(t *testing.T) {
 		t.Fatalf("rendered object is not JSON: %v", err)
 	}
 }
+
+func TestRetrievalQueryErrors(t *testing.T) {
+	q := config.Variable{Name: "q"}
+	withContext := config.Release{
+		Template:  []config.Message{{Role: "user", Content: "{{context}}\n{{q}}"}},
+		Variables: []config.Variable{q},
+		Retrieval: &config.Retrieval{Collection: "help"},
+	}
+	_, err := Compile(withContext)
+	if err == nil || !strings.Contains(err.Error(), "template[0]:1:1: this last message writes {{context}}, so it cannot also be the retrieval query; set retrieval.query") {
+		t.Fatalf("err = %v", err)
+	}
+	withContext.Retrieval.Query = "{{q}}"
+	tpl, err := Compile(withContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tpl.Query(map[string]any{"q": "kettle"}); got != "kettle" {
+		t.Fatalf("query %q", got)
+	}
+	if _, err := tpl.Render(map[string]any{"q": "x", "context": "forged"}); err == nil || !strings.Contains(err.Error(), "filled from retrieval") {
+		t.Fatalf("a caller-sent context was accepted: %v", err)
+	}
+	withContext.Variables = append(withContext.Variables, config.Variable{Name: "context"})
+	if _, err := Compile(withContext); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("declaring context in a release with retrieval: %v", err)
+	}
+	noRetrieval := release("", []string{"{{q}}"}, q)
+	tpl, _ = Compile(noRetrieval)
+	if got, err := tpl.Query(map[string]any{"q": "x"}); got != "" || err != nil {
+		t.Fatalf("Query without retrieval = %q, %v", got, err)
+	}
+}

@@ -280,3 +280,16 @@ func jsonKind(v any) string {
 		return fmt.Sprintf("%T", v)
 	}
 }
+
+// Lines adapts a Schema for callers that record failures as text, one
+// "path: reason" line each (traces, the pipeline's Validator interface).
+type Lines struct{ *Schema }
+
+// Validate checks output and formats the failures.
+func (l Lines) Validate(output []byte) []string {
+	fs := l.Schema.Validate(output)
+	if fs == nil {
+		return nil
+	}
+	return Strings(fs)
+}

@@ -233,3 +233,14 @@ func TestTools(t *testing.T) {
 		t.Fatalf("bad tool schema error %v, want it to name the tool", err)
 	}
 }
+
+func TestLines(t *testing.T) {
+	l := Lines{mustCompile(t, triage)}
+	if got := l.Validate([]byte(`{"category":"billing","priority":1}`)); got != nil {
+		t.Fatalf("valid output gave %v", got)
+	}
+	got := l.Validate([]byte(`{"category":"billing","priority":0}`))
+	if len(got) != 1 || got[0] != "/priority: minimum: got 0, want 1" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,385 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"gantry/config"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func example(t *testing.T) *config.Config {
+	t.Helper()
+	cfg := config.Example()
+	cfg.Collections = []config.Collection{{Name: "help", Chunking: config.Chunking{SizeTokens: 200, Markdown: true}}}
+	return cfg
+}
+
+func feature(t *testing.T, cfg *config.Config, name string) config.Feature {
+	t.Helper()
+	for _, f := range cfg.Features {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no feature %s", name)
+	return config.Feature{}
+}
+
+func TestDiff(t *testing.T) {
+	cfg := example(t)
+	f := feature(t, cfg, "support-answer")
+	v1, _ := f.Release(1)
+	v2, _ := f.Release(2)
+	got := Format(Diff(v1, v2))
+	want := `params.max_tokens (changed)
+  - 300
+  + 200
+params.temperature (changed)
+  - 0.3
+  + 0.2
+system (changed)
+  - You are a concise, friendly support agent for an online shop.
+  + You are a concise, friendly support agent for an online shop. Answer in at most three sentences.
+`
+	if got != want {
+		t.Fatalf("diff\n%s\nwant\n%s", got, want)
+	}
+	if d := Diff(v1, v1); len(d) != 0 {
+		t.Fatalf("a release differs from itself: %v", d)
+	}
+	v1b := v1
+	v1b.Version = 9
+	if d := Diff(v1, v1b); len(d) != 0 {
+		t.Fatalf("version alone made a difference: %v", d)
+	}
+}
+
+func TestDiffFields(t *testing.T) {
+	a := config.Release{
+		Version: 1, System: "line one\nline two\nline three", Route: "default",
+		Template: []config.Message{{Role: "user", Content: "{{q}}"}},
+		Schema:   map[string]any{"type": "object", "properties": map[string]any{"p": map[string]any{"maximum": 3}}},
+	}
+	b := config.Release{
+		Version: 2, System: "line one\nline 2\nline three\nline four", Route: "cheap",
+		Template:  []config.Message{{Role: "user", Content: "{{q}}"}, {Role: "user", Content: "again"}},
+		Schema:    map[string]any{"type": "object", "properties": map[string]any{"p": map[string]any{"maximum": 5}}},
+		Retrieval: &config.Retrieval{Collection: "help", TopK: 3},
+		Tools:     []config.Tool{{Name: "lookup"}},
+	}
+	changes := Diff(a, b)
+	var paths []string
+	for _, c := range changes {
+		paths = append(paths, c.Path+":"+c.Kind)
+	}
+	want := "retrieval:added route:changed schema.properties.p.maximum:changed system:changed template[1]:added tools:added"
+	if got := strings.Join(paths, " "); got != want {
+		t.Fatalf("changes %s\nwant %s", got, want)
+	}
+	var sys Change
+	for _, c := range changes {
+		if c.Path == "system" {
+			sys = c
+		}
+	}
+	var lines []string
+	for _, l := range sys.Lines {
+		lines = append(lines, string(l.Op)+l.Text)
+	}
+	if got, want := strings.Join(lines, "|"), " line one|-line two|+line 2| line three|+line four"; got != want {
+		t.Fatalf("system lines %s, want %s", got, want)
+	}
+}
+
+func TestLineDiff(t *testing.T) {
+	tests := []struct{ a, b, want string }{
+		{"", "", ""},
+		{"", "x", "+x"},
+		{"x", "", "-x"},
+		{"a\nb\nc", "a\nc", " a|-b| c"},
+		{"a\nb\nc\nd", "a\nx\nc\ny", " a|-b|+x| c|-d|+y"},
+		{"same\n", "same", " same"},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, l := range LineDiff(tt.a, tt.b) {
+			got = append(got, string(l.Op)+l.Text)
+		}
+		if g := strings.Join(got, "|"); g != tt.want {
+			t.Fatalf("LineDiff(%q, %q) = %s, want %s", tt.a, tt.b, g, tt.want)
+		}
+	}
+	// Past the table bound the diff degrades to a whole replacement.
+	var a, b []string
+	for i := 0; i < 3000; i++ {
+		a = append(a, fmt.Sprintf("a%d", i))
+		b = append(b, fmt.Sprintf("b%d", i))
+	}
+	if n := len(LineDiff(strings.Join(a, "\n"), strings.Join(b, "\n"))); n != 6000 {
+		t.Fatalf("large diff has %d lines, want 6000", n)
+	}
+}
+
+func TestLabelTransitions(t *testing.T) {
+	cfg := example(t)
+	f := feature(t, cfg, "support-answer") // production 1, canary 2 at 10%
+	f.Releases = append(f.Releases, config.Release{Version: 3, Route: "default"})
+	at := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	actor := Actor{By: "ops@example.com", At: at, Reason: "canary healthy"}
+	var history []LabelMove
+	step := func(moves []LabelMove, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := Apply(f, moves...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f = next
+		history = append(history, moves...)
+	}
+
+	step(StartCanary(f, 2, 50, actor))
+	if f.Labels != (config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}) {
+		t.Fatalf("after weight change: %+v", f.Labels)
+	}
+	step(Promote(f, 2, actor))
+	if f.Labels != (config.Labels{Production: 2}) {
+		t.Fatalf("promoting the canary should end it: %+v", f.Labels)
+	}
+	step(StartCanary(f, 3, 5, actor))
+	step(Rollback(f, history, actor))
+	if f.Labels != (config.Labels{Production: 1}) {
+		t.Fatalf("rollback should return to v1 and end the canary: %+v", f.Labels)
+	}
+	want := []string{"canary 2->2 w50", "canary 2->0", "production 1->2", "canary 0->3 w5", "canary 3->0", "production 2->1"}
+	if len(history) != len(want) {
+		t.Fatalf("history %v", history)
+	}
+	for i, m := range history {
+		got := fmt.Sprintf("%s %d->%d", m.Label, m.From, m.To)
+		if m.Weight > 0 {
+			got += fmt.Sprintf(" w%d", m.Weight)
+		}
+		if got != want[i] || m.By != "ops@example.com" || !m.At.Equal(at) || m.Feature != "support-answer" {
+			t.Fatalf("move %d = %s %+v, want %s", i, got, m, want[i])
+		}
+	}
+	if h := History(history, "support-answer", Production); len(h) != 2 {
+		t.Fatalf("production history %v", h)
+	}
+	// Rolling back again goes to what v1 replaced: nothing recorded.
+	if _, err := Rollback(f, History(history, "support-answer", "")[:0], actor); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("rollback without history: %v", err)
+	}
+}
+
+func TestLabelErrors(t *testing.T) {
+	cfg := example(t)
+	f := feature(t, cfg, "support-answer") // production 1, canary 2 at 10%
+	a := Actor{By: "x"}
+	tests := []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"promote unknown", func() error { _, err := Promote(f, 7, a); return err }, "no release with version 7"},
+		{"promote current", func() error { _, err := Promote(f, 1, a); return err }, "already production"},
+		{"canary production", func() error { _, err := StartCanary(f, 1, 10, a); return err }, "v1 is production"},
+		{"canary weight", func() error { _, err := StartCanary(f, 2, 101, a); return err }, "weight 101 is outside 1..100"},
+		{"canary same", func() error { _, err := StartCanary(f, 2, 10, a); return err }, "already takes 10%"},
+		{"stale move", func() error {
+			_, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 2, To: 2})
+			return err
+		}, "production is v1, the move starts from v2"},
+		{"wrong feature", func() error {
+			_, err := Apply(f, LabelMove{Feature: "other", Label: Production, From: 1, To: 2})
+			return err
+		}, `for feature "other"`},
+		{"unknown label", func() error {
+			_, err := Apply(f, LabelMove{Feature: f.Name, Label: "beta", From: 0, To: 2})
+			return err
+		}, `unknown label "beta"`},
+		{"production onto canary", func() error {
+			_, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 1, To: 2})
+			return err
+		}, "is the canary; end it first"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.err()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 2, To: 1}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale move error %v does not wrap ErrConflict", err)
+	}
+	// A failed Apply leaves the feature as it was.
+	before := f.Labels
+	Apply(f, LabelMove{Feature: f.Name, Label: Canary, From: 2, To: 0}, LabelMove{Feature: f.Name, Label: "x"})
+	if f.Labels != before {
+		t.Fatal("Apply changed its input")
+	}
+}
+
+func TestAssignSticky(t *testing.T) {
+	labels := config.Labels{Production: 1, Canary: 2, CanaryWeight: 10}
+	for i := 0; i < 1000; i++ {
+		u := fmt.Sprintf("user-%d", i)
+		v1, l1 := Assign("support-answer", labels, u)
+		v2, l2 := Assign("support-answer", labels, u)
+		if v1 != v2 || l1 != l2 {
+			t.Fatalf("user %s moved from %d to %d", u, v1, v2)
+		}
+		if (l1 == Canary) != (v1 == 2) {
+			t.Fatalf("label %s does not match version %d", l1, v1)
+		}
+		// Growing the canary keeps its users on it.
+		if l1 == Canary {
+			if _, l := Assign("support-answer", config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}, u); l != Canary {
+				t.Fatalf("user %s left the canary when its weight grew", u)
+			}
+		}
+	}
+	if v, l := Assign("f", labels, ""); v != 1 || l != Production {
+		t.Fatalf("empty user got %d %s, want production", v, l)
+	}
+	if v, l := Assign("f", config.Labels{Production: 3}, "u"); v != 3 || l != Production {
+		t.Fatalf("no canary got %d %s", v, l)
+	}
+}
+
+func TestAssignDistribution(t *testing.T) {
+	const n = 20000
+	for _, w := range []int{1, 5, 10, 25, 50, 90} {
+		labels := config.Labels{Production: 1, Canary: 2, CanaryWeight: w}
+		canary := 0
+		for i := 0; i < n; i++ {
+			if _, l := Assign("ticket-triage", labels, fmt.Sprintf("u%07d", i)); l == Canary {
+				canary++
+			}
+		}
+		// Binomial: allow four standard deviations.
+		p := float64(w) / 100
+		sd := math.Sqrt(n * p * (1 - p))
+		if math.Abs(float64(canary)-n*p) > 4*sd {
+			t.Fatalf("weight %d: %d of %d users on the canary, want about %.0f ± %.0f", w, canary, n, n*p, 4*sd)
+		}
+	}
+	// Features split users independently.
+	labels := config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}
+	both := 0
+	for i := 0; i < n; i++ {
+		u := fmt.Sprintf("u%d", i)
+		_, a := Assign("feature-a", labels, u)
+		_, b := Assign("feature-b", labels, u)
+		if a == Canary && b == Canary {
+			both++
+		}
+	}
+	if math.Abs(float64(both)-n/4) > 4*math.Sqrt(n*0.25*0.75) {
+		t.Fatalf("%d users on both canaries, want about %d", both, n/4)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	cfg := example(t)
+	good := config.Release{
+		Version: 3, System: "Answer from the help centre.", Route: "default",
+		Template:  []config.Message{{Role: "user", Content: "{{question}}"}},
+		Variables: []config.Variable{{Name: "question", Required: true}},
+		Schema:    map[string]any{"type": "object"},
+		Retrieval: &config.Retrieval{Collection: "help", TopK: 4},
+		Tools:     []config.Tool{{Name: "lookup", Parameters: map[string]any{"type": "object"}}},
+	}
+	if err := Check(cfg, "support-answer", good); err != nil {
+		t.Fatalf("good release rejected: %v", err)
+	}
+	if err := Check(cfg, "brand-new", good); err != nil {
+		t.Fatalf("release of a new feature rejected: %v", err)
+	}
+	existing, _ := feature(t, cfg, "support-answer").Release(2)
+	if err := Check(cfg, "support-answer", existing); err != nil {
+		t.Fatalf("re-creating an identical release rejected: %v", err)
+	}
+	mod := func(f func(r *config.Release)) config.Release {
+		r := good
+		r.Template = append([]config.Message(nil), good.Template...)
+		r.Retrieval = ptr(*good.Retrieval)
+		f(&r)
+		return r
+	}
+	tests := []struct {
+		name    string
+		feature string
+		rel     config.Release
+		want    string
+	}{
+		{"unknown route", "support-answer", mod(func(r *config.Release) { r.Route = "fast" }), `support-answer@v3.route: unknown route or model "fast"`},
+		{"unknown collection", "support-answer", mod(func(r *config.Release) { r.Retrieval.Collection = "faq" }), `support-answer@v3.retrieval.collection: unknown collection "faq"`},
+		{"bad top_k", "support-answer", mod(func(r *config.Release) { r.Retrieval.TopK = 1000 }), `support-answer@v3.retrieval.top_k: 1000 is outside 0..100`},
+		{"bad chunking", "support-answer", mod(func(r *config.Release) { r.Retrieval.Chunking = &config.Chunking{SizeTokens: 50, Overlap: 60} }), `support-answer@v3.retrieval.chunking.overlap`},
+		{"template syntax", "support-answer", mod(func(r *config.Release) { r.Template[0].Content = "Q:\n {{#if question}}" }), `support-answer@v3.template[0]: line 2, column 2: {{#if question}} is never closed`},
+		{"undeclared variable", "support-answer", mod(func(r *config.Release) { r.System = "Hi {{name}}" }), `support-answer@v3.system: line 1, column 4: undeclared variable "name"`},
+		{"bad query template", "support-answer", mod(func(r *config.Release) { r.Retrieval.Query = "{{context}}" }), `support-answer@v3.retrieval.query: line 1, column 1: the retrieval query cannot use {{context}}`},
+		{"invalid schema", "support-answer", mod(func(r *config.Release) { r.Schema = map[string]any{"type": "objekt"} }), `support-answer@v3.schema: the schema does not follow the meta-schema`},
+		{"remote ref", "support-answer", mod(func(r *config.Release) { r.Schema = map[string]any{"$ref": "http://example.com/x"} }), `support-answer@v3.schema:`},
+		{"tool schema", "support-answer", mod(func(r *config.Release) { r.Tools = []config.Tool{{Name: "t", Parameters: map[string]any{"type": 1}}} }), `support-answer@v3.tools: tools[0] (t).parameters`},
+		{"duplicate tool", "support-answer", mod(func(r *config.Release) { r.Tools = []config.Tool{{Name: "t"}, {Name: "t"}} }), `support-answer@v3.tools[1].name: tool "t" is defined twice`},
+		{"bad role", "support-answer", mod(func(r *config.Release) { r.Template[0].Role = "bot" }), `support-answer@v3.template[0].role: unknown role "bot"`},
+		{"immutable", "support-answer", mod(func(r *config.Release) { r.Version = 2 }), `support-answer@v2.version: v2 already exists with other content`},
+		{"bad version", "support-answer", mod(func(r *config.Release) { r.Version = 0 }), `support-answer@v0.version: versions start at 1`},
+		{"bad feature name", "no spaces", good, `no spaces@v3.feature: feature name "no spaces"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(cfg, tt.feature, tt.rel)
+			if err == nil {
+				t.Fatalf("Check accepted the release, want %q", tt.want)
+			}
+			var v config.ValidationError
+			if !errors.As(err, &v) {
+				t.Fatalf("error %T is not a config.ValidationError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n%v\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPin(t *testing.T) {
+	cfg := example(t)
+	rel := config.Release{Version: 3, Route: "default", Retrieval: &config.Retrieval{Collection: "help"}}
+	pinned, err := Pin(cfg, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Retrieval.Chunking != nil {
+		t.Fatal("Pin changed its input")
+	}
+	if c := pinned.Retrieval.Chunking; c == nil || c.SizeTokens != 200 || !c.Markdown || c.Overlap != 0 || c.Separators != nil {
+		t.Fatalf("pinned rules %+v", pinned.Retrieval.Chunking)
+	}
+	if pinned.Hash() == rel.Hash() {
+		t.Fatal("pinning the rules did not change the hash")
+	}
+	// Changing the collection's default afterwards does not change the release.
+	cfg.Collections[0].Chunking.SizeTokens = 64
+	again, _ := Pin(cfg, pinned)
+	if again.Hash() != pinned.Hash() {
+		t.Fatal("a pinned release changed with the collection")
+	}
+	if _, err := Pin(cfg, config.Release{Retrieval: &config.Retrieval{Collection: "nope"}}); err == nil {
+		t.Fatal("unknown collection pinned")
+	}
+}
