@@ -367,3 +367,14 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func mustRequest(t testing.TB, method, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func defaultClient() *http.Client { return http.DefaultClient }

@@ -59,7 +59,8 @@ type Call struct {
 	TTFT        time.Duration
 	Upstream    time.Duration
 	Validation  []string
-	Sources     []trace.Source // retrieved context that went into the prompt
+	Context     string         // retrieved context block for the prompt
+	Sources     []trace.Source // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         error
 }

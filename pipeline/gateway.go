@@ -14,6 +14,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/release"
 	"gantry/pipeline/trace"
 )
 
@@ -31,6 +32,9 @@ type Gateway struct {
 	// reports no usage.
 	CountMessages func([]chat.Message) int
 	CountText     func(string) int
+	// Retrieve fetches a release's context for a query: the block for the
+	// prompt and the sources for the trace.
+	Retrieve func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (string, []trace.Source, error)
 }
 
 // Swap installs a new snapshot. Calls already running finish on the one they
@@ -127,7 +131,11 @@ func (g *Gateway) resolve(_ context.Context, c *Call) error {
 		if !ok {
 			return chat.NotFound("feature_not_found", "feature %q does not exist", fname)
 		}
-		version, label := assign(f.Name, f.Labels, c.User, c.ID)
+		who := c.User
+		if who == "" {
+			who = c.ID // no user: assign each call on its own
+		}
+		version, label := release.Assign(f.Name, f.Labels, who)
 		c.Feature, c.Release, c.Label = f, f.Release(version), label
 		c.Route = c.Release.Route
 		return nil

@@ -2,14 +2,35 @@ package pipeline
 
 import (
 	"context"
+	"net/http"
 
 	"gantry/config"
 	"gantry/pipeline/chat"
 )
 
-// context assembles retrieved context. Releases without retrieval have
-// nothing to add.
-func (g *Gateway) context(_ context.Context, c *Call) error { return nil }
+// context retrieves the release's context: the query is rendered from the
+// variables, and the chunks found are kept for the prompt and the trace.
+func (g *Gateway) context(ctx context.Context, c *Call) error {
+	r := c.Release
+	if r == nil || r.Retrieval == nil {
+		return nil
+	}
+	if g.Retrieve == nil {
+		return &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Code: "retrieval_unavailable",
+			Message: "the release uses retrieval, but this agent has no document store"}
+	}
+	q, err := r.Prompt.Query(c.Vars)
+	if err != nil {
+		return chat.BadRequest("vars", "feature %s: retrieval query: %v", c.Feature.Name, err)
+	}
+	block, sources, err := g.Retrieve(ctx, c.Snap.Config, *r.Retrieval, q)
+	if err != nil {
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "retrieval_failed",
+			Message: "retrieving context failed: " + err.Error(), Cause: err}
+	}
+	c.Context, c.Sources = block, sources
+	return nil
+}
 
 // prompt builds the messages that go upstream: for a feature, the release's
 // rendered instructions and template followed by the caller's messages, and
@@ -19,7 +40,11 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 	if r := c.Release; r != nil {
 		var msgs []chat.Message
 		if r.Prompt != nil {
-			rendered, err := r.Prompt.Render(c.Vars)
+			render := r.Prompt.Render
+			if c.Context != "" {
+				render = func(vars map[string]any) ([]chat.Message, error) { return r.Prompt.RenderContext(vars, c.Context) }
+			}
+			rendered, err := render(c.Vars)
 			if err != nil {
 				return chat.BadRequest("vars", "feature %s: %v", c.Feature.Name, err)
 			}

@@ -2,11 +2,9 @@ package pipeline
 
 import (
 	"errors"
-	"hash/fnv"
 	"net/http"
 	"strconv"
 
-	"gantry/config"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/trace"
@@ -120,25 +118,4 @@ func attemptStatus(err error) string {
 		return "client_gone"
 	}
 	return "error"
-}
-
-// assign picks the release a user sees: the canary for about CanaryWeight
-// percent of users, chosen by a hash of feature and user so one user keeps
-// seeing one release. Calls without a user are assigned per request.
-func assign(feature string, l config.Labels, user, requestID string) (int, string) {
-	if l.Canary == 0 || l.CanaryWeight == 0 {
-		return l.Production, "production"
-	}
-	id := user
-	if id == "" {
-		id = requestID
-	}
-	h := fnv.New32a()
-	h.Write([]byte(feature))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	if int(h.Sum32()%100) < l.CanaryWeight {
-		return l.Canary, "canary"
-	}
-	return l.Production, "production"
 }

@@ -66,6 +66,10 @@ type Release struct {
 // Prompt renders a release's messages from variables.
 type Prompt interface {
 	Render(vars map[string]any) ([]chat.Message, error)
+	// RenderContext renders with a block of retrieved context.
+	RenderContext(vars map[string]any, context string) ([]chat.Message, error)
+	// Query renders the retrieval query of the release.
+	Query(vars map[string]any) (string, error)
 }
 
 // Validator checks a model's output against a release's schema.

@@ -18,13 +18,15 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/tokens"
 )
 
 // Sim is the simulator provider: it stands in for a language model in demos,
 // tests and load runs. It waits a log-normal time to first token, paces its
 // tokens, fails at the configured rates the way real upstreams fail, answers
 // response formats with JSON that satisfies the request's schema, and calls
-// the request's tools. It never calls the network.
+// the request's tools. It never calls the network, and its answers say what
+// it is: their system_fingerprint is SimFingerprint.
 type Sim struct {
 	set config.SimSettings
 	seq atomic.Uint64
@@ -43,10 +45,14 @@ const (
 	simHang = 2 * time.Minute
 	// simRetryAfter is what a simulated rate limit asks the caller to wait.
 	simRetryAfter = time.Second
-	// simCharsPerToken is the rough size of a token, used to count the
-	// prompt and to cut JSON into stream pieces.
+	// simCharsPerToken is the rough size of a token, used to cut JSON into
+	// stream pieces.
 	simCharsPerToken = 4
 )
+
+// SimFingerprint marks every complete answer of the simulator, so that no
+// one mistakes it for a model's.
+const SimFingerprint = "gantry-sim"
 
 // NewSim returns a simulator. Its choices are repeatable for a nonzero
 // s.Seed when calls arrive in the same order.
@@ -90,12 +96,14 @@ type simPlan struct {
 }
 
 func (s *Sim) plan(req *chat.Request) (*simPlan, error) {
+	// Counting the prompt is the slow part; it needs no lock.
+	prompt := promptTokens(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := &simPlan{
 		id:     "chatcmpl-sim-" + strconv.FormatUint(s.seq.Add(1), 10),
 		ttft:   logNormal(s.set.LatencyP50.D(), s.set.LatencyP99.D(), s.rng.NormFloat64()),
-		prompt: promptTokens(req),
+		prompt: prompt,
 		finish: "stop",
 	}
 	if s.set.TokensPerSecond > 0 {
@@ -115,9 +123,16 @@ func (s *Sim) plan(req *chat.Request) (*simPlan, error) {
 	if err := s.answer(req, p); err != nil {
 		return nil, err
 	}
-	if limit := req.OutputLimit(); limit > 0 && len(p.pieces) > limit {
-		p.pieces = p.pieces[:limit]
-		p.finish = "length"
+	if limit := req.OutputLimit(); limit > 0 {
+		// Keep whole pieces while their tokens fit the limit.
+		n := 0
+		for i, piece := range p.pieces {
+			if n += tokens.Count(piece); n > limit {
+				p.pieces = p.pieces[:i]
+				p.finish = "length"
+				break
+			}
+		}
 	}
 	if p.outcome == simCut {
 		p.cutAt = s.rng.IntN(len(p.pieces) + 1)
@@ -205,20 +220,10 @@ func logNormal(p50, p99 time.Duration, z float64) time.Duration {
 	return time.Duration(min(d, 4*float64(max(p99, p50))))
 }
 
-// promptTokens estimates the prompt's size the way a tokenizer roughly
-// would: a token per four bytes and a few per message.
+// promptTokens counts the prompt as OpenAI's tokenizer would: messages with
+// their per-message overhead, and tool definitions.
 func promptTokens(req *chat.Request) int {
-	n := 3
-	for _, m := range req.Messages {
-		n += 4 + (len(m.Content.Text)+simCharsPerToken-1)/simCharsPerToken
-		for _, tc := range m.ToolCalls {
-			n += (len(tc.Function.Name) + len(tc.Function.Arguments) + simCharsPerToken - 1) / simCharsPerToken
-		}
-	}
-	for _, t := range req.Tools {
-		n += (len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters)) / simCharsPerToken
-	}
-	return n
+	return tokens.CountMessages(req.Messages) + tokens.CountTools(req.Tools)
 }
 
 var simVocabulary = strings.Fields(`the order shipped yesterday and should arrive within three
@@ -302,8 +307,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (p *simPlan) usage(pieces int) *chat.Usage {
-	return &chat.Usage{PromptTokens: p.prompt, CompletionTokens: pieces, TotalTokens: p.prompt + pieces}
+// usage counts the answer's tokens.
+func (p *simPlan) usage() *chat.Usage {
+	out := tokens.Count(strings.Join(p.pieces, ""))
+	return &chat.Usage{PromptTokens: p.prompt, CompletionTokens: out, TotalTokens: p.prompt + out}
 }
 
 func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
@@ -347,7 +354,9 @@ func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, 
 		Created: start.Unix(),
 		Model:   req.Model,
 		Choices: []chat.Choice{{Message: msg, FinishReason: p.finish}},
-		Usage:   p.usage(len(p.pieces)),
+		// Say plainly that no model wrote this.
+		SystemFingerprint: SimFingerprint,
+		Usage:             p.usage(),
 	}, nil
 }
 
@@ -430,7 +439,7 @@ func (s *simStream) Recv() (*chat.Chunk, error) {
 		s.next++
 		c := s.chunk(chat.Delta{}, nil)
 		c.Choices = []chat.ChunkChoice{}
-		c.Usage = p.usage(len(p.pieces))
+		c.Usage = p.usage()
 		return c, nil
 	}
 	return nil, io.EOF

@@ -14,6 +14,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/tokens"
 )
 
 // checkSchema fails unless doc satisfies schema.
@@ -136,7 +137,11 @@ func TestSimComplete(t *testing.T) {
 		t.Fatalf("got %d words, want 10..30 around the configured 20", words)
 	}
 	u := resp.Usage
-	if u.CompletionTokens != words || u.PromptTokens != promptTokens(simRequest()) || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
+	if resp.SystemFingerprint != SimFingerprint {
+		t.Fatalf("system_fingerprint: got %q, want %q", resp.SystemFingerprint, SimFingerprint)
+	}
+	wantPrompt := tokens.CountMessages(simRequest().Messages)
+	if u.CompletionTokens != tokens.Count(c.Message.Content.Text) || u.PromptTokens != wantPrompt || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
 		t.Fatalf("usage: got %+v for %d words", *u, words)
 	}
 
@@ -157,8 +162,8 @@ func TestSimOutputLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Choices[0].FinishReason != "length" || resp.Usage.CompletionTokens != 5 {
-		t.Fatalf("got finish %q and %d tokens, want length and 5", resp.Choices[0].FinishReason, resp.Usage.CompletionTokens)
+	if n := resp.Usage.CompletionTokens; resp.Choices[0].FinishReason != "length" || n > 5 || n < 3 || n != tokens.Count(resp.Choices[0].Message.Content.Text) {
+		t.Fatalf("got finish %q and %d tokens, want length and at most 5", resp.Choices[0].FinishReason, n)
 	}
 }
 
@@ -313,7 +318,7 @@ func TestSimStream(t *testing.T) {
 	if end != io.EOF || finish != "stop" {
 		t.Fatalf("end %v finish %q, want EOF and stop", end, finish)
 	}
-	if usage == nil || usage.CompletionTokens != len(strings.Fields(content)) {
+	if usage == nil || usage.CompletionTokens != tokens.Count(content) {
 		t.Fatalf("usage %+v for %d words", usage, len(strings.Fields(content)))
 	}
 	if _, err := st.Recv(); !errors.Is(err, errStreamClosed) {

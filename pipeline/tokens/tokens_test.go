@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -166,23 +167,32 @@ func TestCacheBounded(t *testing.T) {
 }
 
 func TestConcurrentCount(t *testing.T) {
-	text := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 20)
-	want := Count(text)
+	// Distinct texts, so the goroutines share the piece cache but not the
+	// text cache.
+	texts := make([]string, 8)
+	want := make([]int, len(texts))
+	for i := range texts {
+		texts[i] = strings.Repeat(fmt.Sprintf("The quick brown fox %d jumps over the lazy dog. ", i), 20)
+		want[i] = libraryCount(encoder(false), texts[i])
+	}
 	var wg sync.WaitGroup
-	errs := make(chan int, 8)
-	for range 8 {
+	errs := make(chan string, len(texts))
+	for i := range texts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if got := Count(text); got != want {
-				errs <- got
+			for range 3 {
+				if got := fastCount(texts[i]); got != want[i] {
+					errs <- fmt.Sprintf("text %d: got %d, want %d", i, got, want[i])
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	for got := range errs {
-		t.Fatalf("concurrent Count: got %d, want %d", got, want)
+	for e := range errs {
+		t.Fatalf("concurrent count: %s", e)
 	}
 }
 
