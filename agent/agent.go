@@ -28,6 +28,7 @@ import (
 	"gantry/pipeline/metrics"
 	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
+	"gantry/pipeline/retrieval"
 	"gantry/pipeline/tokens"
 	"gantry/pipeline/trace"
 	"gantry/pipeline/validate"
@@ -67,6 +68,7 @@ type Server struct {
 	admins   [][32]byte // sha256 of accepted admin tokens
 	mu       sync.Mutex // serialises reloads
 	set      *pipeline.ProviderSet
+	docs     *retrieval.Store
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
@@ -175,6 +177,10 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("trace store: %w", err)
 	}
+	s.docs, err = retrieval.OpenStore(filepath.Join(opts.DataDir, "collections"))
+	if err != nil {
+		return nil, nil, err
+	}
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
@@ -185,6 +191,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		Log:           opts.Log,
 		CountMessages: tokens.CountMessages,
 		CountText:     tokens.Count,
+		Retrieve:      s.retrieve,
 	}
 	s.gw.Swap(snap)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
@@ -199,18 +206,8 @@ var compiler = pipeline.Compiler{
 		if err != nil {
 			return nil, err
 		}
-		return schemaValidator{v}, nil
+		return validate.Lines{Schema: v}, nil
 	},
-}
-
-type schemaValidator struct{ s *validate.Schema }
-
-func (v schemaValidator) Validate(out []byte) []string {
-	var msgs []string
-	for _, f := range v.s.Validate(out) {
-		msgs = append(msgs, f.String())
-	}
-	return msgs
 }
 
 func loadConfig(opts *Options) (*config.Config, error) {
@@ -303,6 +300,9 @@ func (s *Server) close() {
 	if err := s.store.Close(); err != nil {
 		s.log.Warn("closing trace store", "err", err)
 	}
+	if err := s.docs.Close(); err != nil {
+		s.log.Warn("closing document store", "err", err)
+	}
 }
 
 // upstreamTransport is tuned for many concurrent calls to few hosts.
@@ -325,6 +325,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /admin/v1/traces", s.admin(s.listTraces))
 	mux.Handle("GET /admin/v1/traces/{id}", s.admin(s.getTrace))
 	mux.Handle("GET /admin/v1/feed", s.admin(s.feed))
+	mux.Handle("POST /admin/v1/collections/{name}/documents", s.admin(s.ingest))
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
