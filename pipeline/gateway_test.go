@@ -39,7 +39,7 @@ func newTestGateway(t *testing.T, providers ...*scripted) (*Gateway, *[]*trace.T
 	r.Name, r.Targets, r.Fallbacks = "main", targets, fallbacks
 	cfg.Routes = []config.Route{r}
 	set := NewProviderSet(func(p config.Provider) (provider.Provider, error) { return byName[p.Name], nil })
-	snap, err := Compile(cfg, set, Compiler{})
+	snap, err := Compile(cfg, set)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}

@@ -8,7 +8,10 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
+	"gantry/pipeline/release"
+	"gantry/pipeline/validate"
 )
 
 // Snapshot is an immutable, compiled view of one configuration. The gateway
@@ -22,9 +25,7 @@ type Snapshot struct {
 	features map[string]*Feature
 	keys     map[string]*config.Key // by hash
 	modelIDs []string               // for GET /v1/models, sorted
-	// compileSchema compiles a schema a caller sends in response_format.
-	compileSchema func(schema any) (Validator, error)
-	Loaded        time.Time
+	Loaded   time.Time
 }
 
 // Target is a model ready to call: its price and its provider.
@@ -55,26 +56,13 @@ type Release struct {
 	ID      string
 	Hash    string
 	Route   *Route
-	Prompt  Prompt
-	Schema  Validator
+	Prompt  *prompt.Template
+	Schema  *validate.Schema // nil when the release has no schema
+	Tools   *validate.Tools
 	// format asks the upstream for output matching the schema; tools are
 	// the release's tools on the wire.
 	format *chat.ResponseFormat
 	tools  []chat.Tool
-}
-
-// Prompt renders a release's messages from variables.
-type Prompt interface {
-	Render(vars map[string]any) ([]chat.Message, error)
-	// RenderContext renders with a block of retrieved context.
-	RenderContext(vars map[string]any, context string) ([]chat.Message, error)
-	// Query renders the retrieval query of the release.
-	Query(vars map[string]any) (string, error)
-}
-
-// Validator checks a model's output against a release's schema.
-type Validator interface {
-	Validate(output []byte) []string
 }
 
 // ProviderSet builds and caches providers. Providers hold connection pools,
@@ -116,17 +104,10 @@ func sameProvider(a, b config.Provider) bool {
 	return a.Sim == nil || *a.Sim == *b.Sim
 }
 
-// Compiler turns release content into runnable parts. It is injected so the
-// pipeline core does not depend on the template and schema engines.
-type Compiler struct {
-	Prompt func(config.Release) (Prompt, error)
-	Schema func(schema any) (Validator, error)
-}
-
 // Compile validates cfg and builds a snapshot. Providers come from set; a
 // snapshot is only built when every part compiles, so a bad change never
 // replaces a good configuration.
-func Compile(cfg *config.Config, set *ProviderSet, comp Compiler) (*Snapshot, error) {
+func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,8 +119,6 @@ func Compile(cfg *config.Config, set *ProviderSet, comp Compiler) (*Snapshot, er
 		features: map[string]*Feature{},
 		keys:     map[string]*config.Key{},
 		Loaded:   time.Now(),
-
-		compileSchema: comp.Schema,
 	}
 	providers := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
@@ -175,7 +154,7 @@ func Compile(cfg *config.Config, set *ProviderSet, comp Compiler) (*Snapshot, er
 	for _, fc := range cfg.Features {
 		f := &Feature{Feature: fc, releases: map[int]*Release{}}
 		for _, rc := range fc.Releases {
-			rel, err := s.compileRelease(fc.Name, rc, comp)
+			rel, err := s.compileRelease(fc.Name, rc)
 			if err != nil {
 				return nil, err
 			}
@@ -192,23 +171,18 @@ func Compile(cfg *config.Config, set *ProviderSet, comp Compiler) (*Snapshot, er
 	return s, nil
 }
 
-func (s *Snapshot) compileRelease(feature string, rc config.Release, comp Compiler) (*Release, error) {
-	rel := &Release{Release: rc, Feature: feature, ID: config.ReleaseID(feature, rc.Version), Hash: rc.Hash()}
-	rel.Route = s.routes[rc.Route]
+func (s *Snapshot) compileRelease(feature string, rc config.Release) (*Release, error) {
 	where := fmt.Sprintf("feature %s release %d", feature, rc.Version)
-	if comp.Prompt != nil {
-		p, err := comp.Prompt(rc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: template: %w", where, err)
-		}
-		rel.Prompt = p
+	comp, err := release.Compile(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if rc.Schema != nil && comp.Schema != nil {
-		v, err := comp.Schema(rc.Schema)
-		if err != nil {
-			return nil, fmt.Errorf("%s: schema: %w", where, err)
-		}
-		rel.Schema = v
+	rel := &Release{Release: rc, Feature: feature, ID: config.ReleaseID(feature, rc.Version), Hash: comp.Hash,
+		Route: s.routes[rc.Route], Prompt: comp.Template, Schema: comp.Schema}
+	if len(rc.Tools) > 0 {
+		rel.Tools = comp.Tools
+	}
+	if rc.Schema != nil {
 		raw, err := json.Marshal(rc.Schema)
 		if err != nil {
 			return nil, fmt.Errorf("%s: schema: %w", where, err)
@@ -217,12 +191,11 @@ func (s *Snapshot) compileRelease(feature string, rc config.Release, comp Compil
 		rel.format = &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: schemaName(feature), Schema: raw, Strict: &strict}}
 	}
 	for _, t := range rc.Tools {
-		params, err := json.Marshal(t.Parameters)
-		if err != nil {
-			return nil, fmt.Errorf("%s: tool %s: %w", where, t.Name, err)
-		}
-		if t.Parameters == nil {
-			params = nil
+		var params json.RawMessage
+		if t.Parameters != nil {
+			if params, err = json.Marshal(t.Parameters); err != nil {
+				return nil, fmt.Errorf("%s: tool %s: %w", where, t.Name, err)
+			}
 		}
 		rel.tools = append(rel.tools, chat.Tool{Type: "function", Function: chat.Function{Name: t.Name, Description: t.Description, Parameters: params}})
 	}

@@ -3,18 +3,25 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"gantry/pipeline/chat"
+	"gantry/pipeline/validate"
 )
 
-// validate checks the output against the release's schema, or the JSON the
-// caller asked for with response_format. A non-streamed invalid output is
-// sent back to the model with the failures, up to the release's repair
-// budget; a stream has already reached the client, so its failures are only
-// recorded.
+// Validation failure kinds, the first word of each entry of Call.Validation.
+const (
+	FailJSON   = "json"   // the output is not the JSON asked for
+	FailSchema = "schema" // the JSON breaks the schema
+	FailTool   = "tool"   // a tool call's arguments break the tool's schema
+)
+
+// validate checks the output against the release's schema (or the JSON the
+// caller asked for with response_format) and tool calls against their tools'
+// schemas. A non-streamed invalid output goes back to the model with the
+// failures, up to the release's repair budget; a stream has already reached
+// the client, so its failures are only recorded.
 func (g *Gateway) validate(ctx context.Context, c *Call) error {
 	check := g.checker(c)
 	if check == nil || c.Resp == nil {
@@ -25,70 +32,77 @@ func (g *Gateway) validate(ctx context.Context, c *Call) error {
 		repairs = c.Release.Repair
 	}
 	for n := 0; ; n++ {
-		failures := check(c.Output())
+		kind, failures := check(c.Resp.Choices[0].Message)
 		if len(failures) == 0 {
 			return nil
 		}
-		c.Validation = append(c.Validation, failures...)
-		if c.Streamed || n >= repairs {
-			if c.Streamed {
-				return nil
-			}
-			return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "output_validation_failed",
-				Message: "the model's output did not match the schema: " + strings.Join(failures, "; ")}
+		for _, f := range failures {
+			c.Validation = append(c.Validation, kind+" "+f.String())
 		}
-		c.Messages = append(c.Messages,
-			chat.Message{Role: "assistant", Content: chat.Text(c.Output())},
-			chat.Message{Role: "user", Content: chat.Text(repairPrompt(failures))})
+		if c.Streamed {
+			return nil
+		}
+		if n >= repairs {
+			return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "output_validation_failed",
+				Message: "the model's output did not match the schema: " + strings.Join(validate.Strings(failures), "; ")}
+		}
+		c.Messages = validate.Repair(c.Messages, c.Output(), failures)
 		if err := g.route(ctx, c); err != nil {
 			return err
 		}
 	}
 }
 
-// checker returns the check that applies to the call, or nil.
-func (g *Gateway) checker(c *Call) func(string) []string {
-	if c.Release != nil && c.Release.Schema != nil {
-		return func(out string) []string { return c.Release.Schema.Validate([]byte(out)) }
+// checker returns the check that applies to the call, or nil: the
+// release's schema and tools, else the caller's response_format.
+func (g *Gateway) checker(c *Call) func(chat.Message) (string, []validate.Failure) {
+	var schema *validate.Schema
+	var tools *validate.Tools
+	jsonOnly := false
+	if r := c.Release; r != nil {
+		schema, tools = r.Schema, r.Tools
 	}
-	f := c.Req.ResponseFormat
-	if f == nil {
+	if f := c.Req.ResponseFormat; schema == nil && f != nil {
+		switch f.Type {
+		case "json_schema":
+			var raw any
+			err := json.Unmarshal(f.JSONSchema.Schema, &raw)
+			if err == nil {
+				schema, err = validate.Compile(raw)
+			}
+			if err != nil {
+				return func(chat.Message) (string, []validate.Failure) {
+					return FailSchema, []validate.Failure{{Path: "response_format.json_schema", Reason: err.Error()}}
+				}
+			}
+		case "json_object":
+			jsonOnly = true
+		}
+	}
+	if schema == nil && !jsonOnly && tools == nil {
 		return nil
 	}
-	switch f.Type {
-	case "json_schema":
-		if c.Snap.compileSchema == nil {
-			return nil
-		}
-		var schema any
-		if err := json.Unmarshal(f.JSONSchema.Schema, &schema); err != nil {
-			return func(string) []string { return []string{"response_format schema is not JSON: " + err.Error()} }
-		}
-		v, err := c.Snap.compileSchema(schema)
-		if err != nil {
-			return func(string) []string { return []string{"response_format schema: " + err.Error()} }
-		}
-		return func(out string) []string { return v.Validate([]byte(out)) }
-	case "json_object":
-		return func(out string) []string {
-			var v map[string]any
-			if err := json.Unmarshal([]byte(out), &v); err != nil {
-				return []string{fmt.Sprintf("/: not a JSON object: %v", err)}
+	return func(m chat.Message) (string, []validate.Failure) {
+		if len(m.ToolCalls) > 0 {
+			if tools != nil {
+				return FailTool, tools.CheckAll(m.ToolCalls)
 			}
-			return nil
+			return "", nil
 		}
+		out := []byte(m.Content.Text)
+		switch {
+		case schema != nil:
+			fs := schema.Validate(out)
+			if len(fs) == 1 && strings.HasPrefix(fs[0].Reason, "invalid JSON") {
+				return FailJSON, fs
+			}
+			return FailSchema, fs
+		case jsonOnly:
+			var v map[string]any
+			if err := json.Unmarshal(out, &v); err != nil {
+				return FailJSON, []validate.Failure{{Reason: "not a JSON object: " + err.Error()}}
+			}
+		}
+		return "", nil
 	}
-	return nil
-}
-
-func repairPrompt(failures []string) string {
-	var b strings.Builder
-	b.WriteString("Your previous answer did not match the required JSON schema:\n")
-	for _, f := range failures {
-		b.WriteString("- ")
-		b.WriteString(f)
-		b.WriteByte('\n')
-	}
-	b.WriteString("Answer again with JSON only, fixing these problems.")
-	return b.String()
 }

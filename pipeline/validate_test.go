@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gantry/config"
+	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
+)
+
+// answers is a provider that replies with the given texts in turn.
+type answers struct {
+	mu    sync.Mutex
+	texts []string
+	seen  [][]chat.Message
+}
+
+func (a *answers) Complete(_ context.Context, req *chat.Request) (*chat.Response, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen = append(a.seen, req.Messages)
+	text := a.texts[0]
+	if len(a.texts) > 1 {
+		a.texts = a.texts[1:]
+	}
+	return &chat.Response{Choices: []chat.Choice{{Message: chat.Message{Role: "assistant", Content: chat.Text(text)}}}}, nil
+}
+
+func (a *answers) Stream(context.Context, *chat.Request) (provider.Stream, error) {
+	return nil, errors.New("not streamed in these tests")
+}
+
+func schemaGateway(t *testing.T, repair int, texts ...string) (*Gateway, *answers) {
+	t.Helper()
+	up := &answers{texts: texts}
+	cfg := &config.Config{
+		Providers: []config.Provider{{Name: "p", Kind: config.KindOpenAI}},
+		Models:    []config.Model{{Name: "m", Provider: "p"}},
+		Keys:      []config.Key{{Name: "test", Hash: config.HashKey(testKey)}},
+		Features: []config.Feature{{Name: "triage", Labels: config.Labels{Production: 1}, Releases: []config.Release{{
+			Version: 1, Route: "m", Repair: repair,
+			Template: []config.Message{{Role: "user", Content: "classify"}},
+			Schema: map[string]any{"type": "object", "required": []any{"priority"},
+				"properties": map[string]any{"priority": map[string]any{"type": "integer", "maximum": 3}}},
+		}}}},
+	}
+	snap, err := Compile(cfg, NewProviderSet(func(config.Provider) (provider.Provider, error) { return up, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{Router: NewRouter()}
+	g.Swap(snap)
+	return g, up
+}
+
+func invokeCall() *Call {
+	return &Call{ID: "v", Received: time.Now(), Entry: EntryInvoke, Secret: testKey, Req: &chat.Request{Model: "feature/triage"}}
+}
+
+func TestValidationRepairsOnce(t *testing.T) {
+	g, up := schemaGateway(t, 1, `{"priority": 9}`, `{"priority": 2}`)
+	c := invokeCall()
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if c.Output() != `{"priority": 2}` {
+		t.Fatalf("output %q, want the repaired answer", c.Output())
+	}
+	if len(c.Validation) != 1 || !strings.HasPrefix(c.Validation[0], "schema /priority") {
+		t.Fatalf("validation %q, want one schema failure at /priority", c.Validation)
+	}
+	repair := up.seen[1]
+	if last := repair[len(repair)-1].Content.Text; !strings.Contains(last, "/priority") {
+		t.Fatalf("the repair request does not name the failing path: %q", last)
+	}
+}
+
+func TestValidationFailsAfterRepairBudget(t *testing.T) {
+	g, up := schemaGateway(t, 1, `not json`, `{"priority": "high"}`)
+	c := invokeCall()
+	err := g.Serve(context.Background(), c)
+	var ce *chat.Error
+	if !errors.As(err, &ce) || ce.Code != "output_validation_failed" || !strings.Contains(ce.Message, "/priority") {
+		t.Fatalf("got %v, want output_validation_failed naming /priority", err)
+	}
+	if len(up.seen) != 2 {
+		t.Fatalf("%d upstream calls, want the first and one repair", len(up.seen))
+	}
+	if len(c.Validation) != 2 || !strings.HasPrefix(c.Validation[0], "json ") || !strings.HasPrefix(c.Validation[1], "schema ") {
+		t.Fatalf("validation %q, want a json failure then a schema failure", c.Validation)
+	}
+}
+
+func TestValidationWithoutRepairFailsAtOnce(t *testing.T) {
+	g, up := schemaGateway(t, 0, `{}`)
+	if err := g.Serve(context.Background(), invokeCall()); err == nil {
+		t.Fatal("an output missing a required field was accepted")
+	}
+	if len(up.seen) != 1 {
+		t.Fatalf("%d upstream calls with no repair budget, want 1", len(up.seen))
+	}
+}
