@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -48,23 +48,21 @@ func decodeStrictJSON(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return BadRequest("", "the request body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
 			return BadRequest(te.Field, "%s must be %s, not a JSON %s", fieldName(te.Field), article(te.Type.String()), te.Value)
+		case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+			return BadRequest("", "the request body has data after the JSON object")
+		case errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input"):
+			return BadRequest("", "the request body is not valid JSON: it ends early")
 		case errors.As(err, &se):
 			return BadRequest("", "the request body is not valid JSON: %s at byte %d", se.Error(), se.Offset)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return BadRequest("", "the request body is not valid JSON: it ends early")
 		default:
 			return BadRequest("", "the request body is not valid: %s", err.Error())
 		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return BadRequest("", "the request body has data after the JSON object")
 	}
 	return nil
 }

@@ -109,3 +109,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	body := []byte(`{"model":"bench","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the load generator, please."}],"max_tokens":16}`)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeRequest(body, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
