@@ -87,7 +87,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !c.Req.Stream {
-		if err := s.gw.Serve(r.Context(), c); err != nil {
+		err := s.gw.Serve(r.Context(), c)
+		rateHeaders(w, c)
+		if err != nil {
 			writeChatError(w, err.(*chat.Error))
 			return
 		}
@@ -99,6 +101,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	c.Emit = func(ch *chat.Chunk) error {
 		if !sse.started {
 			w.Header().Set("x-gantry-model", ch.Model)
+			rateHeaders(w, c)
 		}
 		return sse.event(ch)
 	}
@@ -107,11 +110,20 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		sse.done()
 	case !sse.started:
+		rateHeaders(w, c)
 		writeChatError(w, err.(*chat.Error))
 	default:
 		// Output already went out: end with an error event, never [DONE],
 		// so the client knows the answer is incomplete.
 		sse.event(err.(*chat.Error).Body())
+	}
+}
+
+// rateHeaders reports the call's rate limits in OpenAI's x-ratelimit-*
+// headers.
+func rateHeaders(w http.ResponseWriter, c *pipeline.Call) {
+	if c.RateStatus != nil {
+		c.RateStatus.Header(w.Header())
 	}
 }
 
@@ -186,7 +198,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Vars, c.User, c.Journey = in.Vars, in.User, in.Journey
-	if err := s.gw.Serve(r.Context(), c); err != nil {
+	err := s.gw.Serve(r.Context(), c)
+	rateHeaders(w, c)
+	if err != nil {
 		writeChatError(w, err.(*chat.Error))
 		return
 	}

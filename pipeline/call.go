@@ -11,6 +11,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/limit"
 	"gantry/pipeline/trace"
 )
 
@@ -59,10 +60,17 @@ type Call struct {
 	TTFT        time.Duration
 	Upstream    time.Duration
 	Validation  []string
-	Context     string         // retrieved context block for the prompt
-	Sources     []trace.Source // retrieved chunks that went into the prompt
+	Decisions   []trace.Decision // policy outcomes
+	RateStatus  *limit.Status    // for the x-ratelimit-* headers
+	Cached      bool             // answered from the response cache
+	Context     string           // retrieved context block for the prompt
+	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         error
+
+	permit *limit.Permit // rate-limit permit, returned in end
+	held   bool          // a budget hold to settle or release in end
+	canary string        // leak canary planted in the system message
 }
 
 // Span is a stage's timing.

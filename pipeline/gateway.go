@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"gantry/config"
+	"gantry/pipeline/budget"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/limit"
 	"gantry/pipeline/release"
 	"gantry/pipeline/trace"
 )
@@ -32,6 +35,12 @@ type Gateway struct {
 	// reports no usage.
 	CountMessages func([]chat.Message) int
 	CountText     func(string) int
+	// Policy layer: each part is off when nil.
+	Limiter *limit.Limiter
+	Ledger  budget.Ledger
+	Cache   *cache.Cache
+	// Obs hears what the trace does not carry in countable form.
+	Obs Observer
 	// Retrieve fetches a release's context for a query: the block for the
 	// prompt and the sources for the trace.
 	Retrieve func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (string, []trace.Source, error)
@@ -44,20 +53,28 @@ func (g *Gateway) Swap(s *Snapshot) { g.snap.Store(s) }
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
+// Observer counts cache lookups and validation failures.
+type Observer interface {
+	CacheLookup(feature string, hit bool)
+	ValidationFailure(feature, release, reason string)
+}
+
 type stage struct {
 	name string
 	run  func(*Gateway, context.Context, *Call) error
 }
 
-// stages in the order DESIGN.md gives them; record runs after them all,
+// stages in the order of DESIGN.md, except that the policy stage follows
+// context and prompt: safety scans, token limits and the budget's worst
+// case all need the final messages. Recording runs after them all,
 // whatever happened.
 var stages = []stage{
 	{"authenticate", (*Gateway).authenticate},
 	{"resolve", (*Gateway).resolve},
-	{"policy", (*Gateway).policy},
 	{"context", (*Gateway).context},
 	{"prompt", (*Gateway).prompt},
-	{"route", (*Gateway).route},
+	{"policy", (*Gateway).policy},
+	{"route", (*Gateway).routeCached},
 	{"validate", (*Gateway).validate},
 }
 
@@ -72,7 +89,11 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 			err = &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: fmt.Errorf("panic: %v", p)}
 		}
 		c.Err = err
-		g.record(c)
+		t := g.Trace(c)
+		g.end(c, t.CostUSD, t.InputTokens+t.OutputTokens)
+		if g.Record != nil {
+			g.Record(t)
+		}
 	}()
 	for _, s := range stages {
 		start := time.Now()
@@ -138,14 +159,14 @@ func (g *Gateway) resolve(_ context.Context, c *Call) error {
 		version, label := release.Assign(f.Name, f.Labels, who)
 		c.Feature, c.Release, c.Label = f, f.Release(version), label
 		c.Route = c.Release.Route
-		return nil
+		return permit(c)
 	}
 	r, ok := c.Snap.Route(name)
 	if !ok {
 		return chat.NotFound("model_not_found", "model %q does not exist; GET /v1/models lists what this gateway serves", name)
 	}
 	c.Route = r
-	return nil
+	return permit(c)
 }
 
 // KeyAllows reports whether a key may name a model, route or feature.

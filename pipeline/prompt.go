@@ -59,6 +59,11 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 			c.Req.Tools = r.tools
 		}
 	}
+	if c.Req.OutputLimit() == 0 {
+		// A worst-case cost needs an output cap; callers without one get
+		// the default.
+		c.Req.MaxTokens = config.DefaultMaxTokens
+	}
 	if len(c.Messages) == 0 {
 		return chat.BadRequest("messages", "nothing to send: the request has no messages and the release no template")
 	}

@@ -4,23 +4,18 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"gantry/pipeline/chat"
+	"gantry/pipeline/policy/pii"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/trace"
 )
 
-// record turns the finished call into a trace and hands it on. It runs on
-// every exit path, success, failure or panic.
-func (g *Gateway) record(c *Call) {
-	if g.Record == nil {
-		return
-	}
-	g.Record(g.Trace(c))
-}
-
-// Trace builds the trace of a finished call. Bodies are left out here: what
-// may be kept of prompts and responses is the policy layer's decision.
+// Trace builds the trace of a finished call. Prompt and output bodies are
+// kept as they were only when the feature captures them; otherwise every
+// PII finding in them is replaced by its type.
 func (g *Gateway) Trace(c *Call) *trace.Trace {
 	end := c.Received
 	if n := len(c.Spans); n > 0 {
@@ -42,6 +37,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		Upstream:   trace.Ms(c.Upstream),
 		Validation: c.Validation,
 		Sources:    c.Sources,
+		Policy:     c.Decisions,
+		Cached:     c.Cached,
+	}
+	capture := c.Feature != nil && c.Snap != nil && c.Snap.Policy != nil && c.Snap.Policy.Capture(c.Feature.Name)
+	t.Input, t.Output = bodyText(c.Messages, capture), c.Output()
+	if !capture {
+		t.Output = redact(t.Output)
 	}
 	if c.Req != nil {
 		t.Requested = c.Req.Model
@@ -88,7 +90,9 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 			}
 		}
 		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached
-		t.CostUSD = c.Answered.Model.Price.Cost(in, cached, out)
+		if !c.Cached {
+			t.CostUSD = c.Answered.Model.Price.Cost(in, cached, out)
+		}
 	} else if c.Streamed && len(c.Outcomes) > 0 {
 		// A stream cut after output was sent still cost money.
 		last := c.Outcomes[len(c.Outcomes)-1].Target
@@ -118,4 +122,39 @@ func attemptStatus(err error) string {
 		return "client_gone"
 	}
 	return "error"
+}
+
+// maxBody bounds each body a trace keeps.
+const maxBody = 8 << 10
+
+// bodyText is the prompt as one text, one "role: content" line a message.
+func bodyText(msgs []chat.Message, capture bool) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		if b.Len() >= maxBody {
+			break
+		}
+		b.WriteString(m.Role)
+		b.WriteString(": ")
+		b.WriteString(m.Content.Text)
+		b.WriteByte('\n')
+	}
+	s := b.String()
+	if !capture {
+		s = redact(s)
+	}
+	return clip(s)
+}
+
+func redact(s string) string { return pii.Redact(s, pii.Scan(s)) }
+
+func clip(s string) string {
+	if len(s) <= maxBody {
+		return s
+	}
+	s = s[:maxBody]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }

@@ -8,6 +8,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/policy"
 	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/release"
@@ -26,6 +27,8 @@ type Snapshot struct {
 	keys     map[string]*config.Key // by hash
 	modelIDs []string               // for GET /v1/models, sorted
 	Loaded   time.Time
+	// Policy holds the features' compiled safety policies.
+	Policy *policy.Engine
 }
 
 // Target is a model ready to call: its price and its provider.
@@ -68,8 +71,11 @@ type Release struct {
 // ProviderSet builds and caches providers. Providers hold connection pools,
 // so an unchanged provider is reused across snapshots.
 type ProviderSet struct {
-	build func(config.Provider) (provider.Provider, error)
-	cache map[string]cachedProvider
+	// CanarySecret keys the leak canaries planted in system instructions;
+	// every agent of a cluster uses the same one.
+	CanarySecret []byte
+	build        func(config.Provider) (provider.Provider, error)
+	cache        map[string]cachedProvider
 }
 
 type cachedProvider struct {
@@ -163,6 +169,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		s.features[fc.Name] = f
 		s.modelIDs = append(s.modelIDs, FeaturePrefix+fc.Name)
 	}
+	eng, err := policy.New(cfg, set.CanarySecret)
+	if err != nil {
+		return nil, err
+	}
+	s.Policy = eng
 	for i := range cfg.Keys {
 		k := &cfg.Keys[i]
 		s.keys[k.Hash] = k
@@ -211,6 +222,11 @@ func schemaName(feature string) string {
 		}
 	}
 	return string(b)
+}
+
+// all lists the route's targets and then its fallbacks.
+func (r *Route) all() []*Target {
+	return append(append([]*Target(nil), r.targets...), r.fallbacks...)
 }
 
 // Route resolves a model or route name. A bare model is a route of one

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +10,56 @@ import (
 	"strings"
 	"time"
 
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/provider"
 )
+
+// routeCached answers from the response cache when the release allows it,
+// and otherwise calls the upstream.
+func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
+	key, ok := g.cacheKey(c)
+	if !ok {
+		return g.route(ctx, c)
+	}
+	b, hit := g.Cache.Get(key)
+	if g.Obs != nil {
+		g.Obs.CacheLookup(c.Feature.Name, hit)
+	}
+	if hit {
+		var resp chat.Response
+		if err := json.Unmarshal(b, &resp); err == nil {
+			if t, ok := c.Snap.models[resp.Model]; ok {
+				c.Cached = true
+				c.finish(t, &resp)
+				return nil
+			}
+		}
+	}
+	return g.route(ctx, c)
+}
+
+// cacheKey is the call's key in the response cache: only non-streamed calls
+// of releases with a cache policy, and not when the caller bypasses it.
+func (g *Gateway) cacheKey(c *Call) (cache.Key, bool) {
+	if g.Cache == nil || c.NoCache || c.Emit != nil || c.Release == nil || c.Release.Cache == nil || c.Release.Cache.TTL == 0 {
+		return cache.Key{}, false
+	}
+	req := *c.Req
+	req.Messages = c.Messages
+	return cache.KeyFor(c.Release.Hash, &req), true
+}
+
+// storeCache keeps a validated answer for the release's cache TTL.
+func (g *Gateway) storeCache(c *Call) {
+	key, ok := g.cacheKey(c)
+	if !ok || c.Cached || c.Resp == nil {
+		return
+	}
+	if b, err := json.Marshal(c.Resp); err == nil {
+		g.Cache.Put(key, b, c.Release.Cache.TTL.D())
+	}
+}
 
 // route calls the upstream through the router: retries, fallbacks, circuit
 // breakers and timeouts. A stream is passed to the client chunk by chunk.

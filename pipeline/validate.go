@@ -23,8 +23,19 @@ const (
 // failures, up to the release's repair budget; a stream has already reached
 // the client, so its failures are only recorded.
 func (g *Gateway) validate(ctx context.Context, c *Call) error {
+	if err := g.validateSchema(ctx, c); err != nil {
+		return err
+	}
+	if err := g.checkOutput(c); err != nil {
+		return err
+	}
+	g.storeCache(c)
+	return nil
+}
+
+func (g *Gateway) validateSchema(ctx context.Context, c *Call) error {
 	check := g.checker(c)
-	if check == nil || c.Resp == nil {
+	if check == nil || c.Resp == nil || c.Cached {
 		return nil
 	}
 	repairs := 0
@@ -38,6 +49,9 @@ func (g *Gateway) validate(ctx context.Context, c *Call) error {
 		}
 		for _, f := range failures {
 			c.Validation = append(c.Validation, kind+" "+f.String())
+		}
+		if g.Obs != nil && c.Release != nil {
+			g.Obs.ValidationFailure(c.Release.Feature, c.Release.ID, kind)
 		}
 		if c.Streamed {
 			return nil

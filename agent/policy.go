@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gantry/pipeline/budget"
+	"gantry/pipeline/cache"
+	"gantry/pipeline/limit"
+)
+
+// cacheBytes bounds the response cache.
+const cacheBytes = 16 << 20
+
+// canarySecret keys the leak canaries. Agents of one cluster derive the
+// same secret from the cluster secret, so a release's canary is the same on
+// every agent; a lone agent makes its own.
+func canarySecret(clusterSecret string) []byte {
+	if clusterSecret != "" {
+		sum := sha256.Sum256([]byte("gantry leak canary\x00" + clusterSecret))
+		return sum[:]
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+// wirePolicy gives the gateway its rate limiter, budget ledger and
+// response cache.
+func (s *Server) wirePolicy() {
+	s.ledger = budget.NewLocal(budget.Options{})
+	s.gw.Limiter = limit.New(limit.Options{})
+	s.gw.Ledger = s.ledger
+	s.gw.Cache = cache.New(cacheBytes, time.Now)
+	s.gw.Obs = s.metrics
+	reg := s.metrics.Registry()
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_holds_reaped_total",
+		Help: "Budget reservations freed by the reaper because their request was gone."},
+		func() float64 { return float64(s.ledger.Stats().Reaped) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_holds_open",
+		Help: "Budget reservations held by calls in flight."},
+		func() float64 { return float64(s.ledger.Stats().OpenHolds) }))
+}
+
+// runReaper frees budget holds whose request is gone, until ctx ends.
+func (s *Server) runReaper(ctx context.Context) {
+	s.ledger.Run(ctx)
+}
