@@ -170,6 +170,18 @@ func ScopesFor(cfg *config.Config, s Subject) []Scope {
 }
 
 // periodStart is the start of the period that contains now, in UTC.
+// PeriodEnd is when the period that holds now rolls over; zero for total.
+func PeriodEnd(period string, now time.Time) time.Time {
+	start := periodStart(period, now)
+	switch period {
+	case config.PeriodDay:
+		return start.AddDate(0, 0, 1)
+	case config.PeriodMonth:
+		return start.AddDate(0, 1, 0)
+	}
+	return time.Time{}
+}
+
 func periodStart(period string, now time.Time) time.Time {
 	now = now.UTC()
 	switch period {

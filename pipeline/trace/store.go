@@ -461,6 +461,8 @@ func (t *Trace) Summary() Summary {
 		Feature:      t.Feature,
 		Release:      t.Release,
 		Model:        t.Model,
+		Team:         t.Team,
+		Key:          t.Key,
 		Status:       t.Status,
 		HTTPStatus:   t.HTTPStatus,
 		ErrorCode:    t.ErrorCode,

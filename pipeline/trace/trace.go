@@ -122,6 +122,8 @@ type Summary struct {
 	Feature      string    `json:"feature,omitempty"`
 	Release      string    `json:"release,omitempty"`
 	Model        string    `json:"model,omitempty"`
+	Team         string    `json:"team,omitempty"`
+	Key          string    `json:"key,omitempty"` // virtual key name
 	Status       string    `json:"status"`
 	HTTPStatus   int       `json:"http_status"`
 	ErrorCode    string    `json:"error_code,omitempty"`

@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"gantry/api"
+	"gantry/config"
+	"gantry/pipeline/budget"
+	"gantry/pipeline/trace"
+)
+
+// budgetWindow is the span of recent traces that burn rates and spend
+// breakdowns are computed from.
+const budgetWindow = 30 * time.Minute
+
+// budgets serves GET /admin/v1/budgets: every budget with what this agent's
+// ledger has spent and holds, its burn rate over the last half hour, when
+// it runs out at that rate, and spend by feature, team, key and model.
+func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	cfg := s.gw.Snapshot().Config
+	recent := s.store.Search(trace.Query{Since: now.Add(-budgetWindow), Limit: 1 << 20})
+	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(budgetWindow / time.Second), Budgets: []api.Budget{}}
+	users := map[string][]budget.Usage{}
+	for _, u := range s.ledger.Snapshot() {
+		users[u.Budget] = append(users[u.Budget], u)
+	}
+	for _, b := range cfg.Budgets {
+		var usages []budget.Usage
+		if b.Scope == config.ScopeUser {
+			usages = users[b.Name] // one counter per end user
+		} else {
+			usages = []budget.Usage{s.ledger.Usage(budget.Scope{Key: b.Name, Budget: b})}
+		}
+		for _, u := range usages {
+			ab := api.Budget{Name: b.Name, Scope: b.Scope, Match: b.Match, Period: b.Period, Action: b.Action,
+				LimitUSD: b.LimitUSD, SpentUSD: u.SpentUSD, ReservedUSD: u.ReservedUSD, PeriodEnd: budget.PeriodEnd(b.Period, now)}
+			if b.Scope == config.ScopeUser {
+				ab.Match = strings.TrimPrefix(u.Scope, b.Name+"/user:")
+			}
+			series := costSeries(recent, now, func(t trace.Summary) bool { return inScope(b, t) })
+			for _, c := range series {
+				ab.BurnPerHour += c
+			}
+			ab.BurnPerHour *= float64(time.Hour) / float64(budgetWindow)
+			ab.CostSeries = series
+			if left := b.LimitUSD - u.SpentUSD - u.ReservedUSD; ab.BurnPerHour > 0 {
+				at := now.Add(time.Duration(max(left, 0) / ab.BurnPerHour * float64(time.Hour)))
+				if ab.PeriodEnd.IsZero() || at.Before(ab.PeriodEnd) {
+					ab.Exhausts = &at
+				}
+			}
+			out.Budgets = append(out.Budgets, ab)
+		}
+	}
+	out.Spend = spendBy(recent)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// inScope reports whether a call counts against a budget. Per-user budgets
+// burn at the rate of all users together; traces do not keep end users.
+func inScope(b config.Budget, t trace.Summary) bool {
+	switch b.Scope {
+	case config.ScopeTeam:
+		return t.Team == b.Match
+	case config.ScopeKey:
+		return t.Key == b.Match
+	case config.ScopeFeature:
+		return t.Feature == b.Match
+	}
+	return true
+}
+
+// costSeries is the spend of each minute of the window, oldest first.
+func costSeries(recent []trace.Summary, now time.Time, match func(trace.Summary) bool) []float64 {
+	n := int(budgetWindow / time.Minute)
+	series := make([]float64, n)
+	for _, t := range recent {
+		if !match(t) {
+			continue
+		}
+		i := n - 1 - int(now.Sub(t.Start)/time.Minute)
+		if i >= 0 && i < n {
+			series[i] += t.CostUSD
+		}
+	}
+	return series
+}
+
+// spendBy breaks the window's spend down by feature, team, key and model.
+func spendBy(recent []trace.Summary) []api.Spend {
+	type dimKey struct{ dim, name string }
+	agg := map[dimKey]*api.Spend{}
+	add := func(dim, name string, t trace.Summary) {
+		if name == "" {
+			return
+		}
+		k := dimKey{dim, name}
+		sp := agg[k]
+		if sp == nil {
+			sp = &api.Spend{Dimension: dim, Name: name}
+			agg[k] = sp
+		}
+		sp.Requests++
+		sp.Tokens += int64(t.InputTokens + t.OutputTokens)
+		sp.CostUSD += t.CostUSD
+	}
+	for _, t := range recent {
+		add("feature", t.Feature, t)
+		add("team", t.Team, t)
+		add("key", t.Key, t)
+		add("model", t.Model, t)
+	}
+	out := make([]api.Spend, 0, len(agg))
+	for _, sp := range agg {
+		out = append(out, *sp)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Dimension != out[j].Dimension {
+			return out[i].Dimension < out[j].Dimension
+		}
+		return out[i].CostUSD > out[j].CostUSD
+	})
+	return out
+}
