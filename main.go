@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"gantry/agent"
+	"gantry/cli"
+	"gantry/console"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,6 +25,14 @@ const usage = `gantry — an LLMOps gateway and control plane
 
 Usage:
   gantry agent [flags]     run an agent (gateway, admin API, metrics)
+  gantry console [flags]   watch traces, costs and releases; promote and roll back
+  gantry apply -f FILE     apply a whole configuration as one change
+  gantry get KIND          list members, features, releases FEATURE, routes, budgets, keys
+  gantry release ...       list, diff, promote, rollback, canary
+  gantry audit             show the audit log
+  gantry members remove ID remove a dead agent from the cluster
+  gantry keys ...          create, rotate, revoke virtual keys
+  gantry tokens ...        create, list, revoke admin tokens
   gantry version           print the version
 
 Run 'gantry agent -h' for the agent's flags.
@@ -37,6 +47,10 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "agent":
 		err = runAgent(args)
+	case "console":
+		err = runConsole(args)
+	case "apply", "get", "release", "audit", "members", "keys", "tokens":
+		err = cli.Run(context.Background(), cmd, args, os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println("gantry", version)
 	case "help", "-h", "--help":
@@ -64,12 +78,20 @@ func runAgent(args []string) error {
 	fs.BoolVar(&o.Dev, "dev", false, "dev mode: the built-in example configuration with the sim provider, loopback only")
 	fs.StringVar(&o.DevKey, "dev-key", "", "dev mode: use this virtual key instead of a random one")
 	fs.StringVar(&o.DevAdminToken, "dev-admin-token", "", "dev mode: use this admin token instead of a random one")
+	fs.StringVar(&o.Cluster.RaftAddr, "raft-addr", "", "address for Raft between agents (default "+agent.DefaultRaftAddr+"; a --dev agent picks a free port)")
+	fs.IntVar(&o.Cluster.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many agents named in --join have met")
+	join := fs.String("join", "", "comma-separated HTTP addresses (host:port) of agents to join or form a cluster with")
+	fs.StringVar(&o.Cluster.Secret, "cluster-secret", os.Getenv("GANTRY_CLUSTER_SECRET"), "secret shared by the agents of a cluster (default $GANTRY_CLUSTER_SECRET)")
+	fs.IntVar(&o.Cluster.Voters, "voters", 3, "how many agents vote: 3 or 5; later agents join as non-voters")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
+	}
+	if *join != "" {
+		o.Cluster.Join = strings.Split(*join, ",")
 	}
 	if (o.DevKey != "" || o.DevAdminToken != "") && !o.Dev {
 		return errors.New("agent: --dev-key and --dev-admin-token need --dev")
@@ -85,4 +107,71 @@ func runAgent(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return agent.Run(ctx, o)
+}
+
+// stringList is a flag that may be repeated or hold a comma-separated list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func runConsole(args []string) error {
+	fs := flag.NewFlagSet("gantry console", flag.ContinueOnError)
+	var agents stringList
+	fs.Var(&agents, "agent", "agent URL, repeatable or comma-separated; the console learns the others from the cluster's members (default $GANTRY_AGENT)")
+	token := fs.String("token", os.Getenv("GANTRY_TOKEN"), "admin token (default $GANTRY_TOKEN)")
+	readOnly := fs.Bool("readonly", false, "observe only: promote, roll back and canary are disabled")
+	sshListen := fs.String("ssh-listen", "", "serve the console over SSH on this address instead of this terminal, e.g. 127.0.0.1:2222")
+	authKeys := fs.String("authorized-keys", "", "with --ssh-listen: public keys admitted; mark a key read-only with the option or comment word "+console.ReadOnlyMarker)
+	hostKey := fs.String("host-key", "", "with --ssh-listen: ed25519 host key file, created if missing (default under the user's config dir)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("console: unexpected argument %q", fs.Arg(0))
+	}
+	if len(agents) == 0 {
+		agents.Set(os.Getenv("GANTRY_AGENT"))
+	}
+	if len(agents) == 0 {
+		return errors.New("console: no agent: pass --agent URL or set GANTRY_AGENT")
+	}
+	if *token == "" {
+		return errors.New("console: no admin token: pass --token T or set GANTRY_TOKEN")
+	}
+	o := console.Options{ReadOnly: *readOnly, FleetOptions: console.FleetOptions{Agents: agents, Token: *token}}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *sshListen == "" {
+		if *authKeys != "" || *hostKey != "" {
+			return errors.New("console: --authorized-keys and --host-key need --ssh-listen")
+		}
+		if u := os.Getenv("USER"); u != "" {
+			o.Operator = "local:" + u
+		}
+		return console.Run(ctx, o, os.Stdin, os.Stdout)
+	}
+	srv, err := console.NewSSHServer(console.SSHOptions{Options: o, Addr: *sshListen, AuthorizedKeys: *authKeys, HostKey: *hostKey})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "gantry console: serving over SSH on %s (ssh -t -p PORT HOST)\n", srv.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	if cerr := srv.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,15 +22,15 @@ import (
 	"syscall"
 	"time"
 
+	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline"
+	"gantry/pipeline/budget"
 	"gantry/pipeline/metrics"
-	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/retrieval"
 	"gantry/pipeline/tokens"
 	"gantry/pipeline/trace"
-	"gantry/pipeline/validate"
 )
 
 // Options configure an agent. The zero value of each field has a default.
@@ -55,6 +54,8 @@ type Options struct {
 	Out io.Writer
 	// Ready, when set, is called with the bound address once serving.
 	Ready func(addr string)
+	// Cluster wires the agent into a Raft cluster; see cluster.go.
+	Cluster ClusterOptions
 }
 
 // Server is a running agent's HTTP side.
@@ -69,6 +70,8 @@ type Server struct {
 	mu       sync.Mutex // serialises reloads
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
+	ledger   *budget.Local
+	cl       *clusterSide // nil until Run opens the cluster node
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
@@ -80,11 +83,19 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer s.close()
+	reapCtx, stopReaper := context.WithCancel(ctx)
+	defer stopReaper()
+	go s.runReaper(reapCtx)
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
 	}
+	if err := s.openCluster(ctx, ln.Addr().String(), cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	defer s.closeCluster()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,6 +128,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	s.log.Info("agent shutting down")
+	s.leaveCluster()
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -169,7 +181,8 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	s.set = pipeline.NewProviderSet(func(p config.Provider) (provider.Provider, error) {
 		return provider.New(p, os.Getenv, hc)
 	})
-	snap, err := pipeline.Compile(cfg, s.set, compiler)
+	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
+	snap, err := pipeline.Compile(cfg, s.set)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
@@ -193,27 +206,19 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		CountText:     tokens.Count,
 		Retrieve:      s.retrieve,
 	}
+	s.wirePolicy()
 	s.gw.Swap(snap)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
 
-// compiler plugs the template and schema engines into the pipeline.
-var compiler = pipeline.Compiler{
-	Prompt: func(r config.Release) (pipeline.Prompt, error) { return prompt.Compile(r) },
-	Schema: func(schema any) (pipeline.Validator, error) {
-		v, err := validate.Compile(schema)
-		if err != nil {
-			return nil, err
-		}
-		return validate.Lines{Schema: v}, nil
-	},
-}
-
 func loadConfig(opts *Options) (*config.Config, error) {
 	if !opts.Dev {
 		if opts.ConfigFile == "" {
-			return nil, errors.New("no configuration: pass --config FILE, or --dev for the built-in example")
+			if opts.Cluster.fromCluster(opts.DataDir) {
+				return &config.Config{}, nil // the cluster's state brings it
+			}
+			return nil, errors.New("no configuration: pass --config FILE, --join to take it from a cluster, or --dev for the built-in example")
 		}
 		return config.LoadFile(opts.ConfigFile)
 	}
@@ -262,7 +267,7 @@ func devOnLoopback(addr string) error {
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap, err := pipeline.Compile(cfg, s.set, compiler)
+	snap, err := pipeline.Compile(cfg, s.set)
 	if err != nil {
 		return err
 	}
@@ -274,6 +279,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 func (s *Server) reloadFile() {
 	if s.opts.ConfigFile == "" {
 		s.log.Warn("reload asked for, but the agent has no configuration file")
+		return
+	}
+	if s.cl != nil {
+		s.applyFile()
 		return
 	}
 	cfg, err := config.LoadFile(s.opts.ConfigFile)
@@ -325,18 +334,15 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /admin/v1/traces", s.admin(s.listTraces))
 	mux.Handle("GET /admin/v1/traces/{id}", s.admin(s.getTrace))
 	mux.Handle("GET /admin/v1/feed", s.admin(s.feed))
+	mux.Handle("GET /admin/v1/overview", s.admin(s.overview))
 	mux.Handle("POST /admin/v1/collections/{name}/documents", s.admin(s.ingest))
+	mux.Handle("GET /admin/v1/budgets", s.admin(s.budgets))
+	s.routeCluster(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.gw.Snapshot() == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no configuration"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.opts.NodeID})
-	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeChatError(w, chatNotFound(r))
 	})
@@ -345,19 +351,7 @@ func (s *Server) Handler() http.Handler {
 
 // admin wraps an admin endpoint with token authentication.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := bearer(r)
-		sum := sha256.Sum256([]byte(tok))
-		ok := 0
-		for _, a := range s.admins {
-			ok |= subtle.ConstantTimeCompare(sum[:], a[:])
-		}
-		if tok == "" || ok != 1 {
-			writeAdminError(w, http.StatusUnauthorized, "unauthorized", "an admin token is required: 'Authorization: Bearer <token>'")
-			return
-		}
-		h(w, r)
-	})
+	return s.require(api.RoleViewer, h)
 }
 
 func printDevBanner(w io.Writer, addr, key, token string) {

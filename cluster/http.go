@@ -295,8 +295,15 @@ func (n *Node) forwardApply(ctx context.Context, env command.Envelope) (state.Re
 func (n *Node) forwardReadIndex(ctx context.Context) (uint64, error) {
 	var rep readReply
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
-		err := n.forward(ctx, pathRead, struct{}{}, &rep)
-		if err == nil {
+		// This agent may win the election while it waits for a leader;
+		// then the read is its own to answer.
+		var err error
+		if n.IsLeader() {
+			var index uint64
+			if index, err = n.readIndex(ctx); err == nil {
+				return index, nil
+			}
+		} else if err = n.forward(ctx, pathRead, struct{}{}, &rep); err == nil {
 			return rep.Index, nil
 		}
 		if !retryable(err) {

@@ -1,0 +1,458 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"gantry/api"
+)
+
+// clusterAgent is an agent run by Run, with its own single-node cluster.
+type clusterAgent struct {
+	t    *testing.T
+	base string
+	s    *Server
+}
+
+// startClusterAgent runs a dev agent through Run and waits until the
+// cluster is seeded and its gateway serves the replicated configuration.
+func startClusterAgent(t *testing.T, mutate func(*Options)) *clusterAgent {
+	t.Helper()
+	ready := make(chan string, 1)
+	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: "a1",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard, Ready: func(addr string) { ready <- addr }}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("agent did not stop within 30s")
+		}
+	})
+	var a *clusterAgent
+	select {
+	case addr := <-ready:
+		a = &clusterAgent{t: t, base: "http://" + addr}
+	case err := <-done:
+		t.Fatalf("agent did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not start within 30s")
+	}
+	return a
+}
+
+// waitSeeded waits until the dev admin token is in the replicated state and
+// the gateway serves the replicated configuration.
+func (a *clusterAgent) waitSeeded() {
+	a.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var st api.Status
+		var toks api.TokenList
+		if a.do("GET", api.PathStatus, devAdmin, nil, &st) == 200 && st.ServingIndex > 0 &&
+			a.do("GET", api.PathTokens, devAdmin, nil, &toks) == 200 && len(toks.Tokens) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.t.Fatal("the cluster was not seeded within 30s")
+}
+
+// do sends a request with token and decodes a JSON answer into out; it
+// returns the status.
+func (a *clusterAgent) do(method, path, token string, in, out any) int {
+	a.t.Helper()
+	var body io.Reader
+	switch v := in.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.base+path, body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if raw, ok := out.(*string); ok {
+			*raw = string(data)
+		} else if resp.StatusCode/100 == 2 || strings.Contains(string(data), `"error"`) {
+			if err := json.Unmarshal(data, out); err != nil {
+				a.t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+			}
+		}
+	}
+	return resp.StatusCode
+}
+
+// must is do that fails the test unless the status is want.
+func (a *clusterAgent) must(want int, method, path, token string, in, out any) {
+	a.t.Helper()
+	var raw string
+	if got := a.do(method, path, token, in, &raw); got != want {
+		a.t.Fatalf("%s %s: status %d, want %d: %s", method, path, got, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(raw), out); err != nil {
+			a.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+}
+
+// gateway calls the chat endpoint with key and returns the status.
+func (a *clusterAgent) gateway(key string) int {
+	a.t.Helper()
+	return a.do("POST", "/v1/chat/completions", key, `{"model":"cheap","messages":[{"role":"user","content":"hi"}]}`, nil)
+}
+
+// eventually retries cond until it holds or 10s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestClusterAdminRoles(t *testing.T) {
+	a := startClusterAgent(t, nil)
+	a.waitSeeded()
+
+	tokens := map[string]string{}
+	for _, role := range []string{api.RoleViewer, api.RoleOperator, api.RoleAdmin} {
+		var ts api.TokenSecret
+		a.must(201, "POST", api.PathTokens, devAdmin, api.TokenCreate{Name: "t-" + role, Role: role}, &ts)
+		if !strings.HasPrefix(ts.Secret, "gat_") || ts.Token.Role != role {
+			t.Fatalf("token create answered %+v", ts)
+		}
+		tokens[role] = ts.Secret
+	}
+	var list api.TokenList
+	var raw string
+	a.do("GET", api.PathTokens, devAdmin, nil, &raw)
+	for _, secret := range tokens {
+		if strings.Contains(raw, secret) || strings.Contains(raw, "sha256:") {
+			t.Fatalf("token list shows a secret or hash: %s", raw)
+		}
+	}
+	a.must(200, "GET", api.PathTokens, devAdmin, nil, &list)
+	if got, want := len(list.Tokens), 4; got != want {
+		t.Fatalf("%d tokens, want %d (dev and three made here)", got, want)
+	}
+
+	promote := api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, To: 2, Weight: 30}
+	cases := []struct {
+		name         string
+		method, path string
+		body         any
+		token        string
+		want         int
+	}{
+		{"no token reads", "GET", api.PathFeatures, nil, "", 401},
+		{"unknown token reads", "GET", api.PathFeatures, nil, "gat_nobody", 401},
+		{"viewer reads features", "GET", api.PathFeatures, nil, tokens[api.RoleViewer], 200},
+		{"viewer reads traces", "GET", api.PathTraces, nil, tokens[api.RoleViewer], 200},
+		{"viewer moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleViewer], 403},
+		{"viewer creates a key", "POST", api.PathKeys, api.KeyCreate{Name: "v-key"}, tokens[api.RoleViewer], 403},
+		{"operator moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleOperator], 200},
+		{"operator applies a config", "PUT", api.PathConfig + "?dry_run=1", "{}", tokens[api.RoleOperator], 403},
+		{"operator lists tokens", "GET", api.PathTokens, nil, tokens[api.RoleOperator], 403},
+		{"operator removes a member", "DELETE", api.MemberPath("x"), nil, tokens[api.RoleOperator], 403},
+		{"admin lists tokens", "GET", api.PathTokens, nil, tokens[api.RoleAdmin], 200},
+		{"admin removes an unknown member", "DELETE", api.MemberPath("nobody"), nil, tokens[api.RoleAdmin], 404},
+	}
+	for _, tc := range cases {
+		var e api.ErrorResponse
+		got := a.do(tc.method, tc.path, tc.token, tc.body, &e)
+		if got != tc.want {
+			t.Fatalf("%s: status %d, want %d (%+v)", tc.name, got, tc.want, e)
+		}
+		if got >= 400 && e.Error.Code == "" {
+			t.Fatalf("%s: error without the admin API's shape", tc.name)
+		}
+	}
+
+	// The operator's move names it in the audit log.
+	var audit api.AuditList
+	a.must(200, "GET", api.PathAudit+"?limit=1", tokens[api.RoleViewer], nil, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Actor != "token:t-operator" || audit.Entries[0].Command != "move_label" {
+		t.Fatalf("newest audit entry %+v, want t-operator's move_label", audit.Entries)
+	}
+
+	// A revoked token stops working.
+	a.must(200, "POST", api.TokenPath("t-viewer", "revoke"), tokens[api.RoleAdmin], nil, nil)
+	if got := a.do("GET", api.PathFeatures, tokens[api.RoleViewer], nil, nil); got != 401 {
+		t.Fatalf("revoked token read with status %d, want 401", got)
+	}
+}
+
+func TestClusterReleasesAndLabels(t *testing.T) {
+	a := startClusterAgent(t, nil)
+	a.waitSeeded()
+
+	var fs api.Features
+	a.must(200, "GET", api.PathFeatures+"?consistent=1", devAdmin, nil, &fs)
+	if len(fs.Features) != 2 || fs.Features[0].Name != "support-answer" || fs.Features[0].Labels.Production != 1 {
+		t.Fatalf("features %+v", fs.Features)
+	}
+
+	// An invalid release is refused with the path and reason of each
+	// problem, and nothing is written.
+	var before api.Status
+	a.must(200, "GET", api.PathStatus, devAdmin, nil, &before)
+	var e api.ErrorResponse
+	bad := `{"system":"x","template":[{"role":"user","content":"{{missing"}],"route":"no-such-route"}`
+	if got := a.do("POST", api.ReleasesPath("support-answer"), devAdmin, bad, &e); got != 400 {
+		t.Fatalf("invalid release: status %d, want 400", got)
+	}
+	for _, want := range []string{"support-answer@v3.route", "no-such-route", "support-answer@v3.template"} {
+		if !strings.Contains(e.Error.Message, want) {
+			t.Fatalf("invalid release message %q lacks %q", e.Error.Message, want)
+		}
+	}
+	var after api.Status
+	a.must(200, "GET", api.PathStatus, devAdmin, nil, &after)
+	if after.StateIndex != before.StateIndex {
+		t.Fatalf("a refused release changed the state: index %d -> %d", before.StateIndex, after.StateIndex)
+	}
+	if got := a.do("POST", api.ReleasesPath("nope"), devAdmin, `{"route":"cheap"}`, nil); got != 404 {
+		t.Fatalf("release of an unknown feature: status %d, want 404", got)
+	}
+
+	var rel api.Release
+	good := `{"system":"Answer in one sentence.","template":[{"role":"user","content":"{{question}}"}],"variables":[{"name":"question","required":true}],"route":"cheap"}`
+	a.must(201, "POST", api.ReleasesPath("support-answer"), devAdmin, good, &rel)
+	if rel.Version != 3 || rel.ID != "support-answer@v3" || !strings.HasPrefix(rel.Hash, "sha256:") || rel.CreatedBy != "token:dev" {
+		t.Fatalf("created release %+v", rel)
+	}
+
+	var d api.Diff
+	a.must(200, "GET", api.DiffPath("support-answer", 2, 3), devAdmin, nil, &d)
+	fields := map[string]bool{}
+	for _, f := range d.Fields {
+		fields[f.Field] = true
+	}
+	for _, want := range []string{"system", "route", "template[0].content"} {
+		if !fields[want] {
+			t.Fatalf("diff v2..v3 lacks %s: %s", want, d.Summary())
+		}
+	}
+	if got := a.do("GET", api.DiffPath("support-answer", 1, 9), devAdmin, nil, nil); got != 404 {
+		t.Fatalf("diff with an unknown release: status %d, want 404", got)
+	}
+
+	// Label moves: a stale From is a conflict, promoting production is
+	// refused, a promote is served by the gateway.
+	move := func(m api.LabelMove) (int, api.LabelMoveResult, api.ErrorResponse) {
+		var raw string
+		status := a.do("POST", api.LabelsPath("support-answer"), devAdmin, m, &raw)
+		var res api.LabelMoveResult
+		var e api.ErrorResponse
+		if status == 200 {
+			json.Unmarshal([]byte(raw), &res)
+		} else {
+			json.Unmarshal([]byte(raw), &e)
+		}
+		return status, res, e
+	}
+	if st, _, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, From: 2, To: 3}); st != 409 || e.Error.Code != api.CodeConflict {
+		t.Fatalf("promote with a stale from: %d %+v, want 409 conflict", st, e)
+	}
+	if st, _, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: 1}); st != 422 || e.Error.Code != api.CodeInvalidState {
+		t.Fatalf("promote of production: %d %+v, want 422", st, e)
+	}
+	if st, _, e := move(api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, To: 2, Weight: 101}); st != 400 {
+		t.Fatalf("canary weight 101: %d %+v, want 400", st, e)
+	}
+	if st, res, e := move(api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, From: 2, To: 0}); st != 200 || res.Labels.Canary != 0 || res.Labels.CanaryWeight != 0 {
+		t.Fatalf("remove the canary: %d %+v %+v", st, res, e)
+	}
+	st, res, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, From: 1, To: 3, Reason: "shorter answers"})
+	if st != 200 || res.Labels.Production != 3 || res.Change.From != 1 || res.Change.To != 3 || res.Change.Actor != "token:dev" || res.Change.Reason != "shorter answers" {
+		t.Fatalf("promote: %d %+v %+v", st, res, e)
+	}
+	eventually(t, "the gateway serves v3 after the promote", func() bool {
+		var inv InvokeResponse
+		status := a.do("POST", "/v1/features/support-answer/invoke", devKey, `{"vars":{"question":"Where is my order?"}}`, &inv)
+		return status == 200 && inv.Release == "support-answer@v3"
+	})
+	st, res, _ = move(api.LabelMove{Action: api.ActionRollback, Label: api.LabelProduction})
+	if st != 200 || res.Labels.Production != 1 {
+		t.Fatalf("rollback: %d %+v", st, res)
+	}
+
+	var f api.Feature
+	a.must(200, "GET", api.ReleasesPath("support-answer"), devAdmin, nil, &f)
+	if len(f.Releases) != 3 || f.Releases[2].Spec == nil || f.Releases[2].Spec.Route != "cheap" || len(f.History) < 3 {
+		t.Fatalf("feature after moves: %+v", f)
+	}
+	if last := f.History[len(f.History)-1]; last.Action != "rollback" || last.From != 3 || last.To != 1 {
+		t.Fatalf("last label change %+v, want rollback v3 -> v1", last)
+	}
+
+	// The audit log pages newest first.
+	var p1, p2 api.AuditList
+	a.must(200, "GET", api.PathAudit+"?limit=2", devAdmin, nil, &p1)
+	if len(p1.Entries) != 2 || p1.Next == "" || p1.Entries[0].Seq <= p1.Entries[1].Seq {
+		t.Fatalf("audit page 1: %+v", p1)
+	}
+	a.must(200, "GET", api.PathAudit+"?limit=2&cursor="+p1.Next, devAdmin, nil, &p2)
+	if len(p2.Entries) == 0 || p2.Entries[0].Seq >= p1.Entries[1].Seq {
+		t.Fatalf("audit page 2 %+v does not follow page 1 %+v", p2.Entries, p1.Entries)
+	}
+}
+
+func TestClusterKeys(t *testing.T) {
+	a := startClusterAgent(t, nil)
+	a.waitSeeded()
+
+	var ks api.KeySecret
+	a.must(201, "POST", api.PathKeys, devAdmin, api.KeyCreate{Name: "team-a", Team: "a"}, &ks)
+	if !strings.HasPrefix(ks.Secret, "gk_") || ks.Key.Name != "team-a" {
+		t.Fatalf("key create answered %+v", ks)
+	}
+	if got := a.do("POST", api.PathKeys, devAdmin, api.KeyCreate{Name: "team-a"}, nil); got != 409 {
+		t.Fatalf("second key of the same name: status %d, want 409", got)
+	}
+	eventually(t, "the new key works on the gateway", func() bool { return a.gateway(ks.Secret) == 200 })
+
+	var raw string
+	a.must(200, "GET", api.PathKeys, devAdmin, nil, nil)
+	a.do("GET", api.PathKeys, devAdmin, nil, &raw)
+	if strings.Contains(raw, ks.Secret) || strings.Contains(raw, "sha256:") {
+		t.Fatalf("key list shows a secret or a whole hash: %s", raw)
+	}
+
+	var rot api.KeySecret
+	a.must(200, "POST", api.KeyPath("team-a", "rotate"), devAdmin, nil, &rot)
+	if rot.Secret == ks.Secret || rot.Key.HashPrefix == ks.Key.HashPrefix {
+		t.Fatalf("rotation kept the secret: %+v", rot)
+	}
+	eventually(t, "the old secret stops working after rotation", func() bool { return a.gateway(ks.Secret) == 401 })
+	if got := a.gateway(rot.Secret); got != 200 {
+		t.Fatalf("rotated key: status %d, want 200", got)
+	}
+
+	a.must(200, "POST", api.KeyPath("team-a", "revoke"), devAdmin, nil, nil)
+	eventually(t, "a revoked key stops working", func() bool { return a.gateway(rot.Secret) == 401 })
+	if got := a.do("POST", api.KeyPath("nobody", "rotate"), devAdmin, nil, nil); got != 404 {
+		t.Fatalf("rotate an unknown key: status %d, want 404", got)
+	}
+}
+
+func TestClusterConfigApply(t *testing.T) {
+	a := startClusterAgent(t, nil)
+	a.waitSeeded()
+
+	var cur string
+	a.must(200, "GET", api.PathConfig+"?format=yaml&consistent=1", devAdmin, nil, nil)
+	a.do("GET", api.PathConfig+"?format=yaml", devAdmin, nil, &cur)
+	next := strings.Replace(cur, "canary_weight: 10", "canary_weight: 40", 1)
+	if next == cur {
+		t.Fatalf("the served YAML has no canary weight to change:\n%s", cur)
+	}
+
+	var before api.Status
+	a.must(200, "GET", api.PathStatus, devAdmin, nil, &before)
+	var plan api.ConfigResult
+	a.must(200, "PUT", api.PathConfig+"?dry_run=1", devAdmin, next, &plan)
+	if !plan.DryRun || len(plan.Changes) != 1 || plan.Changes[0].Kind != "features" || plan.Changes[0].Name != "support-answer" || plan.Changes[0].Op != api.OpChange {
+		t.Fatalf("dry run changes %+v", plan.Changes)
+	}
+	var mid api.Status
+	a.must(200, "GET", api.PathStatus, devAdmin, nil, &mid)
+	if mid.StateIndex != before.StateIndex {
+		t.Fatalf("a dry run changed the state: index %d -> %d", before.StateIndex, mid.StateIndex)
+	}
+
+	var res api.ConfigResult
+	a.must(200, "PUT", api.PathConfig, devAdmin, next, &res)
+	if res.DryRun || res.Index <= before.StateIndex || len(res.Changes) != 1 {
+		t.Fatalf("apply answered %+v", res)
+	}
+	var fs api.Features
+	a.must(200, "GET", api.PathFeatures, devAdmin, nil, &fs)
+	if fs.Features[0].Labels.CanaryWeight != 40 {
+		t.Fatalf("canary weight %d after apply, want 40", fs.Features[0].Labels.CanaryWeight)
+	}
+	var same api.ConfigResult
+	a.must(200, "PUT", api.PathConfig+"?dry_run=1", devAdmin, next, &same)
+	if len(same.Changes) != 0 {
+		t.Fatalf("re-applying the same config reports changes %+v", same.Changes)
+	}
+
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown field", "providers:\n  - name: p\n    kind: sim\n    colour: red\n", "colour"},
+		{"bad reference", "models:\n  - name: m\n    provider: nope\n", "models[0].provider"},
+		{"bad template", strings.Replace(next, "{{customer}}", "{{customer", 1), "support-answer@v1"},
+		{"changed release", strings.Replace(next, "Answer in at most three sentences.", "Be brief.", 1), "immutable"},
+	}
+	for _, tc := range cases {
+		var e api.ErrorResponse
+		got := a.do("PUT", api.PathConfig, devAdmin, tc.body, &e)
+		if got/100 != 4 || !strings.Contains(e.Error.Message, tc.want) {
+			t.Fatalf("%s: status %d %q, want a 4xx naming %q", tc.name, got, e.Error.Message, tc.want)
+		}
+	}
+}
+
+// An agent that cannot reach a cluster has no leader: reads answer from its
+// local state, writes answer 503 with a clear message, and /readyz says it
+// has no configuration yet.
+func TestClusterNoLeader(t *testing.T) {
+	oldW, oldR := writeTimeout, readTimeout
+	writeTimeout, readTimeout = time.Second, time.Second
+	t.Cleanup(func() { writeTimeout, readTimeout = oldW, oldR })
+	a := startClusterAgent(t, func(o *Options) {
+		o.Dev, o.DevKey = false, ""
+		o.Cluster = ClusterOptions{Join: []string{"127.0.0.1:1"}, Secret: "s3cret", RaftAddr: "127.0.0.1:0"}
+	})
+	if got := a.do("GET", "/readyz", "", nil, nil); got != 503 {
+		t.Fatalf("/readyz without configuration: %d, want 503", got)
+	}
+	var fs api.Features
+	a.must(200, "GET", api.PathFeatures, devAdmin, nil, &fs)
+	if len(fs.Features) != 0 {
+		t.Fatalf("features before joining: %+v", fs)
+	}
+	var e api.ErrorResponse
+	got := a.do("POST", api.PathKeys, devAdmin, api.KeyCreate{Name: "k"}, &e)
+	if got != 503 || e.Error.Code != api.CodeUnavailable || !strings.Contains(e.Error.Message, "no leader") {
+		t.Fatalf("write without a leader: %d %+v, want 503 naming the missing leader", got, e)
+	}
+}

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"net/url"
+	"time"
+
+	"gantry/config"
+)
+
+// The admin API's write side and cluster status:
+//
+//	GET    /admin/v1/status                        Status
+//	DELETE /admin/v1/members/{id}                  -> Removed
+//	POST   /admin/v1/features/{name}/releases      config.Release -> Release
+//	GET    /admin/v1/keys                          KeyList
+//	POST   /admin/v1/keys                          KeyCreate -> KeySecret
+//	POST   /admin/v1/keys/{name}/rotate            -> KeySecret
+//	POST   /admin/v1/keys/{name}/revoke            -> Key
+//	GET    /admin/v1/tokens                        TokenList
+//	POST   /admin/v1/tokens                        TokenCreate -> TokenSecret
+//	POST   /admin/v1/tokens/{name}/revoke          -> Token
+//	GET    /admin/v1/config                        config.Config as JSON (?format=yaml for YAML)
+//	PUT    /admin/v1/config                        YAML or JSON config.Config -> ConfigResult (?dry_run=1)
+//
+// Reads take ?consistent=1 to see every write acknowledged before them.
+// Writes answer 503 (CodeUnavailable) while the cluster has no leader.
+
+// More paths of the admin API.
+const (
+	PathStatus = Prefix + "/status"
+	PathKeys   = Prefix + "/keys"
+	PathTokens = Prefix + "/tokens"
+	PathConfig = Prefix + "/config"
+)
+
+// MemberPath is the path of one member, for removing it.
+func MemberPath(id string) string { return PathMembers + "/" + url.PathEscape(id) }
+
+// KeyPath is the path of one virtual key's action: rotate or revoke.
+func KeyPath(name, action string) string {
+	return PathKeys + "/" + url.PathEscape(name) + "/" + action
+}
+
+// TokenPath is the path of one admin token's action: revoke.
+func TokenPath(name, action string) string {
+	return PathTokens + "/" + url.PathEscape(name) + "/" + action
+}
+
+// Status is one agent's own view of the cluster: its raft position and the
+// hash of the state it applied, which equal on every agent that applied the
+// same commands.
+type Status struct {
+	ID           string    `json:"id"`
+	RaftAddr     string    `json:"raft_addr"`
+	HTTPAddr     string    `json:"http_addr,omitempty"`
+	Role         string    `json:"role"`
+	Leader       string    `json:"leader,omitempty"`
+	Term         uint64    `json:"term"`
+	LastIndex    uint64    `json:"last_index"`
+	CommitIndex  uint64    `json:"commit_index"`
+	StateIndex   uint64    `json:"state_index"`
+	StateHash    string    `json:"state_hash"`
+	LastContact  time.Time `json:"last_contact,omitzero"`
+	Halted       string    `json:"halted,omitempty"`
+	ServingIndex uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
+}
+
+// Removed answers a member removal.
+type Removed struct {
+	ID string `json:"id"`
+}
+
+// KeyCreate asks for a new virtual key. The agent makes the secret.
+type KeyCreate struct {
+	Name         string            `json:"name"`
+	Team         string            `json:"team,omitempty"`
+	Features     []string          `json:"features,omitempty"`
+	Models       []string          `json:"models,omitempty"`
+	Expires      *config.Time      `json:"expires,omitempty"`
+	RateLimit    *config.RateLimit `json:"rate_limit,omitempty"`
+	MaxBudgetUSD float64           `json:"max_budget_usd,omitempty"`
+}
+
+// Key is a virtual key as the admin API lists it: never its secret, and of
+// its hash only a prefix to tell rotations apart.
+type Key struct {
+	Name         string            `json:"name"`
+	Team         string            `json:"team,omitempty"`
+	Features     []string          `json:"features,omitempty"`
+	Models       []string          `json:"models,omitempty"`
+	Expires      *config.Time      `json:"expires,omitempty"`
+	Revoked      bool              `json:"revoked,omitempty"`
+	RateLimit    *config.RateLimit `json:"rate_limit,omitempty"`
+	MaxBudgetUSD float64           `json:"max_budget_usd,omitempty"`
+	HashPrefix   string            `json:"hash_prefix"`
+}
+
+// KeyList is the list of virtual keys.
+type KeyList struct {
+	Keys []Key `json:"keys"`
+}
+
+// KeySecret answers a key creation or rotation: the secret is shown this
+// once and never stored.
+type KeySecret struct {
+	Key    Key    `json:"key"`
+	Secret string `json:"secret"`
+	Index  uint64 `json:"index"`
+}
+
+// Admin token roles, from least to most powerful: viewers read, operators
+// also move labels, create releases and manage virtual keys, admins also
+// apply whole configurations, remove members and manage tokens.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleAdmin    = "admin"
+)
+
+// TokenCreate asks for a new admin token with a role.
+type TokenCreate struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// Token is an admin token as the admin API lists it.
+type Token struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Revoked bool   `json:"revoked,omitempty"`
+}
+
+// TokenList is the list of admin tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// TokenSecret answers a token creation; the secret is shown this once.
+type TokenSecret struct {
+	Token  Token  `json:"token"`
+	Secret string `json:"secret"`
+	Index  uint64 `json:"index"`
+}
+
+// Config change ops.
+const (
+	OpAdd    = "add"
+	OpRemove = "remove"
+	OpChange = "change"
+)
+
+// ConfigChange is one object a configuration adds, removes or changes,
+// e.g. {Kind: "features", Name: "support-answer", Op: "change"}.
+type ConfigChange struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Op     string `json:"op"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ConfigResult answers PUT /admin/v1/config: what the configuration changes
+// and, unless it was a dry run, the log index that applied it.
+type ConfigResult struct {
+	DryRun  bool           `json:"dry_run,omitempty"`
+	Index   uint64         `json:"index,omitempty"`
+	Changes []ConfigChange `json:"changes"`
+}

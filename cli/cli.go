@@ -1,0 +1,535 @@
+// Package cli is Gantry's operator commands: apply, get, release, audit,
+// members, keys and tokens. Each talks to one agent's admin API (any agent
+// of a cluster; writes reach the leader through it) and prints a table, or
+// JSON with -o json. main only dispatches to Run.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gantry/api"
+	"gantry/config"
+)
+
+// ErrUsage marks a command line that does not make sense; the message says
+// what was expected.
+var ErrUsage = errors.New("usage")
+
+// env holds what every command shares: the agent, the output format and
+// where output goes.
+type env struct {
+	c          *client
+	out        io.Writer
+	json       bool
+	consistent bool
+}
+
+// Run runs the operator command cmd with its arguments, writing to out.
+func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("gantry "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	agentURL := fs.String("agent", envOr("GANTRY_AGENT", "http://127.0.0.1:7400"), "agent admin URL (default $GANTRY_AGENT)")
+	token := fs.String("token", os.Getenv("GANTRY_TOKEN"), "admin token (default $GANTRY_TOKEN)")
+	format := fs.String("o", "table", "output: table or json")
+	consistent := fs.Bool("consistent", false, "read through the leader: see every write acknowledged before")
+	// Flags of particular commands; each command reads the ones it needs.
+	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
+	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
+	from := fs.Int("from", 0, "release: the version the label points at now; refused if it moved since")
+	reason := fs.String("reason", "", "release: why, for the audit log")
+	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
+	limit := fs.Int("limit", 50, "audit: how many entries")
+	team := fs.String("team", "", "keys create: the key's team")
+	features := fs.String("features", "", "keys create: comma-separated features the key may call (default all)")
+	models := fs.String("models", "", "keys create: comma-separated models the key may call (default all)")
+	maxBudget := fs.Float64("max-budget", 0, "keys create: lifetime spend cap in USD")
+	role := fs.String("role", "", "tokens create: viewer, operator or admin")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("%w: -o %q: want table or json", ErrUsage, *format)
+	}
+	e := &env{c: newClient(*agentURL, *token), out: out, json: *format == "json", consistent: *consistent}
+	arg := func(i int, what string) (string, error) {
+		if i >= len(pos) {
+			return "", fmt.Errorf("%w: gantry %s needs %s", ErrUsage, cmd, what)
+		}
+		return pos[i], nil
+	}
+	sub := ""
+	if len(pos) > 0 {
+		sub = pos[0]
+	}
+	switch cmd {
+	case "apply":
+		if *file == "" {
+			return fmt.Errorf("%w: gantry apply -f FILE [--dry-run]", ErrUsage)
+		}
+		return e.apply(ctx, *file, *dryRun)
+	case "get":
+		switch sub {
+		case "members":
+			return e.members(ctx)
+		case "features":
+			return e.features(ctx)
+		case "releases":
+			f, err := arg(1, "a feature: gantry get releases FEATURE")
+			if err != nil {
+				return err
+			}
+			return e.releases(ctx, f)
+		case "routes", "budgets":
+			return e.configList(ctx, sub)
+		case "keys":
+			return e.keys(ctx)
+		}
+		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|budgets|keys", ErrUsage)
+	case "release":
+		if sub == "" {
+			return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)
+		}
+		f, err := arg(1, "a feature")
+		if err != nil {
+			return err
+		}
+		switch sub {
+		case "list":
+			return e.releases(ctx, f)
+		case "diff":
+			a, b, err := versions(pos[2:], 2)
+			if err != nil {
+				return fmt.Errorf("%w: gantry release diff FEATURE A B: %v", ErrUsage, err)
+			}
+			return e.diff(ctx, f, a[0], b)
+		case "promote":
+			v, _, err := versions(pos[2:], 1)
+			if err != nil {
+				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R]: %v", ErrUsage, err)
+			}
+			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelProduction, Action: api.ActionPromote, From: *from, To: v[0], Reason: *reason})
+		case "rollback":
+			to := 0
+			if len(pos) > 2 {
+				v, _, err := versions(pos[2:], 1)
+				if err != nil {
+					return fmt.Errorf("%w: gantry release rollback FEATURE [VERSION]: %v", ErrUsage, err)
+				}
+				to = v[0]
+			}
+			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelProduction, Action: api.ActionRollback, From: *from, To: to, Reason: *reason})
+		case "canary":
+			to := 0
+			if len(pos) < 3 {
+				return fmt.Errorf("%w: gantry release canary FEATURE VERSION --weight W (VERSION 0 or off removes the canary)", ErrUsage)
+			}
+			if pos[2] != "off" {
+				v, _, err := versions(pos[2:], 1)
+				if err != nil {
+					return fmt.Errorf("%w: gantry release canary FEATURE VERSION --weight W: %v", ErrUsage, err)
+				}
+				to = v[0]
+			}
+			if to != 0 && (*weight < 1 || *weight > 100) {
+				return fmt.Errorf("%w: --weight: want 1..100 for a canary, got %d", ErrUsage, *weight)
+			}
+			if to == 0 {
+				*weight = 0
+			}
+			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelCanary, Action: api.ActionCanary, From: *from, To: to, Weight: *weight, Reason: *reason})
+		}
+		return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)
+	case "audit":
+		return e.audit(ctx, *limit)
+	case "members":
+		if sub != "remove" {
+			return fmt.Errorf("%w: gantry members remove ID", ErrUsage)
+		}
+		id, err := arg(1, "a member id: gantry members remove ID")
+		if err != nil {
+			return err
+		}
+		var out api.Removed
+		if err := e.c.call(ctx, "DELETE", api.MemberPath(id), nil, &out); err != nil {
+			return err
+		}
+		return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "member %s removed\n", out.ID) })
+	case "keys":
+		switch sub {
+		case "list":
+			return e.keys(ctx)
+		case "create":
+			name, err := arg(1, "a key name: gantry keys create NAME")
+			if err != nil {
+				return err
+			}
+			in := api.KeyCreate{Name: name, Team: *team, Features: split(*features), Models: split(*models), MaxBudgetUSD: *maxBudget}
+			var out api.KeySecret
+			if err := e.c.call(ctx, "POST", api.PathKeys, in, &out); err != nil {
+				return err
+			}
+			return e.secret(out)
+		case "rotate", "revoke":
+			name, err := arg(1, "a key name: gantry keys "+sub+" NAME")
+			if err != nil {
+				return err
+			}
+			if sub == "rotate" {
+				var out api.KeySecret
+				if err := e.c.call(ctx, "POST", api.KeyPath(name, "rotate"), nil, &out); err != nil {
+					return err
+				}
+				return e.secret(out)
+			}
+			var out api.Key
+			if err := e.c.call(ctx, "POST", api.KeyPath(name, "revoke"), nil, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "key %s revoked\n", out.Name) })
+		}
+		return fmt.Errorf("%w: gantry keys list|create|rotate|revoke NAME", ErrUsage)
+	case "tokens":
+		switch sub {
+		case "list":
+			return e.tokens(ctx)
+		case "create":
+			name, err := arg(1, "a token name: gantry tokens create NAME --role ROLE")
+			if err != nil {
+				return err
+			}
+			var out api.TokenSecret
+			if err := e.c.call(ctx, "POST", api.PathTokens, api.TokenCreate{Name: name, Role: *role}, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "token %s (%s) created; it is shown only this once:\n\n  %s\n", out.Token.Name, out.Token.Role, out.Secret)
+			})
+		case "revoke":
+			name, err := arg(1, "a token name: gantry tokens revoke NAME")
+			if err != nil {
+				return err
+			}
+			var out api.Token
+			if err := e.c.call(ctx, "POST", api.TokenPath(name, "revoke"), nil, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "token %s revoked\n", out.Name) })
+		}
+		return fmt.Errorf("%w: gantry tokens list|create|revoke", ErrUsage)
+	}
+	return fmt.Errorf("%w: unknown command %q", ErrUsage, cmd)
+}
+
+// parse parses flags wherever they appear among the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// versions parses n release versions ("3" or "v3").
+func versions(args []string, n int) ([]int, int, error) {
+	if len(args) < n {
+		return nil, 0, fmt.Errorf("want %d version(s)", n)
+	}
+	out := make([]int, n)
+	for i := range n {
+		v, err := strconv.Atoi(strings.TrimPrefix(args[i], "v"))
+		if err != nil || v < 0 {
+			return nil, 0, fmt.Errorf("%q is not a release version", args[i])
+		}
+		out[i] = v
+	}
+	return out, out[n-1], nil
+}
+
+// print writes v as JSON with -o json, else the table.
+func (e *env) print(v any, table func(w *tabwriter.Writer)) error {
+	if e.json {
+		enc := json.NewEncoder(e.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	w := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
+	table(w)
+	return w.Flush()
+}
+
+func (e *env) query() string {
+	if e.consistent {
+		return "?consistent=1"
+	}
+	return ""
+}
+
+func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	// Validate locally first: errors name the file and line.
+	if _, err := config.Parse(file, data); err != nil {
+		return err
+	}
+	var plan api.ConfigResult
+	if err := e.c.call(ctx, "PUT", api.PathConfig+"?dry_run=1", data, &plan); err != nil {
+		return err
+	}
+	if dryRun || len(plan.Changes) == 0 {
+		return e.print(plan, func(w *tabwriter.Writer) {
+			printChanges(w, plan.Changes)
+			if len(plan.Changes) > 0 {
+				fmt.Fprintln(w, "dry run: nothing applied")
+			}
+		})
+	}
+	var res api.ConfigResult
+	if err := e.c.call(ctx, "PUT", api.PathConfig, data, &res); err != nil {
+		return err
+	}
+	return e.print(res, func(w *tabwriter.Writer) {
+		printChanges(w, res.Changes)
+		fmt.Fprintf(w, "applied as one change at index %d\n", res.Index)
+	})
+}
+
+func printChanges(w io.Writer, cs []api.ConfigChange) {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "no changes")
+		return
+	}
+	for _, c := range cs {
+		sign := map[string]string{api.OpAdd: "+", api.OpRemove: "-", api.OpChange: "~"}[c.Op]
+		line := fmt.Sprintf("%s %s/%s", sign, c.Kind, c.Name)
+		if c.Detail != "" {
+			line += "  (" + c.Detail + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (e *env) members(ctx context.Context) error {
+	var ms api.Members
+	if err := e.c.call(ctx, "GET", api.PathMembers, nil, &ms); err != nil {
+		return err
+	}
+	return e.print(ms, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "ID\tROLE\tVOTER\tHEALTHY\tRAFT\tHTTP\tAPPLIED\tERROR")
+		for _, m := range ms.Members {
+			fmt.Fprintf(w, "%s\t%s\t%t\t%t\t%s\t%s\t%d\t%s\n", m.ID, m.Role, m.Voter, m.Healthy, m.RaftAddr, m.HTTPAddr, m.AppliedIndex, m.Error)
+		}
+	})
+}
+
+func (e *env) features(ctx context.Context) error {
+	var fs api.Features
+	if err := e.c.call(ctx, "GET", api.PathFeatures+e.query(), nil, &fs); err != nil {
+		return err
+	}
+	return e.print(fs, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tPRODUCTION\tCANARY\tRELEASES\tDESCRIPTION")
+		for _, f := range fs.Features {
+			canary := "-"
+			if f.Labels.Canary != 0 {
+				canary = fmt.Sprintf("v%d@%d%%", f.Labels.Canary, f.Labels.CanaryWeight)
+			}
+			fmt.Fprintf(w, "%s\tv%d\t%s\t%d\t%s\n", f.Name, f.Labels.Production, canary, len(f.Releases), f.Description)
+		}
+	})
+}
+
+func (e *env) releases(ctx context.Context, feature string) error {
+	var f api.Feature
+	if err := e.c.call(ctx, "GET", api.ReleasesPath(feature)+e.query(), nil, &f); err != nil {
+		return err
+	}
+	return e.print(f, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "VERSION\tLABELS\tHASH\tCREATED\tBY")
+		for _, r := range f.Releases {
+			created := "-"
+			if !r.Created.IsZero() {
+				created = r.Created.UTC().Format(time.RFC3339)
+			}
+			labels := strings.Join(f.LabelsOf(r.Version), ",")
+			if labels == "" {
+				labels = "-"
+			} else if r.Version == f.Labels.Canary {
+				labels = strings.Replace(labels, api.LabelCanary, fmt.Sprintf("canary@%d%%", f.Labels.CanaryWeight), 1)
+			}
+			fmt.Fprintf(w, "v%d\t%s\t%s\t%s\t%s\n", r.Version, labels, short(r.Hash), created, orDash(r.CreatedBy))
+		}
+	})
+}
+
+func (e *env) diff(ctx context.Context, feature string, a, b int) error {
+	var d api.Diff
+	if err := e.c.call(ctx, "GET", api.DiffPath(feature, a, b), nil, &d); err != nil {
+		return err
+	}
+	return e.print(d, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "%s v%d (%s) -> v%d (%s): %s\n", d.Feature, d.A, short(d.AHash), d.B, short(d.BHash), d.Summary())
+		for _, f := range d.Fields {
+			fmt.Fprintf(w, "\n%s\n", f.Field)
+			for _, l := range f.Lines {
+				fmt.Fprintf(w, "  %s %s\n", l.Op, l.Text)
+			}
+		}
+	})
+}
+
+func (e *env) move(ctx context.Context, m api.LabelMove) error {
+	if err := m.Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	var res api.LabelMoveResult
+	if err := e.c.call(ctx, "POST", api.LabelsPath(m.Feature), m, &res); err != nil {
+		return err
+	}
+	return e.print(res, func(w *tabwriter.Writer) {
+		c := res.Change
+		fmt.Fprintf(w, "%s: %s %s v%d -> v%d", res.Feature, c.Action, c.Label, c.From, c.To)
+		if c.Label == api.LabelCanary && c.To != 0 {
+			fmt.Fprintf(w, " at %d%%", c.Weight)
+		}
+		fmt.Fprintf(w, " (index %d)\n", res.Index)
+	})
+}
+
+func (e *env) audit(ctx context.Context, limit int) error {
+	var l api.AuditList
+	if err := e.c.call(ctx, "GET", api.PathAudit+"?limit="+url.QueryEscape(strconv.Itoa(limit)), nil, &l); err != nil {
+		return err
+	}
+	return e.print(l, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tCOMMAND\tTARGET\tCHANGE\tREASON")
+		for _, a := range l.Entries {
+			change := a.After
+			if a.Before != "" {
+				change = a.Before + " -> " + orDash(a.After)
+			}
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Seq, a.Time.UTC().Format(time.RFC3339), a.Actor, a.Command, a.Target, orDash(change), a.Reason)
+		}
+	})
+}
+
+func (e *env) keys(ctx context.Context) error {
+	var l api.KeyList
+	if err := e.c.call(ctx, "GET", api.PathKeys+e.query(), nil, &l); err != nil {
+		return err
+	}
+	return e.print(l, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tTEAM\tSTATUS\tHASH\tFEATURES\tMODELS")
+		for _, k := range l.Keys {
+			status := "active"
+			if k.Revoked {
+				status = "revoked"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Name, orDash(k.Team), status, k.HashPrefix, orDash(strings.Join(k.Features, ",")), orDash(strings.Join(k.Models, ",")))
+		}
+	})
+}
+
+func (e *env) secret(out api.KeySecret) error {
+	return e.print(out, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "key %s: its secret is shown only this once:\n\n  %s\n", out.Key.Name, out.Secret)
+	})
+}
+
+func (e *env) tokens(ctx context.Context) error {
+	var l api.TokenList
+	if err := e.c.call(ctx, "GET", api.PathTokens+e.query(), nil, &l); err != nil {
+		return err
+	}
+	return e.print(l, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tROLE\tSTATUS")
+		for _, t := range l.Tokens {
+			status := "active"
+			if t.Revoked {
+				status = "revoked"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.Role, status)
+		}
+	})
+}
+
+// configList prints routes or budgets from the replicated configuration.
+func (e *env) configList(ctx context.Context, kind string) error {
+	var cfg config.Config
+	if err := e.c.call(ctx, "GET", api.PathConfig+e.query(), nil, &cfg); err != nil {
+		return err
+	}
+	if kind == "routes" {
+		return e.print(cfg.Routes, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "NAME\tTARGETS\tFALLBACKS\tTIMEOUT\tDEADLINE")
+			for _, r := range cfg.Routes {
+				var ts []string
+				for _, t := range r.Targets {
+					ts = append(ts, fmt.Sprintf("%s:%d", t.Model, t.Weight))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), orDash(strings.Join(r.Fallbacks, ",")), dur(r.Timeout), dur(r.Deadline))
+			}
+		})
+	}
+	return e.print(cfg.Budgets, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tSCOPE\tMATCH\tPERIOD\tLIMIT_USD\tACTION")
+		for _, b := range cfg.Budgets {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2f\t%s\n", b.Name, b.Scope, orDash(b.Match), b.Period, b.LimitUSD, b.BudgetAction())
+		}
+	})
+}
+
+func dur(d config.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.String()
+}
+
+func short(hash string) string {
+	h := strings.TrimPrefix(hash, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

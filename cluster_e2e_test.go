@@ -1,0 +1,577 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"gantry/api"
+	"gantry/config"
+)
+
+const (
+	clusterKey    = "gk_cluster-e2e-key-0001"
+	clusterAdmin  = "gat_cluster-e2e-admin"
+	clusterSecret = "cluster-e2e-secret"
+)
+
+// clusterConfig is served by the three agents: a simulator without faults,
+// so every gateway failure is the cluster's.
+func clusterConfig() string {
+	return `providers:
+  - name: sim
+    kind: sim
+    sim: {latency_p50: 2ms, latency_p99: 10ms, output_tokens: 12, seed: 3}
+models:
+  - name: sim-small
+    provider: sim
+    price: {input: 0.15, output: 0.60}
+routes:
+  - name: cheap
+    targets: [{model: sim-small, weight: 1}]
+features:
+  - name: answer
+    releases:
+      - version: 1
+        system: Answer briefly.
+        template: [{role: user, content: "{{question}}"}]
+        variables: [{name: question, required: true}]
+        route: cheap
+      - version: 2
+        system: Answer in one sentence.
+        template: [{role: user, content: "{{question}}"}]
+        variables: [{name: question, required: true}]
+        route: cheap
+    labels: {production: 1}
+keys:
+  - name: e2e
+    hash: ` + config.HashKey(clusterKey) + `
+`
+}
+
+// agentProc is one `gantry agent` process of the test cluster.
+type agentProc struct {
+	id, http, raft, dir string
+	args                []string
+	cmd                 *exec.Cmd
+	log                 *os.File
+	exited              chan struct{}
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+func (a *agentProc) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], a.args...)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1", "GANTRY_ADMIN_TOKENS="+clusterAdmin)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", a.id, err)
+	}
+	a.cmd = cmd
+	a.exited = make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(a.exited)
+	}()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (a *agentProc) stop(t *testing.T) {
+	t.Helper()
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+		if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%s exited with %d after SIGTERM", a.id, code)
+		}
+	case <-time.After(25 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.exited
+		t.Errorf("%s did not stop within 25s of SIGTERM", a.id)
+	}
+}
+
+// testCluster is three agents on loopback that form a cluster with
+// --bootstrap-expect 3.
+type testCluster struct {
+	t      *testing.T
+	agents []*agentProc
+	hc     *http.Client
+}
+
+func startCluster(t *testing.T) *testCluster {
+	t.Helper()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "gantry.yaml")
+	if err := os.WriteFile(cfgFile, []byte(clusterConfig()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 6)
+	c := &testCluster{t: t, hc: &http.Client{Timeout: 10 * time.Second}}
+	var joins []string
+	for i := range 3 {
+		joins = append(joins, "127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	for i := range 3 {
+		a := &agentProc{id: fmt.Sprintf("n%d", i+1), http: joins[i], raft: "127.0.0.1:" + strconv.Itoa(ports[3+i]), dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1))}
+		log, err := os.Create(filepath.Join(dir, a.id+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.log = log
+		a.args = []string{"agent", "--node-id", a.id, "--http-addr", a.http, "--raft-addr", a.raft, "--data-dir", a.dir,
+			"--config", cfgFile, "--bootstrap-expect", "3", "--join", strings.Join(joins, ","), "--cluster-secret", clusterSecret, "--log-level", "warn"}
+		c.agents = append(c.agents, a)
+	}
+	t.Cleanup(func() {
+		for _, a := range c.agents {
+			a.stop(t)
+		}
+		if t.Failed() {
+			for _, a := range c.agents {
+				b, _ := os.ReadFile(a.log.Name())
+				t.Logf("log of %s:\n%s", a.id, tail(string(b), 4000))
+			}
+		}
+		for _, a := range c.agents {
+			a.log.Close()
+		}
+	})
+	for _, a := range c.agents {
+		a.start(t)
+	}
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// call sends an admin request and decodes a 2xx answer into out.
+func (c *testCluster) call(a *agentProc, method, path string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+a.http+path, body)
+	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("%s %s on %s: %d %s", method, path, a.id, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *testCluster) status(a *agentProc) (api.Status, error) {
+	var st api.Status
+	_, err := c.call(a, "GET", api.PathStatus, nil, &st)
+	return st, err
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func (c *testCluster) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			c.t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// leader is the id all reachable agents among as agree leads, or "".
+func (c *testCluster) leader(as []*agentProc) string {
+	lead := ""
+	for _, a := range as {
+		st, err := c.status(a)
+		if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
+			return ""
+		}
+		lead = st.Leader
+	}
+	return lead
+}
+
+func (c *testCluster) byID(id string) *agentProc {
+	for _, a := range c.agents {
+		if a.id == id {
+			return a
+		}
+	}
+	c.t.Fatalf("no agent %s", id)
+	return nil
+}
+
+// chat makes one gateway call and returns an error unless it succeeded.
+func (c *testCluster) chat(a *agentProc) error {
+	req, _ := http.NewRequest("POST", "http://"+a.http+"/v1/chat/completions",
+		strings.NewReader(`{"model":"feature/answer","messages":[{"role":"user","content":"Where is my order?"}],"metadata":{"question":"Where is my order?"}}`))
+	req.Header.Set("Authorization", "Bearer "+clusterKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: status %d: %s", a.id, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// waitConverged waits until every agent applied the same state, and
+// returns its hash.
+func (c *testCluster) waitConverged(timeout time.Duration) string {
+	c.t.Helper()
+	var hash string
+	c.waitFor("all agents reach the same state hash", timeout, func() bool {
+		hash = ""
+		for _, a := range c.agents {
+			st, err := c.status(a)
+			if err != nil || (hash != "" && st.StateHash != hash) || st.ServingIndex != st.StateIndex {
+				return false
+			}
+			hash = st.StateHash
+		}
+		return true
+	})
+	return hash
+}
+
+// TestClusterSurvivesLeaderKill runs three agent processes, streams key
+// creations (through the followers) and gateway calls, kills the leader with
+// SIGKILL mid-stream, and checks that no gateway call failed, that every
+// acknowledged write is on every agent, that the killed agent catches up
+// after a restart, and that all three end with the same state hash. It then
+// measures how soon a promote is served by all three.
+func TestClusterSurvivesLeaderKill(t *testing.T) {
+	c := startCluster(t)
+	c.waitFor("the cluster forms and serves the seeded configuration", 40*time.Second, func() bool {
+		if c.leader(c.agents) == "" {
+			return false
+		}
+		for _, a := range c.agents {
+			st, err := c.status(a)
+			if err != nil || st.ServingIndex == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Every agent announces its admin address within a reconcile interval.
+	var ms api.Members
+	c.waitFor("three healthy voters", 20*time.Second, func() bool {
+		if _, err := c.call(c.agents[0], "GET", api.PathMembers, nil, &ms); err != nil || len(ms.Members) != 3 || ms.Leader == "" {
+			return false
+		}
+		for _, m := range ms.Members {
+			if !m.Voter || !m.Healthy {
+				return false
+			}
+		}
+		return true
+	})
+
+	leader := c.byID(c.leader(c.agents))
+	var survivors []*agentProc
+	for _, a := range c.agents {
+		if a != leader {
+			survivors = append(survivors, a)
+		}
+	}
+
+	// Gateway traffic on the survivors, and key creations through them.
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var calls, failures atomic.Int64
+	var failMu sync.Mutex
+	var failMsgs []string
+	for _, a := range survivors {
+		for range 2 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					calls.Add(1)
+					if err := c.chat(a); err != nil {
+						failures.Add(1)
+						failMu.Lock()
+						failMsgs = append(failMsgs, err.Error())
+						failMu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	var ackMu sync.Mutex
+	var acked []string
+	var refused atomic.Int64
+	var refusedMsgs []string
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			name := fmt.Sprintf("k-%04d", i)
+			var ks api.KeySecret
+			if status, err := c.call(survivors[i%2], "POST", api.PathKeys, api.KeyCreate{Name: name}, &ks); err == nil && status == 201 {
+				ackMu.Lock()
+				acked = append(acked, name)
+				ackMu.Unlock()
+			} else {
+				refused.Add(1)
+				ackMu.Lock()
+				refusedMsgs = append(refusedMsgs, fmt.Sprintf("%s: %d %v", name, status, err))
+				ackMu.Unlock()
+			}
+		}
+	})
+	ackedNow := func() int {
+		ackMu.Lock()
+		defer ackMu.Unlock()
+		return len(acked)
+	}
+
+	c.waitFor("writes flow before the kill", 20*time.Second, func() bool { return ackedNow() >= 30 })
+	beforeKill := ackedNow()
+	if err := leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.exited
+	killedAt := time.Now()
+	election := c.waitFor("the survivors elect a new leader", 30*time.Second, func() bool {
+		l := c.leader(survivors)
+		return l != "" && l != leader.id
+	})
+	c.waitFor("writes flow after the kill", 30*time.Second, func() bool { return ackedNow() >= beforeKill+30 })
+	stop()
+	wg.Wait()
+	writeGap := time.Since(killedAt)
+	t.Logf("leader %s killed: new leader after %s; %d writes acknowledged (%d before the kill), %d not; %d gateway calls on the survivors, %d failed",
+		leader.id, election.Round(time.Millisecond), len(acked), beforeKill, refused.Load(), calls.Load(), failures.Load())
+	_ = writeGap
+	for _, m := range refusedMsgs {
+		t.Logf("not acknowledged: %s", m)
+	}
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d gateway calls failed on the survivors; first: %s", failures.Load(), calls.Load(), failMsgs[0])
+	}
+
+	// The killed agent restarts from its data dir and catches up.
+	leader.start(t)
+	hash := c.waitConverged(40 * time.Second)
+	for _, a := range c.agents {
+		var keys api.KeyList
+		if _, err := c.call(a, "GET", api.PathKeys, nil, &keys); err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, k := range keys.Keys {
+			have[k.Name] = true
+		}
+		for _, name := range acked {
+			if !have[name] {
+				t.Fatalf("acknowledged key %s is missing on %s", name, a.id)
+			}
+		}
+	}
+	t.Logf("all three agents converged on %s with %d acknowledged keys", hash[:19], len(acked))
+	if err := c.chat(leader); err != nil {
+		t.Fatalf("the restarted agent does not serve: %v", err)
+	}
+
+	// A promote on one agent is served by all three: the time from the
+	// acknowledgement until every agent's gateway runs the new
+	// configuration.
+	const promotes = 20
+	var lat []time.Duration
+	for i := range promotes {
+		to := 2 - i%2 // 2, 1, 2, ...
+		var res api.LabelMoveResult
+		a := c.agents[i%3]
+		if _, err := c.call(a, "POST", api.LabelsPath("answer"), api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: to}, &res); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c.waitFor("every agent serves the promote", 10*time.Second, func() bool {
+			for _, b := range c.agents {
+				var rz struct {
+					ServingIndex uint64 `json:"serving_index"`
+				}
+				resp, err := c.hc.Get("http://" + b.http + "/readyz")
+				if err != nil {
+					return false
+				}
+				json.NewDecoder(resp.Body).Decode(&rz)
+				resp.Body.Close()
+				if rz.ServingIndex < res.Index {
+					return false
+				}
+			}
+			return true
+		})
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	p50, p99 := lat[len(lat)/2], lat[len(lat)-1]
+	t.Logf("promote served by all 3 agents: p50 %s, p99 %s (max of %d)", p50.Round(time.Microsecond), p99.Round(time.Microsecond), promotes)
+	if p99 > time.Second {
+		t.Fatalf("a promote took %s to be served by every agent, want under 1s", p99)
+	}
+	// The gateway really serves the promoted release.
+	for _, a := range c.agents {
+		var out struct {
+			Release string `json:"release"`
+		}
+		req, _ := http.NewRequest("POST", "http://"+a.http+"/v1/features/answer/invoke", strings.NewReader(`{"vars":{"question":"hi"}}`))
+		req.Header.Set("Authorization", "Bearer "+clusterKey)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if want := "answer@v1"; out.Release != want {
+			t.Fatalf("%s serves %q after the last promote, want %s", a.id, out.Release, want)
+		}
+	}
+
+	// An agent stopped with SIGTERM leaves the cluster (handing over
+	// leadership if it led) and joins again when it restarts.
+	gone := c.agents[1]
+	gone.stop(t)
+	others := []*agentProc{c.agents[0], c.agents[2]}
+	c.waitFor("the others drop the agent that left", 20*time.Second, func() bool {
+		var ms api.Members
+		_, err := c.call(others[0], "GET", api.PathMembers, nil, &ms)
+		return err == nil && len(ms.Members) == 2 && c.leader(others) != ""
+	})
+	gone.start(t)
+	c.waitFor("the agent that left joins again as a voter", 30*time.Second, func() bool {
+		var ms api.Members
+		if _, err := c.call(others[0], "GET", api.PathMembers, nil, &ms); err != nil || len(ms.Members) != 3 {
+			return false
+		}
+		for _, m := range ms.Members {
+			if !m.Voter || !m.Healthy {
+				return false
+			}
+		}
+		return true
+	})
+	c.waitConverged(30 * time.Second)
+}
+
+// TestAgentReloadAppliesConfigFile runs a lone agent with --config: it
+// forms a cluster of its own, seeds it from the file, and on SIGHUP applies
+// the edited file as one change.
+func TestAgentReloadAppliesConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gantry.yaml")
+	if err := os.WriteFile(file, []byte(clusterConfig()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 2)
+	log, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	a := &agentProc{id: "solo", http: "127.0.0.1:" + strconv.Itoa(ports[0]), log: log,
+		args: []string{"agent", "--node-id", "solo", "--http-addr", "127.0.0.1:" + strconv.Itoa(ports[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(ports[1]),
+			"--data-dir", filepath.Join(dir, "data"), "--config", file, "--log-level", "warn"}}
+	c := &testCluster{t: t, agents: []*agentProc{a}, hc: &http.Client{Timeout: 10 * time.Second}}
+	a.start(t)
+	t.Cleanup(func() {
+		a.stop(t)
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("agent log:\n%s", tail(string(b), 4000))
+		}
+	})
+	var f api.Feature
+	c.waitFor("the agent seeds its cluster from the file", 30*time.Second, func() bool {
+		_, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f)
+		return err == nil && c.chat(a) == nil
+	})
+	if f.Labels.Production != 1 {
+		t.Fatalf("labels %+v, want production v1 from the file", f.Labels)
+	}
+	edited := strings.Replace(clusterConfig(), "labels: {production: 1}", "labels: {production: 2}", 1)
+	if err := os.WriteFile(file, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	c.waitFor("SIGHUP applies the edited file", 10*time.Second, func() bool {
+		_, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f)
+		return err == nil && f.Labels.Production == 2
+	})
+	var audit api.AuditList
+	if _, err := c.call(a, "GET", api.PathAudit+"?limit=1", nil, &audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit.Entries) != 1 || audit.Entries[0].Command != "apply_config" || !strings.Contains(audit.Entries[0].Actor, "reload") {
+		t.Fatalf("newest audit entry %+v, want the reload's apply_config", audit.Entries)
+	}
+	// A broken file is refused and the agent keeps serving.
+	if err := os.WriteFile(file, []byte("models: [{name: m, provider: nope}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if err := c.chat(a); err != nil {
+		t.Fatalf("after a refused reload: %v", err)
+	}
+	if _, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f); err != nil || f.Labels.Production != 2 {
+		t.Fatalf("a broken file changed the state: %+v %v", f.Labels, err)
+	}
+}

@@ -1,0 +1,168 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"gantry/api"
+	"gantry/tui"
+)
+
+// Options configure one console program.
+type Options struct {
+	FleetOptions
+	// ReadOnly removes every action that changes the cluster.
+	ReadOnly bool
+	// Renderer draws the styles; over SSH, the session's own.
+	Renderer *lipgloss.Renderer
+	// Tick redraws the screen (the clock, ages) when nothing else does;
+	// default one second.
+	Tick time.Duration
+	// MaxTraces bounds the live trace table; 0 is the TUI's default.
+	MaxTraces int
+}
+
+// DefaultTick is how often the screen is redrawn without news.
+const DefaultTick = time.Second
+
+// tickMsg redraws the clock and ages.
+type tickMsg time.Time
+
+// Model is the console program's root model: the TUI, and the fleet that
+// answers the requests leaving it.
+type Model struct {
+	app   *tui.App
+	fleet *Fleet
+	ctx   context.Context
+	tick  time.Duration
+}
+
+var _ tea.Model = (*Model)(nil)
+
+// NewModel wraps a new TUI around fleet. ctx bounds the calls the model
+// makes for the TUI.
+func NewModel(ctx context.Context, fleet *Fleet, o Options) *Model {
+	if o.Tick <= 0 {
+		o.Tick = DefaultTick
+	}
+	app := tui.New(tui.Options{
+		ReadOnly:  o.ReadOnly,
+		Renderer:  o.Renderer,
+		MaxTraces: o.MaxTraces,
+		Context:   strings.Join(fleet.Agents(), ","),
+	})
+	return &Model{app: app, fleet: fleet, ctx: ctx, tick: o.Tick}
+}
+
+// App is the TUI inside.
+func (m *Model) App() *tui.App { return m.app }
+
+func (m *Model) tickCmd() tea.Cmd {
+	return tea.Tick(m.tick, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// Init starts the clock.
+func (m *Model) Init() tea.Cmd { return tea.Batch(m.app.Init(), m.tickCmd()) }
+
+// Update executes what the TUI asks for and passes everything else on.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch req := msg.(type) {
+	case tickMsg:
+		_, cmd := m.app.Update(req) // marks the frame for redraw
+		return m, tea.Batch(cmd, m.tickCmd())
+	case tui.TraceRequest:
+		return m, func() tea.Msg {
+			ctx, cancel := context.WithTimeout(m.ctx, DefaultTimeout)
+			defer cancel()
+			t, err := m.fleet.Trace(ctx, req.ID, req.Node)
+			return tui.TraceMsg{ID: req.ID, Trace: t, Err: err}
+		}
+	case tui.DiffRequest:
+		return m, func() tea.Msg {
+			ctx, cancel := context.WithTimeout(m.ctx, DefaultTimeout)
+			defer cancel()
+			d, err := m.fleet.Diff(ctx, req.Feature, req.A, req.B)
+			return tui.DiffMsg{Request: req, Diff: d, Err: err}
+		}
+	case tui.ActionRequest:
+		if m.app.ReadOnly() {
+			// The TUI never sends one read-only; this is the second lock.
+			return m, func() tea.Msg {
+				return tui.ActionResultMsg{Request: req, Err: fmt.Errorf("read-only console")}
+			}
+		}
+		return m, func() tea.Msg {
+			ctx, cancel := context.WithTimeout(m.ctx, DefaultTimeout)
+			defer cancel()
+			res, err := m.fleet.MoveLabel(ctx, req.LabelMove())
+			return tui.ActionResultMsg{Request: req, Result: resultText(req, res), Err: err}
+		}
+	}
+	_, cmd := m.app.Update(msg)
+	return m, cmd
+}
+
+func resultText(req tui.ActionRequest, res api.LabelMoveResult) string {
+	l := res.Labels
+	s := fmt.Sprintf("production is v%d", l.Production)
+	if l.Canary != 0 {
+		s += fmt.Sprintf(", canary v%d at %d%%", l.Canary, l.CanaryWeight)
+	}
+	if res.Index != 0 {
+		s += fmt.Sprintf(" (log index %d)", res.Index)
+	}
+	return s
+}
+
+// View is the TUI's screen.
+func (m *Model) View() string { return m.app.View() }
+
+// Run runs a console program on in and out until the operator quits or ctx
+// ends. extra options are added to the program's (alt screen, no mouse,
+// the given input and output).
+func Run(ctx context.Context, o Options, in io.Reader, out io.Writer, extra ...tea.ProgramOption) error {
+	return run(ctx, o, in, out, nil, extra...)
+}
+
+// run is Run with an optional relay: a function that feeds the program
+// messages from elsewhere (an SSH session's window changes) and returns
+// when its context ends. Run owns the relay's goroutine.
+func run(parent context.Context, o Options, in io.Reader, out io.Writer, relay func(context.Context, func(tea.Msg)), extra ...tea.ProgramOption) error {
+	fleet, err := NewFleet(o.FleetOptions)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	m := NewModel(ctx, fleet, o)
+	opts := append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out), tea.WithContext(ctx)}, extra...)
+	p := tea.NewProgram(m, opts...)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fleet.Run(ctx, p.Send)
+	}()
+	if relay != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			relay(ctx, p.Send)
+		}()
+	}
+	_, err = p.Run()
+	cancel()
+	wg.Wait()
+	if errors.Is(err, tea.ErrProgramKilled) && parent.Err() != nil {
+		err = nil // the session or the signal ended it
+	}
+	return err
+}

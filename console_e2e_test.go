@@ -1,0 +1,359 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"gantry/api"
+)
+
+const e2eAdminToken = "gat_e2e" // startDevAgent's admin token
+
+// tmuxConsole is a terminal in a private tmux server: the console runs in
+// it as an operator would run it, and the test reads the screen.
+type tmuxConsole struct {
+	t      *testing.T
+	sock   string
+	stderr string // where the command's stderr goes
+}
+
+// startTmux runs command (a shell command line) in a 120x40 tmux session.
+func startTmux(t *testing.T, command string) *tmuxConsole {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux is not installed; .ci/run installs it")
+	}
+	dir := t.TempDir()
+	c := &tmuxConsole{t: t, sock: filepath.Join(dir, "tmux.sock"), stderr: filepath.Join(dir, "stderr.log")}
+	c.run("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", command+" 2>"+c.stderr)
+	t.Cleanup(func() { exec.Command("tmux", "-S", c.sock, "kill-server").Run() })
+	return c
+}
+
+func (c *tmuxConsole) run(args ...string) string {
+	c.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", c.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("tmux %s: %v: %s%s", strings.Join(args, " "), err, out, c.stderrText())
+	}
+	return string(out)
+}
+
+func (c *tmuxConsole) stderrText() string {
+	b, _ := os.ReadFile(c.stderr)
+	if len(b) == 0 {
+		return ""
+	}
+	return "\nconsole stderr:\n" + string(b)
+}
+
+// screen is what the terminal shows now.
+func (c *tmuxConsole) screen() string {
+	c.t.Helper()
+	return c.run("capture-pane", "-p", "-t", "console")
+}
+
+// press sends keys one at a time, as a person types: esc followed at once
+// by another key would read as alt+key.
+func (c *tmuxConsole) press(keys ...string) {
+	c.t.Helper()
+	for _, k := range keys {
+		c.run("send-keys", "-t", "console", k)
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+// waitFor waits until the screen shows every one of want.
+func (c *tmuxConsole) waitFor(want ...string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var s string
+	for time.Now().Before(deadline) {
+		s = c.screen()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return s
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the screen never showed %q; it shows:\n%s%s", want, s, c.stderrText())
+	return ""
+}
+
+// waitGone waits for the console to quit and tmux with it.
+func (c *tmuxConsole) waitGone() {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if exec.Command("tmux", "-S", c.sock, "has-session", "-t", "console").Run() != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the console did not quit; it shows:\n%s", c.screen())
+}
+
+// selfCommand is the shell command line that runs this binary as gantry.
+func selfCommand(args ...string) string {
+	q := []string{"env", "GANTRY_RUN_MAIN=1", shellWord(os.Args[0])}
+	for _, a := range args {
+		q = append(q, shellWord(a))
+	}
+	return strings.Join(q, " ")
+}
+
+func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// driveConsoleTraffic calls both features of the dev example until the test
+// ends, so the console has live traces to show.
+func driveConsoleTraffic(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bodies := map[string]string{
+			"ticket-triage":  `{"vars":{"ticket":"My parcel never arrived"},"user":"u-1"}`,
+			"support-answer": `{"vars":{"customer":"Ana","question":"Where is my order?"},"user":"u-2"}`,
+		}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for name, body := range bodies {
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/v1/features/"+name+"/invoke", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+e2eKey)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// consoleAdminGet reads an admin endpoint of the agent.
+func consoleAdminGet[T any](t *testing.T, addr, path string) T {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, b)
+	}
+	return v
+}
+
+// checkServedRelease checks the label as the admin API shows it, the audit entry
+// of the move, and that the gateway serves the release now.
+func checkServedRelease(t *testing.T, addr string, version int) {
+	t.Helper()
+	f := consoleAdminGet[api.Feature](t, addr, api.ReleasesPath("support-answer"))
+	if f.Labels.Production != version {
+		t.Fatalf("production is v%d, want v%d: %+v", f.Labels.Production, version, f.Labels)
+	}
+	audit := consoleAdminGet[api.AuditList](t, addr, api.PathAudit+"?limit=5")
+	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || audit.Entries[0].Actor != "token:dev" ||
+		!strings.Contains(audit.Entries[0].After, fmt.Sprintf("production=v%d", version)) {
+		t.Fatalf("newest audit entry %+v, want the console's move_label by token:dev to v%d", audit.Entries, version)
+	}
+	want := fmt.Sprintf("support-answer@v%d", version)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/features/support-answer/invoke",
+			strings.NewReader(`{"vars":{"customer":"Ana","question":"Where is my order?"},"user":"u-check"}`))
+		req.Header.Set("Authorization", "Bearer "+e2eKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Release string `json:"release"`
+			Label   string `json:"label"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if out.Release == want && out.Label == api.LabelProduction {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway serves %q (%s), want %s from production", out.Release, out.Label, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConsoleEndToEnd runs `gantry console` in a terminal against a real
+// dev agent with traffic: traces, a trace's waterfall, the releases, and a
+// promotion through the confirmation dialog; then the same console over
+// SSH with the OpenSSH client rolls it back.
+func TestConsoleEndToEnd(t *testing.T) {
+	addr := startDevAgent(t)
+	driveConsoleTraffic(t, addr)
+
+	t.Run("terminal", func(t *testing.T) {
+		c := startTmux(t, selfCommand("console", "--agent", "http://"+addr, "--token", e2eAdminToken))
+		operateConsole(t, c, "p", "Promote support-answer v2 to production?", "done: promote support-answer v1 -> v2")
+		checkServedRelease(t, addr, 2)
+		c.press("q")
+		c.waitGone()
+	})
+
+	t.Run("ssh", func(t *testing.T) {
+		if _, err := exec.LookPath("ssh"); err != nil {
+			t.Fatal("ssh is not installed; .ci/run installs openssh-client")
+		}
+		dir := t.TempDir()
+		key := writeSSHClientKey(t, dir)
+		port := startSSHConsole(t, addr, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "host_key"))
+		c := startTmux(t, strings.Join([]string{"ssh", "-tt", "-i", shellWord(key), "-p", port,
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+			"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "localhost"}, " "))
+		operateConsole(t, c, "r", "Roll back support-answer production to v1?", "done: rollback support-answer v2 -> v1")
+		checkServedRelease(t, addr, 1)
+		c.press("q")
+		c.waitGone()
+	})
+}
+
+// operateConsole walks the console: live traces, a trace, the cluster's
+// members, the releases, then
+// the change key on support-answer's newest release, Cancel focused
+// first, tab to Confirm, enter.
+func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
+	t.Helper()
+	c.waitFor("Gantry console", "Overview", "ticket-triage")
+	c.press("2")
+	c.waitFor("[2 traces]", "LIVE", "support-answer", "sim-")
+	c.press("Enter")
+	c.waitFor("> trace", "Waterfall", "route")
+	c.press("Escape")
+	c.press("5") // the members, as GET /admin/v1/members gives them
+	c.waitFor("[5 cluster]", "leader")
+	c.press("4")
+	s := c.waitFor("[4 releases]", "History of support-answer")
+	if !regexp.MustCompile(`(?m)^> support-answer +v2 `).MatchString(s) {
+		t.Fatalf("the cursor is not on support-answer v2:\n%s", s)
+	}
+	c.press(change)
+	c.waitFor(title, "> Cancel <", "  Confirm  ")
+	c.press("Tab")
+	c.waitFor(title, "> Confirm <")
+	c.press("Enter")
+	c.waitFor(done)
+}
+
+// writeSSHClientKey writes an ed25519 key for ssh -i and an authorized_keys
+// file admitting it; it returns the key's path.
+func writeSSHClientKey(t *testing.T, dir string) string {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "e2e operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := gossh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), gossh.MarshalAuthorizedKey(sp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var sshListenLine = regexp.MustCompile(`serving over SSH on 127\.0\.0\.1:(\d+)`)
+
+// startSSHConsole runs `gantry console --ssh-listen` as a process and
+// returns its port.
+func startSSHConsole(t *testing.T, addr, authorizedKeys, hostKey string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "console", "--agent", "http://"+addr, "--token", e2eAdminToken,
+		"--ssh-listen", "127.0.0.1:0", "--authorized-keys", authorizedKeys, "--host-key", hostKey)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+	errOut, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	port := make(chan string, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(errOut)
+		for sc.Scan() {
+			if m := sshListenLine.FindStringSubmatch(sc.Text()); m != nil {
+				port <- m[1]
+			} else {
+				t.Logf("console: %s", sc.Text())
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { wg.Wait(); done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("SSH console did not exit cleanly on SIGTERM: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("SSH console did not stop within 15s of SIGTERM")
+		}
+	})
+	select {
+	case p := <-port:
+		return p
+	case <-time.After(15 * time.Second):
+		t.Fatal("the SSH console printed no address within 15s")
+		return ""
+	}
+}
