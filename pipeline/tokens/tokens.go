@@ -94,9 +94,11 @@ func count(c tokenizer.Codec, text string) int {
 	return n
 }
 
-// encode counts text with c, through the hand-written split for o200k_base.
+// encode counts text with c, through the hand-written split and the piece
+// cache for o200k_base, short texts included: the library's regexp engine
+// costs dozens of allocations a call.
 func encode(c tokenizer.Codec, text string) int {
-	if c == o200k && len(text) > pieceMaxLen {
+	if c == o200k {
 		return fastCount(text)
 	}
 	return libraryCount(c, text)
