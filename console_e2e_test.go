@@ -253,9 +253,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 }
 
 // operateConsole walks the console: live traces, a trace, the cluster's
-// members, the releases, then
-// the change key on support-answer's newest release, Cancel focused
-// first, tab to Confirm, enter.
+// members, the releases, then the change key on support-answer's newest
+// release, Cancel focused first, tab to Confirm, enter.
 func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
 	t.Helper()
 	c.waitFor("Gantry console", "Overview", "ticket-triage")

@@ -83,7 +83,7 @@ func newFakeAgent(t testing.TB, node string) *fakeAgent {
 		for _, s := range f.traces {
 			if s.ID == r.PathValue("id") {
 				writeTestJSON(w, 200, trace.Trace{ID: s.ID, Node: f.node, Feature: s.Feature, Release: s.Release, Status: s.Status, Start: s.Start, Duration: s.Duration,
-					Spans: []trace.Span{{Name: "route", Start: s.Start, Duration: s.Duration}}})
+					Spans: []trace.Span{{Name: "route", Duration: s.Duration}}})
 				return
 			}
 		}

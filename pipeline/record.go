@@ -58,7 +58,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Route = c.Route.Name
 	}
 	for _, s := range c.Spans {
-		sp := trace.Span{Name: s.Name, Start: s.Start, Duration: trace.Ms(s.Dur)}
+		sp := trace.Span{Name: s.Name, Offset: trace.Ms(s.Start.Sub(c.Received)), Duration: trace.Ms(s.Dur)}
 		if s.Err != nil {
 			sp.Error = s.Err.Error()
 		}
@@ -66,7 +66,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	}
 	models := map[string]bool{}
 	for _, o := range c.Outcomes {
-		a := trace.Attempt{Model: o.Target.Model.Name, Provider: o.Target.Model.Provider, Start: o.Start,
+		a := trace.Attempt{Model: o.Target.Model.Name, Provider: o.Target.Model.Provider, Offset: trace.Ms(o.Start.Sub(c.Received)),
 			Duration: trace.Ms(o.Duration), Backoff: trace.Ms(o.Backoff), Status: "ok"}
 		switch {
 		case o.Skipped:

@@ -151,7 +151,7 @@ func summaries(n int, start time.Time) []trace.Summary {
 func fixtureTrace() *trace.Trace {
 	t0 := clock.Add(-90 * time.Second)
 	span := func(name string, from, d time.Duration, err string) trace.Span {
-		return trace.Span{Name: name, Start: t0.Add(from), Duration: trace.Ms(d), Error: err}
+		return trace.Span{Name: name, Offset: trace.Ms(from), Duration: trace.Ms(d), Error: err}
 	}
 	return &trace.Trace{
 		ID: "4bf92f3577b34da6a3ce929d0e0e4736", RequestID: "req-1", Start: t0, Duration: trace.Ms(2300 * time.Millisecond),
@@ -162,8 +162,8 @@ func fixtureTrace() *trace.Trace {
 		Status: "ok", HTTPStatus: 200, InputTokens: 812, OutputTokens: 164, CostUSD: 0.0031,
 		Upstream: trace.Ms(2100 * time.Millisecond), Fallbacks: 1,
 		Attempts: []trace.Attempt{
-			{Model: "gpt-4o-mini", Provider: "openai", Start: t0.Add(150 * time.Millisecond), Duration: trace.Ms(1200 * time.Millisecond), Status: "timeout", Error: "upstream timed out after 1.2s", Backoff: trace.Ms(100 * time.Millisecond)},
-			{Model: "claude-haiku", Provider: "anthropic", Start: t0.Add(1450 * time.Millisecond), Duration: trace.Ms(800 * time.Millisecond), Status: "ok"},
+			{Model: "gpt-4o-mini", Provider: "openai", Offset: trace.Ms(150 * time.Millisecond), Duration: trace.Ms(1200 * time.Millisecond), Status: "timeout", Error: "upstream timed out after 1.2s", Backoff: trace.Ms(100 * time.Millisecond)},
+			{Model: "claude-haiku", Provider: "anthropic", Offset: trace.Ms(1450 * time.Millisecond), Duration: trace.Ms(800 * time.Millisecond), Status: "ok"},
 		},
 		Spans: []trace.Span{
 			span("authenticate", 0, 2*time.Millisecond, ""),

@@ -223,15 +223,15 @@ func waterfall(t *trace.Trace, w int) []string {
 	}
 	total := t.Duration.D()
 	for _, s := range t.Spans {
-		if end := s.Start.Sub(t.Start) + s.Duration.D(); end > total {
+		if end := s.Offset.D() + s.Duration.D(); end > total {
 			total = end
 		}
 	}
 	if total <= 0 {
 		total = time.Millisecond
 	}
-	draw := func(name string, start time.Time, d trace.Millis, failed bool) string {
-		off := float64(start.Sub(t.Start)) / float64(total) * float64(barW)
+	draw := func(name string, start, d trace.Millis, failed bool) string {
+		off := float64(start.D()) / float64(total) * float64(barW)
 		length := float64(d.D()) / float64(total) * float64(barW)
 		from := int(math.Max(0, math.Min(float64(barW-1), math.Floor(off))))
 		n := int(math.Max(1, math.Round(length)))
@@ -248,13 +248,13 @@ func waterfall(t *trace.Trace, w int) []string {
 	scale := fmt.Sprintf("  %s %s  0%s%s", fit("", nameW, false), fit("", durW, false), strings.Repeat(" ", max(0, barW-1-len(ms(trace.Ms(total))))), ms(trace.Ms(total)))
 	out := []string{scale}
 	for _, s := range t.Spans {
-		out = append(out, draw(s.Name, s.Start, s.Duration, s.Error != ""))
+		out = append(out, draw(s.Name, s.Offset, s.Duration, s.Error != ""))
 		if s.Error != "" {
 			out = append(out, "    ! "+clean(s.Error, false))
 		}
 	}
 	for i, a := range t.Attempts {
-		out = append(out, draw(fmt.Sprintf(" └ try %d %s", i+1, a.Model), a.Start, a.Duration, a.Status != "ok"))
+		out = append(out, draw(fmt.Sprintf(" └ try %d %s", i+1, a.Model), a.Offset, a.Duration, a.Status != "ok"))
 	}
 	if len(t.Spans) == 0 && len(t.Attempts) == 0 {
 		out = append(out, "  (no spans recorded)")

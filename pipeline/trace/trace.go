@@ -59,21 +59,21 @@ type Trace struct {
 
 // Attempt is one provider call.
 type Attempt struct {
-	Model    string    `json:"model"`
-	Provider string    `json:"provider"`
-	Start    time.Time `json:"start"`
-	Duration Millis    `json:"duration_ms"`
-	Status   string    `json:"status"`          // ok, or the failure kind
-	Error    string    `json:"error,omitempty"` // upstream's error, shortened
-	Backoff  Millis    `json:"backoff_ms,omitempty"`
+	Model    string `json:"model"`
+	Provider string `json:"provider"`
+	Offset   Millis `json:"offset_ms"` // start, after the trace's start
+	Duration Millis `json:"duration_ms"`
+	Status   string `json:"status"`          // ok, or the failure kind
+	Error    string `json:"error,omitempty"` // upstream's error, shortened
+	Backoff  Millis `json:"backoff_ms,omitempty"`
 }
 
 // Span is one pipeline stage.
 type Span struct {
-	Name     string    `json:"name"`
-	Start    time.Time `json:"start"`
-	Duration Millis    `json:"duration_ms"`
-	Error    string    `json:"error,omitempty"`
+	Name     string `json:"name"`
+	Offset   Millis `json:"offset_ms"` // start, after the trace's start
+	Duration Millis `json:"duration_ms"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Decision is one policy outcome: which rule, where in which field, and the
