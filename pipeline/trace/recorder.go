@@ -146,6 +146,7 @@ func (r *Recorder) run() {
 				return
 			}
 		}
+		r.store.Flush()
 	}
 }
 

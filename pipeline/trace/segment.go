@@ -114,7 +114,8 @@ type segments struct {
 	bySeq map[uint64]*segment
 	sum   int64
 	cur   *os.File
-	next  uint64 // sequence number of the next segment
+	buf   *bufio.Writer // in front of cur: traces are written a batch at a time
+	next  uint64        // sequence number of the next segment
 	dead  []uint64
 }
 
@@ -226,7 +227,7 @@ func (d *segments) append(line []byte) (uint64, error) {
 		}
 	}
 	sg := d.list[len(d.list)-1]
-	n, err := d.cur.Write(line)
+	n, err := d.buf.Write(line)
 	d.mu.Lock()
 	sg.size += int64(n)
 	d.sum += int64(n)
@@ -239,7 +240,23 @@ func (d *segments) append(line []byte) (uint64, error) {
 	return sg.seq, nil
 }
 
+// flush writes buffered lines to the segment file.
+func (d *segments) flush() error {
+	if d.cur == nil {
+		return nil
+	}
+	if err := d.buf.Flush(); err != nil {
+		d.cur.Close()
+		d.cur = nil
+		return fmt.Errorf("write segment: %w", err)
+	}
+	return nil
+}
+
 func (d *segments) rotate() error {
+	if err := d.flush(); err != nil {
+		return err
+	}
 	if d.cur != nil {
 		if err := d.cur.Close(); err != nil {
 			d.cur = nil
@@ -262,6 +279,11 @@ func (d *segments) rotate() error {
 	d.bySeq[seq] = sg
 	d.mu.Unlock()
 	d.cur = f
+	if d.buf == nil {
+		d.buf = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		d.buf.Reset(f)
+	}
 	return nil
 }
 
@@ -327,7 +349,13 @@ func (d *segments) close() error {
 	if d.cur == nil {
 		return nil
 	}
-	err := d.cur.Sync()
+	err := d.flush()
+	if d.cur == nil {
+		return err
+	}
+	if serr := d.cur.Sync(); err == nil {
+		err = serr
+	}
 	if cerr := d.cur.Close(); err == nil {
 		err = cerr
 	}

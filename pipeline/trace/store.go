@@ -191,12 +191,27 @@ func (s *Store) replay(rec *record, seg uint64) {
 	}
 }
 
+// Flush writes traces added so far to disk. The recorder calls it after
+// each batch, so a crash loses at most the batch being written.
+func (s *Store) Flush() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.disk == nil || s.done {
+		return nil
+	}
+	if err := s.disk.flush(); err != nil {
+		s.fail(err)
+		return err
+	}
+	return nil
+}
+
 // Add stores a finished trace, evicting the oldest ones to stay within the
 // limits, and publishes its summary to subscribers. The store takes
 // ownership: the caller must not modify t afterwards. A trace without an
 // id gets a new one. A trace too large for the byte bound keeps only the
 // start of its input and output and loses its retrieval sources; if it is
-// still too large, or cannot be encoded, it is dropped and counted.
+// still too large, or cannot be encoded, it is dropped and counted. On disk it is buffered until Flush or Close.
 func (s *Store) Add(t *Trace) {
 	if t == nil {
 		return
@@ -386,7 +401,10 @@ func (s *Store) Feedback(id string, fb Feedback) error {
 		if err != nil {
 			return fmt.Errorf("feedback for %q: %w", id, err)
 		}
-		if seg, err = s.disk.append(line); err != nil {
+		if seg, err = s.disk.append(line); err == nil {
+			err = s.disk.flush() // feedback is rare and a user waits on it
+		}
+		if err != nil {
 			s.fail(err)
 			return fmt.Errorf("feedback for %q: %w", id, err)
 		}
