@@ -83,6 +83,8 @@ func runAgent(args []string) error {
 	join := fs.String("join", "", "comma-separated HTTP addresses (host:port) of agents to join or form a cluster with")
 	fs.StringVar(&o.Cluster.Secret, "cluster-secret", os.Getenv("GANTRY_CLUSTER_SECRET"), "secret shared by the agents of a cluster (default $GANTRY_CLUSTER_SECRET)")
 	fs.IntVar(&o.Cluster.Voters, "voters", 3, "how many agents vote: 3 or 5; later agents join as non-voters")
+	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
+	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

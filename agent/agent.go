@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
@@ -57,6 +56,12 @@ type Options struct {
 	// Cluster wires the agent into a Raft cluster; see cluster.go.
 	Cluster ClusterOptions
 }
+
+// Default bounds of the trace store.
+const (
+	DefaultTraceMaxCount = 5000
+	DefaultTraceMaxBytes = 8 << 20
+)
 
 // Server is a running agent's HTTP side.
 type Server struct {
@@ -156,13 +161,13 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(os.TempDir(), "gantry", opts.NodeID)
 	}
-	// The trace store is most of an agent's memory; these bounds keep an
-	// agent under about 60 MB resident after sustained load.
+	// The trace store is most of an agent's live memory; these bounds keep
+	// an agent near 60 MB resident after sustained load.
 	if opts.TraceMaxCount == 0 {
-		opts.TraceMaxCount = 10000
+		opts.TraceMaxCount = DefaultTraceMaxCount
 	}
 	if opts.TraceMaxBytes == 0 {
-		opts.TraceMaxBytes = 16 << 20
+		opts.TraceMaxBytes = DefaultTraceMaxBytes
 	}
 	cfg, err := loadConfig(opts)
 	if err != nil {
@@ -337,6 +342,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /admin/v1/overview", s.admin(s.overview))
 	mux.Handle("POST /admin/v1/collections/{name}/documents", s.admin(s.ingest))
 	mux.Handle("GET /admin/v1/budgets", s.admin(s.budgets))
+	s.routeDebug(mux)
 	s.routeCluster(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -349,9 +355,10 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// admin wraps an admin endpoint with token authentication.
+// admin wraps an admin endpoint with token authentication: reads need a
+// viewer's token, other methods an operator's.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return s.require(api.RoleViewer, h)
+	return s.requireByMethod(h)
 }
 
 func printDevBanner(w io.Writer, addr, key, token string) {
