@@ -179,6 +179,11 @@ func (s *Server) leaveCluster() {
 	if err != nil || len(members) <= 1 {
 		return
 	}
+	if s.cl.node.Leader() == "" {
+		// Without a quorum nobody can record the departure.
+		s.log.Warn("the cluster has no leader; stopping without leaving it")
+		return
+	}
 	if err := s.cl.node.Leave(ctx); err != nil {
 		s.log.Warn("could not leave the cluster cleanly; the others will see this agent as failed", "err", err)
 		return
@@ -456,5 +461,18 @@ func (s *Server) require(want string, h http.HandlerFunc) http.Handler {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// requireByMethod asks a viewer's token of reads (GET, HEAD) and an
+// operator's of every other method.
+func (s *Server) requireByMethod(h http.HandlerFunc) http.Handler {
+	read, write := s.require(api.RoleViewer, h), s.require(api.RoleOperator, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read.ServeHTTP(w, r)
+			return
+		}
+		write.ServeHTTP(w, r)
 	})
 }

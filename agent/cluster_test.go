@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gantry/api"
+	"gantry/cluster/command"
+	"gantry/cluster/state"
+	"gantry/config"
 )
 
 // clusterAgent is an agent run by Run, with its own single-node cluster.
@@ -187,6 +192,7 @@ func TestClusterAdminRoles(t *testing.T) {
 		{"viewer reads traces", "GET", api.PathTraces, nil, tokens[api.RoleViewer], 200},
 		{"viewer moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleViewer], 403},
 		{"viewer creates a key", "POST", api.PathKeys, api.KeyCreate{Name: "v-key"}, tokens[api.RoleViewer], 403},
+		{"viewer writes through a generic admin endpoint", "POST", "/admin/v1/collections/docs/documents", "{}", tokens[api.RoleViewer], 403},
 		{"operator moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleOperator], 200},
 		{"operator applies a config", "PUT", api.PathConfig + "?dry_run=1", "{}", tokens[api.RoleOperator], 403},
 		{"operator lists tokens", "GET", api.PathTokens, nil, tokens[api.RoleOperator], 403},
@@ -454,5 +460,96 @@ func TestClusterNoLeader(t *testing.T) {
 	got := a.do("POST", api.PathKeys, devAdmin, api.KeyCreate{Name: "k"}, &e)
 	if got != 503 || e.Error.Code != api.CodeUnavailable || !strings.Contains(e.Error.Message, "no leader") {
 		t.Fatalf("write without a leader: %d %+v, want 503 naming the missing leader", got, e)
+	}
+}
+
+func TestClusterOptionsCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		o    ClusterOptions
+		dev  bool
+		want string // "" means valid
+	}{
+		{"lone agent", ClusterOptions{}, false, ""},
+		{"lone dev agent", ClusterOptions{}, true, ""},
+		{"three with a secret", ClusterOptions{BootstrapExpect: 3, Join: []string{"a:1", "b:1", "c:1"}, Secret: "s"}, false, ""},
+		{"five voters", ClusterOptions{Voters: 5, Join: []string{"a:1"}, Secret: "s"}, false, ""},
+		{"join without a secret", ClusterOptions{Join: []string{"a:1"}}, false, "--cluster-secret"},
+		{"expect without join", ClusterOptions{BootstrapExpect: 3, Secret: "s"}, false, "--join"},
+		{"expect above voters", ClusterOptions{BootstrapExpect: 4, Join: []string{"a:1"}, Secret: "s"}, false, "--bootstrap-expect"},
+		{"four voters", ClusterOptions{Voters: 4}, false, "--voters"},
+		{"dev joining", ClusterOptions{Join: []string{"a:1"}, Secret: "s"}, true, "--dev"},
+	}
+	for _, tc := range cases {
+		err := tc.o.check(tc.dev)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Fatalf("%s: check() = %q, want an error containing %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// applied returns st with the command applied at the next index.
+func applied(t *testing.T, st *state.State, typ command.Type, payload any) *state.State {
+	t.Helper()
+	env, err := command.New(typ, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.RequestID, env.Time = fmt.Sprintf("test-%d", st.Index+1), time.Now().UTC()
+	next, _, err := st.Apply(st.Index+1, env)
+	if err != nil {
+		t.Fatalf("apply %s: %v", typ, err)
+	}
+	return next
+}
+
+// The data plane follows the replicated state: a new configuration is
+// compiled and swapped in, one that does not compile leaves the previous
+// one serving, and a command that does not touch the configuration moves
+// the serving index without a compile.
+func TestSwapState(t *testing.T) {
+	a := startAgent(t, quietConfig())
+	a.s.cl = &clusterSide{}
+
+	cfg := quietConfig()
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Hash: config.HashKey(devKey)})
+	cfg.Features[0].Labels = config.Labels{Production: 2}
+	st1 := applied(t, state.New(), command.ApplyConfig, command.Config{Config: *cfg})
+	a.s.swapState(st1)
+	snap1 := a.s.gw.Snapshot()
+	if got := a.s.cl.served.Load(); got != st1.Index {
+		t.Fatalf("serving index %d, want %d", got, st1.Index)
+	}
+	if f, _ := snap1.Feature("support-answer"); f.Labels.Production != 2 {
+		t.Fatalf("served production v%d, want v2 from the state", f.Labels.Production)
+	}
+
+	st2 := applied(t, st1, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops", Hash: config.HashKey("gat_ops"), Role: command.RoleOperator}})
+	a.s.swapState(st2)
+	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
+		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", a.s.cl.served.Load())
+	}
+
+	broken := *cfg
+	broken.Features = slices.Clone(cfg.Features)
+	broken.Features[0].Releases = append(slices.Clone(cfg.Features[0].Releases), config.Release{Version: 3, Route: "default",
+		Template: []config.Message{{Role: "user", Content: "{{question"}}})
+	st3 := applied(t, st2, command.ApplyConfig, command.Config{Config: broken})
+	a.s.swapState(st3)
+	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
+		t.Fatalf("a configuration that does not compile replaced the serving one")
+	}
+
+	fixed := *cfg
+	fixed.Features = slices.Clone(cfg.Features)
+	fixed.Features[0].Labels = config.Labels{Production: 1}
+	st4 := applied(t, st3, command.ApplyConfig, command.Config{Config: fixed})
+	a.s.swapState(st4)
+	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || a.s.cl.served.Load() != st4.Index {
+		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
 	}
 }

@@ -421,7 +421,11 @@ func (e *env) move(ctx context.Context, m api.LabelMove) error {
 	}
 	return e.print(res, func(w *tabwriter.Writer) {
 		c := res.Change
-		fmt.Fprintf(w, "%s: %s %s v%d -> v%d", res.Feature, c.Action, c.Label, c.From, c.To)
+		what := c.Action + " " + c.Label
+		if c.Action == c.Label {
+			what = c.Label
+		}
+		fmt.Fprintf(w, "%s: %s v%d -> v%d", res.Feature, what, c.From, c.To)
 		if c.Label == api.LabelCanary && c.To != 0 {
 			fmt.Fprintf(w, " at %d%%", c.Weight)
 		}
