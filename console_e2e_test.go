@@ -189,9 +189,9 @@ func checkServedRelease(t *testing.T, addr string, version int) {
 		t.Fatalf("production is v%d, want v%d: %+v", f.Labels.Production, version, f.Labels)
 	}
 	audit := consoleAdminGet[api.AuditList](t, addr, api.PathAudit+"?limit=5")
-	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || audit.Entries[0].Actor != "token:dev" ||
+	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || !strings.HasPrefix(audit.Entries[0].Actor, "token:dev (") ||
 		!strings.Contains(audit.Entries[0].After, fmt.Sprintf("production=v%d", version)) {
-		t.Fatalf("newest audit entry %+v, want the console's move_label by token:dev to v%d", audit.Entries, version)
+		t.Fatalf("newest audit entry %+v, want the console's move_label by token:dev, naming its operator, to v%d", audit.Entries, version)
 	}
 	want := fmt.Sprintf("support-answer@v%d", version)
 	deadline := time.Now().Add(10 * time.Second)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"strings"
 	"syscall"
 
@@ -156,7 +157,11 @@ func runConsole(args []string) error {
 		if *authKeys != "" || *hostKey != "" {
 			return errors.New("console: --authorized-keys and --host-key need --ssh-listen")
 		}
-		if u := os.Getenv("USER"); u != "" {
+		u := os.Getenv("USER")
+		if cur, err := user.Current(); u == "" && err == nil {
+			u = cur.Username
+		}
+		if u != "" {
 			o.Operator = "local:" + u
 		}
 		return console.Run(ctx, o, os.Stdin, os.Stdout)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -407,10 +408,29 @@ type principalKey struct{}
 
 // actor names the caller of an admin request for the audit log.
 func actor(r *http.Request) string {
+	name := "unknown"
 	if p, ok := r.Context().Value(principalKey{}).(principal); ok {
-		return "token:" + p.name
+		name = "token:" + p.name
 	}
-	return "unknown"
+	// The console names the person at the keyboard (an SSH user and key, or
+	// a local user). The token is what authenticates; the name is what the
+	// client says, kept so operators sharing a token can be told apart.
+	if op := operatorName(r.Header.Get("X-Gantry-Operator")); op != "" {
+		name += " (" + op + ")"
+	}
+	return name
+}
+
+// operatorName keeps a client's operator header printable and short.
+func operatorName(s string) string {
+	const maxLen = 128
+	b := make([]byte, 0, min(len(s), maxLen))
+	for i := 0; i < len(s) && len(b) < maxLen; i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f && c != '(' && c != ')' {
+			b = append(b, c)
+		}
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // authenticate finds the admin token: the agent's own (the dev token and

@@ -553,3 +553,18 @@ func TestSwapState(t *testing.T) {
 		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
 	}
 }
+
+func TestOperatorNameIsKeptPrintableAndShort(t *testing.T) {
+	cases := map[string]string{
+		"ssh:alice SHA256:abc":   "ssh:alice SHA256:abc",
+		"local:root\x1b[31m":     "local:root[31m",
+		"x (fake) y":             "x fake y",
+		strings.Repeat("a", 300): strings.Repeat("a", 128),
+		"\n\t":                   "",
+	}
+	for in, want := range cases {
+		if got := operatorName(in); got != want {
+			t.Fatalf("operatorName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
