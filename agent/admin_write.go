@@ -122,6 +122,19 @@ func (s *Server) readState(r *http.Request) (*state.State, error) {
 	return s.cl.node.State(), nil
 }
 
+// latest reads the state linearizably before a change that depends on it;
+// on failure it has written the error.
+func (s *Server) latest(w http.ResponseWriter, r *http.Request) (*state.State, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	st, err := s.cl.node.ConsistentState(ctx)
+	if err != nil {
+		writeErr(w, err)
+		return nil, false
+	}
+	return st, true
+}
+
 // apply commits one command on behalf of the caller and waits until this
 // agent's own state includes it, so a read right after sees the change.
 func (s *Server) apply(r *http.Request, t command.Type, payload any) (state.Result, error) {
@@ -420,11 +433,8 @@ func (s *Server) moveLabel(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
-	st, err := s.cl.node.ConsistentState(ctx)
-	cancel()
-	if err != nil {
-		writeErr(w, err)
+	st, ok := s.latest(w, r)
+	if !ok {
 		return
 	}
 	f, ok := st.Feature(name)
@@ -537,11 +547,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "name: a key needs a name")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
-	st, err := s.cl.node.ConsistentState(ctx)
-	cancel()
-	if err != nil {
-		writeErr(w, err)
+	st, ok := s.latest(w, r)
+	if !ok {
 		return
 	}
 	if keyIndex(st.Config.Keys, in.Name) >= 0 {
@@ -564,11 +571,8 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request, k config.Key, se
 }
 
 func (s *Server) namedKey(w http.ResponseWriter, r *http.Request) (config.Key, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
-	st, err := s.cl.node.ConsistentState(ctx)
-	cancel()
-	if err != nil {
-		writeErr(w, err)
+	st, ok := s.latest(w, r)
+	if !ok {
 		return config.Key{}, false
 	}
 	name := r.PathValue("name")
@@ -701,11 +705,8 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "invalid configuration: %s", problems(err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
-	st, err := s.cl.node.ConsistentState(ctx)
-	cancel()
-	if err != nil {
-		writeErr(w, err)
+	st, ok := s.latest(w, r)
+	if !ok {
 		return
 	}
 	env, err := command.New(command.ApplyConfig, command.Config{Config: *cfg})
