@@ -35,6 +35,7 @@ func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gw.Limiter = limit.New(limit.Options{})
 	s.gw.Ledger = s.ledger
+	s.wireSpend()
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()
@@ -48,5 +49,9 @@ func (s *Server) wirePolicy() {
 
 // runReaper frees budget holds whose request is gone, until ctx ends.
 func (s *Server) runReaper(ctx context.Context) {
+	if s.spend != nil {
+		s.spend.ledger.Run(ctx)
+		return
+	}
 	s.ledger.Run(ctx)
 }

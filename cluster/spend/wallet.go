@@ -1,6 +1,9 @@
 package spend
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 )
@@ -23,7 +26,15 @@ type Wallet struct {
 	seq     uint64             // last batch sequence used
 	grants  map[string]uint64  // per budget, grant requests acknowledged
 	period  map[string]string  // per budget, the period the balance was granted in
+	// nonce tells this wallet's grant requests from those of an earlier
+	// wallet of the same agent (a restart): the cluster remembers recent
+	// request ids, and a reused id would answer with the old grant's
+	// amount without granting anything.
+	nonce string
 }
+
+// maxRequestID is the longest request id a command may carry.
+const maxRequestID = 128
 
 // Batch is spend committed as one command.
 type Batch struct {
@@ -36,7 +47,21 @@ type Batch struct {
 // committed batch sequence from the ledger, so a restarted agent continues
 // after it.
 func NewWallet(agent string, seq uint64) *Wallet {
-	return &Wallet{agent: agent, seq: seq, balance: map[string]float64{}, pending: map[string]float64{}, grants: map[string]uint64{}, period: map[string]string{}}
+	var n [6]byte
+	rand.Read(n[:])
+	return &Wallet{agent: agent, seq: seq, balance: map[string]float64{}, pending: map[string]float64{}, grants: map[string]uint64{}, period: map[string]string{},
+		nonce: hex.EncodeToString(n[:])}
+}
+
+// Resume moves the batch sequence up to seq, the agent's last batch the
+// ledger committed, read after the wallet was made: a batch numbered at or
+// below it would be taken for a duplicate and its spend dropped.
+func (w *Wallet) Resume(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq > w.seq && w.batch == nil {
+		w.seq = seq
+	}
 }
 
 // Reserve takes amount from budget's balance, or reports false when the
@@ -58,7 +83,17 @@ func (w *Wallet) Settle(budget string, reserved, actual float64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.balance[budget] += reserved - actual
-	w.pending[budget] += actual
+	if actual != 0 {
+		w.pending[budget] += actual
+	}
+}
+
+// Return gives back a reservation whose call cost nothing (it failed, or
+// its hold was freed), without recording spend.
+func (w *Wallet) Return(budget string, amount float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.balance[budget] += amount
 }
 
 // Balance is what can still be reserved of budget.
@@ -108,7 +143,12 @@ func (w *Wallet) Acked(seq uint64) {
 func (w *Wallet) GrantRequestID(budget string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return fmt.Sprintf("grant:%s:%s:%d", w.agent, budget, w.grants[budget]+1)
+	id := fmt.Sprintf("grant:%s:%s:%s:%d", w.agent, w.nonce, budget, w.grants[budget]+1)
+	if len(id) > maxRequestID {
+		sum := sha256.Sum256([]byte(id))
+		id = "grant:" + hex.EncodeToString(sum[:])
+	}
+	return id
 }
 
 // Credit adds an amount granted in period to budget's balance. A grant of a
