@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gantry/config"
 	"gantry/pipeline/chat"
@@ -201,7 +202,8 @@ func piiCheck(p *config.PIIPolicy, req *chat.Request, out *Outcome) error {
 	if err != nil || len(found) == 0 {
 		return err
 	}
-	var redact []pii.FieldFinding
+	redact := make([]pii.FieldFinding, 0, len(found))
+	out.Decisions = slices.Grow(out.Decisions, len(found))
 	var blocked *BlockedError
 	for _, f := range found {
 		action := p.Action(f.Rule)

@@ -184,9 +184,40 @@ func (m *Matcher) startsAt(text string, i int) bool {
 	return m.pairs[idx>>3]&(1<<(idx&7)) != 0
 }
 
-func isWord(c byte) bool {
-	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '_'
+// skip returns the first position at or after i where a whole-word
+// match can start. Past a word byte that starts no term, the rest of its
+// word is skipped: a match starting inside a word is never whole.
+func (m *Matcher) skip(text string, i int) int {
+	for i < len(text) {
+		c := text[i]
+		if m.first[c] && m.startsAt(text, i) {
+			return i
+		}
+		i++
+		if wordByte[c] {
+			for i < len(text) && wordByte[text[i]] {
+				i++
+			}
+			// The space after the word starts no term either: Compile
+			// trims the terms.
+			if i < len(text) && text[i] == ' ' {
+				i++
+			}
+		}
+	}
+	return i
 }
+
+var wordByte [256]bool
+
+func init() {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		wordByte[c] = b >= '0' && b <= '9' || b|0x20 >= 'a' && b|0x20 <= 'z' || b == '_'
+	}
+}
+
+func isWord(c byte) bool { return wordByte[c] }
 
 // whole reports whether text[start:end] stands as a word. Boundaries are
 // only required next to ASCII letters and digits: scripts such as Hangul
@@ -230,10 +261,7 @@ func (m *Matcher) scan(text string, yield func(Match) bool) {
 	row := int32(0)
 	for i := 0; i < len(text); i++ {
 		if row == 0 {
-			for i < len(text) && !m.startsAt(text, i) {
-				i++
-			}
-			if i == len(text) {
+			if i = m.skip(text, i); i == len(text) {
 				return
 			}
 		}

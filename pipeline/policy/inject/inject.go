@@ -11,6 +11,7 @@ package inject
 
 import (
 	"encoding/base64"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
 )
@@ -122,9 +123,11 @@ func (s *scorer) add(rule string, start, end int) {
 	s.r.Reasons = append(s.r.Reasons, Reason{Rule: rule, Start: start, End: end, Weight: weights[rule]})
 }
 
-// word is a recent word: its vocabulary entry and offsets.
+// word is a recent vocabulary word: its entry, its number among the
+// words of the text, and its offsets.
 type word struct {
 	v          *vocab
+	num        int
 	start, end int
 }
 
@@ -133,10 +136,14 @@ const window = 8 // a power of two: the ring index is a mask
 // scan walks text once. base offsets reasons found in decoded payloads;
 // outer is false inside a payload, where blobs are not decoded again.
 func (s *scorer) scan(text string, base int, outer bool) {
-	var recent [window]word // ring of the last words
-	n := 0                  // words seen
+	// recent is a ring of the last vocabulary words; the others only
+	// count, so most words cost no store.
+	var recent [window]word
+	n := 0          // words seen
+	vocabWords := 0 // vocabulary words seen
 	lineStart := true
 	nonASCII := false
+scan:
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c == '\n' {
@@ -154,28 +161,50 @@ func (s *scorer) scan(text string, base int, outer bool) {
 		}
 		switch {
 		case isLetter(c):
-			j := i + 1
-			for j < len(text) && isLetter(text[j]) {
-				j++
-			}
-			// Only a word that runs on into digits or base64 symbols, or a
-			// very long one, can start a payload.
-			if outer && (j-i >= minBase64 || j < len(text) && isB64(text[j])) && (i == 0 || !isB64(text[i-1])) {
-				if e := s.blob(text, i, base); e > i {
-					i = e
+			for {
+				j := i + 1
+				if j+8 <= len(text) {
+					// Most words end within eight bytes: nonLetters, by hand
+					// inlined, finds their end without a call.
+					const lo, hi = 0x0101010101010101, 0x8080808080808080
+					b := text[j : j+8]
+					y := (uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+						uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56) | 0x20*lo
+					t := y &^ hi
+					if nl := (^(t + (0x80-'a')*lo) | (t + (0x80-'z'-1)*lo) | y) & hi; nl != 0 {
+						j += bits.TrailingZeros64(nl) >> 3
+					} else {
+						j = letterRun(text, j+8)
+					}
+				} else {
+					j = letterRun(text, j)
+				}
+				// Only a word that runs on into digits or base64 symbols, or a
+				// very long one, can start a payload.
+				if outer && (j-i >= minBase64 || j < len(text) && isB64(text[j])) && (i == 0 || !isB64(text[i-1])) {
+					if e := s.blob(text, i, base); e > i {
+						i = e
+						continue scan
+					}
+				}
+				if j-i >= 2 && j-i <= maxWord && candidate(text[i:j]) {
+					if v := find(text[i:j]); v != nil {
+						w := word{v: v, num: n, start: base + i, end: base + j}
+						s.onWord(w, &recent, vocabWords)
+						recent[vocabWords&(window-1)] = w
+						vocabWords++
+					}
+				}
+				n++
+				i = j
+				// Prose goes on with a space and the next word: read it
+				// without another turn of the outer loop.
+				if i+1 < len(text) && text[i] == ' ' && isLetter(text[i+1]) {
+					i++
 					continue
 				}
+				break
 			}
-			w := word{start: base + i, end: base + j}
-			if j-i >= 2 && j-i <= maxWord {
-				w.v = lookup(text[i:j])
-			}
-			if w.v != nil {
-				s.onWord(w, &recent, n)
-			}
-			recent[n&(window-1)] = w
-			n++
-			i = j
 		case c == '<' && strings.HasPrefix(text[i:], "<!--"):
 			if s.seen&ruleBit[HTMLComment] == 0 {
 				end := s.commentClose(text, i+4)
@@ -256,6 +285,36 @@ func init() {
 func isLetter(c byte) bool { return letters[c] }
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isB64(c byte) bool    { return b64chars[c] }
+
+// nonLetters sets the high bit of each byte of b (eight bytes, read little
+// endian) that is not an ASCII letter: a byte is a letter when, folded to
+// lower case, it lies in 'a'..'z'. Words are the bulk of a text, and this
+// tests eight of their bytes without a branch.
+func nonLetters(b string) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	y := (uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56) | 0x20*lo
+	t := y &^ hi
+	// High bits: t >= 'a'; t > 'z'; y is not ASCII.
+	ge := t + (0x80-'a')*lo
+	gt := t + (0x80-'z'-1)*lo
+	return (^ge | gt | y) & hi
+}
+
+// letterRun returns the end of the run of ASCII letters at j, testing
+// eight bytes at a time.
+func letterRun(text string, j int) int {
+	for j+8 <= len(text) {
+		if nl := nonLetters(text[j : j+8]); nl != 0 {
+			return j + bits.TrailingZeros64(nl)>>3
+		}
+		j += 8
+	}
+	for j < len(text) && isLetter(text[j]) {
+		j++
+	}
+	return j
+}
 
 // blob checks for a base64 run starting at i. It returns the end of a run
 // long enough to be a payload, which the caller skips, or -1. A shorter run

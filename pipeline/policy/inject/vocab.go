@@ -53,10 +53,12 @@ type vocab struct {
 // table that stays in the L1 cache, unlike the entries themselves.
 var (
 	slots [1024]uint8
-	// lengths has, per first letter in either case, a bit per word length
-	// in the vocabulary: most words of a text are ruled out without hashing.
-	lengths [256]uint32
-	vocabs  []vocab
+	// lasts has, per first letter and length, a bit per last letter of the
+	// vocabulary words (letters are indexed by their low five bits, the
+	// same in either case): most words of a text are ruled out by one load
+	// without hashing.
+	lasts  [32][32]uint32
+	vocabs []vocab
 )
 
 func init() {
@@ -74,8 +76,7 @@ func init() {
 				slots[slot] = uint8(len(vocabs))
 			}
 			e := &vocabs[slots[slot]-1]
-			lengths[w[0]] |= 1 << len(w)
-			lengths[w[0]&^0x20] |= 1 << len(w)
+			lasts[w[0]&31][len(w)] |= 1 << (w[len(w)-1] & 31)
 			e.kind |= kind
 			if id != idNone {
 				e.id = id
@@ -121,11 +122,14 @@ func hash(w string) uint32 {
 	return (h * 2654435761) >> 22 // Fibonacci hashing onto the 1024 slots
 }
 
-// lookup finds a word of at least two letters, in any ASCII case.
-func lookup(w string) *vocab {
-	if lengths[w[0]]&(1<<len(w)) == 0 {
-		return nil
-	}
+// candidate reports whether w, a word of 2..maxWord ASCII letters, may be
+// in the vocabulary.
+func candidate(w string) bool {
+	return lasts[w[0]&31][len(w)&31]&(1<<(w[len(w)-1]&31)) != 0
+}
+
+// find looks up a candidate word, in any case.
+func find(w string) *vocab {
 	slot := hash(w) & uint32(len(slots)-1)
 	for slots[slot] != 0 {
 		e := &vocabs[slots[slot]-1]
@@ -148,16 +152,35 @@ func equalFold(lower, w string) bool {
 }
 
 // onWord applies the sequence rules when a vocabulary word arrives. recent
-// holds the n words before it in a ring.
-func (s *scorer) onWord(w word, recent *[window]word, n int) {
-	prev := func(k int) *vocab {
+// holds the m vocabulary words before it in a ring.
+func (s *scorer) onWord(w word, recent *[window]word, m int) {
+	n := w.num
+	// at returns the word k words before w when it is in the vocabulary.
+	at := func(k int) *word {
 		if k > n || k > window {
 			return nil
 		}
-		return recent[(n-k)&(window-1)].v
+		// Vocabulary words are numbered in order, so word n-k, if any, is
+		// among the last k of the ring.
+		for d := 1; d <= k && d <= m; d++ {
+			r := &recent[(m-d)&(window-1)]
+			if r.num <= n-k {
+				if r.num == n-k {
+					return r
+				}
+				return nil
+			}
+		}
+		return nil
+	}
+	prev := func(k int) *vocab {
+		if r := at(k); r != nil {
+			return r.v
+		}
+		return nil
 	}
 	is := func(k, id int) bool { v := prev(k); return v != nil && v.id == id }
-	start := func(k int) int { return recent[(n-k)&(window-1)].start }
+	start := func(k int) int { return at(k).start }
 
 	if w.v.kind&kTarget != 0 {
 		// "ignore all previous instructions", "disregard the prior rules"

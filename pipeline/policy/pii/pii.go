@@ -57,8 +57,12 @@ func (sc *scanner) run() {
 	i := 0
 	for i < len(s) {
 		// Most bytes start nothing; skip them eight at a time.
-		for i+8 <= len(s) && class[s[i]]|class[s[i+1]]|class[s[i+2]]|class[s[i+3]]|
-			class[s[i+4]]|class[s[i+5]]|class[s[i+6]]|class[s[i+7]] == cNone {
+		for i+8 <= len(s) {
+			b := s[i : i+8] // one bounds check for the eight loads
+			if class[b[0]]|class[b[1]]|class[b[2]]|class[b[3]]|
+				class[b[4]]|class[b[5]]|class[b[6]]|class[b[7]] != cNone {
+				break
+			}
 			i += 8
 		}
 		for i < len(s) && class[s[i]] == cNone {

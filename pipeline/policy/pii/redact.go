@@ -3,6 +3,7 @@ package pii
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Redactor replaces findings with typed placeholders such as [EMAIL_1].
@@ -11,13 +12,17 @@ import (
 // people apart. It keeps the values it has seen in memory for its own
 // lifetime only; drop it once the request is redacted.
 type Redactor struct {
-	seen  map[string]int // rule + value -> number
-	count map[string]int // rule -> numbers given
+	seen  map[redacted]int // rule and value -> number
+	count map[string]int   // rule -> numbers given
 }
+
+// redacted keys a value by its rule. The value is a slice of the text,
+// so keying it allocates nothing.
+type redacted struct{ rule, value string }
 
 // NewRedactor returns a Redactor with fresh numbering.
 func NewRedactor() *Redactor {
-	return &Redactor{seen: map[string]int{}, count: map[string]int{}}
+	return &Redactor{seen: map[redacted]int{}, count: map[string]int{}}
 }
 
 // Redact returns text with each finding replaced. Findings must be in
@@ -34,7 +39,7 @@ func (r *Redactor) Redact(text string, fs []Finding) string {
 			continue
 		}
 		b.WriteString(text[last:f.Start])
-		key := f.Rule + "\x00" + text[f.Start:f.End]
+		key := redacted{f.Rule, text[f.Start:f.End]}
 		n, ok := r.seen[key]
 		if !ok {
 			r.count[f.Rule]++
@@ -42,7 +47,7 @@ func (r *Redactor) Redact(text string, fs []Finding) string {
 			r.seen[key] = n
 		}
 		b.WriteByte('[')
-		b.WriteString(strings.ToUpper(f.Rule))
+		writeUpper(&b, f.Rule)
 		b.WriteByte('_')
 		b.WriteString(strconv.Itoa(n))
 		b.WriteByte(']')
@@ -55,4 +60,22 @@ func (r *Redactor) Redact(text string, fs []Finding) string {
 // Redact replaces the findings of one text, numbering from 1.
 func Redact(text string, fs []Finding) string {
 	return NewRedactor().Redact(text, fs)
+}
+
+// writeUpper writes rule in upper case; rule names are ASCII, which is
+// upper-cased without building a string.
+func writeUpper(b *strings.Builder, rule string) {
+	for k := 0; k < len(rule); k++ {
+		if rule[k] >= utf8.RuneSelf {
+			b.WriteString(strings.ToUpper(rule))
+			return
+		}
+	}
+	for k := 0; k < len(rule); k++ {
+		c := rule[k]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
 }

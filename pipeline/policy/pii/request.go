@@ -169,9 +169,13 @@ func eachPart(i int, c *chat.Content, fn func(Field, string) string) error {
 // ScanRequest returns the findings in every text field of req.
 func ScanRequest(req *chat.Request) ([]FieldFinding, error) {
 	var out []FieldFinding
-	var buf []Finding
+	buf := make([]Finding, 0, 8) // most texts have a few findings at most
 	err := EachText(req, func(f Field, text string) string {
 		buf = ScanAppend(buf[:0], text)
+		if len(buf) == 0 {
+			return text
+		}
+		out = slices.Grow(out, len(buf))
 		for _, fd := range buf {
 			out = append(out, FieldFinding{Field: f, Finding: fd})
 		}
@@ -190,7 +194,7 @@ func RedactRequest(req *chat.Request, findings []FieldFinding) error {
 	}
 	r := NewRedactor()
 	k := 0
-	var fs []Finding
+	fs := make([]Finding, 0, len(findings))
 	return EachText(req, func(f Field, text string) string {
 		fs = fs[:0]
 		for k < len(findings) && findings[k].Field == f {
