@@ -183,7 +183,12 @@ func build(opts *Options) (*Server, *config.Config, error) {
 			s.admins = append(s.admins, sha256.Sum256([]byte(t)))
 		}
 	}
-	hc := &http.Client{Transport: upstreamTransport()}
+	hc := &http.Client{
+		Transport: upstreamTransport(),
+		// Credentials go only to the URL the configuration names; a redirect
+		// elsewhere is an upstream error, not a request to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	s.set = pipeline.NewProviderSet(func(p config.Provider) (provider.Provider, error) {
 		return provider.New(p, os.Getenv, hc)
 	})
@@ -327,6 +332,7 @@ func upstreamTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
 	t.ResponseHeaderTimeout = 0 // the router's attempt timeout bounds it
+	t.DisableCompression = true // loopback and LAN upstreams: gzip costs more CPU than it saves
 	return t
 }
 

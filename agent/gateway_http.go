@@ -30,16 +30,20 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *cha
 }
 
 // newCall starts a call record from the HTTP request: ids, trace context
-// and the presented key.
+// and the presented key. Header names here are written in canonical form,
+// which Header.Get then uses without converting.
 func (s *Server) newCall(r *http.Request, entry string) *pipeline.Call {
 	c := &pipeline.Call{
 		ID:       newID(),
 		Received: time.Now(),
 		Entry:    entry,
 		Secret:   bearer(r),
-		NoCache:  r.Header.Get("x-gantry-cache") == "bypass" || strings.Contains(r.Header.Get("Cache-Control"), "no-cache"),
+		NoCache:  r.Header.Get("X-Gantry-Cache") == "bypass" || strings.Contains(r.Header.Get("Cache-Control"), "no-cache"),
 	}
-	if p, err := trace.ParseTraceparent(r.Header.Get("traceparent")); err == nil {
+	// Most callers send no traceparent; skip the parse and its error.
+	if v := r.Header.Get("Traceparent"); v == "" {
+		c.TraceID = trace.NewTraceID()
+	} else if p, err := trace.ParseTraceparent(v); err == nil {
 		c.TraceID, c.ParentID = p.TraceID, p.SpanID
 	} else {
 		c.TraceID = trace.NewTraceID()
@@ -49,16 +53,18 @@ func (s *Server) newCall(r *http.Request, entry string) *pipeline.Call {
 
 // setTraceHeaders tells the client how to find its trace.
 func setTraceHeaders(w http.ResponseWriter, c *pipeline.Call) {
+	// Canonical keys, stored directly: Set would canonicalize them anew on
+	// every request.
 	h := w.Header()
-	h.Set("x-request-id", c.ID)
-	h.Set("traceparent", trace.FormatTraceparent(c.TraceID, trace.NewSpanID(), 1))
+	h["X-Request-Id"] = []string{c.ID}
+	h["Traceparent"] = []string{trace.FormatTraceparent(c.TraceID, trace.NewSpanID(), 1)}
 }
 
 func bearer(r *http.Request) string {
 	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return strings.TrimSpace(v)
 	}
-	return strings.TrimSpace(r.Header.Get("x-api-key"))
+	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
 
 // chatCompletions serves POST /v1/chat/completions.
@@ -79,7 +85,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.User = c.Req.User
-	c.Journey = r.Header.Get("x-gantry-journey")
+	c.Journey = r.Header.Get("X-Gantry-Journey")
 	if len(c.Req.Metadata) > 0 {
 		c.Vars = make(map[string]any, len(c.Req.Metadata))
 		for k, v := range c.Req.Metadata {
@@ -93,7 +99,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			writeChatError(w, err.(*chat.Error))
 			return
 		}
-		w.Header().Set("x-gantry-model", c.Answered.Model.Name)
+		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
 		writeJSON(w, http.StatusOK, c.Resp)
 		return
 	}

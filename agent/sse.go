@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 )
@@ -12,6 +13,9 @@ type sseWriter struct {
 	rc      *http.ResponseController
 	started bool
 	buf     []byte
+	// enc writes events into out, reused for every chunk of the stream.
+	out bytes.Buffer
+	enc *json.Encoder
 }
 
 func newSSEWriter(w http.ResponseWriter) *sseWriter {
@@ -32,19 +36,30 @@ func (s *sseWriter) start() {
 
 // event writes one `data:` event holding v as JSON.
 func (s *sseWriter) event(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	if s.enc == nil {
+		s.enc = json.NewEncoder(&s.out)
+	}
+	s.out.Reset()
+	s.out.WriteString("data: ")
+	// Encode ends the value with a newline; the event needs one more.
+	if err := s.enc.Encode(v); err != nil {
 		return err
 	}
-	return s.raw(b)
+	s.out.WriteByte('\n')
+	return s.send(s.out.Bytes())
 }
 
 func (s *sseWriter) raw(data []byte) error {
-	s.start()
 	s.buf = append(s.buf[:0], "data: "...)
 	s.buf = append(s.buf, data...)
 	s.buf = append(s.buf, '\n', '\n')
-	if _, err := s.w.Write(s.buf); err != nil {
+	return s.send(s.buf)
+}
+
+// send writes one whole event and flushes it.
+func (s *sseWriter) send(event []byte) error {
+	s.start()
+	if _, err := s.w.Write(event); err != nil {
 		return err
 	}
 	return s.rc.Flush()

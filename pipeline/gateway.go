@@ -95,6 +95,9 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 			g.Record(t)
 		}
 	}()
+	if c.Spans == nil { // one span a stage
+		c.Spans = make([]Span, 0, len(stages))
+	}
 	for _, s := range stages {
 		start := time.Now()
 		err := s.run(g, ctx, c)

@@ -57,6 +57,12 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	if c.Route != nil {
 		t.Route = c.Route.Name
 	}
+	if len(c.Spans) > 0 {
+		t.Spans = make([]trace.Span, 0, len(c.Spans))
+	}
+	if len(c.Outcomes) > 0 {
+		t.Attempts = make([]trace.Attempt, 0, len(c.Outcomes))
+	}
 	for _, s := range c.Spans {
 		sp := trace.Span{Name: s.Name, Offset: trace.Ms(s.Start.Sub(c.Received)), Duration: trace.Ms(s.Dur)}
 		if s.Err != nil {
@@ -129,7 +135,15 @@ const maxBody = 8 << 10
 
 // bodyText is the prompt as one text, one "role: content" line a message.
 func bodyText(msgs []chat.Message, capture bool) string {
+	n := 0
+	for _, m := range msgs {
+		if n >= maxBody {
+			break
+		}
+		n += len(m.Role) + len(": ") + len(m.Content.Text) + len("\n")
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, m := range msgs {
 		if b.Len() >= maxBody {
 			break

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // Request is a chat completion request.
@@ -103,7 +104,7 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	if c.Parts != nil {
 		return json.Marshal(c.Parts)
 	}
-	return json.Marshal(c.Text)
+	return appendQuoted(make([]byte, 0, len(c.Text)+2), c.Text), nil
 }
 
 func (c *Content) UnmarshalJSON(b []byte) error {
@@ -112,6 +113,14 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		return nil
 	case len(b) > 0 && b[0] == '"':
+		// The decoder calling us has checked the literal; one without
+		// escapes is its own text, which is the common case.
+		if n := len(b); n >= 2 && b[n-1] == '"' {
+			if inner := b[1 : n-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+				c.Text = string(inner)
+				return nil
+			}
+		}
 		return json.Unmarshal(b, &c.Text)
 	case len(b) > 0 && b[0] == '[':
 		if err := json.Unmarshal(b, &c.Parts); err != nil {

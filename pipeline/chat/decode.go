@@ -106,24 +106,23 @@ func (r *Request) Check(maxMessages int) error {
 		return BadRequest("messages", "%d messages, more than the limit of %d", len(r.Messages), maxMessages)
 	}
 	for i, m := range r.Messages {
-		p := fmt.Sprintf("messages[%d]", i)
 		switch m.Role {
 		case "system", "developer", "user":
 			if m.Content.Text == "" && len(m.Content.Parts) == 0 {
-				return BadRequest(p+".content", "%s has no content", p)
+				return BadRequest(msgPath(i)+".content", "%s has no content", msgPath(i))
 			}
 		case "assistant":
 			if m.Content.Text == "" && len(m.Content.Parts) == 0 && len(m.ToolCalls) == 0 {
-				return BadRequest(p+".content", "%s has neither content nor tool calls", p)
+				return BadRequest(msgPath(i)+".content", "%s has neither content nor tool calls", msgPath(i))
 			}
 		case "tool":
 			if m.ToolCallID == "" {
-				return BadRequest(p+".tool_call_id", "%s is a tool result without tool_call_id", p)
+				return BadRequest(msgPath(i)+".tool_call_id", "%s is a tool result without tool_call_id", msgPath(i))
 			}
 		case "":
-			return BadRequest(p+".role", "%s has no role", p)
+			return BadRequest(msgPath(i)+".role", "%s has no role", msgPath(i))
 		default:
-			return BadRequest(p+".role", "%s has unknown role %q", p, m.Role)
+			return BadRequest(msgPath(i)+".role", "%s has unknown role %q", msgPath(i), m.Role)
 		}
 	}
 	if err := inRange("temperature", r.Temperature, 0, 2); err != nil {
@@ -174,6 +173,9 @@ func (r *Request) Check(maxMessages int) error {
 	}
 	return nil
 }
+
+// msgPath names message i in an error; it is built only for one.
+func msgPath(i int) string { return fmt.Sprintf("messages[%d]", i) }
 
 func inRange(param string, v *float64, lo, hi float64) error {
 	if v != nil && (math.IsNaN(*v) || *v < lo || *v > hi) {

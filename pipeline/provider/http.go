@@ -66,6 +66,7 @@ func newEndpoint(baseURL, def, path string, header http.Header, client *http.Cli
 		client = DefaultClient
 	}
 	header.Set("User-Agent", "gantry")
+	header.Set("Content-Type", "application/json")
 	e := endpoint{url: strings.TrimRight(baseURL, "/") + path, completeHeader: header.Clone(), streamHeader: header.Clone(), client: client}
 	e.completeHeader.Set("Accept", "application/json")
 	e.streamHeader.Set("Accept", "text/event-stream")
@@ -79,7 +80,7 @@ func (e endpoint) complete(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return readAll(ctx, resp.Body)
+	return readAll(ctx, resp.Body, resp.ContentLength)
 }
 
 // stream posts body and returns the event stream that answers it.
@@ -107,10 +108,12 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 	if err != nil {
 		return nil, fmt.Errorf("build request for %s: %w", url, err)
 	}
+	// header carries Content-Type; the client may add to the request's
+	// map (a cookie jar does), so the endpoint's own is not handed over.
+	req.Header = make(http.Header, len(header))
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, transportError(ctx, err, KindConnect)
@@ -138,9 +141,16 @@ func transportError(ctx context.Context, err error, kind Kind) error {
 	return &Error{Kind: kind, Err: err}
 }
 
-// readAll reads a whole answer up to MaxResponseBytes.
-func readAll(ctx context.Context, body io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(body, MaxResponseBytes+1))
+// readAll reads a whole answer up to MaxResponseBytes. size is the
+// announced length, -1 when unknown; a known one is read into one buffer.
+func readAll(ctx context.Context, body io.Reader, size int64) ([]byte, error) {
+	var data []byte
+	var err error
+	if size >= 0 && size <= MaxResponseBytes {
+		data, err = readSized(body, size)
+	} else {
+		data, err = io.ReadAll(io.LimitReader(body, MaxResponseBytes+1))
+	}
 	if err != nil {
 		return nil, transportError(ctx, err, KindCut)
 	}
@@ -148,6 +158,29 @@ func readAll(ctx context.Context, body io.Reader) ([]byte, error) {
 		return nil, &Error{Kind: KindProtocol, Message: fmt.Sprintf("answer longer than %d bytes", MaxResponseBytes)}
 	}
 	return data, nil
+}
+
+// readSized reads a body announced as size bytes. The one spare byte
+// makes room for io.EOF, so a body that is longer than announced is still
+// read, and bounded, as a whole.
+func readSized(body io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, 0, size+1)
+	for {
+		if len(data) == cap(data) {
+			if len(data) > MaxResponseBytes {
+				return data, nil
+			}
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return data, err
+		}
+	}
 }
 
 // statusError turns an error response into a KindStatus *Error with the

@@ -43,15 +43,54 @@ type feedbackRecord struct {
 // traceLine encodes the record line for t and returns the size of t's own
 // encoding, which is what the byte bound counts.
 func traceLine(t *Trace) (line []byte, size int64, err error) {
-	b, err := json.Marshal(t)
-	if err != nil {
+	le := getLineEncoder()
+	defer le.release()
+	line, size, err = le.traceLine(t)
+	return bytes.Clone(line), size, err
+}
+
+// lineEncoder encodes record lines into a buffer it reuses; every trace
+// the store keeps is encoded once, so they are pooled.
+type lineEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var lineEncoders = sync.Pool{New: func() any {
+	le := &lineEncoder{}
+	le.enc = json.NewEncoder(&le.buf)
+	return le
+}}
+
+func getLineEncoder() *lineEncoder { return lineEncoders.Get().(*lineEncoder) }
+
+// maxPooledLine is the largest buffer kept for reuse, so one large trace
+// does not stay in memory.
+const maxPooledLine = 64 << 10
+
+// release returns le to the pool unless one large trace grew its buffer.
+func (le *lineEncoder) release() {
+	if le.buf.Cap() <= maxPooledLine {
+		le.buf.Reset()
+		lineEncoders.Put(le)
+	}
+}
+
+const traceLinePrefix = `{"trace":`
+
+// traceLine is the package traceLine without the copy: the line is valid
+// until the next call or the release of le.
+func (le *lineEncoder) traceLine(t *Trace) (line []byte, size int64, err error) {
+	le.buf.Reset()
+	le.buf.WriteString(traceLinePrefix)
+	if err := le.enc.Encode(t); err != nil {
 		return nil, 0, err
 	}
-	line = make([]byte, 0, len(b)+11)
-	line = append(line, `{"trace":`...)
-	line = append(line, b...)
-	line = append(line, "}\n"...)
-	return line, int64(len(b)), nil
+	// Encode ends the trace with a newline; the record closes before it.
+	le.buf.Truncate(le.buf.Len() - 1)
+	size = int64(le.buf.Len() - len(traceLinePrefix))
+	le.buf.WriteString("}\n")
+	return le.buf.Bytes(), size, nil
 }
 
 func feedbackLine(fr *feedbackRecord) ([]byte, error) {

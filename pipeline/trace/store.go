@@ -219,7 +219,9 @@ func (s *Store) Add(t *Trace) {
 	if t.ID == "" {
 		t.ID = NewTraceID().String()
 	}
-	line, size, err := traceLine(t)
+	le := getLineEncoder()
+	defer le.release()
+	line, size, err := le.traceLine(t)
 	if err != nil { // a NaN or infinite number: nothing to keep
 		s.note(fmt.Errorf("encode trace %s: %w", t.ID, err))
 		s.dropped.Add(1)
@@ -227,7 +229,7 @@ func (s *Store) Add(t *Trace) {
 	}
 	if size > s.lim.MaxBytes {
 		t = trimmed(t)
-		if line, size, err = traceLine(t); err != nil || size > s.lim.MaxBytes {
+		if line, size, err = le.traceLine(t); err != nil || size > s.lim.MaxBytes {
 			s.dropped.Add(1)
 			return
 		}
