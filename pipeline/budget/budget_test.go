@@ -305,7 +305,7 @@ func TestDoneRetentionBounded(t *testing.T) {
 		}
 	}
 	l.mu.Lock()
-	n, q := len(l.done), len(l.doneQ)-l.doneHead
+	n, q := l.done.size()
 	l.mu.Unlock()
 	if n > 100 || q > 100 {
 		t.Fatalf("done map %d queue %d, want at most 100", n, q)

@@ -36,12 +36,10 @@ type Granted struct {
 
 	// mu serialises admission, so a call is never refused because of
 	// another call's grant reservation that is being rolled back.
-	mu       sync.Mutex
-	holds    map[string]*grantHold
-	done     map[string]*grantEnded
-	doneQ    []doneRef
-	doneHead int
-	demand   map[string]float64 // per budget, the largest worst case asked for
+	mu     sync.Mutex
+	holds  map[string]*grantHold
+	done   endedSet[*grantEnded]
+	demand map[string]float64 // per budget, the largest worst case asked for
 }
 
 var _ Ledger = (*Granted)(nil)
@@ -55,7 +53,6 @@ type grantHold struct {
 
 type grantEnded struct {
 	budgets []string // budgets a late Settle still charges; nil once settled
-	at      time.Time
 }
 
 // NewGranted returns a ledger enforcing tracked scopes against w's grants
@@ -64,7 +61,7 @@ type grantEnded struct {
 // Call Run instead of local.Run.
 func NewGranted(local *Local, w Wallet, tracked func(Scope) bool) *Granted {
 	return &Granted{local: local, wallet: w, tracked: tracked,
-		holds: map[string]*grantHold{}, done: map[string]*grantEnded{}, demand: map[string]float64{}}
+		holds: map[string]*grantHold{}, demand: map[string]float64{}}
 }
 
 // GrantShortError is a refusal because this agent holds no grant covering
@@ -94,7 +91,7 @@ func (g *Granted) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 	scopes := dedupe(r.Scopes)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.holds[r.RequestID] != nil || g.done[r.RequestID] != nil {
+	if g.holds[r.RequestID] != nil || g.done.has(r.RequestID) {
 		return Hold{}, fmt.Errorf("%w: %s", ErrDuplicate, r.RequestID)
 	}
 	h := &grantHold{amount: r.AmountUSD}
@@ -172,7 +169,7 @@ func (g *Granted) Settle(requestID string, actualUSD float64) error {
 		g.markDone(requestID, nil, g.local.opts.Clock())
 		return err
 	}
-	if d := g.done[requestID]; d != nil {
+	if d := g.done.get(requestID); d != nil {
 		for _, b := range d.budgets {
 			g.wallet.Settle(b, 0, actualUSD)
 		}
@@ -201,24 +198,7 @@ func (g *Granted) release(id string, h *grantHold, now time.Time) {
 }
 
 func (g *Granted) markDone(id string, budgets []string, now time.Time) {
-	g.done[id] = &grantEnded{budgets: budgets, at: now}
-	g.doneQ = append(g.doneQ, doneRef{id: id, at: now})
-	for len(g.done) > g.local.opts.MaxDone {
-		g.popDone()
-	}
-}
-
-func (g *Granted) popDone() {
-	ref := g.doneQ[g.doneHead]
-	g.doneQ[g.doneHead] = doneRef{}
-	g.doneHead++
-	if d := g.done[ref.id]; d != nil && d.at.Equal(ref.at) {
-		delete(g.done, ref.id)
-	}
-	if g.doneHead > 1024 && g.doneHead*2 > len(g.doneQ) {
-		g.doneQ = append([]doneRef(nil), g.doneQ[g.doneHead:]...)
-		g.doneHead = 0
-	}
+	g.done.add(id, &grantEnded{budgets: budgets}, now, g.local.opts.MaxDone)
 }
 
 // Reap frees reservations whose deadline passed, in the local ledger and
@@ -234,9 +214,7 @@ func (g *Granted) Reap(now time.Time) int {
 		}
 	}
 	cutoff := now.Add(-g.local.opts.DoneRetention)
-	for g.doneHead < len(g.doneQ) && g.doneQ[g.doneHead].at.Before(cutoff) {
-		g.popDone()
-	}
+	g.done.forget(cutoff)
 	return n
 }
 

@@ -52,9 +52,7 @@ type Local struct {
 	mu       sync.Mutex
 	counters map[string]*counter
 	holds    map[string]*hold
-	done     map[string]*ended
-	doneQ    []doneRef
-	doneHead int
+	done     endedSet[*ended]
 
 	reaped atomic.Uint64
 
@@ -96,12 +94,6 @@ const (
 type ended struct {
 	state  int
 	scopes []Scope
-	at     time.Time
-}
-
-type doneRef struct {
-	id string
-	at time.Time
 }
 
 type journalEntry struct {
@@ -138,7 +130,6 @@ func NewLocal(opts Options) *Local {
 		opts:     opts,
 		counters: map[string]*counter{},
 		holds:    map[string]*hold{},
-		done:     map[string]*ended{},
 	}
 }
 
@@ -187,7 +178,7 @@ func (l *Local) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 }
 
 func (l *Local) reserveLocked(r Reservation, scopes []Scope, amount int64, alerts *[]Alert) (Hold, error) {
-	if l.holds[r.RequestID] != nil || l.done[r.RequestID] != nil {
+	if l.holds[r.RequestID] != nil || l.done.has(r.RequestID) {
 		return Hold{}, fmt.Errorf("%w: %s", ErrDuplicate, r.RequestID)
 	}
 	if len(l.holds) >= l.opts.MaxHolds {
@@ -270,7 +261,7 @@ func (l *Local) settleLocked(id string, actual int64, alerts *[]Alert) error {
 		}
 		return nil
 	}
-	if d := l.done[id]; d != nil {
+	if d := l.done.get(id); d != nil {
 		if d.state == endSettled {
 			return nil
 		}
@@ -305,7 +296,7 @@ func (l *Local) Release(requestID string) error {
 		l.releaseLocked(requestID, h, endReleased, l.opts.Clock())
 		return nil
 	}
-	if l.done[requestID] != nil {
+	if l.done.has(requestID) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrUnknown, requestID)
@@ -329,25 +320,7 @@ func (l *Local) releaseLocked(id string, h *hold, state int, now time.Time) {
 }
 
 func (l *Local) markDone(id string, state int, scopes []Scope, now time.Time) {
-	l.done[id] = &ended{state: state, scopes: scopes, at: now}
-	l.doneQ = append(l.doneQ, doneRef{id: id, at: now})
-	for len(l.done) > l.opts.MaxDone {
-		l.popDone()
-	}
-}
-
-func (l *Local) popDone() {
-	ref := l.doneQ[l.doneHead]
-	l.doneQ[l.doneHead] = doneRef{}
-	l.doneHead++
-	if d := l.done[ref.id]; d != nil && d.at.Equal(ref.at) {
-		delete(l.done, ref.id)
-	}
-	// Compact once the consumed head dominates the slice.
-	if l.doneHead > 1024 && l.doneHead*2 > len(l.doneQ) {
-		l.doneQ = append([]doneRef(nil), l.doneQ[l.doneHead:]...)
-		l.doneHead = 0
-	}
+	l.done.add(id, &ended{state: state, scopes: scopes}, now, l.opts.MaxDone)
 }
 
 // Reap frees reservations whose deadline has passed, forgets ended request
@@ -365,9 +338,7 @@ func (l *Local) Reap(now time.Time) int {
 	}
 	l.reaped.Add(uint64(n))
 	cutoff := now.Add(-l.opts.DoneRetention)
-	for l.doneHead < len(l.doneQ) && l.doneQ[l.doneHead].at.Before(cutoff) {
-		l.popDone()
-	}
+	l.done.forget(cutoff)
 	for key, c := range l.counters {
 		if c.reserved == 0 && c.period != config.PeriodTotal && !c.start.Equal(periodStart(c.period, now)) {
 			delete(l.counters, key)
