@@ -136,11 +136,14 @@ type testCluster struct {
 	hc     *http.Client
 }
 
-func startCluster(t *testing.T) *testCluster {
+func startCluster(t *testing.T) *testCluster { return startClusterWith(t, clusterConfig()) }
+
+// startClusterWith starts three agents that seed the cluster with cfg.
+func startClusterWith(t *testing.T, cfg string) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gantry.yaml")
-	if err := os.WriteFile(cfgFile, []byte(clusterConfig()), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ports := freePorts(t, 6)

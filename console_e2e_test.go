@@ -23,9 +23,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"gantry/api"
+	"gantry/config"
 )
-
-const e2eAdminToken = "gat_e2e" // startDevAgent's admin token
 
 // tmuxConsole is a terminal in a private tmux server: the console runs in
 // it as an operator would run it, and the test reads the screen.
@@ -163,7 +162,7 @@ func driveConsoleTraffic(t *testing.T, addr string) {
 func consoleAdminGet[T any](t *testing.T, addr, path string) T {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
@@ -180,19 +179,29 @@ func consoleAdminGet[T any](t *testing.T, addr, path string) T {
 	return v
 }
 
-// checkServedRelease checks the label as the admin API shows it, the audit entry
-// of the move, and that the gateway serves the release now.
-func checkServedRelease(t *testing.T, addr string, version int) {
+// checkServedRelease checks the label as the admin API shows it, the audit
+// entry of the move, and that the gateway of every agent serves the release.
+func checkServedRelease(t *testing.T, addrs []string, version int) {
 	t.Helper()
+	addr := addrs[0]
 	f := consoleAdminGet[api.Feature](t, addr, api.ReleasesPath("support-answer"))
 	if f.Labels.Production != version {
 		t.Fatalf("production is v%d, want v%d: %+v", f.Labels.Production, version, f.Labels)
 	}
 	audit := consoleAdminGet[api.AuditList](t, addr, api.PathAudit+"?limit=5")
-	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || !strings.HasPrefix(audit.Entries[0].Actor, "token:dev (") ||
-		!strings.Contains(audit.Entries[0].After, fmt.Sprintf("production=v%d", version)) {
-		t.Fatalf("newest audit entry %+v, want the console's move_label by token:dev, naming its operator, to v%d", audit.Entries, version)
+	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || !strings.HasPrefix(audit.Entries[0].Actor, "token:") ||
+		!strings.Contains(audit.Entries[0].Actor, " (") || !strings.Contains(audit.Entries[0].After, fmt.Sprintf("production=v%d", version)) {
+		t.Fatalf("newest audit entry %+v, want the console's move_label by its token, naming its operator, to v%d", audit.Entries, version)
 	}
+	for _, addr := range addrs {
+		waitServes(t, addr, version)
+	}
+}
+
+// waitServes waits until the agent's gateway serves the release from
+// production.
+func waitServes(t *testing.T, addr string, version int) {
+	t.Helper()
 	want := fmt.Sprintf("support-answer@v%d", version)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -213,7 +222,7 @@ func checkServedRelease(t *testing.T, addr string, version int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the gateway serves %q (%s), want %s from production", out.Release, out.Label, want)
+			t.Fatalf("the gateway at %s serves %q (%s), want %s from production", addr, out.Release, out.Label, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -224,13 +233,16 @@ func checkServedRelease(t *testing.T, addr string, version int) {
 // promotion through the confirmation dialog; then the same console over
 // SSH with the OpenSSH client rolls it back.
 func TestConsoleEndToEnd(t *testing.T) {
-	addr := startDevAgent(t)
-	driveConsoleTraffic(t, addr)
+	addrs := startConsoleCluster(t)
+	addr := addrs[0]
+	for _, a := range addrs {
+		driveConsoleTraffic(t, a)
+	}
 
 	t.Run("terminal", func(t *testing.T) {
-		c := startTmux(t, selfCommand("console", "--agent", "http://"+addr, "--token", e2eAdminToken))
+		c := startTmux(t, selfCommand("console", "--agent", "http://"+addr, "--token", clusterAdmin))
 		operateConsole(t, c, "p", "Promote support-answer v2 to production?", "done: promote support-answer v1 -> v2")
-		checkServedRelease(t, addr, 2)
+		checkServedRelease(t, addrs, 2)
 		c.press("q")
 		c.waitGone()
 	})
@@ -246,10 +258,41 @@ func TestConsoleEndToEnd(t *testing.T) {
 			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
 			"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "localhost"}, " "))
 		operateConsole(t, c, "r", "Roll back support-answer production to v1?", "done: rollback support-answer v2 -> v1")
-		checkServedRelease(t, addr, 1)
+		checkServedRelease(t, addrs, 1)
 		c.press("q")
 		c.waitGone()
 	})
+}
+
+// startConsoleCluster starts three agents serving the example configuration
+// (the one dev mode serves) with the e2e key, and waits until every one
+// serves it. It returns their HTTP addresses.
+func startConsoleCluster(t *testing.T) []string {
+	t.Helper()
+	example, err := os.ReadFile("config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example) + "\nkeys:\n  - {name: dev, team: dev, hash: \"" + config.HashKey(e2eKey) + "\"}\n"
+	c := startClusterWith(t, cfg)
+	var addrs []string
+	for _, a := range c.agents {
+		addrs = append(addrs, a.http)
+	}
+	c.waitFor("every agent serving", 60*time.Second, func() bool {
+		for _, a := range addrs {
+			resp, err := c.hc.Get("http://" + a + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return false
+			}
+		}
+		return true
+	})
+	return addrs
 }
 
 // operateConsole walks the console: live traces, a trace, the cluster's
@@ -264,7 +307,7 @@ func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
 	c.waitFor("> trace", "Waterfall", "route")
 	c.press("Escape")
 	c.press("5") // the members, as GET /admin/v1/members gives them
-	c.waitFor("[5 cluster]", "leader")
+	c.waitFor("[5 cluster]", "leader", "n1", "n2", "n3") // learned from the member list
 	c.press("4")
 	s := c.waitFor("[4 releases]", "History of support-answer")
 	if !regexp.MustCompile(`(?m)^> support-answer +v2 `).MatchString(s) {
@@ -310,7 +353,7 @@ var sshListenLine = regexp.MustCompile(`serving over SSH on 127\.0\.0\.1:(\d+)`)
 // returns its port.
 func startSSHConsole(t *testing.T, addr, authorizedKeys, hostKey string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "console", "--agent", "http://"+addr, "--token", e2eAdminToken,
+	cmd := exec.Command(os.Args[0], "console", "--agent", "http://"+addr, "--token", clusterAdmin,
 		"--ssh-listen", "127.0.0.1:0", "--authorized-keys", authorizedKeys, "--host-key", hostKey)
 	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
 	errOut, err := cmd.StderrPipe()
