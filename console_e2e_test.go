@@ -306,7 +306,7 @@ func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
 	c.press("Enter")
 	c.waitFor("> trace", "Waterfall", "route")
 	c.press("Escape")
-	c.press("5") // the members, as GET /admin/v1/members gives them
+	c.press("5")                                         // the members, as GET /admin/v1/members gives them
 	c.waitFor("[5 cluster]", "leader", "n1", "n2", "n3") // learned from the member list
 	c.press("4")
 	s := c.waitFor("[4 releases]", "History of support-answer")
