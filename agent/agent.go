@@ -76,7 +76,6 @@ type Server struct {
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
-	spend    *spendSide   // nil unless budgets are granted by the cluster
 	cl       *clusterSide // nil until Run opens the cluster node
 }
 

@@ -35,7 +35,6 @@ func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gw.Limiter = limit.New(limit.Options{})
 	s.gw.Ledger = s.ledger
-	s.wireSpend()
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()
@@ -49,9 +48,5 @@ func (s *Server) wirePolicy() {
 
 // runReaper frees budget holds whose request is gone, until ctx ends.
 func (s *Server) runReaper(ctx context.Context) {
-	if s.spend != nil {
-		s.spend.ledger.Run(ctx)
-		return
-	}
 	s.ledger.Run(ctx)
 }
