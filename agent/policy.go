@@ -33,7 +33,7 @@ func canarySecret(clusterSecret string) []byte {
 // response cache.
 func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
-	s.gw.Limiter = limit.New(limit.Options{})
+	s.gw.Limiter = limit.New(limit.Options{Share: s.limitShare})
 	s.gw.Ledger = s.ledger
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.Obs = s.metrics
@@ -44,6 +44,19 @@ func (s *Server) wirePolicy() {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_holds_open",
 		Help: "Budget reservations held by calls in flight."},
 		func() float64 { return float64(s.ledger.Stats().OpenHolds) }))
+}
+
+// limitShare is the part of every rate limit this agent enforces: an even
+// share among the cluster's members, so N agents do not allow N times a
+// limit. Traffic spread unevenly over agents is refused a little early.
+func (s *Server) limitShare() float64 {
+	if s.cl == nil {
+		return 1
+	}
+	if n := len(s.cl.node.State().Members); n > 1 {
+		return 1 / float64(n)
+	}
+	return 1
 }
 
 // runReaper frees budget holds whose request is gone, until ctx ends.
