@@ -90,7 +90,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer s.close()
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
-	go s.runReaper(reapCtx)
+	go s.ledger.Run(reapCtx) // frees budget holds whose request is gone
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"time"
@@ -57,9 +56,4 @@ func (s *Server) limitShare() float64 {
 		return 1 / float64(n)
 	}
 	return 1
-}
-
-// runReaper frees budget holds whose request is gone, until ctx ends.
-func (s *Server) runReaper(ctx context.Context) {
-	s.ledger.Run(ctx)
 }

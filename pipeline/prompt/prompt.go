@@ -148,9 +148,6 @@ func Compile(rel config.Release) (*Template, error) {
 	return t, nil
 }
 
-// Variables are the declared variables.
-func (t *Template) Variables() []config.Variable { return t.vars }
-
 // checker compiles messages and checks references against declarations.
 type checker struct {
 	t       *Template

@@ -110,14 +110,6 @@ func StartCanary(f config.Feature, version, weight int, a Actor) ([]LabelMove, e
 	return []LabelMove{a.move(f, Canary, f.Labels.Canary, version, weight)}, nil
 }
 
-// EndCanary plans removing the canary; its users return to production.
-func EndCanary(f config.Feature, a Actor) ([]LabelMove, error) {
-	if f.Labels.Canary == 0 {
-		return nil, fmt.Errorf("end canary %s: %w", f.Name, ErrNoop)
-	}
-	return []LabelMove{a.move(f, Canary, f.Labels.Canary, 0, 0)}, nil
-}
-
 // Apply performs moves on a feature and returns the result; f itself is not
 // changed. Every move must start from the label's current value (else
 // ErrConflict) and end at an existing release, so replicas that apply the

@@ -121,11 +121,6 @@ func libraryCount(c tokenizer.Codec, text string) int {
 // priming.
 func CountMessages(msgs []chat.Message) int { return countMessages(encoder(false), msgs) }
 
-// CountMessagesModel is CountMessages with the encoding of the named model.
-func CountMessagesModel(model string, msgs []chat.Message) int {
-	return countMessages(encoder(Legacy(model)), msgs)
-}
-
 var imagePart = []byte(`"image_url"`)
 
 func countMessages(c tokenizer.Codec, msgs []chat.Message) int {
