@@ -276,16 +276,16 @@ func (c *testCluster) chat(a *agentProc) error {
 	return nil
 }
 
-// waitConverged waits until every agent applied the same state, and
-// returns its hash.
+// waitConverged waits until every agent serves a configuration and the
+// same state, and returns its hash.
 func (c *testCluster) waitConverged(timeout time.Duration) string {
 	c.t.Helper()
 	var hash string
-	c.waitFor("all agents reach the same state hash", timeout, func() bool {
+	c.waitFor("all agents serve the same state", timeout, func() bool {
 		hash = ""
 		for _, a := range c.agents {
 			st, err := c.status(a)
-			if err != nil || (hash != "" && st.StateHash != hash) || st.ServingIndex != st.StateIndex {
+			if err != nil || (hash != "" && st.StateHash != hash) || st.ServingIndex == 0 || st.ServingIndex != st.StateIndex {
 				return false
 			}
 			hash = st.StateHash

@@ -68,6 +68,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.stopping:
+			return
 		case sum, ok := <-ch:
 			if !ok {
 				return

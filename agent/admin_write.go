@@ -94,6 +94,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = api.CodeNotFound
 	case http.StatusConflict:
 		code = api.CodeConflict
+	case http.StatusPreconditionFailed:
+		code = api.CodeStale
 	case http.StatusForbidden:
 		code = api.CodeForbidden
 	case http.StatusGatewayTimeout:
@@ -138,10 +140,16 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) (*state.State, b
 // apply commits one command on behalf of the caller and waits until this
 // agent's own state includes it, so a read right after sees the change.
 func (s *Server) apply(r *http.Request, t command.Type, payload any) (state.Result, error) {
+	return s.applyVersion(r, t, 1, payload)
+}
+
+// applyVersion is apply for a payload of the given version.
+func (s *Server) applyVersion(r *http.Request, t command.Type, version int, payload any) (state.Result, error) {
 	env, err := command.New(t, payload)
 	if err != nil {
 		return state.Result{}, err
 	}
+	env.Version = version
 	env.Actor = actor(r)
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
@@ -406,9 +414,9 @@ func diffReleases(feature string, a, b config.Release) api.Diff {
 }
 
 // moveLabel serves POST /admin/v1/features/{name}/labels. From, when set,
-// must match where the label points on a consistent read, so two operators
-// do not undo each other blindly. The check and the move are two steps: a
-// move committed by someone else between them is not detected.
+// must match where the label points when the move applies, so two
+// operators do not undo each other blindly; the state machine checks it in
+// the same step as the move.
 func (s *Server) moveLabel(w http.ResponseWriter, r *http.Request) {
 	var m api.LabelMove
 	if err := decodeBody(r, &m); err != nil {
@@ -442,19 +450,15 @@ func (s *Server) moveLabel(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no feature %q", name))
 		return
 	}
-	cur := f.Labels.Production
-	if m.Label == api.LabelCanary {
-		cur = f.Labels.Canary
-	}
-	if m.From != 0 && m.From != cur {
-		writeAPIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("%s of %s points at v%d now, not v%d; look again before moving it", m.Label, name, cur, m.From))
-		return
-	}
 	if m.Action == api.ActionPromote && m.To == f.Labels.Production {
 		writeAPIError(w, http.StatusUnprocessableEntity, api.CodeInvalidState, fmt.Sprintf("v%d is already production of %s", m.To, name))
 		return
 	}
-	res, err := s.apply(r, command.MoveLabel, command.Label{Feature: name, Action: m.Action, Version: m.To, Weight: m.Weight, Reason: m.Reason})
+	cmd := command.Label{Feature: name, Action: m.Action, Version: m.To, Weight: m.Weight, Reason: m.Reason}
+	if m.From != 0 {
+		cmd.From = &m.From
+	}
+	res, err := s.applyVersion(r, command.MoveLabel, cmd.LabelVersion(), cmd)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -673,6 +677,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	w.Header().Set("ETag", api.ConfigETag(st.ConfigIndex))
 	if r.URL.Query().Get("format") == "yaml" {
 		b, err := yaml.Marshal(st.Config)
 		if err != nil {
@@ -705,27 +710,37 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "invalid configuration: %s", problems(err))
 		return
 	}
+	p := command.Config{Config: *cfg}
+	if v := r.Header.Get("If-Match"); v != "" {
+		n, err := api.ParseConfigETag(v)
+		if err != nil {
+			badRequest(w, "%v", err)
+			return
+		}
+		p.IfIndex = &n
+	}
 	st, ok := s.latest(w, r)
 	if !ok {
 		return
 	}
-	env, err := command.New(command.ApplyConfig, command.Config{Config: *cfg})
+	env, err := command.New(command.ApplyConfig, p)
 	if err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
+	env.Version = p.ConfigVersion()
 	env.Actor, env.RequestID, env.Time = actor(r), "dry-run", time.Now().UTC()
 	if _, _, err := st.Apply(st.Index+1, env); err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := api.ConfigResult{Changes: configChanges(&st.Config, cfg)}
+	out := api.ConfigResult{BaseIndex: st.ConfigIndex, Changes: configChanges(&st.Config, cfg)}
 	if v := r.URL.Query().Get("dry_run"); v == "1" || v == "true" {
 		out.DryRun = true
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	res, err := s.apply(r, command.ApplyConfig, command.Config{Config: *cfg})
+	res, err := s.applyVersion(r, command.ApplyConfig, p.ConfigVersion(), p)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -76,7 +76,9 @@ type Server struct {
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
-	cl       *clusterSide // nil until Run opens the cluster node
+	spend    *spendSide    // nil unless budgets are granted by the cluster
+	cl       *clusterSide  // nil until Run opens the cluster node
+	stopping chan struct{} // closed when the HTTP server starts shutting down
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
@@ -90,7 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer s.close()
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
-	go s.ledger.Run(reapCtx) // frees budget holds whose request is gone
+	go s.runReaper(reapCtx)
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
@@ -108,6 +110,8 @@ func Run(ctx context.Context, opts Options) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Live feeds never go idle; they end when shutdown begins.
+	srv.RegisterOnShutdown(func() { close(s.stopping) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
@@ -133,12 +137,14 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	s.log.Info("agent shutting down")
-	s.leaveCluster()
+	// Calls in flight finish first, so the spend they settle is in the
+	// last batch the agent commits before it leaves the cluster.
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
+	s.leaveCluster()
 	return nil
 }
 
@@ -176,7 +182,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
-	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New()}
+	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
 	for _, t := range append([]string{opts.DevAdminToken}, opts.AdminTokens...) {
 		if t != "" {
 			s.admins = append(s.admins, sha256.Sum256([]byte(t)))

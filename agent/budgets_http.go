@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gantry/api"
+	"gantry/cluster/spend"
 	"gantry/config"
 	"gantry/pipeline/budget"
 	"gantry/pipeline/trace"
@@ -53,6 +54,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 					ab.Exhausts = &at
 				}
 			}
+			ab.Cluster = s.clusterLedger(b, now)
 			out.Budgets = append(out.Budgets, ab)
 		}
 	}
@@ -124,5 +126,25 @@ func spendBy(recent []trace.Summary) []api.Spend {
 		}
 		return out[i].CostUSD > out[j].CostUSD
 	})
+	return out
+}
+
+// clusterLedger is b's cluster-wide ledger, or nil when this agent
+// enforces b alone.
+func (s *Server) clusterLedger(b config.Budget, now time.Time) *api.BudgetLedger {
+	if s.spend == nil || s.cl == nil || !spend.Tracked(b) {
+		return nil
+	}
+	l := s.cl.node.State().Spend
+	out := &api.BudgetLedger{AvailableUSD: l.Available(b, now)}
+	a, ok := l.Accounts[b.Name]
+	if !ok || a.Period != spend.PeriodKey(b, now) {
+		return out
+	}
+	out.SpentUSD = a.Spent
+	for agent, g := range a.Grants {
+		out.Grants = append(out.Grants, api.BudgetGrant{Agent: agent, GrantedUSD: g.Granted, UsedUSD: g.Used})
+	}
+	sort.Slice(out.Grants, func(i, j int) bool { return out.Grants[i].Agent < out.Grants[j].Agent })
 	return out
 }

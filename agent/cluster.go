@@ -136,6 +136,9 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	cl.cancel = cancel
 	s.cl = cl
 	cl.wg.Go(func() { s.followState(lctx) })
+	if s.spend != nil {
+		cl.wg.Go(func() { s.syncSpend(lctx) })
+	}
 	if s.opts.Dev || s.opts.ConfigFile != "" {
 		cl.wg.Go(func() { s.seed(lctx, seed) })
 	}
@@ -185,6 +188,7 @@ func (s *Server) leaveCluster() {
 		s.log.Warn("the cluster has no leader; stopping without leaving it")
 		return
 	}
+	s.flushSpend()
 	if err := s.cl.node.Leave(ctx); err != nil {
 		s.log.Warn("could not leave the cluster cleanly; the others will see this agent as failed", "err", err)
 		return

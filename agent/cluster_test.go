@@ -419,6 +419,47 @@ func TestClusterConfigApply(t *testing.T) {
 	if len(same.Changes) != 0 {
 		t.Fatalf("re-applying the same config reports changes %+v", same.Changes)
 	}
+	if same.BaseIndex != res.Index {
+		t.Fatalf("dry run base index %d, want %d: the index the configuration last changed", same.BaseIndex, res.Index)
+	}
+
+	// Read, edit, write back with If-Match: a write made in between makes
+	// the stale one fail with 412 and changes nothing.
+	ifMatch := func(method, etag, body string) (*http.Response, string) {
+		req, _ := http.NewRequest(method, a.base+api.PathConfig+"?format=yaml", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+devAdmin)
+		if etag != "" {
+			req.Header.Set("If-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	got, yaml := ifMatch("GET", "", "")
+	etag := got.Header.Get("ETag")
+	if etag != api.ConfigETag(res.Index) {
+		t.Fatalf("ETag %q, want %q", etag, api.ConfigETag(res.Index))
+	}
+	mine := strings.Replace(yaml, "canary_weight: 40", "canary_weight: 20", 1)
+	theirs := strings.Replace(yaml, "canary_weight: 40", "canary_weight: 30", 1)
+	if resp, body := ifMatch("PUT", etag, theirs); resp.StatusCode != 200 {
+		t.Fatalf("first conditional write: %s %s", resp.Status, body)
+	}
+	resp, body := ifMatch("PUT", etag, mine)
+	if resp.StatusCode != http.StatusPreconditionFailed || !strings.Contains(body, api.CodeStale) {
+		t.Fatalf("stale write: %s %s, want 412 stale", resp.Status, body)
+	}
+	a.must(200, "GET", api.PathFeatures, devAdmin, nil, &fs)
+	if w := fs.Features[0].Labels.CanaryWeight; w != 30 {
+		t.Fatalf("canary weight %d after a stale write, want the 30 written first", w)
+	}
+	if resp, body := ifMatch("PUT", `"x"`, mine); resp.StatusCode != 400 || !strings.Contains(body, "If-Match") {
+		t.Fatalf("malformed If-Match: %s %s, want 400 naming If-Match", resp.Status, body)
+	}
 
 	cases := []struct {
 		name, body, want string

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"time"
@@ -34,6 +35,7 @@ func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gw.Limiter = limit.New(limit.Options{Share: s.limitShare})
 	s.gw.Ledger = s.ledger
+	s.wireSpend()
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()
@@ -56,4 +58,13 @@ func (s *Server) limitShare() float64 {
 		return 1 / float64(n)
 	}
 	return 1
+}
+
+// runReaper frees budget holds whose request is gone, until ctx ends.
+func (s *Server) runReaper(ctx context.Context) {
+	if s.spend != nil {
+		s.spend.ledger.Run(ctx)
+		return
+	}
+	s.ledger.Run(ctx)
 }

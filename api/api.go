@@ -86,6 +86,7 @@ const (
 	CodeForbidden    = "forbidden"     // 403: the token's role does not allow it
 	CodeNotFound     = "not_found"     // 404: no such trace, feature or release
 	CodeConflict     = "conflict"      // 409: the label moved since the caller looked
+	CodeStale        = "stale"         // 412: the configuration changed since the caller read it (If-Match)
 	CodeUnavailable  = "unavailable"   // 503: no leader, or the agent is shutting down
 	CodeInternal     = "internal"      // 500: a bug; the message says where
 	CodeTimeout      = "timeout"       // 504: the leader did not answer in time
@@ -474,6 +475,26 @@ type Budget struct {
 	Exhausts *time.Time `json:"exhausts,omitempty"`
 	// CostSeries is the spend of each of the last minutes, oldest first.
 	CostSeries []float64 `json:"cost_series_usd,omitempty"`
+	// Cluster is the budget's ledger shared by the agents of a cluster,
+	// as this agent last applied it; nil for a lone agent and for budgets
+	// each agent enforces alone (per end user).
+	Cluster *BudgetLedger `json:"cluster,omitempty"`
+}
+
+// BudgetLedger is a budget's cluster-wide spend this period: what every
+// agent committed, what can still be granted, and the grant each holds.
+type BudgetLedger struct {
+	SpentUSD     float64       `json:"spent_usd"`
+	AvailableUSD float64       `json:"available_usd"`
+	Grants       []BudgetGrant `json:"grants,omitempty"`
+}
+
+// BudgetGrant is what one agent was granted of a budget and has committed
+// against it.
+type BudgetGrant struct {
+	Agent      string  `json:"agent"`
+	GrantedUSD float64 `json:"granted_usd"`
+	UsedUSD    float64 `json:"used_usd"`
 }
 
 // Used is the fraction of the limit spent or reserved.

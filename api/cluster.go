@@ -1,7 +1,10 @@
 package api
 
 import (
+	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"gantry/config"
@@ -161,7 +164,29 @@ type ConfigChange struct {
 // ConfigResult answers PUT /admin/v1/config: what the configuration changes
 // and, unless it was a dry run, the log index that applied it.
 type ConfigResult struct {
-	DryRun  bool           `json:"dry_run,omitempty"`
-	Index   uint64         `json:"index,omitempty"`
-	Changes []ConfigChange `json:"changes"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	Index  uint64 `json:"index,omitempty"`
+	// BaseIndex is the index of the configuration the changes are
+	// relative to; send ConfigETag(BaseIndex) as If-Match to apply them
+	// only if it is still current.
+	BaseIndex uint64         `json:"base_index"`
+	Changes   []ConfigChange `json:"changes"`
+}
+
+// ConfigETag is the entity tag of the configuration applied at index: GET
+// /admin/v1/config returns it as ETag, PUT honours it in If-Match and
+// answers 412 when the configuration has changed since.
+func ConfigETag(index uint64) string { return `"` + strconv.FormatUint(index, 10) + `"` }
+
+// ParseConfigETag reads an If-Match value made by ConfigETag.
+func ParseConfigETag(v string) (uint64, error) {
+	u, err := strconv.Unquote(strings.TrimPrefix(v, "W/"))
+	if err != nil || strings.HasPrefix(v, "W/") {
+		return 0, fmt.Errorf("If-Match: want the quoted ETag of GET %s, got %s", PathConfig, v)
+	}
+	n, err := strconv.ParseUint(u, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("If-Match: want the quoted ETag of GET %s, got %s", PathConfig, v)
+	}
+	return n, nil
 }

@@ -317,8 +317,10 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 			}
 		})
 	}
+	// Apply exactly the changes shown: refused if the configuration
+	// changed since the dry run.
 	var res api.ConfigResult
-	if err := e.c.call(ctx, "PUT", api.PathConfig, data, &res); err != nil {
+	if err := e.c.callIf(ctx, "PUT", api.PathConfig, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {

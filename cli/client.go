@@ -34,6 +34,11 @@ func newClient(agent, token string) *client {
 // already bytes, and a 2xx answer is decoded into out. An error answer
 // comes back as *api.Error with the agent's code and message.
 func (c *client) call(ctx context.Context, method, path string, in, out any) error {
+	return c.callIf(ctx, method, path, "", in, out)
+}
+
+// callIf is call with an If-Match header when ifMatch is not empty.
+func (c *client) callIf(ctx context.Context, method, path, ifMatch string, in, out any) error {
 	var body io.Reader
 	ctype := "application/json"
 	switch v := in.(type) {
@@ -57,6 +62,9 @@ func (c *client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -723,3 +723,46 @@ func TestSpendWithoutQuorumIsBoundedByTheGrant(t *testing.T) {
 		t.Fatal("reserved beyond the grant without quorum")
 	}
 }
+
+func TestLeavingAgentReturnsItsGrant(t *testing.T) {
+	nodes := startCluster(t, 3, 3)
+	cfg := seedConfig()
+	cfg.Budgets = []config.Budget{{Name: "total", Scope: config.ScopeGlobal, Period: config.PeriodTotal, LimitUSD: 10}}
+	apply(t, nodes[0], env(t, command.ApplyConfig, command.Config{Config: cfg}))
+	waitConverged(t, nodes)
+	four := func(config.Budget) float64 { return 4 }
+	leaving, staying := spend.NewWallet(nodes[1].ID(), 0), spend.NewWallet(nodes[2].ID(), 0)
+	for _, s := range []struct {
+		n *testNode
+		w *spend.Wallet
+	}{{nodes[1], leaving}, {nodes[2], staying}} {
+		if err := s.n.SyncWallet(ctxT(t, 5*time.Second), s.w, four); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaving.Reserve("total", 1)
+	leaving.Settle("total", 1, 1)
+	if err := nodes[1].CloseWallet(ctxT(t, 5*time.Second), leaving); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nodes[0].ConsistentState(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Budgets[0]
+	if got := s.Spend.Available(b, time.Now()); got != 5 {
+		t.Fatalf("available after an agent left: %v, want 10 - 1 it spent - 4 the other holds = 5", got)
+	}
+	if got := s.Spend.Accounts["total"].Spent; got != 1 {
+		t.Fatalf("spent %v, want the 1 the leaving agent spent", got)
+	}
+	// The agent that stays can now be granted what the other gave back.
+	staying.Reserve("total", 4)
+	staying.Settle("total", 4, 4)
+	if err := nodes[2].SyncWallet(ctxT(t, 5*time.Second), staying, func(config.Budget) float64 { return 5 }); err != nil {
+		t.Fatal(err)
+	}
+	if got := staying.Balance("total"); got != 5 {
+		t.Fatalf("balance after the return: %v, want a full slice of 5", got)
+	}
+}

@@ -86,6 +86,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, state.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, state.ErrStale):
+		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, state.ErrUnknownCommand):
@@ -107,6 +109,7 @@ var codes = []struct {
 	{"invalid", state.ErrInvalid},
 	{"not_found", state.ErrNotFound},
 	{"conflict", state.ErrConflict},
+	{"stale", state.ErrStale},
 	{"unknown_command", state.ErrUnknownCommand},
 	{"forbidden", ErrForbidden},
 	{"halted", ErrHalted},

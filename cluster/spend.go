@@ -28,17 +28,13 @@ func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(confi
 	}
 	var errs []error
 	if b, ok := w.NextBatch(); ok {
-		e, err := command.New(command.CommitSpend, command.Spend{Batch: b})
-		if err != nil {
-			return err
+		if err := n.commitBatch(ctx, w, b); err != nil {
+			errs = append(errs, err)
 		}
-		e.RequestID = fmt.Sprintf("spend:%s:%d", b.Agent, b.Seq)
-		e.Actor = "node:" + n.opts.NodeID
-		if _, err := n.Apply(ctx, e); err != nil {
-			errs = append(errs, fmt.Errorf("commit spend batch %d: %w", b.Seq, err))
-		} else {
-			w.Acked(b.Seq)
-		}
+	}
+	if w.Closed() {
+		// The agent is leaving and gave its grants back.
+		return errors.Join(errs...)
 	}
 	now := time.Now().UTC()
 	for _, b := range n.State().Config.Budgets {
@@ -67,4 +63,36 @@ func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(confi
 		w.Credit(b.Name, spend.PeriodKey(b, now), res.Amount)
 	}
 	return errors.Join(errs...)
+}
+
+// CloseWallet closes w and commits everything it holds: the spend not yet
+// committed, then the final batch that gives the agent's grants back to the
+// budgets. An agent calls it when it leaves, after its last call ended.
+func (n *Node) CloseWallet(ctx context.Context, w *spend.Wallet) error {
+	w.Close()
+	for {
+		b, ok := w.NextBatch()
+		if !ok {
+			return nil
+		}
+		if err := n.commitBatch(ctx, w, b); err != nil {
+			return err
+		}
+	}
+}
+
+func (n *Node) commitBatch(ctx context.Context, w *spend.Wallet, b spend.Batch) error {
+	p := command.Spend{Batch: b}
+	e, err := command.New(command.CommitSpend, p)
+	if err != nil {
+		return err
+	}
+	e.Version = p.SpendVersion()
+	e.RequestID = fmt.Sprintf("spend:%s:%d", b.Agent, b.Seq)
+	e.Actor = "node:" + n.opts.NodeID
+	if _, err := n.Apply(ctx, e); err != nil {
+		return fmt.Errorf("commit spend batch %d: %w", b.Seq, err)
+	}
+	w.Acked(b.Seq)
+	return nil
 }

@@ -62,6 +62,22 @@ type Label struct {
 	Version int    `json:"version"`
 	Weight  int    `json:"weight,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// From, when set, is where the moved label must point when the
+	// command applies (0: a canary label that points nowhere); otherwise
+	// the move is refused as a conflict. Checked by the state machine, so
+	// a move committed by someone else in between is always caught.
+	// Payload version 2.
+	From *int `json:"from,omitempty"`
+}
+
+// LabelVersion is the payload version a Label needs: 2 when it carries a
+// From precondition, which an agent that knows only version 1 would ignore
+// and so must refuse to apply.
+func (l Label) LabelVersion() int {
+	if l.From != nil {
+		return 2
+	}
+	return 1
 }
 
 // Key is the payload of PutKey. Only the hash of the secret is carried.
@@ -131,6 +147,20 @@ type ObjectName struct {
 // that replaces the current one in one step.
 type Config struct {
 	Config config.Config `json:"config"`
+	// IfIndex, when set, must be the state's ConfigIndex when the command
+	// applies, so a configuration read, edited and written back never
+	// undoes a change made in between (0: no configuration was ever
+	// applied). Payload version 2.
+	IfIndex *uint64 `json:"if_index,omitempty"`
+}
+
+// ConfigVersion is the payload version a Config needs: 2 with IfIndex,
+// which an agent that knows only version 1 would ignore.
+func (c Config) ConfigVersion() int {
+	if c.IfIndex != nil {
+		return 2
+	}
+	return 1
 }
 
 // Member is the payload of PutMember: where an agent can be reached.
@@ -151,4 +181,13 @@ type Grant struct {
 // Spend is the payload of CommitSpend.
 type Spend struct {
 	Batch spend.Batch `json:"batch"`
+}
+
+// SpendVersion is the payload version a Spend needs: 2 for a final batch,
+// whose returned grants an agent that knows only version 1 would keep.
+func (s Spend) SpendVersion() int {
+	if s.Batch.Final {
+		return 2
+	}
+	return 1
 }

@@ -193,6 +193,28 @@ func (l Ledger) Commit(agent string, seq uint64, items []Item, budgets func(stri
 	return next, false, nil
 }
 
+// ReturnGrants drops what agent still holds of every budget: an agent that
+// leaves gives back its grants, so the others can be granted them. What it
+// spent stays spent.
+func (l Ledger) ReturnGrants(agent string) Ledger {
+	var accts map[string]Account // a copy, made at the first change
+	for name, a := range l.Accounts {
+		if _, ok := a.Grants[agent]; !ok {
+			continue
+		}
+		if accts == nil {
+			accts = maps.Clone(l.Accounts)
+		}
+		a.Grants = maps.Clone(a.Grants)
+		delete(a.Grants, agent)
+		accts[name] = a
+	}
+	if accts != nil {
+		l.Accounts = accts
+	}
+	return l
+}
+
 // Prune drops accounts of budgets the configuration no longer has.
 func (l Ledger) Prune(exists func(string) bool) Ledger {
 	var gone []string

@@ -153,3 +153,53 @@ func TestWalletSpendsOnlyWhatItHolds(t *testing.T) {
 		t.Fatalf("balance after the period turned = %v", got)
 	}
 }
+
+func TestReturnGrantsFreesWhatWasNotSpent(t *testing.T) {
+	var l Ledger
+	l, _, _ = l.Grant(day, "a", 4, noon)
+	l, _, _ = l.Grant(day, "b", 4, noon)
+	l, _, _ = l.Commit("a", 1, []Item{{Budget: "daily", Amount: 1}}, lookup, noon)
+	before := l
+	l = l.ReturnGrants("a")
+	if got := l.Available(day, noon); got != 5 {
+		t.Fatalf("available after a returned its grant: %v, want 10 - 1 spent - 4 held by b = 5", got)
+	}
+	if got := l.Accounts["daily"].Spent; got != 1 {
+		t.Fatalf("spent %v after the return, want 1: what was spent stays spent", got)
+	}
+	if got := before.Available(day, noon); got != 2 {
+		t.Fatalf("the ledger before the return changed: available %v, want 2", got)
+	}
+	if l2 := l.ReturnGrants("nobody"); fmt.Sprint(l2) != fmt.Sprint(l) {
+		t.Fatal("returning the grants of an agent holding none changed the ledger")
+	}
+}
+
+func TestClosedWalletSendsAFinalBatchAndRefuses(t *testing.T) {
+	w := NewWallet("a", 0)
+	w.Credit("daily", "2026-11-27", 3)
+	if !w.Reserve("daily", 1) {
+		t.Fatal("reserve within the grant refused")
+	}
+	w.Settle("daily", 1, 0.5)
+	b, ok := w.NextBatch() // in flight when the agent leaves
+	if !ok || b.Final {
+		t.Fatalf("batch %+v before close, want an ordinary one", b)
+	}
+	w.Close()
+	if w.Reserve("daily", 0.1) {
+		t.Fatal("a closed wallet reserved")
+	}
+	if again, _ := w.NextBatch(); again.Seq != b.Seq || again.Final {
+		t.Fatalf("the unacknowledged batch must be resent first, got %+v", again)
+	}
+	w.Acked(b.Seq)
+	final, ok := w.NextBatch()
+	if !ok || !final.Final || final.Seq != b.Seq+1 || len(final.Items) != 0 {
+		t.Fatalf("final batch %+v, want an empty final batch numbered %d", final, b.Seq+1)
+	}
+	w.Acked(final.Seq)
+	if b, ok := w.NextBatch(); ok {
+		t.Fatalf("batch %+v after the final one was acknowledged", b)
+	}
+}

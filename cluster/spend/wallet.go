@@ -26,6 +26,10 @@ type Wallet struct {
 	seq     uint64             // last batch sequence used
 	grants  map[string]uint64  // per budget, grant requests acknowledged
 	period  map[string]string  // per budget, the period the balance was granted in
+	// closed is set when the agent leaves: reservations are refused and
+	// the next new batch is the final one, which gives the grants back.
+	closed    bool
+	finalSent bool
 	// nonce tells this wallet's grant requests from those of an earlier
 	// wallet of the same agent (a restart): the cluster remembers recent
 	// request ids, and a reused id would answer with the old grant's
@@ -41,6 +45,9 @@ type Batch struct {
 	Agent string `json:"agent"`
 	Seq   uint64 `json:"seq"`
 	Items []Item `json:"items"`
+	// Final is the agent's last batch before it leaves: once committed,
+	// the grants it still holds go back to the budgets.
+	Final bool `json:"final,omitempty"`
 }
 
 // NewWallet returns an empty wallet for agent. seq is the agent's last
@@ -69,7 +76,7 @@ func (w *Wallet) Resume(seq uint64) {
 func (w *Wallet) Reserve(budget string, amount float64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if amount < 0 || w.balance[budget] < amount {
+	if w.closed || amount < 0 || w.balance[budget] < amount {
 		return false
 	}
 	w.balance[budget] -= amount
@@ -111,7 +118,7 @@ func (w *Wallet) NextBatch() (b Batch, ok bool) {
 	if w.batch != nil {
 		return *w.batch, true
 	}
-	if len(w.pending) == 0 {
+	if len(w.pending) == 0 && (!w.closed || w.finalSent) {
 		return Batch{}, false
 	}
 	w.seq++
@@ -125,8 +132,30 @@ func (w *Wallet) NextBatch() (b Batch, ok bool) {
 	for _, it := range nb.Items {
 		delete(w.pending, it.Budget)
 	}
+	if w.closed && len(w.pending) == 0 {
+		nb.Final, w.finalSent = true, true
+	}
 	w.batch = &nb
 	return nb, true
+}
+
+// Closed reports whether Close was called.
+func (w *Wallet) Closed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+// Close ends the wallet when the agent leaves: every reservation is
+// refused from now on, and the batches NextBatch returns end with a final
+// one that gives the agent's grants back. Call it once no call is in
+// flight, or their spend arrives after the grants are gone (it is still
+// counted).
+func (w *Wallet) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	clear(w.balance)
 }
 
 // Acked marks batch seq committed.

@@ -32,18 +32,18 @@ var handlers = map[command.Type]handler{
 	command.PutFeature:     {1, putFeature},
 	command.DeleteFeature:  {1, deleteFeature},
 	command.CreateRelease:  {1, createRelease},
-	command.MoveLabel:      {1, moveLabel},
+	command.MoveLabel:      {2, moveLabel},
 	command.PutKey:         {1, putKey},
 	command.RevokeKey:      {1, revokeKey},
 	command.PutToken:       {1, putToken},
 	command.RevokeToken:    {1, revokeToken},
 	command.PutObject:      {1, putObject},
 	command.DeleteObject:   {1, deleteObject},
-	command.ApplyConfig:    {1, applyConfig},
+	command.ApplyConfig:    {2, applyConfig},
 	command.PutMember:      {1, putMember},
 	command.DeleteMember:   {1, deleteMember},
 	command.GrantSpend:     {1, grantSpend},
-	command.CommitSpend:    {1, commitSpend},
+	command.CommitSpend:    {2, commitSpend},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.
@@ -129,6 +129,9 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 	}
 	n := tx.next
 	n.Index = index
+	if tx.configChanged {
+		n.ConfigIndex = index
+	}
 	tx.result.Index = index
 	for i := range tx.audit {
 		n.AuditSeq++
@@ -442,6 +445,15 @@ func moveLabel(tx *txn) error {
 	}
 	before := f.Labels
 	l := f.Labels
+	if p.From != nil {
+		label, cur := "production", l.Production
+		if p.Action == command.Canary {
+			label, cur = "canary", l.Canary
+		}
+		if cur != *p.From {
+			return fmt.Errorf("%w: %s of %s points at v%d now, not v%d; look again before moving it", ErrConflict, label, p.Feature, cur, *p.From)
+		}
+	}
 	change := LabelChange{Action: p.Action, Reason: p.Reason}
 	switch p.Action {
 	case command.Promote:
@@ -601,6 +613,9 @@ func applyConfig(tx *txn) error {
 	if err := tx.decode(&p); err != nil {
 		return err
 	}
+	if p.IfIndex != nil && *p.IfIndex != tx.next.ConfigIndex {
+		return fmt.Errorf("%w: the configuration changed at index %d since it was read at index %d; read it again", ErrStale, tx.next.ConfigIndex, *p.IfIndex)
+	}
 	for _, pr := range p.Config.Providers {
 		if err := checkProvider(pr); err != nil {
 			return err
@@ -722,9 +737,12 @@ func commitSpend(tx *txn) error {
 	if err := tx.decode(&p); err != nil {
 		return err
 	}
-	ledger, _, err := tx.next.Spend.Commit(p.Batch.Agent, p.Batch.Seq, p.Batch.Items, tx.next.Budget, tx.env.Time)
+	ledger, dup, err := tx.next.Spend.Commit(p.Batch.Agent, p.Batch.Seq, p.Batch.Items, tx.next.Budget, tx.env.Time)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if p.Batch.Final && !dup {
+		ledger = ledger.ReturnGrants(p.Batch.Agent)
 	}
 	tx.next.Spend = ledger
 	return nil

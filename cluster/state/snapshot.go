@@ -28,6 +28,7 @@ type wire struct {
 	Format       int                      `json:"format"`
 	Index        uint64                   `json:"index"`
 	Config       config.Config            `json:"config"`
+	ConfigIndex  uint64                   `json:"config_index"`
 	LabelHistory map[string][]LabelChange `json:"label_history,omitempty"`
 	Tokens       []command.Token          `json:"tokens,omitempty"`
 	Members      []Member                 `json:"members,omitempty"`
@@ -43,6 +44,7 @@ func (s *State) wire() wire {
 		Format:       snapshotFormat,
 		Index:        s.Index,
 		Config:       s.Config,
+		ConfigIndex:  s.ConfigIndex,
 		LabelHistory: s.LabelHistory,
 		Tokens:       s.Tokens,
 		Members:      s.Members,
@@ -86,6 +88,7 @@ func Decode(r io.Reader) (*State, error) {
 	return &State{
 		Index:        w.Index,
 		Config:       w.Config,
+		ConfigIndex:  w.ConfigIndex,
 		LabelHistory: w.LabelHistory,
 		Tokens:       w.Tokens,
 		Members:      w.Members,

@@ -50,6 +50,9 @@ var (
 	// ErrConflict: the command contradicts the state, such as changing an
 	// immutable release.
 	ErrConflict = errors.New("conflict")
+	// ErrStale: the command was conditional on a state that has changed
+	// since (If-Match on the configuration). Read again and retry.
+	ErrStale = errors.New("stale")
 	// ErrUnknownCommand: the command type or version is newer than this
 	// agent and not skippable. The agent must be upgraded; its state
 	// machine refuses further commands rather than diverge.
@@ -62,6 +65,9 @@ type State struct {
 	// Index is the log index of the last command that changed the state.
 	Index  uint64        `json:"index"`
 	Config config.Config `json:"config"`
+	// ConfigIndex is the log index of the last command that changed
+	// Config; a write can be made conditional on it (If-Match).
+	ConfigIndex uint64 `json:"config_index"`
 	// LabelHistory holds, per feature, the newest label moves, oldest first.
 	LabelHistory map[string][]LabelChange `json:"label_history,omitempty"`
 	Tokens       []command.Token          `json:"tokens,omitempty"`

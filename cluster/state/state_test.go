@@ -468,3 +468,43 @@ func TestObjectKindsFollowTheConfig(t *testing.T) {
 		}
 	}
 }
+
+// Two operators look at production v1 and move it at once: the first move
+// applies, the second is refused at apply time because production no
+// longer points where its author saw it.
+func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
+	s := seeded(t)
+	s, _ = mustApply(t, s, 2, mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, "rel2"))
+	s, _ = mustApply(t, s, 3, mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, "rel3"))
+	from := 1
+	move := func(to int, id string) command.Envelope {
+		p := command.Label{Feature: "support", Action: command.Promote, Version: to, From: &from}
+		e := mk(t, command.MoveLabel, p, id)
+		e.Version = p.LabelVersion()
+		return e
+	}
+	s, _ = mustApply(t, s, 4, move(2, "alice"))
+	next, _, err := s.Apply(5, move(3, "bob"))
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "points at v2 now, not v1") {
+		t.Fatalf("second move from v1: err %v, want a conflict naming v2", err)
+	}
+	if next != s {
+		t.Fatal("a refused move changed the state")
+	}
+	if f, _ := s.Feature("support"); f.Labels.Production != 2 {
+		t.Fatalf("production v%d, want v2", f.Labels.Production)
+	}
+
+	// A canary that points nowhere is From 0.
+	none := 0
+	c := command.Label{Feature: "support", Action: command.Canary, Version: 3, Weight: 10, From: &none}
+	e := mk(t, command.MoveLabel, c, "canary")
+	e.Version = c.LabelVersion()
+	s, _ = mustApply(t, s, 6, e)
+	if _, _, err := s.Apply(7, func() command.Envelope { e.RequestID = "again"; return e }()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("canary from nowhere while v3 is canary: err %v, want a conflict", err)
+	}
+	if !Known(command.MoveLabel, 2) || Known(command.MoveLabel, 3) {
+		t.Fatal("MoveLabel with From is payload version 2")
+	}
+}

@@ -36,9 +36,10 @@ type Granted struct {
 
 	// mu serialises admission, so a call is never refused because of
 	// another call's grant reservation that is being rolled back.
-	mu    sync.Mutex
-	holds map[string]*grantHold
-	done  endedSet[*grantEnded]
+	mu     sync.Mutex
+	holds  map[string]*grantHold
+	done   endedSet[*grantEnded]
+	demand map[string]float64 // per budget, the largest worst case asked for
 }
 
 var _ Ledger = (*Granted)(nil)
@@ -60,7 +61,7 @@ type grantEnded struct {
 // Call Run instead of local.Run.
 func NewGranted(local *Local, w Wallet, tracked func(Scope) bool) *Granted {
 	return &Granted{local: local, wallet: w, tracked: tracked,
-		holds: map[string]*grantHold{}}
+		holds: map[string]*grantHold{}, demand: map[string]float64{}}
 }
 
 // GrantShortError is a refusal because this agent holds no grant covering
@@ -105,6 +106,7 @@ func (g *Granted) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 			continue
 		}
 		name := s.Budget.Name
+		g.demand[name] = max(g.demand[name], r.AmountUSD)
 		if g.wallet.Reserve(name, r.AmountUSD) {
 			h.held = append(h.held, name)
 			continue
@@ -214,6 +216,29 @@ func (g *Granted) Reap(now time.Time) int {
 	cutoff := now.Add(-g.local.opts.DoneRetention)
 	g.done.forget(cutoff)
 	return n
+}
+
+// Run reaps expired reservations every ReapInterval of the local ledger
+// until ctx is done.
+func (g *Granted) Run(ctx context.Context) {
+	t := time.NewTicker(g.local.opts.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.Reap(g.local.opts.Clock())
+		}
+	}
+}
+
+// Demand is the largest worst case a call asked of budget, so grants can
+// be sized to cover at least one call.
+func (g *Granted) Demand(budget string) float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.demand[budget]
 }
 
 // OpenHolds counts reservations holding grant; the local ledger's Stats

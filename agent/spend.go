@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gantry/cluster"
+	"gantry/cluster/spend"
+	"gantry/config"
+	"gantry/pipeline/budget"
+)
+
+// spendSyncInterval is how often an agent commits its settled spend and
+// tops up its grants. It bounds how stale the cluster's record of spend is
+// and how long a busy agent waits for a new slice.
+const spendSyncInterval = 500 * time.Millisecond
+
+// spendSide enforces budgets across the cluster: the gateway's ledger
+// admits calls against this agent's grants, and a loop of the cluster side
+// keeps the grants topped up and commits spend.
+type spendSide struct {
+	ledger *budget.Granted
+	wallet *spend.Wallet
+	// syncMu serialises syncs: two at once could send the same grant
+	// request id and credit its one grant twice.
+	syncMu sync.Mutex
+	// grant is each tracked budget's balance after the last sync;
+	// failures counts syncs that could not reach a leader or were refused.
+	grant    *prometheus.GaugeVec
+	failures prometheus.Counter
+}
+
+// grantTracked reports whether the cluster keeps scope s: budgets other than
+// per-user ones, by their own name (a key's lifetime cap is not a
+// configured budget and stays per agent).
+func grantTracked(s budget.Scope) bool {
+	return spend.Tracked(s.Budget) && s.Key == s.Budget.Name
+}
+
+// wireSpend puts the grant-backed ledger in front of the local one when
+// the agent starts as one of several. A lone agent is the only spender, so
+// its local ledger is already exact and needs no grant before its first
+// call.
+func (s *Server) wireSpend() {
+	if !s.opts.Cluster.multi() {
+		return
+	}
+	w := spend.NewWallet(s.opts.NodeID, 0)
+	s.spend = &spendSide{ledger: budget.NewGranted(s.ledger, w, grantTracked), wallet: w,
+		grant: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_grant_usd",
+			Help: "What this agent may still reserve of each budget enforced across the cluster."}, []string{"budget"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_grant_sync_failures_total",
+			Help: "Syncs of budget grants and spend that failed; the agent spends only what it holds meanwhile."}),
+	}
+	s.metrics.Registry().MustRegister(s.spend.grant, s.spend.failures)
+	s.gw.Ledger = s.spend.ledger
+}
+
+// slice is how much of b to ask for at a time: the cluster's default, but
+// at least two of the largest calls seen, so one slice always covers a
+// call; never more than the limit.
+func (sp *spendSide) slice(b config.Budget) float64 {
+	return min(b.LimitUSD, max(cluster.DefaultSlice(b), 2*sp.ledger.Demand(b.Name)))
+}
+
+// sync commits settled spend and tops up grants once.
+func (sp *spendSide) sync(ctx context.Context, node *cluster.Node) error {
+	sp.syncMu.Lock()
+	defer sp.syncMu.Unlock()
+	err := node.SyncWallet(ctx, sp.wallet, sp.slice)
+	if err != nil {
+		sp.failures.Inc()
+	}
+	sp.observe(node.State().Config.Budgets)
+	return err
+}
+
+// observe sets the grant gauge of every tracked budget of budgets.
+func (sp *spendSide) observe(budgets []config.Budget) {
+	sp.grant.Reset()
+	for _, b := range budgets {
+		if spend.Tracked(b) {
+			sp.grant.WithLabelValues(b.Name).Set(sp.wallet.Balance(b.Name))
+		}
+	}
+}
+
+// syncSpend runs on the cluster side until ctx ends. It first reads the
+// agent's last committed batch with a linearizable read, so a restarted
+// agent numbers its batches after it; until then the wallet holds nothing
+// and tracked budgets refuse.
+func (s *Server) syncSpend(ctx context.Context) {
+	sp, node := s.spend, s.cl.node
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := node.ConsistentState(rctx)
+		cancel()
+		if err == nil {
+			sp.wallet.Resume(st.Spend.Seqs[s.opts.NodeID])
+			break
+		}
+		if !sleepCtx(ctx, spendSyncInterval) {
+			return
+		}
+	}
+	failing := false
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := sp.sync(sctx, node)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			s.log.Warn("cannot sync budget grants; spending only what this agent holds", "err", err)
+		case err == nil && failing:
+			failing = false
+			s.log.Info("budget grants in sync again")
+		}
+		if !sleepCtx(ctx, spendSyncInterval) {
+			return
+		}
+	}
+}
+
+// flushSpend commits what the agent spent and gives its grants back before
+// it leaves the cluster, once no call is in flight. A grant it cannot give
+// back lapses with the budget's period.
+func (s *Server) flushSpend() {
+	if s.spend == nil || s.cl == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s.spend.syncMu.Lock()
+	defer s.spend.syncMu.Unlock()
+	if err := s.cl.node.CloseWallet(ctx, s.spend.wallet); err != nil {
+		s.log.Warn("could not commit the last spend batch and return the grants before leaving", "err", err)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
