@@ -678,8 +678,12 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", api.ConfigETag(st.ConfigIndex))
+	cfg := st.Config
+	if p, _ := r.Context().Value(principalKey{}).(principal); !p.role.Allows(command.RoleAdmin) {
+		cfg.Keys = withoutHashes(cfg.Keys)
+	}
 	if r.URL.Query().Get("format") == "yaml" {
-		b, err := yaml.Marshal(st.Config)
+		b, err := yaml.Marshal(cfg)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -688,7 +692,19 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 		return
 	}
-	writeJSON(w, http.StatusOK, st.Config)
+	writeJSON(w, http.StatusOK, cfg)
+}
+
+// withoutHashes copies keys with their hashes blanked. Only admins, who
+// may write the configuration back, need them; a hash is not a key, but
+// nobody else has a use for it.
+func withoutHashes(keys []config.Key) []config.Key {
+	out := make([]config.Key, len(keys))
+	for i, k := range keys {
+		k.Hash = ""
+		out[i] = k
+	}
+	return out
 }
 
 // putConfig serves PUT /admin/v1/config: a whole configuration (YAML or

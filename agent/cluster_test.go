@@ -211,6 +211,21 @@ func TestClusterAdminRoles(t *testing.T) {
 		}
 	}
 
+	// Key hashes are in the configuration admins read, to write it back,
+	// and blanked for everyone else.
+	for role, want := range map[string]bool{api.RoleViewer: false, api.RoleOperator: false, api.RoleAdmin: true} {
+		var cfg config.Config
+		a.must(200, "GET", api.PathConfig, tokens[role], nil, &cfg)
+		if len(cfg.Keys) == 0 {
+			t.Fatalf("%s reads a configuration without keys", role)
+		}
+		for _, k := range cfg.Keys {
+			if got := strings.HasPrefix(k.Hash, "sha256:"); got != want {
+				t.Fatalf("%s reads key %s with hash %q; want hash shown: %v", role, k.Name, k.Hash, want)
+			}
+		}
+	}
+
 	// The operator's move names it in the audit log.
 	var audit api.AuditList
 	a.must(200, "GET", api.PathAudit+"?limit=1", tokens[api.RoleViewer], nil, &audit)
