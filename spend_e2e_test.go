@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,11 +60,13 @@ var spendPrice = config.Price{Input: 0.15, Output: 0.60}
 
 // TestClusterBudgetBounded puts a small global budget on three agent
 // processes and spends it from all of them at once until half of it is
-// gone, then kills two agents with SIGKILL, so the third is cut off from
-// any quorum, and keeps calling it. It checks that the survivor spends the
-// grant it holds, no more, and then refuses, although its own local
+// gone, then freezes two agents with SIGSTOP, so the third is cut off from
+// any quorum, and keeps calling it. It checks that the cut-off agent spends
+// the grant it holds, no more, and then refuses, although its own local
 // ledger has spent far less than the limit, and that what the three spent
-// together never exceeds the limit.
+// together never exceeds the limit. Then the two come back (SIGCONT): the
+// agents converge on one state whose ledger holds every call's cost, and
+// the agent that was cut off is granted more and serves again.
 func TestClusterBudgetBounded(t *testing.T) {
 	c := startBudgetCluster(t)
 	d := &spendDriver{c: c, spent: map[string]float64{}}
@@ -88,9 +91,17 @@ func TestClusterBudgetBounded(t *testing.T) {
 	// grant when it is cut off: the others die, n1 has no quorum and cannot
 	// renew it.
 	time.Sleep(2 * time.Second)
-	for _, a := range c.agents[1:] {
-		a.cmd.Process.Kill()
-		<-a.exited
+	frozen := c.agents[1:]
+	resume := func() {
+		for _, a := range frozen {
+			a.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume) // before the agents are stopped, should a check fail
+	for _, a := range frozen {
+		if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
 	}
 	survivor := c.agents[0]
 	refusedBefore := refused.Load()
@@ -134,8 +145,38 @@ func TestClusterBudgetBounded(t *testing.T) {
 	if got := total(); got > spendLimit*(1+1e-9) {
 		t.Fatalf("three agents spent %.7f USD together, over the limit %.4f", got, spendLimit)
 	}
-	t.Logf("limit %.4f USD: spent %.7f by three agents (n1 %.7f), then %.7f by n1 cut off (grant bound %.7f); %d calls served, %d refused; total %.7f",
-		spendLimit, before, survivorBefore, cutOff, 1.5*slice, served.Load(), refused.Load(), total())
+
+	// The others return: one state, every call's cost in its ledger, and
+	// the agent that was cut off serves again on a new grant.
+	resume()
+	c.waitFor("a leader all agents agree on", 30*time.Second, func() bool { return c.leader(c.agents) != "" })
+	c.waitConverged(30 * time.Second)
+	var ledger *api.BudgetLedger
+	c.waitFor("the cut-off agent's spend to be committed", 15*time.Second, func() bool {
+		var out api.Budgets
+		if _, err := c.call(c.agents[1], "GET", api.PathBudgets, nil, &out); err != nil {
+			return false
+		}
+		for _, b := range out.Budgets {
+			if b.Name == "e2e-global" && b.Cluster != nil {
+				ledger = b.Cluster
+			}
+		}
+		return ledger != nil && math.Abs(ledger.SpentUSD-total()) < 1e-9
+	})
+	servedBefore := served.Load()
+	deadline = time.Now().Add(15 * time.Second)
+	drive([]*agentProc{survivor}, 1, func() bool {
+		return t.Failed() || served.Load() > servedBefore || time.Now().After(deadline)
+	})
+	if served.Load() == servedBefore {
+		t.Fatalf("n1 served nothing in 15s after the others returned, with %.7f of %.4f USD left", spendLimit-total(), spendLimit)
+	}
+	if got := total(); got > spendLimit*(1+1e-9) {
+		t.Fatalf("three agents spent %.7f USD together, over the limit %.4f", got, spendLimit)
+	}
+	t.Logf("limit %.4f USD: spent %.7f by three agents (n1 %.7f), then %.7f by n1 cut off (grant bound %.7f); after the others returned the ledger holds %.7f; %d calls served, %d refused; total %.7f",
+		spendLimit, before, survivorBefore, cutOff, 1.5*slice, ledger.SpentUSD, served.Load(), refused.Load(), total())
 }
 
 // startBudgetCluster starts three agents and gives them a global budget of
