@@ -17,6 +17,7 @@ import (
 	"gantry/agent"
 	"gantry/cli"
 	"gantry/console"
+	"gantry/tlsconf"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -84,6 +85,9 @@ func runAgent(args []string) error {
 	join := fs.String("join", "", "comma-separated HTTP addresses (host:port) of agents to join or form a cluster with")
 	fs.StringVar(&o.Cluster.Secret, "cluster-secret", os.Getenv("GANTRY_CLUSTER_SECRET"), "secret shared by the agents of a cluster (default $GANTRY_CLUSTER_SECRET)")
 	fs.IntVar(&o.Cluster.Voters, "voters", 3, "how many agents vote: 3 or 5; later agents join as non-voters")
+	fs.StringVar(&o.TLS.Cert, "tls-cert", "", "mutual TLS: this agent's certificate (PEM), for both its HTTP server and Raft, as server and client")
+	fs.StringVar(&o.TLS.Key, "tls-key", "", "mutual TLS: the certificate's private key (PEM)")
+	fs.StringVar(&o.TLS.CA, "tls-ca", "", "mutual TLS: CA certificates (PEM) that every agent and HTTP client must be signed by")
 	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
 	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -135,6 +139,8 @@ func runConsole(args []string) error {
 	sshListen := fs.String("ssh-listen", "", "serve the console over SSH on this address instead of this terminal, e.g. 127.0.0.1:2222")
 	authKeys := fs.String("authorized-keys", "", "with --ssh-listen: public keys admitted; mark a key read-only with the option or comment word "+console.ReadOnlyMarker)
 	hostKey := fs.String("host-key", "", "with --ssh-listen: ed25519 host key file, created if missing (default under the user's config dir)")
+	var tf tlsconf.Files
+	tlsconf.ClientFlags(fs, &tf)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,7 +156,11 @@ func runConsole(args []string) error {
 	if *token == "" {
 		return errors.New("console: no admin token: pass --token T or set GANTRY_TOKEN")
 	}
-	o := console.Options{ReadOnly: *readOnly, FleetOptions: console.FleetOptions{Agents: agents, Token: *token}}
+	creds, err := tlsconf.LoadClient(tf)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	o := console.Options{ReadOnly: *readOnly, FleetOptions: console.FleetOptions{Agents: agents, Token: *token, TLS: creds.Client()}}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *sshListen == "" {

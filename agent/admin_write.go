@@ -49,6 +49,7 @@ func (s *Server) routeCluster(mux *http.ServeMux) {
 	mux.Handle("GET "+api.PathFeatures+"/{name}/releases", viewer(s.getReleases))
 	mux.Handle("POST "+api.PathFeatures+"/{name}/releases", operator(s.createRelease))
 	mux.Handle("GET "+api.PathFeatures+"/{name}/diff", viewer(s.getDiff))
+	mux.Handle("GET "+api.PathReleaseStats, viewer(s.getReleaseStats))
 	mux.Handle("POST "+api.PathFeatures+"/{name}/labels", operator(s.moveLabel))
 	mux.Handle("GET "+api.PathAudit, viewer(s.getAudit))
 	mux.Handle("GET "+api.PathKeys, viewer(s.getKeys))

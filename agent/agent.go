@@ -30,6 +30,7 @@ import (
 	"gantry/pipeline/retrieval"
 	"gantry/pipeline/tokens"
 	"gantry/pipeline/trace"
+	"gantry/tlsconf"
 )
 
 // Options configure an agent. The zero value of each field has a default.
@@ -55,6 +56,9 @@ type Options struct {
 	Ready func(addr string)
 	// Cluster wires the agent into a Raft cluster; see cluster.go.
 	Cluster ClusterOptions
+	// TLS turns on mutual TLS for HTTP and Raft when all three files are
+	// named; see tls.go.
+	TLS tlsconf.Files
 }
 
 // Default bounds of the trace store.
@@ -77,19 +81,27 @@ type Server struct {
 	docs     *retrieval.Store
 	ledger   *budget.Local
 	spend    *spendSide    // nil unless budgets are granted by the cluster
+	stats    *statsSide    // per-release counters for the cluster
 	cl       *clusterSide  // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
+
+	tls *tlsconf.Creds // nil: plain HTTP and Raft
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
 // gracefully: it stops accepting, lets calls in flight finish, and flushes
 // the trace queue.
 func Run(ctx context.Context, opts Options) error {
+	creds, err := loadTLS(opts.TLS)
+	if err != nil {
+		return err
+	}
 	s, cfg, err := build(&opts)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.tls = creds
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go s.runReaper(reapCtx)
@@ -97,6 +109,10 @@ func Run(ctx context.Context, opts Options) error {
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	if err := s.checkTLSHosts(ln.Addr().String()); err != nil {
+		ln.Close()
+		return err
 	}
 	if err := s.openCluster(ctx, ln.Addr().String(), cfg); err != nil {
 		ln.Close()
@@ -113,7 +129,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Live feeds never go idle; they end when shutdown begins.
 	srv.RegisterOnShutdown(func() { close(s.stopping) })
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- s.serve(srv, ln) }()
 	addr := ln.Addr().String()
 	s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir,
 		"providers", len(cfg.Providers), "models", len(cfg.Models), "features", len(cfg.Features))
@@ -121,7 +137,10 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Ready(addr)
 	}
 	if opts.Dev {
-		printDevBanner(opts.Out, addr, opts.DevKey, opts.DevAdminToken)
+		printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
+		if s.tls != nil {
+			fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -183,6 +202,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
+	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
 	for _, t := range append([]string{opts.DevAdminToken}, opts.AdminTokens...) {
 		if t != "" {
 			s.admins = append(s.admins, sha256.Sum256([]byte(t)))
@@ -315,6 +335,7 @@ func (s *Server) reloadFile() {
 // record observes metrics and queues the trace; it never blocks.
 func (s *Server) record(t *trace.Trace) {
 	s.metrics.ObserveTrace(t)
+	s.stats.record(t)
 	s.recorder.Record(t)
 }
 
@@ -373,34 +394,34 @@ func (s *Server) admin(h http.HandlerFunc) http.Handler {
 	return s.requireByMethod(h)
 }
 
-func printDevBanner(w io.Writer, addr, key, token string) {
+func printDevBanner(w io.Writer, base, key, token string) {
 	fmt.Fprintf(w, `
 Gantry agent in dev mode: one node, the built-in example configuration, and
 the "sim" provider, a simulator that stands in for a model (not a model).
 
-  gateway      http://%[1]s/v1
+  gateway      %[1]s/v1
   virtual key  %[2]s
   admin token  %[3]s
-  metrics      http://%[1]s/metrics
+  metrics      %[1]s/metrics
 
 Call it:
 
-  curl http://%[1]s/v1/chat/completions \
+  curl %[1]s/v1/chat/completions \
     -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
     -d '{"model":"default","messages":[{"role":"user","content":"Where is my order?"}]}'
 
-  curl -N http://%[1]s/v1/chat/completions \
+  curl -N %[1]s/v1/chat/completions \
     -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
     -d '{"model":"feature/support-answer","stream":true,"metadata":{"customer":"Ana","question":"Where is my order?"},"messages":[{"role":"user","content":"It was due Monday."}]}'
 
-  curl http://%[1]s/v1/features/ticket-triage/invoke \
+  curl %[1]s/v1/features/ticket-triage/invoke \
     -H "Authorization: Bearer %[2]s" -d '{"vars":{"ticket":"My parcel never arrived"}}'
 
-  curl -H "Authorization: Bearer %[3]s" "http://%[1]s/admin/v1/traces?limit=5"
+  curl -H "Authorization: Bearer %[3]s" "%[1]s/admin/v1/traces?limit=5"
 
-Or point any OpenAI SDK at base URL http://%[1]s/v1 with the virtual key.
+Or point any OpenAI SDK at base URL %[1]s/v1 with the virtual key.
 
-`, addr, key, token)
+`, base, key, token)
 }
 
 func randomHex(n int) string {

@@ -120,13 +120,15 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		NodeID:          s.opts.NodeID,
 		RaftAddr:        raftAddr,
 		DataDir:         s.opts.DataDir,
-		HTTPAddr:        "http://" + httpAddr,
+		HTTPAddr:        s.scheme() + "://" + httpAddr,
 		Secret:          co.Secret,
 		Voters:          co.Voters,
 		Bootstrap:       lone,
 		BootstrapExpect: expect,
 		Join:            co.Join,
 		Logger:          s.log.With("component", "cluster"),
+		TLS:             s.raftTLS(),
+		HTTPClient:      s.peerClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -139,6 +141,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	if s.spend != nil {
 		cl.wg.Go(func() { s.syncSpend(lctx) })
 	}
+	cl.wg.Go(func() { s.syncStats(lctx) })
 	if s.opts.Dev || s.opts.ConfigFile != "" {
 		cl.wg.Go(func() { s.seed(lctx, seed) })
 	}
@@ -189,6 +192,7 @@ func (s *Server) leaveCluster() {
 		return
 	}
 	s.flushSpend()
+	s.flushStats()
 	if err := s.cl.node.Leave(ctx); err != nil {
 		s.log.Warn("could not leave the cluster cleanly; the others will see this agent as failed", "err", err)
 		return

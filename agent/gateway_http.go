@@ -294,6 +294,9 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		writeChatError(w, cerr)
 		return
 	}
+	// One signal at a time, so the stats know the signal it replaces.
+	s.stats.fbMu.Lock()
+	defer s.stats.fbMu.Unlock()
 	t, ok := s.store.Get(in.TraceID)
 	if !ok || !(t.Key == k.Name || (k.Team != "" && t.Team == k.Team)) {
 		// Someone else's trace looks the same as no trace.
@@ -306,5 +309,6 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.Feedback(t.Feature, t.Release, fb)
+	s.stats.feedback(t, fb)
 	writeJSON(w, http.StatusOK, map[string]any{"trace_id": in.TraceID, "stored": true})
 }

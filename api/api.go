@@ -10,6 +10,7 @@
 //	GET  /admin/v1/features                    Features
 //	GET  /admin/v1/features/{name}/releases    Feature
 //	GET  /admin/v1/features/{name}/diff?a=&b=  Diff
+//	GET  /admin/v1/releases/stats              ClusterStats (query: window, feature, consistent)
 //	POST /admin/v1/features/{name}/labels      LabelMove -> LabelMoveResult
 //	GET  /admin/v1/budgets                     Budgets
 //	GET  /admin/v1/audit                       AuditList (query: cursor, limit)

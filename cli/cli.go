@@ -20,6 +20,7 @@ import (
 
 	"gantry/api"
 	"gantry/config"
+	"gantry/tlsconf"
 )
 
 // ErrUsage marks a command line that does not make sense; the message says
@@ -39,10 +40,12 @@ type env struct {
 func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("gantry "+cmd, flag.ContinueOnError)
 	fs.SetOutput(out)
-	agentURL := fs.String("agent", envOr("GANTRY_AGENT", "http://127.0.0.1:7400"), "agent admin URL (default $GANTRY_AGENT)")
+	agentURL := fs.String("agent", envOr("GANTRY_AGENT", "127.0.0.1:7400"), "agent admin URL; a bare host:port means https with --tls-*, else http (default $GANTRY_AGENT)")
 	token := fs.String("token", os.Getenv("GANTRY_TOKEN"), "admin token (default $GANTRY_TOKEN)")
 	format := fs.String("o", "table", "output: table or json")
 	consistent := fs.Bool("consistent", false, "read through the leader: see every write acknowledged before")
+	var tf tlsconf.Files
+	tlsconf.ClientFlags(fs, &tf)
 	// Flags of particular commands; each command reads the ones it needs.
 	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
@@ -62,7 +65,11 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("%w: -o %q: want table or json", ErrUsage, *format)
 	}
-	e := &env{c: newClient(*agentURL, *token), out: out, json: *format == "json", consistent: *consistent}
+	creds, err := tlsconf.LoadClient(tf)
+	if err != nil {
+		return err
+	}
+	e := &env{c: newTLSClient(*agentURL, *token, creds.Client()), out: out, json: *format == "json", consistent: *consistent}
 	arg := func(i int, what string) (string, error) {
 		if i >= len(pos) {
 			return "", fmt.Errorf("%w: gantry %s needs %s", ErrUsage, cmd, what)

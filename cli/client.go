@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,14 +21,28 @@ type client struct {
 	hc    *http.Client
 }
 
-func newClient(agent, token string) *client {
+func newClient(agent, token string) *client { return newTLSClient(agent, token, nil) }
+
+// newTLSClient is newClient for an agent with mutual TLS: tc carries the
+// client certificate and the CA, and a bare host:port means https.
+func newTLSClient(agent, token string, tc *tls.Config) *client {
 	base := strings.TrimRight(agent, "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
+		if tc != nil {
+			base = "https://" + base
+		} else {
+			base = "http://" + base
+		}
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if tc != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tc.Clone() // a transport writes into its config; one each
+		hc.Transport = t
 	}
 	// Writes may wait out an election on the agent (up to 8s) before it
 	// answers.
-	return &client{base: base, token: token, hc: &http.Client{Timeout: 30 * time.Second}}
+	return &client{base: base, token: token, hc: hc}
 }
 
 // call sends one request; a JSON body is encoded from in unless it is

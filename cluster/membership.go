@@ -210,7 +210,7 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 	var last error
 	for {
 		for _, a := range addrs {
-			base := baseURL(a)
+			base := n.baseURL(a)
 			if base == n.opts.HTTPAddr {
 				continue
 			}
@@ -220,7 +220,7 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 				return nil
 			}
 			last = err
-			if errors.Is(err, ErrForbidden) {
+			if errors.Is(err, ErrForbidden) || certRefused(err) {
 				return fmt.Errorf("join via %s: %w", base, err)
 			}
 		}
@@ -260,7 +260,7 @@ func (n *Node) expectLoop(ctx context.Context) {
 		}
 		var wg sync.WaitGroup
 		for _, a := range n.opts.Join {
-			base := baseURL(a)
+			base := n.baseURL(a)
 			if base == n.opts.HTTPAddr {
 				continue
 			}
@@ -269,7 +269,9 @@ func (n *Node) expectLoop(ctx context.Context) {
 				defer wg.Done()
 				cctx, cancel := context.WithTimeout(ctx, n.opts.JoinInterval)
 				defer cancel()
-				if err := n.call(cctx, "POST", base, pathNotify, me, nil); err != nil {
+				if err := n.call(cctx, "POST", base, pathNotify, me, nil); certRefused(err) {
+					n.log.Warn("cluster announcement refused: the agent's certificate does not verify", "to", base, "error", err)
+				} else if err != nil {
 					n.log.Debug("cluster announcement failed", "to", base, "error", err)
 				}
 			}()
@@ -306,10 +308,15 @@ func (n *Node) expectLoop(ctx context.Context) {
 	}
 }
 
-func baseURL(addr string) string {
+// baseURL makes a join address a URL; a bare host:port takes the scheme
+// of this agent's own admin server, since agents of one cluster share it.
+func (n *Node) baseURL(addr string) string {
 	addr = strings.TrimRight(addr, "/")
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return addr
+	}
+	if strings.HasPrefix(n.opts.HTTPAddr, "https://") {
+		return "https://" + addr
 	}
 	return "http://" + addr
 }

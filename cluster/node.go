@@ -13,6 +13,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,7 +85,13 @@ type Options struct {
 	// Logger receives the node's and raft's logs [slog.Default()].
 	Logger *slog.Logger
 	// HTTPClient carries forwarded requests [a client with a 10s timeout].
+	// With TLS on, it should present the same certificate.
 	HTTPClient *http.Client
+	// TLS, when set, runs the Raft transport over mutual TLS 1.3: it
+	// listens with the config's certificate and requires peers' client
+	// certificates verified against ClientCAs, and it dials with the same
+	// certificate, verifying the peer against RootCAs and its host.
+	TLS *tls.Config
 
 	HeartbeatTimeout   time.Duration // [1s]
 	ElectionTimeout    time.Duration // [1s]
@@ -196,6 +203,10 @@ type Node struct {
 
 	// memberMu serialises changes of the raft configuration on the leader.
 	memberMu sync.Mutex
+
+	// servers is how many servers the raft configuration had when the
+	// reconcile loop last looked; the request path reads it.
+	servers atomic.Int32
 }
 
 // Open starts the node. It returns once raft runs; joining and bootstrapping
@@ -231,7 +242,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		}
 		advertise = a
 	}
-	trans, err := raft.NewTCPTransportWithLogger(opts.RaftAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	trans, err := openTransport(opts.RaftAddr, advertise, opts.TLS, hlog.Named("transport"))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen for raft on %s: %w", opts.RaftAddr, err)
@@ -637,6 +648,7 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 	t := time.NewTicker(n.opts.ReconcileInterval)
 	defer t.Stop()
 	for {
+		n.countServers()
 		select {
 		case <-ctx.Done():
 			return
@@ -671,6 +683,20 @@ func (n *Node) announceSelf(ctx context.Context) {
 	env.Actor = "node:" + me.ID
 	if _, err := n.Apply(ctx, env); err != nil {
 		n.log.Debug("cluster member announcement not committed yet", "error", err)
+	}
+}
+
+// Servers is how many agents the cluster has, voters and non-voters, as of
+// a few seconds ago, or of the member directory when that is larger (before
+// the first count). It never blocks, so the request path may call it.
+func (n *Node) Servers() int {
+	return max(int(n.servers.Load()), len(n.State().Members))
+}
+
+func (n *Node) countServers() {
+	f := n.raft.GetConfiguration()
+	if f.Error() == nil {
+		n.servers.Store(int32(len(f.Configuration().Servers)))
 	}
 }
 

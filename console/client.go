@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,8 +82,19 @@ const DefaultTimeout = 10 * time.Second
 // NewClient returns a client for the agent at base, e.g.
 // http://127.0.0.1:7400; a bare host:port means http.
 func NewClient(base, token string) (*Client, error) {
+	return NewTLSClient(base, token, nil)
+}
+
+// NewTLSClient is NewClient for agents with mutual TLS: tc carries the
+// client certificate and the CA, and a bare host:port means https. A nil
+// tc is NewClient.
+func NewTLSClient(base, token string, tc *tls.Config) (*Client, error) {
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		if tc != nil {
+			base = "https://" + base
+		} else {
+			base = "http://" + base
+		}
 	}
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil {
@@ -93,6 +105,7 @@ func NewClient(base, token string) (*Client, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
+	t.TLSClientConfig = tc.Clone() // a transport writes into its config; one each
 	return &Client{
 		base:  u,
 		token: token,

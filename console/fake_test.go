@@ -27,7 +27,8 @@ type fakeAgent struct {
 	mu        sync.Mutex
 	traces    []trace.Summary // oldest first
 	feature   api.Feature
-	members   *api.Members // nil: the endpoint does not exist (404)
+	members   *api.Members      // nil: the endpoint does not exist (404)
+	relStats  *api.ClusterStats // nil: the endpoint does not exist (404)
 	moves     []api.LabelMove
 	operators []string
 	feedDown  bool                        // the feed answers 503
@@ -104,6 +105,15 @@ func newFakeAgent(t testing.TB, node string) *fakeAgent {
 			return
 		}
 		writeTestJSON(w, 200, f.members)
+	})
+	admin("GET "+api.PathReleaseStats, func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.relStats == nil {
+			http.NotFound(w, r)
+			return
+		}
+		writeTestJSON(w, 200, f.relStats)
 	})
 	admin("GET "+api.PathFeatures, func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,6 +22,8 @@ import (
 type FleetOptions struct {
 	Agents []string // agent URLs to start from; members add the rest
 	Token  string
+	// TLS, when set, is the client side of the agents' mutual TLS.
+	TLS *tls.Config
 	// Operator names who is at the console, for the agents' audit log.
 	Operator string
 	// FeedTick is how often feed rows are handed to the program, as one
@@ -118,7 +121,7 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 	}
 	f := &Fleet{opts: o, poke: make(chan struct{}, 1)}
 	for _, u := range o.Agents {
-		c, err := NewClient(u, o.Token)
+		c, err := NewTLSClient(u, o.Token, o.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -374,6 +377,11 @@ func (f *Fleet) poll(ctx context.Context) {
 	if b, err := firstOf(ctx, agents, (*Client).Budgets); err == nil {
 		f.send(tui.BudgetsMsg(b))
 	}
+	// Any agent answers for the whole cluster, with percentiles of merged
+	// sketches; the releases view prefers these to the merged overviews.
+	if rs, err := firstOf(ctx, agents, (*Client).ReleaseStats); err == nil {
+		f.send(tui.ReleaseStatsMsg(rs))
+	}
 }
 
 // firstOf asks the first reachable agent for cluster-wide data: every
@@ -432,7 +440,7 @@ func (f *Fleet) pollMembers(ctx context.Context, agents []*agentConn) {
 		if !strings.Contains(addr, "://") {
 			addr = scheme + "://" + addr
 		}
-		c, err := NewClient(addr, f.opts.Token)
+		c, err := NewTLSClient(addr, f.opts.Token, f.opts.TLS)
 		if err != nil {
 			continue
 		}
@@ -506,7 +514,8 @@ func (f *Fleet) MoveLabel(ctx context.Context, m api.LabelMove) (api.LabelMoveRe
 // MergeOverviews combines the overviews of several agents into the
 // cluster's: counts, rates and costs add up; latency percentiles cannot be
 // merged exactly, so the slowest agent's is shown, which never hides a
-// slow agent behind fast ones.
+// slow agent behind fast ones. Agents that keep cluster-wide release
+// counters (ReleaseStats) give exact merged percentiles per release.
 func MergeOverviews(ovs []api.Overview) api.Overview {
 	if len(ovs) == 1 {
 		return ovs[0]

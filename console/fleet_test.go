@@ -236,7 +236,30 @@ func TestFleetWithoutMembers(t *testing.T) {
 		if _, ok := m.(tui.BudgetsMsg); ok {
 			t.Fatal("budgets sent although the agent has no budgets endpoint")
 		}
+		if _, ok := m.(tui.ReleaseStatsMsg); ok {
+			t.Fatal("release stats sent although the agent has no such endpoint")
+		}
 	}
+}
+
+// TestFleetSendsClusterReleaseStats: the cluster-wide counters come from
+// one agent, for the whole cluster, and are sent as they are.
+func TestFleetSendsClusterReleaseStats(t *testing.T) {
+	a, b := newFakeAgent(t, "n1"), newFakeAgent(t, "n2")
+	want := api.ClusterStats{Node: "n1", WindowSeconds: 300, Releases: []api.ClusterReleaseStats{
+		{Feature: "support-answer", Release: "support-answer@v2", Version: 2, Window: api.Stats{Requests: 40, P95: 812}}}}
+	a.mu.Lock()
+	a.relStats = &want
+	a.mu.Unlock()
+	_, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL, b.srv.URL}})
+	rec.waitFor(t, "the cluster's release stats", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if rs, ok := m.(tui.ReleaseStatsMsg); ok && reflect.DeepEqual(api.ClusterStats(rs), want) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestMergeOverviews(t *testing.T) {

@@ -289,6 +289,8 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		}
 	case BudgetsMsg:
 		a.costs.Update(msg)
+	case ReleaseStatsMsg:
+		a.releases.Update(msg)
 	case DiffMsg:
 		a.releases.Update(msg)
 		if a.dialog != nil {

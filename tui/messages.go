@@ -32,6 +32,11 @@ type (
 	// BudgetsMsg is the latest budgets and spend.
 	BudgetsMsg api.Budgets
 
+	// ReleaseStatsMsg is the latest cluster-wide traffic of every release.
+	// Once one arrives, the releases view shows its window instead of the
+	// overview's per-release stats.
+	ReleaseStatsMsg api.ClusterStats
+
 	// DiffMsg answers a DiffRequest.
 	DiffMsg struct {
 		Request DiffRequest

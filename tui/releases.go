@@ -47,6 +47,10 @@ type releasesView struct {
 	anchor   string // release id under the cursor
 	mark     string // release id marked for diff
 
+	// cluster is set once cluster-wide counters arrived; the overview's
+	// per-agent numbers no longer replace them.
+	cluster bool
+
 	diffOpen  bool
 	diffWant  DiffRequest
 	diff      *api.Diff
@@ -107,9 +111,20 @@ func (v *releasesView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case FeaturesMsg:
 		v.setFeatures(msg)
 	case OverviewMsg:
+		if v.cluster {
+			break
+		}
 		v.stats = make(map[string]api.ReleaseStats, len(msg.Releases))
 		for _, r := range msg.Releases {
 			v.stats[r.Release] = r
+		}
+	case ReleaseStatsMsg:
+		v.cluster = true
+		v.stats = make(map[string]api.ReleaseStats, len(msg.Releases))
+		for _, r := range msg.Releases {
+			if r.Window.Requests > 0 {
+				v.stats[r.Release] = api.ReleaseStats{Feature: r.Feature, Release: r.Release, Version: r.Version, Label: r.Label, Stats: r.Window}
+			}
 		}
 	case DiffMsg:
 		if msg.Request == v.diffWant {

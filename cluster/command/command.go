@@ -60,6 +60,10 @@ const (
 	DeleteMember   Type = "delete_member"
 	GrantSpend     Type = "grant_spend"
 	CommitSpend    Type = "commit_spend"
+	// CommitStats carries per-release traffic counters. Agents send it
+	// skippable: an agent that predates it ignores it and only misses
+	// counts, which are advisory, instead of stopping its state machine.
+	CommitStats Type = "commit_stats"
 )
 
 // Envelope is one command as it is written to the log. Time is set once, by

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"gantry/cluster/spend"
+	"gantry/cluster/stats"
 	"gantry/config"
 )
 
@@ -190,4 +191,9 @@ func (s Spend) SpendVersion() int {
 		return 2
 	}
 	return 1
+}
+
+// Stats is the payload of CommitStats.
+type Stats struct {
+	Batch stats.Batch `json:"batch"`
 }

@@ -44,6 +44,7 @@ var handlers = map[command.Type]handler{
 	command.DeleteMember:   {1, deleteMember},
 	command.GrantSpend:     {1, grantSpend},
 	command.CommitSpend:    {2, commitSpend},
+	command.CommitStats:    {1, commitStats},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.
@@ -126,6 +127,7 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 		tx.next.Spend = tx.next.Spend.Prune(func(name string) bool {
 			return slices.ContainsFunc(budgets, func(b config.Budget) bool { return b.Name == name })
 		})
+		tx.next.Stats = tx.next.Stats.Prune(tx.next.hasRelease)
 	}
 	n := tx.next
 	n.Index = index

@@ -11,6 +11,7 @@ import (
 
 	"gantry/cluster/command"
 	"gantry/cluster/spend"
+	"gantry/cluster/stats"
 	"gantry/config"
 )
 
@@ -33,6 +34,7 @@ type wire struct {
 	Tokens       []command.Token          `json:"tokens,omitempty"`
 	Members      []Member                 `json:"members,omitempty"`
 	Spend        spend.Ledger             `json:"spend"`
+	Stats        stats.Table              `json:"stats,omitzero"`
 	Audit        []AuditRecord            `json:"audit,omitempty"`
 	AuditSeq     uint64                   `json:"audit_seq"`
 	Requests     []appliedRequest         `json:"requests,omitempty"`
@@ -49,6 +51,7 @@ func (s *State) wire() wire {
 		Tokens:       s.Tokens,
 		Members:      s.Members,
 		Spend:        s.Spend,
+		Stats:        s.Stats,
 		Audit:        s.audit.records(),
 		AuditSeq:     s.AuditSeq,
 		Requests:     s.requests.list(),
@@ -85,6 +88,9 @@ func Decode(r io.Reader) (*State, error) {
 	if len(w.Requests) > MaxRequests || len(w.Audit) > MaxAudit || len(w.Tokens) > MaxTokens || len(w.Members) > MaxMembers {
 		return nil, errors.New("decode state: a list is longer than its bound")
 	}
+	if err := w.Stats.Check(); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
 	return &State{
 		Index:        w.Index,
 		Config:       w.Config,
@@ -93,6 +99,7 @@ func Decode(r io.Reader) (*State, error) {
 		Tokens:       w.Tokens,
 		Members:      w.Members,
 		Spend:        w.Spend,
+		Stats:        w.Stats,
 		audit:        auditFrom(w.Audit),
 		AuditSeq:     w.AuditSeq,
 		requests:     requestsFrom(w.Requests, w.RequestSeq),

@@ -16,6 +16,7 @@ import (
 
 	"gantry/cluster/command"
 	"gantry/cluster/spend"
+	"gantry/cluster/stats"
 	"gantry/config"
 )
 
@@ -74,6 +75,8 @@ type State struct {
 	Members      []Member                 `json:"members,omitempty"`
 	// Spend is the cluster-wide budget ledger.
 	Spend spend.Ledger `json:"spend"`
+	// Stats are the cluster-wide traffic counters of each release.
+	Stats stats.Table `json:"stats,omitzero"`
 	// AuditSeq numbers the audit records; Audit returns the newest.
 	AuditSeq uint64 `json:"audit_seq"`
 
