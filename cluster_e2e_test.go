@@ -138,8 +138,9 @@ type testCluster struct {
 
 func startCluster(t *testing.T) *testCluster { return startClusterWith(t, clusterConfig()) }
 
-// startClusterWith starts three agents that seed the cluster with cfg.
-func startClusterWith(t *testing.T, cfg string) *testCluster {
+// startClusterWith starts three agents that seed the cluster with cfg,
+// each with the extra agent flags.
+func startClusterWith(t *testing.T, cfg string, extra ...string) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gantry.yaml")
@@ -161,6 +162,7 @@ func startClusterWith(t *testing.T, cfg string) *testCluster {
 		a.log = log
 		a.args = []string{"agent", "--node-id", a.id, "--http-addr", a.http, "--raft-addr", a.raft, "--data-dir", a.dir,
 			"--config", cfgFile, "--bootstrap-expect", "3", "--join", strings.Join(joins, ","), "--cluster-secret", clusterSecret, "--log-level", "warn"}
+		a.args = append(a.args, extra...)
 		c.agents = append(c.agents, a)
 	}
 	t.Cleanup(func() {
@@ -299,10 +301,13 @@ func (c *testCluster) waitConverged(timeout time.Duration) string {
 // creations (through the followers) and gateway calls, kills the leader with
 // SIGKILL mid-stream, and checks that no gateway call failed, that every
 // acknowledged write is on every agent, that the killed agent catches up
-// after a restart, and that all three end with the same state hash. It then
-// measures how soon a promote is served by all three.
+// after a restart, from a snapshot since the others compacted their logs
+// past its last entry while it was down, and that all three end with the
+// same state hash. It then measures how soon a promote is served by all
+// three.
 func TestClusterSurvivesLeaderKill(t *testing.T) {
-	c := startCluster(t)
+	const trailing = 64 // snapshot threshold and entries kept behind a snapshot
+	c := startClusterWith(t, clusterConfig(), "--raft-snapshot-threshold", strconv.Itoa(trailing), "--raft-snapshot-interval", "1s")
 	c.waitFor("the cluster forms and serves the seeded configuration", 40*time.Second, func() bool {
 		if c.leader(c.agents) == "" {
 			return false
@@ -386,6 +391,10 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 
 	c.waitFor("writes flow before the kill", 20*time.Second, func() bool { return ackedNow() >= 30 })
 	beforeKill := ackedNow()
+	lastSeen, err := c.status(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := leader.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -395,6 +404,21 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 		return l != "" && l != leader.id
 	})
 	c.waitFor("writes flow after the kill", 30*time.Second, func() bool { return ackedNow() >= beforeKill+30 })
+	// The survivors snapshot and compact until the entries after the
+	// killed agent's last one are gone from their logs: it can catch up
+	// only by installing a snapshot.
+	var compacted uint64
+	c.waitFor("the survivors compact their logs past the killed agent", 60*time.Second, func() bool {
+		compacted = ^uint64(0)
+		for _, a := range survivors {
+			st, err := c.status(a)
+			if err != nil {
+				return false
+			}
+			compacted = min(compacted, st.SnapshotIndex)
+		}
+		return compacted > lastSeen.LastIndex+trailing
+	})
 	stop()
 	wg.Wait()
 	t.Logf("leader %s killed: new leader after %s; %d writes acknowledged (%d before the kill), %d not; %d gateway calls on the survivors, %d failed",
@@ -409,6 +433,9 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 	// The killed agent restarts from its data dir and catches up.
 	leader.start(t)
 	hash := c.waitConverged(40 * time.Second)
+	if st, err := c.status(leader); err != nil || st.SnapshotIndex <= lastSeen.LastIndex+trailing {
+		t.Fatalf("restarted agent's snapshot index %d (err %v): want a snapshot installed from the leader, past %d", st.SnapshotIndex, err, lastSeen.LastIndex+trailing)
+	}
 	for _, a := range c.agents {
 		var keys api.KeyList
 		if _, err := c.call(a, "GET", api.PathKeys, nil, &keys); err != nil {
@@ -424,7 +451,8 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("all three agents converged on %s with %d acknowledged keys", hash[:19], len(acked))
+	t.Logf("all three agents converged on %s with %d acknowledged keys; the killed agent was at index %d, the others compacted past %d",
+		hash[:19], len(acked), lastSeen.LastIndex, compacted-trailing)
 	if err := c.chat(leader); err != nil {
 		t.Fatalf("the restarted agent does not serve: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"strings"
 	"syscall"
+	"time"
 
 	"gantry/agent"
 	"gantry/cli"
@@ -85,6 +86,8 @@ func runAgent(args []string) error {
 	join := fs.String("join", "", "comma-separated HTTP addresses (host:port) of agents to join or form a cluster with")
 	fs.StringVar(&o.Cluster.Secret, "cluster-secret", os.Getenv("GANTRY_CLUSTER_SECRET"), "secret shared by the agents of a cluster (default $GANTRY_CLUSTER_SECRET)")
 	fs.IntVar(&o.Cluster.Voters, "voters", 3, "how many agents vote: 3 or 5; later agents join as non-voters")
+	fs.Uint64Var(&o.Cluster.SnapshotThreshold, "raft-snapshot-threshold", 8192, "snapshot the state and compact the Raft log after this many new entries, keeping as many behind it")
+	fs.DurationVar(&o.Cluster.SnapshotInterval, "raft-snapshot-interval", 2*time.Minute, "how often to check the snapshot threshold")
 	fs.StringVar(&o.TLS.Cert, "tls-cert", "", "mutual TLS: this agent's certificate (PEM), for both its HTTP server and Raft, as server and client")
 	fs.StringVar(&o.TLS.Key, "tls-key", "", "mutual TLS: the certificate's private key (PEM)")
 	fs.StringVar(&o.TLS.CA, "tls-ca", "", "mutual TLS: CA certificates (PEM) that every agent and HTTP client must be signed by")

@@ -187,7 +187,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.cl.node.Status()
 	writeJSON(w, http.StatusOK, api.Status{
 		ID: st.ID, RaftAddr: st.RaftAddr, HTTPAddr: st.HTTPAddr, Role: st.RaftState, Leader: st.Leader, Term: st.Term,
-		LastIndex: st.LastLogIndex, CommitIndex: st.CommitIndex, StateIndex: st.StateIndex, StateHash: st.StateHash,
+		LastIndex: st.LastLogIndex, CommitIndex: st.CommitIndex, SnapshotIndex: st.SnapshotIndex, StateIndex: st.StateIndex, StateHash: st.StateHash,
 		LastContact: st.LastContact, Halted: st.Halted, ServingIndex: s.cl.served.Load(),
 	})
 }

@@ -42,6 +42,12 @@ type ClusterOptions struct {
 	// Voters is how many agents vote: 3 or 5 [3]. Further agents join as
 	// non-voters and still replicate the state.
 	Voters int
+	// SnapshotThreshold is how many new log entries make the agent
+	// snapshot its state and compact its log, keeping as many entries
+	// behind the snapshot for followers that lag [8192].
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often the threshold is checked [2m].
+	SnapshotInterval time.Duration
 }
 
 // DefaultRaftAddr is where an agent's Raft transport listens by default.
@@ -51,6 +57,9 @@ const DefaultRaftAddr = "127.0.0.1:7401"
 // so the next start joins afresh instead of waiting on a cluster that no
 // longer counts it.
 const leftMarker = "cluster-left"
+
+// minSnapshotThreshold keeps snapshots from running after every few writes.
+const minSnapshotThreshold = 32
 
 func (c ClusterOptions) multi() bool { return len(c.Join) > 0 || c.BootstrapExpect > 1 }
 
@@ -76,6 +85,10 @@ func (c ClusterOptions) check(dev bool) error {
 		return errors.New("--dev is a single agent; drop --join and --bootstrap-expect, or drop --dev")
 	case c.multi() && c.Secret == "":
 		return errors.New("a cluster of several agents needs --cluster-secret (or GANTRY_CLUSTER_SECRET), the same on every agent")
+	case c.SnapshotThreshold != 0 && c.SnapshotThreshold < minSnapshotThreshold:
+		return fmt.Errorf("--raft-snapshot-threshold %d: want at least %d", c.SnapshotThreshold, minSnapshotThreshold)
+	case c.SnapshotInterval < 0 || (c.SnapshotInterval != 0 && c.SnapshotInterval < time.Second):
+		return fmt.Errorf("--raft-snapshot-interval %s: want at least 1s", c.SnapshotInterval)
 	}
 	return nil
 }
@@ -117,18 +130,21 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		expect = 0
 	}
 	node, err := cluster.Open(ctx, cluster.Options{
-		NodeID:          s.opts.NodeID,
-		RaftAddr:        raftAddr,
-		DataDir:         s.opts.DataDir,
-		HTTPAddr:        s.scheme() + "://" + httpAddr,
-		Secret:          co.Secret,
-		Voters:          co.Voters,
-		Bootstrap:       lone,
-		BootstrapExpect: expect,
-		Join:            co.Join,
-		Logger:          s.log.With("component", "cluster"),
-		TLS:             s.raftTLS(),
-		HTTPClient:      s.peerClient(),
+		NodeID:            s.opts.NodeID,
+		RaftAddr:          raftAddr,
+		DataDir:           s.opts.DataDir,
+		HTTPAddr:          s.scheme() + "://" + httpAddr,
+		Secret:            co.Secret,
+		Voters:            co.Voters,
+		Bootstrap:         lone,
+		BootstrapExpect:   expect,
+		Join:              co.Join,
+		SnapshotThreshold: co.SnapshotThreshold,
+		TrailingLogs:      co.SnapshotThreshold,
+		SnapshotInterval:  co.SnapshotInterval,
+		Logger:            s.log.With("component", "cluster"),
+		TLS:               s.raftTLS(),
+		HTTPClient:        s.peerClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)

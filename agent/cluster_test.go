@@ -535,6 +535,9 @@ func TestClusterOptionsCheck(t *testing.T) {
 		{"expect above voters", ClusterOptions{BootstrapExpect: 4, Join: []string{"a:1"}, Secret: "s"}, false, "--bootstrap-expect"},
 		{"four voters", ClusterOptions{Voters: 4}, false, "--voters"},
 		{"dev joining", ClusterOptions{Join: []string{"a:1"}, Secret: "s"}, true, "--dev"},
+		{"snapshots every few writes", ClusterOptions{SnapshotThreshold: 8}, false, "--raft-snapshot-threshold"},
+		{"snapshot checks too often", ClusterOptions{SnapshotInterval: time.Millisecond}, false, "--raft-snapshot-interval"},
+		{"small snapshots, checked often", ClusterOptions{SnapshotThreshold: 64, SnapshotInterval: time.Second}, false, ""},
 	}
 	for _, tc := range cases {
 		err := tc.o.check(tc.dev)

@@ -53,19 +53,21 @@ func TokenPath(name, action string) string {
 // hash of the state it applied, which equal on every agent that applied the
 // same commands.
 type Status struct {
-	ID           string    `json:"id"`
-	RaftAddr     string    `json:"raft_addr"`
-	HTTPAddr     string    `json:"http_addr,omitempty"`
-	Role         string    `json:"role"`
-	Leader       string    `json:"leader,omitempty"`
-	Term         uint64    `json:"term"`
-	LastIndex    uint64    `json:"last_index"`
-	CommitIndex  uint64    `json:"commit_index"`
-	StateIndex   uint64    `json:"state_index"`
-	StateHash    string    `json:"state_hash"`
-	LastContact  time.Time `json:"last_contact,omitzero"`
-	Halted       string    `json:"halted,omitempty"`
-	ServingIndex uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
+	ID          string `json:"id"`
+	RaftAddr    string `json:"raft_addr"`
+	HTTPAddr    string `json:"http_addr,omitempty"`
+	Role        string `json:"role"`
+	Leader      string `json:"leader,omitempty"`
+	Term        uint64 `json:"term"`
+	LastIndex   uint64 `json:"last_index"`
+	CommitIndex uint64 `json:"commit_index"`
+	// SnapshotIndex is the index of the agent's latest Raft snapshot.
+	SnapshotIndex uint64    `json:"snapshot_index"`
+	StateIndex    uint64    `json:"state_index"`
+	StateHash     string    `json:"state_hash"`
+	LastContact   time.Time `json:"last_contact,omitzero"`
+	Halted        string    `json:"halted,omitempty"`
+	ServingIndex  uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
 }
 
 // Removed answers a member removal.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -332,29 +333,40 @@ type Status struct {
 	LastLogIndex uint64 `json:"last_log_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
-	StateIndex   uint64 `json:"state_index"`
-	StateHash    string `json:"state_hash"`
+	// SnapshotIndex is the log index of this node's latest snapshot,
+	// taken or installed from the leader; 0 before the first.
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	StateIndex    uint64 `json:"state_index"`
+	StateHash     string `json:"state_hash"`
 	// LastContact is when this agent last heard from the leader; zero on
 	// the leader itself or before any contact.
 	LastContact time.Time `json:"last_contact,omitzero"`
 	Halted      string    `json:"halted,omitempty"`
 }
 
+// snapshotIndex reads the index of the latest snapshot from raft's stats,
+// the only place the library reports it.
+func (n *Node) snapshotIndex() uint64 {
+	i, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
+	return i
+}
+
 // Status reports this node's raft position.
 func (n *Node) Status() Status {
 	s := n.State()
 	st := Status{
-		ID:           n.opts.NodeID,
-		RaftAddr:     n.RaftAddr(),
-		HTTPAddr:     n.opts.HTTPAddr,
-		RaftState:    strings.ToLower(n.raft.State().String()),
-		Leader:       n.Leader(),
-		Term:         n.raft.CurrentTerm(),
-		LastLogIndex: n.raft.LastIndex(),
-		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.raft.AppliedIndex(),
-		StateIndex:   s.Index,
-		StateHash:    s.Hash(),
+		ID:            n.opts.NodeID,
+		RaftAddr:      n.RaftAddr(),
+		HTTPAddr:      n.opts.HTTPAddr,
+		RaftState:     strings.ToLower(n.raft.State().String()),
+		Leader:        n.Leader(),
+		Term:          n.raft.CurrentTerm(),
+		LastLogIndex:  n.raft.LastIndex(),
+		CommitIndex:   n.raft.CommitIndex(),
+		AppliedIndex:  n.raft.AppliedIndex(),
+		SnapshotIndex: n.snapshotIndex(),
+		StateIndex:    s.Index,
+		StateHash:     s.Hash(),
 	}
 	if !n.IsLeader() {
 		st.LastContact = n.raft.LastContact()
