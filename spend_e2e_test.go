@@ -333,6 +333,9 @@ func TestLeavingAgentGivesItsGrantBack(t *testing.T) {
 		}
 		for _, b := range out.Budgets {
 			if b.Name == "e2e-global" && b.Cluster != nil {
+				if b.SpentUSD != b.Cluster.SpentUSD {
+					t.Fatalf("budget spent %.7f, its cluster ledger %.7f: a shared budget shows the cluster's spend", b.SpentUSD, b.Cluster.SpentUSD)
+				}
 				return b.Cluster
 			}
 		}

@@ -17,9 +17,11 @@ import (
 // breakdowns are computed from.
 const budgetWindow = 30 * time.Minute
 
-// budgets serves GET /admin/v1/budgets: every budget with what this agent's
-// ledger has spent and holds, its burn rate over the last half hour, when
-// it runs out at that rate, and spend by feature, team, key and model.
+// budgets serves GET /admin/v1/budgets: every budget with what has been
+// spent and is held (by the whole cluster for a budget it shares, else by
+// this agent's ledger), its burn rate over the last half hour of this
+// agent's traffic, when it runs out at that rate, and spend by feature,
+// team, key and model.
 func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	cfg := s.gw.Snapshot().Config
@@ -42,6 +44,15 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 			if b.Scope == config.ScopeUser {
 				ab.Match = strings.TrimPrefix(u.Scope, b.Name+"/user:")
 			}
+			// A budget the cluster shares is spent and held by all agents:
+			// what they committed, and the grants they hold.
+			if cl := s.clusterLedger(b, now); cl != nil {
+				ab.Cluster = cl
+				ab.SpentUSD, ab.ReservedUSD = cl.SpentUSD, 0
+				for _, g := range cl.Grants {
+					ab.ReservedUSD += max(0, g.GrantedUSD-g.UsedUSD)
+				}
+			}
 			series := costSeries(recent, now, func(t trace.Summary) bool { return inScope(b, t) })
 			for _, c := range series {
 				ab.BurnPerHour += c
@@ -54,7 +65,6 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 					ab.Exhausts = &at
 				}
 			}
-			ab.Cluster = s.clusterLedger(b, now)
 			out.Budgets = append(out.Budgets, ab)
 		}
 	}

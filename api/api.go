@@ -466,9 +466,9 @@ type Budget struct {
 	Period      string  `json:"period"`          // day, month or total
 	Action      string  `json:"action,omitempty"`
 	LimitUSD    float64 `json:"limit_usd"`
-	SpentUSD    float64 `json:"spent_usd"`
-	ReservedUSD float64 `json:"reserved_usd"` // held by calls in flight and agents' grants
-	BurnPerHour float64 `json:"burn_per_hour_usd"`
+	SpentUSD    float64 `json:"spent_usd"`         // by the whole cluster when it shares the budget
+	ReservedUSD float64 `json:"reserved_usd"`      // held by calls in flight, or by agents' grants in a cluster
+	BurnPerHour float64 `json:"burn_per_hour_usd"` // over the answering agent's traffic
 	// PeriodEnd is when the period rolls over; zero for total budgets.
 	PeriodEnd time.Time `json:"period_end,omitzero"`
 	// Exhausts is when spend reaches the limit at the current burn rate;
