@@ -9,6 +9,7 @@ import (
 
 	"gantry/cluster"
 	"gantry/cluster/spend"
+	"gantry/cluster/state"
 	"gantry/config"
 	"gantry/pipeline/budget"
 )
@@ -88,41 +89,18 @@ func (sp *spendSide) observe(budgets []config.Budget) {
 	}
 }
 
-// syncSpend runs on the cluster side until ctx ends. It first reads the
-// agent's last committed batch with a linearizable read, so a restarted
-// agent numbers its batches after it; until then the wallet holds nothing
-// and tracked budgets refuse.
+// syncSpend keeps the wallet's grants topped up and commits its spend
+// until ctx ends. Until the agent's last batch is read back from the
+// cluster the wallet holds nothing and tracked budgets refuse.
 func (s *Server) syncSpend(ctx context.Context) {
 	sp, node := s.spend, s.cl.node
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := node.ConsistentState(rctx)
-		cancel()
-		if err == nil {
-			sp.wallet.Resume(st.Spend.Seqs[s.opts.NodeID])
-			break
-		}
-		if !sleepCtx(ctx, spendSyncInterval) {
-			return
-		}
-	}
-	failing := false
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := sp.sync(sctx, node)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			s.log.Warn("cannot sync budget grants; spending only what this agent holds", "err", err)
-		case err == nil && failing:
-			failing = false
-			s.log.Info("budget grants in sync again")
-		}
-		if !sleepCtx(ctx, spendSyncInterval) {
-			return
-		}
-	}
+	s.runBatches(ctx, batchLoop{
+		interval: spendSyncInterval,
+		resume:   func(st *state.State) { sp.wallet.Resume(st.Spend.Seqs[s.opts.NodeID]) },
+		sync:     func(ctx context.Context) error { return sp.sync(ctx, node) },
+		failing:  "cannot sync budget grants; spending only what this agent holds",
+		healed:   "budget grants in sync again",
+	})
 }
 
 // flushSpend commits what the agent spent and gives its grants back before
@@ -138,16 +116,5 @@ func (s *Server) flushSpend() {
 	defer s.spend.syncMu.Unlock()
 	if err := s.cl.node.CloseWallet(ctx, s.spend.wallet); err != nil {
 		s.log.Warn("could not commit the last spend batch and return the grants before leaving", "err", err)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

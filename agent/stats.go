@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gantry/api"
+	"gantry/cluster/state"
 	"gantry/cluster/stats"
 	"gantry/config"
 	"gantry/pipeline/trace"
@@ -127,42 +128,22 @@ func (st *statsSide) sync(ctx context.Context, s *Server) error {
 	return err
 }
 
-// syncStats runs on the cluster side until ctx ends. Like syncSpend it
-// first reads this agent's last committed batch with a linearizable read,
-// so a restarted agent numbers its batches after it; calls are counted
-// meanwhile and wait.
+// syncStats commits the per-release counts until ctx ends, and the last
+// ones then: the gateway has finished its calls by the time the cluster
+// side is closed. Calls are counted meanwhile and wait.
 func (s *Server) syncStats(ctx context.Context) {
-	st, node := s.stats, s.cl.node
-	for !st.resumed.Load() {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		cs, err := node.ConsistentState(rctx)
-		cancel()
-		if err == nil {
+	st := s.stats
+	defer s.flushStats()
+	s.runBatches(ctx, batchLoop{
+		interval: statsSyncInterval,
+		resume: func(cs *state.State) {
 			st.acc.Resume(cs.Stats.Seqs[s.opts.NodeID])
 			st.resumed.Store(true)
-			break
-		}
-		if !sleepCtx(ctx, min(statsSyncInterval, time.Second)) {
-			return
-		}
-	}
-	// The last counts go when the agent stops: the gateway has finished
-	// its calls by the time the cluster side is closed.
-	defer s.flushStats()
-	failing := false
-	for sleepCtx(ctx, statsSyncInterval) {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := st.sync(sctx, s)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			s.log.Warn("cannot commit per-release counters; they wait and are sent again", "err", err)
-		case err == nil && failing:
-			failing = false
-			s.log.Info("per-release counters committed again")
-		}
-	}
+		},
+		sync:    func(ctx context.Context) error { return st.sync(ctx, s) },
+		failing: "cannot commit per-release counters; they wait and are sent again",
+		healed:  "per-release counters committed again",
+	})
 }
 
 // flushStats commits the last counts before the agent leaves its cluster.

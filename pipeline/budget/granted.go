@@ -221,16 +221,7 @@ func (g *Granted) Reap(now time.Time) int {
 // Run reaps expired reservations every ReapInterval of the local ledger
 // until ctx is done.
 func (g *Granted) Run(ctx context.Context) {
-	t := time.NewTicker(g.local.opts.ReapInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			g.Reap(g.local.opts.Clock())
-		}
-	}
+	every(ctx, g.local.opts.ReapInterval, func() { g.Reap(g.local.opts.Clock()) })
 }
 
 // Demand is the largest worst case a call asked of budget, so grants can

@@ -349,14 +349,19 @@ func (l *Local) Reap(now time.Time) int {
 
 // Run reaps expired reservations every ReapInterval until ctx is done.
 func (l *Local) Run(ctx context.Context) {
-	t := time.NewTicker(l.opts.ReapInterval)
+	every(ctx, l.opts.ReapInterval, func() { l.Reap(l.opts.Clock()) })
+}
+
+// every calls f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.Reap(l.opts.Clock())
+			f()
 		}
 	}
 }
