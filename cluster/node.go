@@ -92,6 +92,9 @@ type Options struct {
 	// certificates verified against ClientCAs, and it dials with the same
 	// certificate, verifying the peer against RootCAs and its host.
 	TLS *tls.Config
+	// stream, when set, carries Raft instead of a TCP or TLS listener on
+	// RaftAddr: the partition tests cut the network between nodes with it.
+	stream raft.StreamLayer
 
 	HeartbeatTimeout   time.Duration // [1s]
 	ElectionTimeout    time.Duration // [1s]
@@ -242,7 +245,12 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		}
 		advertise = a
 	}
-	trans, err := openTransport(opts.RaftAddr, advertise, opts.TLS, hlog.Named("transport"))
+	var trans *raft.NetworkTransport
+	if opts.stream != nil {
+		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: opts.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog.Named("transport")})
+	} else {
+		trans, err = openTransport(opts.RaftAddr, advertise, opts.TLS, hlog.Named("transport"))
+	}
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen for raft on %s: %w", opts.RaftAddr, err)
