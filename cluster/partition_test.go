@@ -132,46 +132,75 @@ func (nw *network) join(t *testing.T, o *Options) {
 	o.HTTPClient = &http.Client{Timeout: 2 * time.Second, Transport: roundTripper{nw: nw, from: o.NodeID}}
 }
 
-// startPartitionable starts n voters on a network the test can cut.
+// startPartitionable starts n nodes, all voters, on a network the test
+// can cut.
 func startPartitionable(t *testing.T, n int) ([]*testNode, *network) {
 	t.Helper()
 	nw := newNetwork()
-	nodes := []*testNode{startNode(t, "n0", func(o *Options) { o.Bootstrap = true; nw.join(t, o) })}
+	nodes := []*testNode{startNode(t, "n0", func(o *Options) { o.Bootstrap, o.Voters = true, n; nw.join(t, o) })}
 	for i := 1; i < n; i++ {
 		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), func(o *Options) {
-			o.Join = []string{nodes[0].srv.URL}
+			o.Join, o.Voters = []string{nodes[0].srv.URL}, n
 			nw.join(t, o)
 		}))
 	}
 	waitFormed(t, nodes)
+	waitFor(t, 15*time.Second, fmt.Sprintf("%d voters", n), func() bool {
+		f := nodes[0].raft.GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		voters := 0
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		return voters == n
+	})
 	return nodes, nw
 }
 
-// A leader cut off from the majority cannot commit; the majority elects a
+// A leader cut off with a minority cannot commit; the majority elects a
 // leader of its own and goes on. When the network heals the old leader
 // follows, every acknowledged write is on every node, and the write the
-// cut-off leader could not acknowledge is gone.
+// cut-off leader could not acknowledge is gone. Three nodes lose the
+// leader alone, five the leader and one follower.
 func TestPartitionedLeaderIsReplaced(t *testing.T) {
-	nodes, nw := startPartitionable(t, 3)
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) { testPartitionedLeader(t, size) })
+	}
+}
+
+func testPartitionedLeader(t *testing.T, size int) {
+	nodes, nw := startPartitionable(t, size)
 	apply(t, nodes[1], env(t, command.ApplyConfig, command.Config{Config: seedConfig()}))
 	waitConverged(t, nodes)
 	old := leaderOf(t, nodes)
+	minority := []*testNode{old}
 	var majority []*testNode
 	for _, n := range nodes {
-		if n != old {
+		switch {
+		case n == old:
+		case len(minority) < (size-1)/2:
+			minority = append(minority, n)
+		default:
 			majority = append(majority, n)
 		}
 	}
-
-	nw.isolate(old.ID())
+	for _, n := range minority {
+		nw.isolate(n.ID())
+	}
 	lost := env(t, command.CreateRelease, newRelease("written on the cut-off leader"))
 	if _, err := old.Apply(ctxT(t, 2*time.Second), lost); err == nil {
 		t.Fatal("a leader without a majority acknowledged a write")
 	}
 	newLeader := leaderOf(t, majority)
 	acked := apply(t, majority[0], env(t, command.CreateRelease, newRelease("written on the majority")))
-	if f, _ := old.State().Feature("support"); len(f.Releases) != 1 || f.Labels.Production != 1 {
-		t.Fatalf("the cut-off node's state changed: %+v", f)
+	for _, n := range minority {
+		if f, _ := n.State().Feature("support"); len(f.Releases) != 1 || f.Labels.Production != 1 {
+			t.Fatalf("the state of %s, cut off, changed: %+v", n.ID(), f)
+		}
 	}
 
 	nw.heal()
@@ -188,7 +217,7 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	if old.State().Index < acked.Index {
 		t.Fatalf("old leader at index %d, the acknowledged write is at %d", old.State().Index, acked.Index)
 	}
-	t.Logf("leader %s cut off, %s elected; converged on %s", old.ID(), newLeader.ID(), hash[:19])
+	t.Logf("leader %s cut off with %d of %d, %s elected; converged on %s", old.ID(), len(minority), size, newLeader.ID(), hash[:19])
 }
 
 // A follower cut off from the leader keeps spending the grant it holds,
