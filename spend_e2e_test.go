@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"gantry/api"
+	"gantry/cli"
 	"gantry/config"
 )
 
@@ -378,6 +381,21 @@ func TestLeavingAgentGivesItsGrantBack(t *testing.T) {
 	}
 	if want := spendLimit - after.SpentUSD - others; math.Abs(after.AvailableUSD-want) > 1e-12 {
 		t.Fatalf("available %.7f, want limit - spent - others' outstanding = %.7f", after.AvailableUSD, want)
+	}
+	// An operator sees the same: the cluster's spend, and grants held by
+	// the agents still there.
+	var out bytes.Buffer
+	if err := cli.Run(context.Background(), "get", []string{"budgets", "--agent", observer.http, "--token", clusterAdmin}, &out); err != nil {
+		t.Fatal(err)
+	}
+	row := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "e2e-global ") {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 10 || f[5] != fmt.Sprintf("%.4f", after.SpentUSD) || f[9] != strconv.Itoa(len(after.Grants)) {
+		t.Fatalf("gantry get budgets shows %q; want the cluster's spend %.4f and %d grants\n%s", row, after.SpentUSD, len(after.Grants), out.String())
 	}
 	t.Logf("leaver held %.7f (used %.7f); available before %.7f, after %.7f", g.GrantedUSD, g.UsedUSD, before.AvailableUSD, after.AvailableUSD)
 }

@@ -98,8 +98,10 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 				return err
 			}
 			return e.releases(ctx, f)
-		case "routes", "budgets":
-			return e.configList(ctx, sub)
+		case "routes":
+			return e.routes(ctx)
+		case "budgets":
+			return e.budgets(ctx)
 		case "keys":
 			return e.keys(ctx)
 		}
@@ -499,28 +501,44 @@ func (e *env) tokens(ctx context.Context) error {
 	})
 }
 
-// configList prints routes or budgets from the replicated configuration.
-func (e *env) configList(ctx context.Context, kind string) error {
+// routes prints the routes of the replicated configuration.
+func (e *env) routes(ctx context.Context) error {
 	var cfg config.Config
 	if err := e.c.call(ctx, "GET", api.PathConfig+e.query(), nil, &cfg); err != nil {
 		return err
 	}
-	if kind == "routes" {
-		return e.print(cfg.Routes, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "NAME\tTARGETS\tFALLBACKS\tTIMEOUT\tDEADLINE")
-			for _, r := range cfg.Routes {
-				var ts []string
-				for _, t := range r.Targets {
-					ts = append(ts, fmt.Sprintf("%s:%d", t.Model, t.Weight))
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), orDash(strings.Join(r.Fallbacks, ",")), dur(r.Timeout), dur(r.Deadline))
+	return e.print(cfg.Routes, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tTARGETS\tFALLBACKS\tTIMEOUT\tDEADLINE")
+		for _, r := range cfg.Routes {
+			var ts []string
+			for _, t := range r.Targets {
+				ts = append(ts, fmt.Sprintf("%s:%d", t.Model, t.Weight))
 			}
-		})
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), orDash(strings.Join(r.Fallbacks, ",")), dur(r.Timeout), dur(r.Deadline))
+		}
+	})
+}
+
+// budgets prints every budget with its spend this period: the cluster's
+// for a budget the agents share, with how many agents hold a grant of it.
+func (e *env) budgets(ctx context.Context) error {
+	var out api.Budgets
+	if err := e.c.call(ctx, "GET", api.PathBudgets, nil, &out); err != nil {
+		return err
 	}
-	return e.print(cfg.Budgets, func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "NAME\tSCOPE\tMATCH\tPERIOD\tLIMIT_USD\tACTION")
-		for _, b := range cfg.Budgets {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2f\t%s\n", b.Name, b.Scope, orDash(b.Match), b.Period, b.LimitUSD, b.BudgetAction())
+	return e.print(out, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tSCOPE\tMATCH\tPERIOD\tLIMIT_USD\tSPENT_USD\tHELD_USD\tUSED\tACTION\tGRANTS")
+		for _, b := range out.Budgets {
+			action := b.Action
+			if action == "" {
+				action = config.BudgetBlock
+			}
+			grants := "-" // enforced by each agent alone
+			if b.Cluster != nil {
+				grants = strconv.Itoa(len(b.Cluster.Grants))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2f\t%.4f\t%.4f\t%.0f%%\t%s\t%s\n", b.Name, b.Scope, orDash(b.Match), b.Period,
+				b.LimitUSD, b.SpentUSD, b.ReservedUSD, 100*b.Used(), action, grants)
 		}
 	})
 }

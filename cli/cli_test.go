@@ -94,7 +94,7 @@ func TestCommands(t *testing.T) {
 	contains(cmd("get", "features"), "support-answer", "v1", "v2@10%", "ticket-triage")
 	contains(cmd("get", "releases", "support-answer"), "v1", "production", "v2", "canary@10%")
 	contains(cmd("get", "routes"), "default", "sim-large:90", "cheap")
-	contains(cmd("get", "budgets"), "NAME", "SCOPE")
+	contains(cmd("get", "budgets"), "NAME", "SCOPE", "SPENT_USD", "HELD_USD", "GRANTS")
 	contains(cmd("release", "diff", "support-answer", "1", "v2"), "3 fields changed", "system", "- You are a concise", "+ You are a concise")
 
 	contains(cmd("release", "promote", "support-answer", "2", "--from", "1", "--reason", "canary healthy"), "production v1 -> v2")
