@@ -165,6 +165,9 @@ func (v *costsView) View() string {
 	if len(v.b.Budgets) == 0 {
 		lines = append(lines, st.Dim.Render("  no budgets configured"))
 	}
+	if c := v.cur.cursor; c < len(v.b.Budgets) && v.b.Budgets[c].Cluster != nil {
+		lines = append(lines, fit(grantsLine(v.b.Budgets[c]), v.w, false))
+	}
 
 	dim := spendDims[v.dim]
 	var rows []api.Spend
@@ -201,4 +204,20 @@ func (v *costsView) View() string {
 		lines = append(lines, st.Dim.Render("  no spend in the window"))
 	}
 	return fillLines(lines, v.h)
+}
+
+// grantsLine tells, for a budget the cluster shares, what is left to grant
+// and what each agent still holds of its grant: where the rest of the
+// budget sits when one agent refuses calls.
+func grantsLine(b api.Budget) string {
+	c := b.Cluster
+	s := fmt.Sprintf("  %s across the cluster: %s left to grant", b.Name, usd(c.AvailableUSD))
+	if len(c.Grants) == 0 {
+		return s + ", no agent holds a grant"
+	}
+	s += "; held"
+	for _, g := range c.Grants {
+		s += fmt.Sprintf(" %s %s", g.Agent, usd(max(0, g.GrantedUSD-g.UsedUSD)))
+	}
+	return s
 }
