@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +174,28 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	}
 	if code, err := chat(&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: noCert.Client()}}); err == nil {
 		t.Fatalf("gateway without a certificate answered %d", code)
+	}
+
+	// A renewed certificate is served after SIGHUP, without a restart,
+	// and the cluster keeps working with it.
+	servedSerial := func(a *agentProc) string {
+		conn, err := tls.Dial("tcp", a.http, creds.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := servedSerial(follower)
+	ca.Issue(t, follower.id) // renewal overwrites the agent's files
+	if err := follower.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the renewed certificate served by "+follower.id, func() bool { return servedSerial(follower) != before })
+	out.Reset()
+	if err := cli.Run(context.Background(), "keys", []string{"create", "after-renewal", "--agent", follower.http, "--token", clusterAdmin,
+		"--tls-cert", op.Cert, "--tls-key", op.Key, "--tls-ca", op.CA}, &out); err != nil {
+		t.Fatalf("keys create after the renewal: %v\n%s", err, out.String())
 	}
 }
 

@@ -150,6 +150,7 @@ func Run(ctx context.Context, opts Options) error {
 		case err := <-errc:
 			return fmt.Errorf("http server: %w", err)
 		case <-hup:
+			s.reloadTLS()
 			s.reloadFile()
 		case <-ctx.Done():
 			done = true
@@ -314,7 +315,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 // reloadFile reloads the configuration file on SIGHUP.
 func (s *Server) reloadFile() {
 	if s.opts.ConfigFile == "" {
-		s.log.Warn("reload asked for, but the agent has no configuration file")
+		if s.tls == nil {
+			s.log.Warn("reload asked for, but the agent has no configuration file")
+		}
 		return
 	}
 	if s.cl != nil {

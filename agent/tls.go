@@ -83,3 +83,16 @@ func (s *Server) peerClient() *http.Client {
 	t.TLSClientConfig = s.tls.Client()
 	return &http.Client{Transport: t, Timeout: 10 * time.Second}
 }
+
+// reloadTLS reads the certificate and key again (SIGHUP), so a renewed
+// certificate is served from the next handshake without a restart.
+func (s *Server) reloadTLS() {
+	if s.tls == nil {
+		return
+	}
+	if err := s.tls.Reload(s.opts.TLS); err != nil {
+		s.log.Error("certificate reload refused; still serving the previous one", "err", err)
+		return
+	}
+	s.log.Info("certificate reloaded", "file", s.opts.TLS.Cert, "expires", s.tls.NotAfter())
+}

@@ -31,9 +31,8 @@ func startTLSNode(t *testing.T, id string, files tlsconf.Files, edit func(*Optio
 	}
 	tn := &testNode{}
 	tn.srv = httptest.NewUnstartedServer(tn)
-	tn.srv.TLS = creds.Server()
 	tn.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
-	tn.srv.StartTLS()
+	startTLS(tn.srv, creds)
 	opts := testOptions(t, id)
 	opts.HTTPAddr = tn.srv.URL
 	opts.TLS = creds.Peer()
@@ -183,4 +182,12 @@ func TestTLSClusterRefusesAnotherCA(t *testing.T) {
 			t.Fatalf("stranger at index %d with leader %q; the cluster is at %d", got, stranger.Leader(), res.Index)
 		}
 	})
+}
+
+// startTLS serves srv with an agent's server configuration as it is, not
+// with httptest's own certificate, which StartTLS would add.
+func startTLS(srv *httptest.Server, creds *tlsconf.Creds) {
+	srv.Listener = tls.NewListener(srv.Listener, creds.Server())
+	srv.Start()
+	srv.URL = "https://" + srv.Listener.Addr().String()
 }

@@ -23,9 +23,12 @@ func serveTLS(t *testing.T, a *fakeAgent, files tlsconf.Files) *httptest.Server 
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(a.srv.Config.Handler)
-	srv.TLS = creds.Server()
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
+	// The agent's configuration as it is; StartTLS would add httptest's
+	// own certificate.
+	srv.Listener = tls.NewListener(srv.Listener, creds.Server())
+	srv.Start()
+	srv.URL = "https://" + srv.Listener.Addr().String()
 	t.Cleanup(func() {
 		a.dropFeeds()
 		srv.Close()

@@ -5,6 +5,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -15,6 +16,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Files names the PEM files, as the --tls-cert, --tls-key and --tls-ca
@@ -29,10 +32,43 @@ type Files struct {
 func (f Files) Any() bool { return f.Cert != "" || f.Key != "" || f.CA != "" }
 
 // Creds are a loaded certificate and the CA pool that verifies peers.
+// The certificate can be replaced while configurations built from Creds
+// are in use (Reload); the CA cannot.
 type Creds struct {
-	cert  *tls.Certificate // nil for a client without a certificate
-	leaf  *x509.Certificate
-	roots *x509.CertPool // nil: the system's roots (clients only)
+	cur   atomic.Pointer[keyPair] // nil for a client without a certificate
+	roots *x509.CertPool          // nil: the system's roots (clients only)
+	caPEM []byte
+}
+
+type keyPair struct {
+	cert *tls.Certificate
+	leaf *x509.Certificate
+}
+
+func (c *Creds) pair() *keyPair { return c.cur.Load() }
+
+// Reload reads f again and, if it is a valid agent certificate under the
+// same CA, serves it from the next handshake on; connections already open
+// keep the old one. A changed CA file is refused: peers' pools would have
+// to change at the same moment, which takes a restart of every agent.
+func (c *Creds) Reload(f Files) error {
+	n, err := LoadPeer(f)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(n.caPEM, c.caPEM) {
+		return fmt.Errorf("--tls-ca %s changed; a new CA takes a restart of every agent", f.CA)
+	}
+	c.cur.Store(n.pair())
+	return nil
+}
+
+// NotAfter is when the current certificate expires.
+func (c *Creds) NotAfter() time.Time {
+	if p := c.pair(); p != nil {
+		return p.leaf.NotAfter
+	}
+	return time.Time{}
 }
 
 // LoadPeer loads an agent's files. All three are required; the
@@ -52,8 +88,9 @@ func LoadPeer(f Files) (*Creds, error) {
 	if err != nil {
 		return nil, err
 	}
+	p := c.pair()
 	inter := x509.NewCertPool()
-	for _, der := range c.cert.Certificate[1:] {
+	for _, der := range p.cert.Certificate[1:] {
 		if ic, err := x509.ParseCertificate(der); err == nil {
 			inter.AddCert(ic)
 		}
@@ -63,7 +100,7 @@ func LoadPeer(f Files) (*Creds, error) {
 		name  string
 	}{{x509.ExtKeyUsageServerAuth, "server"}, {x509.ExtKeyUsageClientAuth, "client"}} {
 		opts := x509.VerifyOptions{Roots: c.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u.usage}}
-		if _, err := c.leaf.Verify(opts); err != nil {
+		if _, err := p.leaf.Verify(opts); err != nil {
 			return nil, fmt.Errorf("--tls-cert %s is not valid for %s authentication under --tls-ca %s: %w", f.Cert, u.name, f.CA, err)
 		}
 	}
@@ -92,7 +129,7 @@ func load(f Files) (*Creds, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.roots = x509.NewCertPool()
+		c.roots, c.caPEM = x509.NewCertPool(), pem
 		if !c.roots.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", f.CA)
 		}
@@ -120,7 +157,7 @@ func load(f Files) (*Creds, error) {
 			return nil, fmt.Errorf("--tls-cert %s: %w", f.Cert, err)
 		}
 	}
-	c.cert, c.leaf = &cert, cert.Leaf
+	c.cur.Store(&keyPair{cert: &cert, leaf: cert.Leaf})
 	return c, nil
 }
 
@@ -153,13 +190,13 @@ func hasBlock(data []byte, typ string) bool {
 // agents reach this one at; they verify it. An unspecified address
 // (0.0.0.0, ::) is not checked: nobody dials it.
 func (c *Creds) CheckHost(host string) error {
-	if c == nil || c.leaf == nil || host == "" {
+	if c == nil || c.pair() == nil || host == "" {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return nil
 	}
-	if err := c.leaf.VerifyHostname(host); err != nil {
+	if err := c.pair().leaf.VerifyHostname(host); err != nil {
 		return fmt.Errorf("the --tls-cert certificate does not name %s, the address other agents dial: add it as a subject alternative name (%w)", host, err)
 	}
 	return nil
@@ -169,10 +206,10 @@ func (c *Creds) CheckHost(host string) error {
 // client must present a certificate the CA verifies.
 func (c *Creds) Server() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{*c.cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    c.roots,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.pair().cert, nil },
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      c.roots,
 	}
 }
 
@@ -184,12 +221,11 @@ func (c *Creds) Client() *tls.Config {
 		return nil
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.roots}
-	if c.cert != nil {
-		cert := c.cert
+	if c.pair() != nil {
 		// Always present the certificate: Go's default picks one only
 		// when its issuer is among the names the server lists, which an
 		// intermediate CA can defeat, and then sends none.
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c.pair().cert, nil }
 	}
 	return tc
 }

@@ -32,8 +32,8 @@ func TestLoadPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.Server()
-	if s.MinVersion != tls.VersionTLS13 || s.ClientAuth != tls.RequireAndVerifyClientCert || s.ClientCAs == nil || len(s.Certificates) != 1 {
-		t.Errorf("server config: min %x, client auth %v, CAs %v, %d certificates", s.MinVersion, s.ClientAuth, s.ClientCAs != nil, len(s.Certificates))
+	if s.MinVersion != tls.VersionTLS13 || s.ClientAuth != tls.RequireAndVerifyClientCert || s.ClientCAs == nil || s.GetCertificate == nil {
+		t.Errorf("server config: min %x, client auth %v, CAs %v, certificate %v", s.MinVersion, s.ClientAuth, s.ClientCAs != nil, s.GetCertificate != nil)
 	}
 	p := c.Peer()
 	if p.RootCAs == nil || p.GetClientCertificate == nil || p.ClientAuth != tls.RequireAndVerifyClientCert {
@@ -101,5 +101,72 @@ func TestLoadClient(t *testing.T) {
 	}
 	if cc := c.Client(); cc.MinVersion != tls.VersionTLS13 || cc.GetClientCertificate == nil {
 		t.Errorf("client config does not present its certificate over TLS 1.3")
+	}
+}
+
+// A renewed certificate is served from the next handshake, by a listener
+// that was configured before the renewal; a new CA or a broken file is
+// refused and the old certificate stays.
+func TestReloadServesTheRenewedCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t, "gantry test CA")
+	f := ca.Issue(t, "n1")
+	c, err := tlsconf.LoadPeer(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", c.Server())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.(*tls.Conn).Handshake()
+			conn.Close()
+		}
+	}()
+	op := ca.Issue(t, "operator")
+	client, err := tlsconf.LoadClient(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", ln.Addr().String(), client.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := served()
+
+	renewed := ca.Issue(t, "n1") // the same files, a new certificate
+	if renewed != f {
+		t.Fatalf("renewal wrote %+v, not over %+v", renewed, f)
+	}
+	if got := served(); got != first {
+		t.Fatal("the renewed certificate was served before the reload")
+	}
+	if err := c.Reload(f); err != nil {
+		t.Fatal(err)
+	}
+	second := served()
+	if second == first {
+		t.Fatal("the old certificate is still served after the reload")
+	}
+
+	other := tlstest.NewCA(t, "another CA").Issue(t, "n1")
+	wantErr(t, c.Reload(other), "--tls-ca", "restart")
+	if err := os.WriteFile(f.Key, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, c.Reload(f), "--tls-key")
+	if got := served(); got != second {
+		t.Fatal("a refused reload changed the served certificate")
 	}
 }
