@@ -21,7 +21,7 @@ func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			writeAdminError(w, http.StatusBadRequest, "bad_limit", "limit must be a number from 1 to 1000")
+			writeAPIError(w, http.StatusBadRequest, "bad_limit", "limit must be a number from 1 to 1000")
 			return
 		}
 		q.Limit = n
@@ -33,7 +33,7 @@ func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
 		if s := v.Get(p.name); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
 			if err != nil {
-				writeAdminError(w, http.StatusBadRequest, "bad_"+p.name, p.name+" must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z")
+				writeAPIError(w, http.StatusBadRequest, "bad_"+p.name, p.name+" must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z")
 				return
 			}
 			*p.dst = t
@@ -46,7 +46,7 @@ func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.store.Get(r.PathValue("id"))
 	if !ok {
-		writeAdminError(w, http.StatusNotFound, "trace_not_found", "no trace with id "+r.PathValue("id"))
+		writeAPIError(w, http.StatusNotFound, "trace_not_found", "no trace with id "+r.PathValue("id"))
 		return
 	}
 	writeJSON(w, http.StatusOK, t)

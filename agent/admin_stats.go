@@ -30,7 +30,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("window"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 10 || time.Duration(n)*time.Second > MaxOverviewWindow {
-			writeAdminError(w, http.StatusBadRequest, api.CodeBadRequest,
+			writeAPIError(w, http.StatusBadRequest, api.CodeBadRequest,
 				"window: want whole seconds from 10 to "+strconv.Itoa(int(MaxOverviewWindow/time.Second))+", got "+strconv.Quote(v))
 			return
 		}

@@ -73,6 +73,7 @@ func (s *Server) needCluster(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// writeAPIError writes the admin API's one error shape.
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
 }

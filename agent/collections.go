@@ -42,21 +42,21 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	cfg := s.gw.Snapshot().Config
 	col, ok := cfg.Collection(name)
 	if !ok {
-		writeAdminError(w, http.StatusNotFound, "collection_not_found", "no collection "+name+" in the configuration")
+		writeAPIError(w, http.StatusNotFound, "collection_not_found", "no collection "+name+" in the configuration")
 		return
 	}
 	if col.URL != "" {
-		writeAdminError(w, http.StatusBadRequest, "external_collection", "collection "+name+" is served by an external store at its url; send documents there")
+		writeAPIError(w, http.StatusBadRequest, "external_collection", "collection "+name+" is served by an external store at its url; send documents there")
 		return
 	}
 	var in ingestRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxIngestBytes))
 	if err := dec.Decode(&in); err != nil {
-		writeAdminError(w, http.StatusBadRequest, "bad_request", "the body must be {\"documents\": [...]} within 32 MiB: "+err.Error())
+		writeAPIError(w, http.StatusBadRequest, "bad_request", "the body must be {\"documents\": [...]} within 32 MiB: "+err.Error())
 		return
 	}
 	if len(in.Documents) == 0 {
-		writeAdminError(w, http.StatusBadRequest, "bad_request", "no documents")
+		writeAPIError(w, http.StatusBadRequest, "bad_request", "no documents")
 		return
 	}
 	rules := map[string]config.Chunking{}
@@ -76,7 +76,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			err = ix.Add(r.Context(), in.Documents...)
 		}
 		if err != nil {
-			writeAdminError(w, http.StatusBadRequest, "document_refused", err.Error())
+			writeAPIError(w, http.StatusBadRequest, "document_refused", err.Error())
 			return
 		}
 		versions = append(versions, ix.Version())

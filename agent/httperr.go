@@ -58,17 +58,3 @@ func writeChatError(w http.ResponseWriter, e *chat.Error) {
 	}
 	writeJSON(w, status, e.Body())
 }
-
-// AdminError is the one error shape of the admin API.
-type adminError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeAdminError(w http.ResponseWriter, status int, code, msg string) {
-	var e adminError
-	e.Error.Code, e.Error.Message = code, msg
-	writeJSON(w, status, e)
-}

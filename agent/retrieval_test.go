@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"gantry/api"
 	"io"
 	"strings"
 	"testing"
@@ -102,7 +103,7 @@ func TestIngestRefusesBadDocuments(t *testing.T) {
 			path, body = "/admin/v1/collections/nope/documents", helpDocs
 		}
 		code, out := a.adminPost(path, body)
-		var e adminError
+		var e api.ErrorResponse
 		if code < 400 || json.Unmarshal([]byte(out), &e) != nil || e.Error.Message == "" {
 			t.Fatalf("%s: status %d body %s; want a clear error", name, code, out)
 		}
