@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gantry/api"
+	"gantry/config"
 	"gantry/pipeline/trace"
 )
 
@@ -23,18 +24,28 @@ const (
 	CostSeriesMinutes = 30
 )
 
+// windowParam reads ?window= in whole seconds from lo to hi, or
+// DefaultOverviewWindow when it is absent; a bad value is answered with 400
+// and ok false.
+func windowParam(w http.ResponseWriter, r *http.Request, lo, hi time.Duration) (window time.Duration, ok bool) {
+	v := r.URL.Query().Get("window")
+	if v == "" {
+		return DefaultOverviewWindow, true
+	}
+	n, err := strconv.Atoi(v)
+	if window = time.Duration(n) * time.Second; err != nil || window < lo || window > hi {
+		badRequest(w, "window: want whole seconds from %d to %d, got %q", int(lo/time.Second), int(hi/time.Second), v)
+		return 0, false
+	}
+	return window, true
+}
+
 // overview serves GET /admin/v1/overview: this agent's traffic over the
 // last ?window= seconds (default 300), computed from its trace store.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
-	window := DefaultOverviewWindow
-	if v := r.URL.Query().Get("window"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 10 || time.Duration(n)*time.Second > MaxOverviewWindow {
-			writeAPIError(w, http.StatusBadRequest, api.CodeBadRequest,
-				"window: want whole seconds from 10 to "+strconv.Itoa(int(MaxOverviewWindow/time.Second))+", got "+strconv.Quote(v))
-			return
-		}
-		window = time.Duration(n) * time.Second
+	window, ok := windowParam(w, r, 10*time.Second, MaxOverviewWindow)
+	if !ok {
+		return
 	}
 	now := time.Now()
 	span := max(window, CostSeriesMinutes*time.Minute)
@@ -46,11 +57,10 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	labels := map[string]string{}
 	if snap := s.gw.Snapshot(); snap != nil && snap.Config != nil {
 		for _, f := range snap.Config.Features {
-			if f.Labels.Production != 0 {
-				labels[f.Name+"@v"+strconv.Itoa(f.Labels.Production)] = api.LabelProduction
-			}
-			if f.Labels.Canary != 0 && f.Labels.CanaryWeight > 0 {
-				labels[f.Name+"@v"+strconv.Itoa(f.Labels.Canary)] = api.LabelCanary
+			for _, v := range []int{f.Labels.Production, f.Labels.Canary} {
+				if l := labelOf(f.Labels, v); v != 0 && l != "" {
+					labels[config.ReleaseID(f.Name, v)] = l
+				}
 			}
 		}
 	}

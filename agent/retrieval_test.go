@@ -3,11 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"gantry/api"
 	"io"
 	"strings"
 	"testing"
 
+	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline/trace"
 )

@@ -171,14 +171,9 @@ const (
 // of one ?feature=.
 func (s *Server) getReleaseStats(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	window := DefaultOverviewWindow
-	if v := q.Get("window"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || time.Duration(n)*time.Second < minStatsWindow || time.Duration(n)*time.Second > maxStatsWindow {
-			badRequest(w, "window: want whole seconds from %d to %d, got %q", int(minStatsWindow/time.Second), int(maxStatsWindow/time.Second), v)
-			return
-		}
-		window = time.Duration(n) * time.Second
+	window, ok := windowParam(w, r, minStatsWindow, maxStatsWindow)
+	if !ok {
+		return
 	}
 	st, err := s.readState(r)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"gantry/cluster/command"
-	"gantry/config"
 )
 
 // commitStats adds an agent's batch of per-release counters. Like spend it
@@ -15,20 +14,7 @@ func commitStats(tx *txn) error {
 	if err := tx.decode(&p); err != nil {
 		return err
 	}
-	// A batch names few features many times; look each up once.
-	features := map[string]config.Feature{}
-	exists := func(feature string, version int) bool {
-		f, ok := features[feature]
-		if !ok {
-			if f, ok = tx.next.Feature(feature); !ok {
-				return false
-			}
-			features[feature] = f
-		}
-		_, ok = f.Release(version)
-		return ok
-	}
-	table, _, err := tx.next.Stats.Commit(p.Batch.Agent, p.Batch.Seq, p.Batch.Items, exists, tx.env.Time)
+	table, _, err := tx.next.Stats.Commit(p.Batch.Agent, p.Batch.Seq, p.Batch.Items, tx.next.hasRelease, tx.env.Time)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
