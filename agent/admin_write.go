@@ -142,16 +142,10 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) (*state.State, b
 // apply commits one command on behalf of the caller and waits until this
 // agent's own state includes it, so a read right after sees the change.
 func (s *Server) apply(r *http.Request, t command.Type, payload any) (state.Result, error) {
-	return s.applyVersion(r, t, 1, payload)
-}
-
-// applyVersion is apply for a payload of the given version.
-func (s *Server) applyVersion(r *http.Request, t command.Type, version int, payload any) (state.Result, error) {
 	env, err := command.New(t, payload)
 	if err != nil {
 		return state.Result{}, err
 	}
-	env.Version = version
 	env.Actor = actor(r)
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
@@ -460,7 +454,7 @@ func (s *Server) moveLabel(w http.ResponseWriter, r *http.Request) {
 	if m.From != 0 {
 		cmd.From = &m.From
 	}
-	res, err := s.applyVersion(r, command.MoveLabel, cmd.LabelVersion(), cmd)
+	res, err := s.apply(r, command.MoveLabel, cmd)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -746,7 +740,6 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	env.Version = p.ConfigVersion()
 	env.Actor, env.RequestID, env.Time = actor(r), "dry-run", time.Now().UTC()
 	if _, _, err := st.Apply(st.Index+1, env); err != nil {
 		writeErr(w, err)
@@ -758,7 +751,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	res, err := s.applyVersion(r, command.ApplyConfig, p.ConfigVersion(), p)
+	res, err := s.apply(r, command.ApplyConfig, p)
 	if err != nil {
 		writeErr(w, err)
 		return

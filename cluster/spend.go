@@ -87,7 +87,6 @@ func (n *Node) commitBatch(ctx context.Context, w *spend.Wallet, b spend.Batch) 
 	if err != nil {
 		return err
 	}
-	e.Version = p.SpendVersion()
 	e.RequestID = fmt.Sprintf("spend:%s:%d", b.Agent, b.Seq)
 	e.Actor = "node:" + n.opts.NodeID
 	if _, err := n.Apply(ctx, e); err != nil {

@@ -91,8 +91,17 @@ func New(t Type, payload any) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s payload: %w", t, err)
 	}
-	return Envelope{Type: t, Version: 1, Payload: b}, nil
+	v := 1
+	if p, ok := payload.(versioned); ok {
+		v = p.PayloadVersion()
+	}
+	return Envelope{Type: t, Version: v, Payload: b}, nil
 }
+
+// versioned is a payload whose version depends on what it carries: a field
+// added later raises it only when set, so older agents refuse exactly the
+// commands they would misapply.
+type versioned interface{ PayloadVersion() int }
 
 // Check reports problems with the envelope itself, not its payload.
 func (e Envelope) Check() error {

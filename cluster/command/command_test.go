@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gantry/cluster/spend"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -102,6 +104,33 @@ func TestRoles(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.have.Allows(tt.want); got != tt.allowed {
 			t.Fatalf("%s.Allows(%s) = %v, want %v", tt.have, tt.want, got, tt.allowed)
+		}
+	}
+}
+
+// A field added to a payload later raises its version only when set, so
+// an older agent halts on exactly the commands it would misapply.
+func TestNewVersionsPayloadsByWhatTheyCarry(t *testing.T) {
+	one := uint64(1)
+	from := 1
+	tests := []struct {
+		name    string
+		typ     Type
+		payload any
+		want    int
+	}{
+		{"label move", MoveLabel, Label{Feature: "f", Action: Promote, Version: 2}, 1},
+		{"label move from a version", MoveLabel, Label{Feature: "f", Action: Promote, Version: 2, From: &from}, 2},
+		{"config", ApplyConfig, Config{}, 1},
+		{"config if unchanged", ApplyConfig, Config{IfIndex: &one}, 2},
+		{"spend batch", CommitSpend, Spend{}, 1},
+		{"final spend batch", CommitSpend, Spend{Batch: spend.Batch{Final: true}}, 2},
+		{"token", PutToken, TokenPayload{}, 1},
+	}
+	for _, tc := range tests {
+		e, err := New(tc.typ, tc.payload)
+		if err != nil || e.Version != tc.want {
+			t.Errorf("%s: version %d (%v), want %d", tc.name, e.Version, err, tc.want)
 		}
 	}
 }

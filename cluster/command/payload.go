@@ -71,10 +71,9 @@ type Label struct {
 	From *int `json:"from,omitempty"`
 }
 
-// LabelVersion is the payload version a Label needs: 2 when it carries a
-// From precondition, which an agent that knows only version 1 would ignore
-// and so must refuse to apply.
-func (l Label) LabelVersion() int {
+// PayloadVersion is 2 when the Label carries a From precondition, which an
+// agent that knows only version 1 would ignore and so must refuse to apply.
+func (l Label) PayloadVersion() int {
 	if l.From != nil {
 		return 2
 	}
@@ -155,9 +154,9 @@ type Config struct {
 	IfIndex *uint64 `json:"if_index,omitempty"`
 }
 
-// ConfigVersion is the payload version a Config needs: 2 with IfIndex,
-// which an agent that knows only version 1 would ignore.
-func (c Config) ConfigVersion() int {
+// PayloadVersion is 2 with IfIndex, which an agent that knows only
+// version 1 would ignore.
+func (c Config) PayloadVersion() int {
 	if c.IfIndex != nil {
 		return 2
 	}
@@ -184,9 +183,9 @@ type Spend struct {
 	Batch spend.Batch `json:"batch"`
 }
 
-// SpendVersion is the payload version a Spend needs: 2 for a final batch,
-// whose returned grants an agent that knows only version 1 would keep.
-func (s Spend) SpendVersion() int {
+// PayloadVersion is 2 for a final batch, whose returned grants an agent
+// that knows only version 1 would keep.
+func (s Spend) PayloadVersion() int {
 	if s.Batch.Final {
 		return 2
 	}

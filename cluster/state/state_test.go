@@ -480,7 +480,6 @@ func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
 	move := func(to int, id string) command.Envelope {
 		p := command.Label{Feature: "support", Action: command.Promote, Version: to, From: &from}
 		e := mk(t, command.MoveLabel, p, id)
-		e.Version = p.LabelVersion()
 		return e
 	}
 	s, _ = mustApply(t, s, 4, move(2, "alice"))
@@ -499,7 +498,6 @@ func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
 	none := 0
 	c := command.Label{Feature: "support", Action: command.Canary, Version: 3, Weight: 10, From: &none}
 	e := mk(t, command.MoveLabel, c, "canary")
-	e.Version = c.LabelVersion()
 	s, _ = mustApply(t, s, 6, e)
 	if _, _, err := s.Apply(7, func() command.Envelope { e.RequestID = "again"; return e }()); !errors.Is(err, ErrConflict) {
 		t.Fatalf("canary from nowhere while v3 is canary: err %v, want a conflict", err)
