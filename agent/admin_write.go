@@ -140,7 +140,8 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) (*state.State, b
 }
 
 // apply commits one command on behalf of the caller and waits until this
-// agent's own state includes it, so a read right after sees the change.
+// agent's gateway has taken it in, so a read right after sees the change,
+// whether it reads the state or what the gateway serves.
 func (s *Server) apply(r *http.Request, t command.Type, payload any) (state.Result, error) {
 	env, err := command.New(t, payload)
 	if err != nil {
@@ -153,13 +154,13 @@ func (s *Server) apply(r *http.Request, t command.Type, payload any) (state.Resu
 	if err != nil {
 		return res, err
 	}
-	return res, s.waitLocal(ctx, res.Index)
+	return res, s.waitFollowed(ctx, res.Index)
 }
 
-func (s *Server) waitLocal(ctx context.Context, index uint64) error {
+func (s *Server) waitFollowed(ctx context.Context, index uint64) error {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for s.cl.node.State().Index < index {
+	for s.cl.followed.Load() < index {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the change committed at index %d but this agent has not applied it yet: %w", index, ctx.Err())

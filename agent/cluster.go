@@ -101,9 +101,14 @@ type clusterSide struct {
 	// served is the state index the gateway's configuration was compiled
 	// from; 0 while it serves a local file or nothing.
 	served atomic.Uint64
-	// compiled is the configuration last handed to the compiler, to skip
-	// commands that changed only members, tokens or the audit log.
-	compiled *config.Config
+	// followed is the last state index the follow loop took in, whether
+	// it swapped, skipped or refused the configuration at that index.
+	followed atomic.Uint64
+	// compiled is the configuration the gateway serves, to skip commands
+	// that changed only members, tokens, spend or the audit log; refused
+	// is the last one that did not compile, so it is not compiled again
+	// at every later index.
+	compiled, refused *config.Config
 }
 
 // openCluster opens the agent's cluster node once its HTTP address is
@@ -257,6 +262,7 @@ func (s *Server) followState(ctx context.Context) {
 }
 
 func (s *Server) swapState(st *state.State) {
+	defer s.cl.followed.Store(max(s.cl.followed.Load(), st.Index))
 	if !hasConfig(&st.Config) || st.Index <= s.cl.served.Load() {
 		return
 	}
@@ -265,11 +271,15 @@ func (s *Server) swapState(st *state.State) {
 		s.cl.served.Store(st.Index)
 		return
 	}
-	s.cl.compiled = &cfg
+	if s.cl.refused != nil && sameConfig(s.cl.refused, &cfg) {
+		return
+	}
 	if err := s.Reload(&cfg); err != nil {
+		s.cl.refused = &cfg
 		s.log.Error("replicated configuration does not compile; still serving the previous one", "index", st.Index, "err", err)
 		return
 	}
+	s.cl.compiled, s.cl.refused = &cfg, nil
 	s.cl.served.Store(st.Index)
 	s.log.Debug("configuration swapped", "index", st.Index)
 }

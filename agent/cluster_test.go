@@ -602,11 +602,19 @@ func TestSwapState(t *testing.T) {
 	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
+	// A later command that leaves the broken configuration as it is must
+	// not mark it served either.
+	st3b := applied(t, st3, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops2", Hash: config.HashKey("gat_ops2"), Role: command.RoleOperator}})
+	a.s.swapState(st3b)
+	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index || a.s.cl.followed.Load() != st3b.Index {
+		t.Fatalf("after a token change on a broken configuration: serving index %d (want %d), followed %d (want %d)",
+			a.s.cl.served.Load(), st2.Index, a.s.cl.followed.Load(), st3b.Index)
+	}
 
 	fixed := *cfg
 	fixed.Features = slices.Clone(cfg.Features)
 	fixed.Features[0].Labels = config.Labels{Production: 1}
-	st4 := applied(t, st3, command.ApplyConfig, command.Config{Config: fixed})
+	st4 := applied(t, st3b, command.ApplyConfig, command.Config{Config: fixed})
 	a.s.swapState(st4)
 	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || a.s.cl.served.Load() != st4.Index {
 		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
