@@ -94,9 +94,16 @@ func (s *stream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Co
 	if err != nil {
 		return nil, err
 	}
+	// The network may have been cut while this dial was under way: check
+	// again under the lock that isolate holds while it closes connections.
 	s.nw.mu.Lock()
-	s.nw.conns = append(s.nw.conns, dialed{from: s.id, to: s.nw.owner[string(address)], conn: c})
-	s.nw.mu.Unlock()
+	defer s.nw.mu.Unlock()
+	to := s.nw.owner[string(address)]
+	if s.nw.blocked(s.id, to) {
+		c.Close()
+		return nil, fmt.Errorf("%s to %s: %w", s.id, address, errPartitioned)
+	}
+	s.nw.conns = append(s.nw.conns, dialed{from: s.id, to: to, conn: c})
 	return c, nil
 }
 
