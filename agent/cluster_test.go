@@ -8,10 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"gantry/api"
 	"gantry/cluster/command"
@@ -31,7 +35,17 @@ type clusterAgent struct {
 func startClusterAgent(t *testing.T, mutate func(*Options)) *clusterAgent {
 	t.Helper()
 	ready := make(chan string, 1)
-	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: "a1",
+	// The example's simulator fails a few calls on purpose; these tests
+	// assert single calls, so they serve it without failures.
+	quiet, err := yaml.Marshal(quietConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "gantry.yaml")
+	if err := os.WriteFile(file, quiet, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: "a1", ConfigFile: file,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard, Ready: func(addr string) { ready <- addr }}
 	if mutate != nil {
 		mutate(&opts)
@@ -501,7 +515,7 @@ func TestClusterNoLeader(t *testing.T) {
 	writeTimeout, readTimeout = time.Second, time.Second
 	t.Cleanup(func() { writeTimeout, readTimeout = oldW, oldR })
 	a := startClusterAgent(t, func(o *Options) {
-		o.Dev, o.DevKey = false, ""
+		o.Dev, o.DevKey, o.ConfigFile = false, "", ""
 		o.Cluster = ClusterOptions{Join: []string{"127.0.0.1:1"}, Secret: "s3cret", RaftAddr: "127.0.0.1:0"}
 	})
 	if got := a.do("GET", "/readyz", "", nil, nil); got != 503 {
