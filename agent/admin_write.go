@@ -163,7 +163,7 @@ func (s *Server) waitFollowed(ctx context.Context, index uint64) error {
 	for s.cl.followed.Load() < index {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the change committed at index %d but this agent has not applied it yet: %w", index, ctx.Err())
+			return fmt.Errorf("the change committed at index %d but this agent has not taken it in yet: %w", index, ctx.Err())
 		case <-t.C:
 		}
 	}
