@@ -68,6 +68,7 @@ keys:
 type agentProc struct {
 	id, http, raft, dir string
 	args                []string
+	env                 []string // added to the test's environment
 	cmd                 *exec.Cmd
 	log                 *os.File
 	exited              chan struct{}
@@ -94,7 +95,7 @@ func freePorts(t *testing.T, n int) []int {
 func (a *agentProc) start(t *testing.T) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], a.args...)
-	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1", "GANTRY_ADMIN_TOKENS="+clusterAdmin)
+	cmd.Env = append(append(os.Environ(), "GANTRY_RUN_MAIN=1", "GANTRY_ADMIN_TOKENS="+clusterAdmin), a.env...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", a.id, err)
@@ -110,6 +111,9 @@ func (a *agentProc) start(t *testing.T) {
 // stop sends SIGTERM and waits for a clean exit.
 func (a *agentProc) stop(t *testing.T) {
 	t.Helper()
+	if a.cmd == nil {
+		return // never started
+	}
 	select {
 	case <-a.exited:
 		return
@@ -141,6 +145,17 @@ func startCluster(t *testing.T) *testCluster { return startClusterWith(t, cluste
 // startClusterWith starts three agents that seed the cluster with cfg,
 // each with the extra agent flags.
 func startClusterWith(t *testing.T, cfg string, extra ...string) *testCluster {
+	t.Helper()
+	c := newCluster(t, cfg, extra...)
+	for _, a := range c.agents {
+		a.start(t)
+	}
+	return c
+}
+
+// newCluster prepares three agents as startClusterWith does, without
+// starting them; stopping them and showing their logs on failure is set up.
+func newCluster(t *testing.T, cfg string, extra ...string) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gantry.yaml")
@@ -179,9 +194,6 @@ func startClusterWith(t *testing.T, cfg string, extra ...string) *testCluster {
 			a.log.Close()
 		}
 	})
-	for _, a := range c.agents {
-		a.start(t)
-	}
 	return c
 }
 
@@ -624,5 +636,85 @@ func TestAgentReloadAppliesConfigFile(t *testing.T) {
 	}
 	if _, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f); err != nil || f.Labels.Production != 2 {
 		t.Fatalf("a broken file changed the state: %+v %v", f.Labels, err)
+	}
+}
+
+// putConfig writes a YAML configuration through a and returns the status
+// and the answer.
+func (c *testCluster) putConfig(a *agentProc, yaml string) (int, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest("PUT", "http://"+a.http+api.PathConfig, strings.NewReader(yaml))
+	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A configuration that one agent cannot serve, here because a provider's
+// key variable is unset on it, leaves that agent serving the previous one
+// and says so: its status and the member list name the reason, and a
+// write through that agent is refused with it instead of committed.
+func TestMemberThatCannotServeTheConfigurationIsShown(t *testing.T) {
+	const keyVar = "GANTRY_E2E_UPSTREAM_KEY"
+	c := newCluster(t, clusterConfig())
+	for _, a := range c.agents[:2] {
+		a.env = []string{keyVar + "=sk-e2e"}
+	}
+	for _, a := range c.agents {
+		a.start(t)
+	}
+	c.waitFor("a leader all agents agree on", 30*time.Second, func() bool { return c.leader(c.agents) != "" })
+	c.waitConverged(15 * time.Second)
+	keyed, lacking := c.agents[0], c.agents[2]
+
+	withUpstream := strings.Replace(clusterConfig(), "models:\n", `  - name: upstream
+    kind: openai
+    base_url: http://127.0.0.1:9/v1
+    api_key_env: `+keyVar+`
+models:
+  - name: upstream-small
+    provider: upstream
+    price: {input: 0.15, output: 0.60}
+`, 1)
+	if code, body := c.putConfig(lacking, withUpstream); code != http.StatusBadRequest || !strings.Contains(body, keyVar) {
+		t.Fatalf("write through the agent without %s: %d %s; want 400 naming the variable", keyVar, code, body)
+	}
+	if code, body := c.putConfig(keyed, withUpstream); code != http.StatusOK {
+		t.Fatalf("write through an agent with %s: %d %s", keyVar, code, body)
+	}
+	c.waitFor("the member list to show the agent left on the older configuration, and only that one", 10*time.Second, func() bool {
+		var members api.Members
+		if _, err := c.call(keyed, "GET", api.PathMembers, nil, &members); err != nil || len(members.Members) != 3 {
+			return false
+		}
+		for _, m := range members.Members {
+			if m.ID == lacking.id && (m.Healthy || !strings.Contains(m.Error, keyVar)) {
+				return false
+			}
+			if m.ID != lacking.id && (!m.Healthy || m.Error != "") {
+				return false
+			}
+		}
+		return true
+	})
+	st, err := c.status(lacking)
+	if err != nil || st.ServingIndex >= st.StateIndex || !strings.Contains(st.Unserved, keyVar) {
+		t.Fatalf("status of the agent without %s: serving %d of state %d, unserved %q (%v)", keyVar, st.ServingIndex, st.StateIndex, st.Unserved, err)
+	}
+	if err := c.chat(lacking); err != nil {
+		t.Fatalf("the agent on the older configuration stopped serving: %v", err)
+	}
+
+	// Taking the provider out again brings every agent onto one state.
+	if code, body := c.putConfig(keyed, clusterConfig()); code != http.StatusOK {
+		t.Fatalf("write without the provider: %d %s", code, body)
+	}
+	c.waitConverged(15 * time.Second)
+	if st, err := c.status(lacking); err != nil || st.Unserved != "" {
+		t.Fatalf("after the fix the agent still reports %q (%v)", st.Unserved, err)
 	}
 }

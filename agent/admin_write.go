@@ -184,7 +184,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Status{
 		ID: st.ID, RaftAddr: st.RaftAddr, HTTPAddr: st.HTTPAddr, Role: st.RaftState, Leader: st.Leader, Term: st.Term,
 		LastIndex: st.LastLogIndex, CommitIndex: st.CommitIndex, SnapshotIndex: st.SnapshotIndex, StateIndex: st.StateIndex, StateHash: st.StateHash,
-		LastContact: st.LastContact, Halted: st.Halted, ServingIndex: s.cl.served.Load(),
+		LastContact: st.LastContact, Halted: st.Halted, ServingIndex: s.cl.served.Load(), Unserved: st.Unserved,
 	})
 }
 
@@ -203,8 +203,11 @@ func (s *Server) getMembers(w http.ResponseWriter, r *http.Request) {
 			am.LastIndex = st.LastLogIndex
 			am.AppliedIndex = st.StateIndex
 			am.Healthy = st.Halted == "" && (st.RaftState == api.RoleLeader || st.Leader != "")
-			if st.Halted != "" {
+			switch {
+			case st.Halted != "":
 				am.Error = "state machine halted: " + st.Halted
+			case st.Unserved != "":
+				am.Healthy, am.Error = false, st.Unserved
 			}
 			if m.ID == s.cl.node.ID() {
 				out.Term = st.Term
@@ -742,8 +745,15 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	env.Actor, env.RequestID, env.Time = actor(r), "dry-run", time.Now().UTC()
-	if _, _, err := st.Apply(st.Index+1, env); err != nil {
+	next, _, err := st.Apply(st.Index+1, env)
+	if err != nil {
 		writeErr(w, err)
+		return
+	}
+	// A configuration the agent taking it cannot serve would leave it on
+	// the old one; most often a provider's key variable is unset here.
+	if err := s.compiles(&next.Config); err != nil {
+		badRequest(w, "this agent cannot serve the configuration, so it is not applied (set what it needs on every agent first): %v", err)
 		return
 	}
 	out := api.ConfigResult{BaseIndex: st.ConfigIndex, Changes: configChanges(&st.Config, cfg)}

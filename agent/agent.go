@@ -312,6 +312,14 @@ func (s *Server) Reload(cfg *config.Config) error {
 	return nil
 }
 
+// compiles reports whether the gateway could serve cfg, without serving it.
+func (s *Server) compiles(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := pipeline.Compile(cfg, s.set)
+	return err
+}
+
 // reloadFile reloads the configuration file on SIGHUP.
 func (s *Server) reloadFile() {
 	if s.opts.ConfigFile == "" {

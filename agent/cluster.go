@@ -109,6 +109,17 @@ type clusterSide struct {
 	// is the last one that did not compile, so it is not compiled again
 	// at every later index.
 	compiled, refused *config.Config
+	// unserved is why the configuration at the state's index is not
+	// served, nil when it is.
+	unserved atomic.Pointer[string]
+}
+
+// unservedReason is the cluster node's Options.Unserved.
+func (cl *clusterSide) unservedReason() string {
+	if p := cl.unserved.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // openCluster opens the agent's cluster node once its HTTP address is
@@ -134,6 +145,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	if lone {
 		expect = 0
 	}
+	cl := &clusterSide{}
 	node, err := cluster.Open(ctx, cluster.Options{
 		NodeID:            s.opts.NodeID,
 		RaftAddr:          raftAddr,
@@ -150,11 +162,12 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		Logger:            s.log.With("component", "cluster"),
 		TLS:               s.raftTLS(),
 		HTTPClient:        s.peerClient(),
+		Unserved:          cl.unservedReason,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	cl := &clusterSide{node: node}
+	cl.node = node
 	lctx, cancel := context.WithCancel(context.Background())
 	cl.cancel = cancel
 	s.cl = cl
@@ -269,6 +282,7 @@ func (s *Server) swapState(st *state.State) {
 	cfg := st.Config
 	if s.cl.compiled != nil && sameConfig(s.cl.compiled, &cfg) {
 		s.cl.served.Store(st.Index)
+		s.cl.unserved.Store(nil)
 		return
 	}
 	if s.cl.refused != nil && sameConfig(s.cl.refused, &cfg) {
@@ -276,10 +290,13 @@ func (s *Server) swapState(st *state.State) {
 	}
 	if err := s.Reload(&cfg); err != nil {
 		s.cl.refused = &cfg
+		why := fmt.Sprintf("the configuration at index %d does not compile here, so the gateway serves the one of index %d: %v", st.Index, s.cl.served.Load(), err)
+		s.cl.unserved.Store(&why)
 		s.log.Error("replicated configuration does not compile; still serving the previous one", "index", st.Index, "err", err)
 		return
 	}
 	s.cl.compiled, s.cl.refused = &cfg, nil
+	s.cl.unserved.Store(nil)
 	s.cl.served.Store(st.Index)
 	s.log.Debug("configuration swapped", "index", st.Index)
 }

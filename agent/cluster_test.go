@@ -616,6 +616,9 @@ func TestSwapState(t *testing.T) {
 	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
+	if why := a.s.cl.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
+		t.Fatalf("unserved reason %q does not say which index and what failed", why)
+	}
 	// A later command that leaves the broken configuration as it is must
 	// not mark it served either.
 	st3b := applied(t, st3, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops2", Hash: config.HashKey("gat_ops2"), Role: command.RoleOperator}})
@@ -632,6 +635,9 @@ func TestSwapState(t *testing.T) {
 	a.s.swapState(st4)
 	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || a.s.cl.served.Load() != st4.Index {
 		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
+	}
+	if why := a.s.cl.unservedReason(); why != "" {
+		t.Fatalf("after a fixed configuration the agent still reports %q", why)
 	}
 }
 

@@ -68,6 +68,9 @@ type Status struct {
 	LastContact   time.Time `json:"last_contact,omitzero"`
 	Halted        string    `json:"halted,omitempty"`
 	ServingIndex  uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
+	// Unserved is why the gateway serves an older configuration than the
+	// state holds, such as a provider's key variable unset on this agent.
+	Unserved string `json:"unserved,omitempty"`
 }
 
 // Removed answers a member removal.

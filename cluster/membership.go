@@ -342,6 +342,9 @@ type Status struct {
 	// the leader itself or before any contact.
 	LastContact time.Time `json:"last_contact,omitzero"`
 	Halted      string    `json:"halted,omitempty"`
+	// Unserved is why this agent serves an older configuration than its
+	// state holds; empty when it serves the state's.
+	Unserved string `json:"unserved,omitempty"`
 }
 
 // snapshotIndex reads the index of the latest snapshot from raft's stats,
@@ -373,6 +376,9 @@ func (n *Node) Status() Status {
 	}
 	if err := n.Halted(); err != nil {
 		st.Halted = err.Error()
+	}
+	if n.opts.Unserved != nil {
+		st.Unserved = n.opts.Unserved()
 	}
 	return st
 }

@@ -87,6 +87,10 @@ type Options struct {
 	// HTTPClient carries forwarded requests [a client with a 10s timeout].
 	// With TLS on, it should present the same certificate.
 	HTTPClient *http.Client
+	// Unserved says why this agent does not serve the replicated
+	// configuration, "" when it does; Status reports it so that the
+	// member list shows an agent left on an older configuration.
+	Unserved func() string
 	// TLS, when set, runs the Raft transport over mutual TLS 1.3: it
 	// listens with the config's certificate and requires peers' client
 	// certificates verified against ClientCAs, and it dials with the same

@@ -83,7 +83,8 @@ type cachedProvider struct {
 	p   provider.Provider
 }
 
-// NewProviderSet returns a set that builds providers with build.
+// NewProviderSet returns a set that builds providers with build, whose
+// errors name the provider.
 func NewProviderSet(build func(config.Provider) (provider.Provider, error)) *ProviderSet {
 	return &ProviderSet{build: build, cache: map[string]cachedProvider{}}
 }
@@ -94,7 +95,7 @@ func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
 	}
 	p, err := s.build(c)
 	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+		return nil, err // the builder names the provider
 	}
 	s.cache[c.Name] = cachedProvider{cfg: c, p: p}
 	return p, nil
