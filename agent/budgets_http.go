@@ -19,9 +19,11 @@ const budgetWindow = 30 * time.Minute
 
 // budgets serves GET /admin/v1/budgets: every budget with what has been
 // spent and is held (by the whole cluster for a budget it shares, else by
-// this agent's ledger), its burn rate over the last half hour of this
-// agent's traffic, when it runs out at that rate, and spend by feature,
-// team, key and model.
+// this agent's ledger), its burn rate over the last half hour (of the
+// cluster's committed spend for a shared budget, once this agent has
+// watched it for a minute; else of this agent's traffic), when spend
+// reaches the limit at that rate, and spend by feature, team, key and
+// model.
 func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	cfg := s.gw.Snapshot().Config
@@ -59,7 +61,12 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 			}
 			ab.BurnPerHour *= float64(time.Hour) / float64(budgetWindow)
 			ab.CostSeries = series
-			if left := b.LimitUSD - u.SpentUSD - u.ReservedUSD; ab.BurnPerHour > 0 {
+			if ab.Cluster != nil {
+				if r, ok := s.spend.burn.perHour(b.Name, spend.PeriodKey(b, now)); ok {
+					ab.BurnPerHour, ab.Cluster.BurnPerHour = r, r
+				}
+			}
+			if left := b.LimitUSD - ab.SpentUSD; ab.BurnPerHour > 0 {
 				at := now.Add(time.Duration(max(left, 0) / ab.BurnPerHour * float64(time.Hour)))
 				if ab.PeriodEnd.IsZero() || at.Before(ab.PeriodEnd) {
 					ab.Exhausts = &at

@@ -32,6 +32,8 @@ type spendSide struct {
 	// failures counts syncs that could not reach a leader or were refused.
 	grant    *prometheus.GaugeVec
 	failures prometheus.Counter
+	// burn samples the cluster's committed spend of each tracked budget.
+	burn burnMeter
 }
 
 // grantTracked reports whether the cluster keeps scope s: budgets other than
@@ -75,7 +77,9 @@ func (sp *spendSide) sync(ctx context.Context, node *cluster.Node) error {
 	if err != nil {
 		sp.failures.Inc()
 	}
-	sp.observe(node.State().Config.Budgets)
+	st := node.State()
+	sp.observe(st.Config.Budgets)
+	sp.burn.observe(st, time.Now())
 	return err
 }
 

@@ -466,9 +466,11 @@ type Budget struct {
 	Period      string  `json:"period"`          // day, month or total
 	Action      string  `json:"action,omitempty"`
 	LimitUSD    float64 `json:"limit_usd"`
-	SpentUSD    float64 `json:"spent_usd"`         // by the whole cluster when it shares the budget
-	ReservedUSD float64 `json:"reserved_usd"`      // held by calls in flight, or by agents' grants in a cluster
-	BurnPerHour float64 `json:"burn_per_hour_usd"` // over the answering agent's traffic
+	SpentUSD    float64 `json:"spent_usd"`    // by the whole cluster when it shares the budget
+	ReservedUSD float64 `json:"reserved_usd"` // held by calls in flight, or by agents' grants in a cluster
+	// BurnPerHour is the spend rate over the last half hour: the cluster's
+	// when Cluster.BurnPerHour is set, else the answering agent's traffic.
+	BurnPerHour float64 `json:"burn_per_hour_usd"`
 	// PeriodEnd is when the period rolls over; zero for total budgets.
 	PeriodEnd time.Time `json:"period_end,omitzero"`
 	// Exhausts is when spend reaches the limit at the current burn rate;
@@ -485,9 +487,13 @@ type Budget struct {
 // BudgetLedger is a budget's cluster-wide spend this period: what every
 // agent committed, what can still be granted, and the grant each holds.
 type BudgetLedger struct {
-	SpentUSD     float64       `json:"spent_usd"`
-	AvailableUSD float64       `json:"available_usd"`
-	Grants       []BudgetGrant `json:"grants,omitempty"`
+	SpentUSD     float64 `json:"spent_usd"`
+	AvailableUSD float64 `json:"available_usd"`
+	// BurnPerHour is how fast committed spend grew over the last half
+	// hour, as the answering agent watched it; 0 until it has watched for
+	// a minute.
+	BurnPerHour float64       `json:"burn_per_hour_usd,omitempty"`
+	Grants      []BudgetGrant `json:"grants,omitempty"`
 }
 
 // BudgetGrant is what one agent was granted of a budget and has committed

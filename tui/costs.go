@@ -206,12 +206,17 @@ func (v *costsView) View() string {
 	return fillLines(lines, v.h)
 }
 
-// grantsLine tells, for a budget the cluster shares, what is left to grant
-// and what each agent still holds of its grant: where the rest of the
-// budget sits when one agent refuses calls.
+// grantsLine tells, for a budget the cluster shares, whose burn rate the
+// table shows, what is left to grant and what each agent still holds of
+// its grant: where the rest of the budget sits when one agent refuses
+// calls.
 func grantsLine(b api.Budget) string {
 	c := b.Cluster
-	s := fmt.Sprintf("  %s across the cluster: %s left to grant", b.Name, usd(c.AvailableUSD))
+	burn := "burn/h of this agent's calls"
+	if c.BurnPerHour > 0 {
+		burn = "burn/h of the cluster's spend"
+	}
+	s := fmt.Sprintf("  %s across the cluster (%s): %s left to grant", b.Name, burn, usd(c.AvailableUSD))
 	if len(c.Grants) == 0 {
 		return s + ", no agent holds a grant"
 	}
