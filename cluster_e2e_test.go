@@ -708,6 +708,9 @@ models:
 	if err := c.chat(lacking); err != nil {
 		t.Fatalf("the agent on the older configuration stopped serving: %v", err)
 	}
+	if got := c.metric(lacking, "gantry_config_unserved"); got != "1" {
+		t.Fatalf("gantry_config_unserved on the agent without %s = %q, want 1", keyVar, got)
+	}
 
 	// Taking the provider out again brings every agent onto one state.
 	if code, body := c.putConfig(keyed, clusterConfig()); code != http.StatusOK {
@@ -717,4 +720,24 @@ models:
 	if st, err := c.status(lacking); err != nil || st.Unserved != "" {
 		t.Fatalf("after the fix the agent still reports %q (%v)", st.Unserved, err)
 	}
+	if got := c.metric(lacking, "gantry_config_unserved"); got != "0" {
+		t.Fatalf("gantry_config_unserved after the fix = %q, want 0", got)
+	}
+}
+
+// metric is the value of an unlabelled metric on a's /metrics, or "".
+func (c *testCluster) metric(a *agentProc, name string) string {
+	c.t.Helper()
+	resp, err := c.hc.Get("http://" + a.http + "/metrics")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"gantry/api"
 	"gantry/cluster"
 	"gantry/cluster/command"
@@ -168,6 +170,14 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		return fmt.Errorf("cluster: %w", err)
 	}
 	cl.node = node
+	s.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "config_unserved",
+		Help: "1 while this agent serves an older configuration than the cluster's because the newer one does not compile here; GET /admin/v1/status says why."},
+		func() float64 {
+			if cl.unservedReason() != "" {
+				return 1
+			}
+			return 0
+		}))
 	lctx, cancel := context.WithCancel(context.Background())
 	cl.cancel = cancel
 	s.cl = cl
