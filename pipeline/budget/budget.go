@@ -40,6 +40,21 @@ type Reservation struct {
 	Downgraded bool
 }
 
+// check refuses a reservation every ledger refuses: one for a request
+// already gone, without a request id, or for an amount out of range.
+func (r Reservation) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.RequestID == "" {
+		return fmt.Errorf("%w: empty request id", ErrInvalid)
+	}
+	if !(r.AmountUSD >= 0) || r.AmountUSD > config.MaxBudgetUSD {
+		return fmt.Errorf("%w: amount %v USD", ErrInvalid, r.AmountUSD)
+	}
+	return nil
+}
+
 // Scope is one budget applied to one subject: Key identifies the counter
 // (the budget name, and the end user for per-user budgets) and Budget
 // carries the limits from the current configuration, so a configuration

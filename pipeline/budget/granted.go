@@ -79,14 +79,8 @@ func (e *GrantShortError) Unwrap() error { return e.Exceeded }
 
 // Reserve implements Ledger.
 func (g *Granted) Reserve(ctx context.Context, r Reservation) (Hold, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.check(ctx); err != nil {
 		return Hold{}, err
-	}
-	if r.RequestID == "" {
-		return Hold{}, fmt.Errorf("%w: empty request id", ErrInvalid)
-	}
-	if !(r.AmountUSD >= 0) || r.AmountUSD > config.MaxBudgetUSD {
-		return Hold{}, fmt.Errorf("%w: amount %v USD", ErrInvalid, r.AmountUSD)
 	}
 	scopes := dedupe(r.Scopes)
 	g.mu.Lock()

@@ -154,14 +154,8 @@ func (l *Local) counter(s Scope, now time.Time) *counter {
 
 // Reserve implements Ledger.
 func (l *Local) Reserve(ctx context.Context, r Reservation) (Hold, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.check(ctx); err != nil {
 		return Hold{}, err
-	}
-	if r.RequestID == "" {
-		return Hold{}, fmt.Errorf("%w: empty request id", ErrInvalid)
-	}
-	if !(r.AmountUSD >= 0) || r.AmountUSD > config.MaxBudgetUSD {
-		return Hold{}, fmt.Errorf("%w: amount %v USD", ErrInvalid, r.AmountUSD)
 	}
 	scopes := dedupe(r.Scopes)
 	amount := toNanosCeil(r.AmountUSD)
