@@ -639,19 +639,31 @@ func TestAgentReloadAppliesConfigFile(t *testing.T) {
 	}
 }
 
-// putConfig writes a YAML configuration through a and returns the status
-// and the answer.
-func (c *testCluster) putConfig(a *agentProc, yaml string) (int, string) {
+// configRequest sends method to a's configuration endpoint (reads are
+// consistent) with body and, when etag is set, If-Match; it returns the
+// answer and its body.
+func (c *testCluster) configRequest(a *agentProc, method string, body []byte, etag string) (*http.Response, []byte) {
 	c.t.Helper()
-	req, _ := http.NewRequest("PUT", "http://"+a.http+api.PathConfig, strings.NewReader(yaml))
+	req, _ := http.NewRequest(method, "http://"+a.http+api.PathConfig+"?consistent=1", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+	if etag != "" {
+		req.Header.Set("If-Match", etag)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	out, _ := io.ReadAll(resp.Body)
+	return resp, out
+}
+
+// putConfig writes a YAML configuration through a and returns the status
+// and the answer.
+func (c *testCluster) putConfig(a *agentProc, yaml string) (int, string) {
+	c.t.Helper()
+	resp, body := c.configRequest(a, "PUT", []byte(yaml), "")
+	return resp.StatusCode, string(body)
 }
 
 // A configuration that one agent cannot serve, here because a provider's

@@ -198,28 +198,14 @@ func startBudgetCluster(t *testing.T) *testCluster {
 // would: read, edit, write back only if nothing changed in between.
 func addBudget(t *testing.T, c *testCluster, b config.Budget) {
 	t.Helper()
-	do := func(method string, body []byte, etag string) (*http.Response, []byte) {
-		req, _ := http.NewRequest(method, "http://"+c.agents[0].http+api.PathConfig+"?consistent=1", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+clusterAdmin)
-		if etag != "" {
-			req.Header.Set("If-Match", etag)
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp, out
-	}
-	resp, body := do("GET", nil, "")
+	resp, body := c.configRequest(c.agents[0], "GET", nil, "")
 	var cfg config.Config
 	if err := json.Unmarshal(body, &cfg); err != nil || resp.Header.Get("ETag") == "" {
 		t.Fatalf("GET config: %s, ETag %q: %v", body, resp.Header.Get("ETag"), err)
 	}
 	cfg.Budgets = append(cfg.Budgets, b)
 	edited, _ := json.Marshal(cfg)
-	if resp, body := do("PUT", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
+	if resp, body := c.configRequest(c.agents[0], "PUT", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT config: %s: %s", resp.Status, body)
 	}
 }
