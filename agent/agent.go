@@ -6,7 +6,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,11 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"gantry/agent/admin"
+	"gantry/agent/gateway"
+	"gantry/agent/httpio"
+	"gantry/cluster"
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
@@ -59,6 +61,9 @@ type Options struct {
 	// TLS turns on mutual TLS for HTTP and Raft when all three files are
 	// named; see tls.go.
 	TLS tlsconf.Files
+
+	// adminTimeouts shorten the admin API's waits on the cluster in tests.
+	adminTimeouts admin.Timeouts
 }
 
 // Default bounds of the trace store.
@@ -75,14 +80,13 @@ type Server struct {
 	store    *trace.Store
 	recorder *trace.Recorder
 	metrics  *metrics.Metrics
-	admins   [][32]byte // sha256 of accepted admin tokens
 	mu       sync.Mutex // serialises reloads
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
-	cl       *clusterSide  // nil until Run opens the cluster node
+	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
@@ -118,7 +122,11 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
-	defer s.closeCluster()
+	defer func() {
+		if s.cl != nil {
+			s.cl.close()
+		}
+	}()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -164,7 +172,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
-	s.leaveCluster()
+	if s.cl != nil {
+		s.cl.leave(s.opts.DataDir)
+	}
 	return nil
 }
 
@@ -204,11 +214,6 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
-	for _, t := range append([]string{opts.DevAdminToken}, opts.AdminTokens...) {
-		if t != "" {
-			s.admins = append(s.admins, sha256.Sum256([]byte(t)))
-		}
-	}
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -329,7 +334,7 @@ func (s *Server) reloadFile() {
 		return
 	}
 	if s.cl != nil {
-		s.applyFile()
+		s.cl.applyFile(s.opts.ConfigFile)
 		return
 	}
 	cfg, err := config.LoadFile(s.opts.ConfigFile)
@@ -341,6 +346,13 @@ func (s *Server) reloadFile() {
 		return
 	}
 	s.log.Info("configuration reloaded", "file", s.opts.ConfigFile)
+}
+
+// Feedback counts a stored signal in the metrics and the per-release
+// counters; before is the trace as it was before the signal.
+func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
+	s.metrics.Feedback(before.Feature, before.Release, fb)
+	s.stats.feedback(before, fb)
 }
 
 // record observes metrics and queues the trace; it never blocks.
@@ -373,36 +385,63 @@ func upstreamTransport() *http.Transport {
 	return t
 }
 
-// Handler routes every HTTP endpoint of the agent.
+// Handler routes every HTTP endpoint of the agent: the gateway, the admin
+// API, the cluster's own API, metrics and health.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
-	mux.HandleFunc("GET /v1/models", s.models)
-	mux.HandleFunc("POST /v1/features/{name}/invoke", s.invoke)
-	mux.HandleFunc("POST /v1/feedback", s.feedback)
-	mux.Handle("GET /admin/v1/traces", s.admin(s.listTraces))
-	mux.Handle("GET /admin/v1/traces/{id}", s.admin(s.getTrace))
-	mux.Handle("GET /admin/v1/feed", s.admin(s.feed))
-	mux.Handle("GET /admin/v1/overview", s.admin(s.overview))
-	mux.Handle("POST /admin/v1/collections/{name}/documents", s.admin(s.ingest))
-	mux.Handle("GET /admin/v1/budgets", s.admin(s.budgets))
-	s.routeDebug(mux)
-	s.routeCluster(mux)
+	gateway.New(s.gw, s.store, s.record, s).Route(mux)
+	s.adminAPI().Route(mux)
+	if s.cl != nil {
+		mux.Handle(cluster.PathPrefix, s.cl.Handler())
+	}
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
+		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeChatError(w, chatNotFound(r))
-	})
 	return mux
 }
 
-// admin wraps an admin endpoint with token authentication: reads need a
-// viewer's token, other methods an operator's.
-func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return s.requireByMethod(h)
+// adminAPI wires the admin API to this agent's parts.
+func (s *Server) adminAPI() *admin.API {
+	d := admin.Deps{
+		NodeID:        s.opts.NodeID,
+		Gateway:       s.gw,
+		Traces:        s.store,
+		Docs:          s.docs,
+		Ledger:        s.ledger,
+		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
+		Stopping:      s.stopping,
+		TraceMaxCount: s.opts.TraceMaxCount,
+		StatsInterval: statsSyncInterval,
+		Compiles:      s.compiles,
+		Timeouts:      s.opts.adminTimeouts,
+	}
+	for i, t := range s.opts.AdminTokens {
+		d.Tokens = append(d.Tokens, admin.LocalToken{Name: fmt.Sprintf("local-%d", i+1), Token: t})
+	}
+	if s.cl != nil {
+		d.Cluster = s.cl
+	}
+	if s.spend != nil {
+		d.Burn = s.spend.burn.perHour
+	}
+	return admin.New(d)
+}
+
+// readyz answers 200 once the gateway serves a configuration, with the
+// state index it was compiled from.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	snap := s.gw.Snapshot()
+	if snap == nil || !hasConfig(snap.Config) {
+		httpio.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no configuration", "node": s.opts.NodeID})
+		return
+	}
+	var served uint64
+	if s.cl != nil {
+		served = s.cl.Served()
+	}
+	httpio.JSON(w, http.StatusOK, map[string]any{"status": "ready", "node": s.opts.NodeID, "serving_index": served})
 }
 
 func printDevBanner(w io.Writer, base, key, token string) {
@@ -439,17 +478,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// newID is a request id: 16 random bytes, hex.
-func newID() string { return randomHex(16) }
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + " MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + " KiB"
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }

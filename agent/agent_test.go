@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"gantry/agent/gateway"
 	"gantry/config"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/trace"
@@ -253,7 +254,7 @@ func TestInvokeFeatureAndFeedback(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	out := decode[InvokeResponse](t, resp)
+	out := decode[gateway.InvokeResponse](t, resp)
 	if out.Release != "ticket-triage@v1" || !strings.HasPrefix(out.ReleaseHash, "sha256:") || out.TraceID == "" {
 		t.Fatalf("release or trace missing: %+v", out)
 	}

@@ -17,6 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"gantry/agent/admin"
+	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/cluster/command"
 	"gantry/cluster/state"
@@ -340,7 +342,7 @@ func TestClusterReleasesAndLabels(t *testing.T) {
 		t.Fatalf("promote: %d %+v %+v", st, res, e)
 	}
 	eventually(t, "the gateway serves v3 after the promote", func() bool {
-		var inv InvokeResponse
+		var inv gateway.InvokeResponse
 		status := a.do("POST", "/v1/features/support-answer/invoke", devKey, `{"vars":{"question":"Where is my order?"}}`, &inv)
 		return status == 200 && inv.Release == "support-answer@v3"
 	})
@@ -511,10 +513,8 @@ func TestClusterConfigApply(t *testing.T) {
 // local state, writes answer 503 with a clear message, and /readyz says it
 // has no configuration yet.
 func TestClusterNoLeader(t *testing.T) {
-	oldW, oldR := writeTimeout, readTimeout
-	writeTimeout, readTimeout = time.Second, time.Second
-	t.Cleanup(func() { writeTimeout, readTimeout = oldW, oldR })
 	a := startClusterAgent(t, func(o *Options) {
+		o.adminTimeouts = admin.Timeouts{Write: time.Second, Read: time.Second}
 		o.Dev, o.DevKey, o.ConfigFile = false, "", ""
 		o.Cluster = ClusterOptions{Join: []string{"127.0.0.1:1"}, Secret: "s3cret", RaftAddr: "127.0.0.1:0"}
 	})
@@ -586,15 +586,15 @@ func applied(t *testing.T, st *state.State, typ command.Type, payload any) *stat
 // the serving index without a compile.
 func TestSwapState(t *testing.T) {
 	a := startAgent(t, quietConfig())
-	a.s.cl = &clusterSide{}
+	r := &replica{log: a.s.log, serve: a.s.Reload, advanced: make(chan struct{})}
 
 	cfg := quietConfig()
 	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Hash: config.HashKey(devKey)})
 	cfg.Features[0].Labels = config.Labels{Production: 2}
 	st1 := applied(t, state.New(), command.ApplyConfig, command.Config{Config: *cfg})
-	a.s.swapState(st1)
+	r.swapState(st1)
 	snap1 := a.s.gw.Snapshot()
-	if got := a.s.cl.served.Load(); got != st1.Index {
+	if got := r.Served(); got != st1.Index {
 		t.Fatalf("serving index %d, want %d", got, st1.Index)
 	}
 	if f, _ := snap1.Feature("support-answer"); f.Labels.Production != 2 {
@@ -602,9 +602,9 @@ func TestSwapState(t *testing.T) {
 	}
 
 	st2 := applied(t, st1, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops", Hash: config.HashKey("gat_ops"), Role: command.RoleOperator}})
-	a.s.swapState(st2)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
-		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", a.s.cl.served.Load())
+	r.swapState(st2)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
+		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", r.Served())
 	}
 
 	broken := *cfg
@@ -612,46 +612,31 @@ func TestSwapState(t *testing.T) {
 	broken.Features[0].Releases = append(slices.Clone(cfg.Features[0].Releases), config.Release{Version: 3, Route: "default",
 		Template: []config.Message{{Role: "user", Content: "{{question"}}})
 	st3 := applied(t, st2, command.ApplyConfig, command.Config{Config: broken})
-	a.s.swapState(st3)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
+	r.swapState(st3)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
-	if why := a.s.cl.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
+	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
 		t.Fatalf("unserved reason %q does not say which index and what failed", why)
 	}
 	// A later command that leaves the broken configuration as it is must
 	// not mark it served either.
 	st3b := applied(t, st3, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops2", Hash: config.HashKey("gat_ops2"), Role: command.RoleOperator}})
-	a.s.swapState(st3b)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index || a.s.cl.followed.Load() != st3b.Index {
+	r.swapState(st3b)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index || r.Followed() != st3b.Index {
 		t.Fatalf("after a token change on a broken configuration: serving index %d (want %d), followed %d (want %d)",
-			a.s.cl.served.Load(), st2.Index, a.s.cl.followed.Load(), st3b.Index)
+			r.Served(), st2.Index, r.Followed(), st3b.Index)
 	}
 
 	fixed := *cfg
 	fixed.Features = slices.Clone(cfg.Features)
 	fixed.Features[0].Labels = config.Labels{Production: 1}
 	st4 := applied(t, st3b, command.ApplyConfig, command.Config{Config: fixed})
-	a.s.swapState(st4)
-	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || a.s.cl.served.Load() != st4.Index {
-		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
+	r.swapState(st4)
+	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || r.Served() != st4.Index {
+		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, r.Served())
 	}
-	if why := a.s.cl.unservedReason(); why != "" {
+	if why := r.unservedReason(); why != "" {
 		t.Fatalf("after a fixed configuration the agent still reports %q", why)
-	}
-}
-
-func TestOperatorNameIsKeptPrintableAndShort(t *testing.T) {
-	cases := map[string]string{
-		"ssh:alice SHA256:abc":   "ssh:alice SHA256:abc",
-		"local:root\x1b[31m":     "local:root[31m",
-		"x (fake) y":             "x fake y",
-		strings.Repeat("a", 300): strings.Repeat("a", 128),
-		"\n\t":                   "",
-	}
-	for in, want := range cases {
-		if got := operatorName(in); got != want {
-			t.Fatalf("operatorName(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -54,7 +54,7 @@ func (s *Server) limitShare() float64 {
 	if s.cl == nil {
 		return 1
 	}
-	if n := s.cl.node.Servers(); n > 1 {
+	if n := s.cl.Servers(); n > 1 {
 		return 1 / float64(n)
 	}
 	return 1

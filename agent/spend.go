@@ -96,11 +96,11 @@ func (sp *spendSide) observe(budgets []config.Budget) {
 // syncSpend keeps the wallet's grants topped up and commits its spend
 // until ctx ends. Until the agent's last batch is read back from the
 // cluster the wallet holds nothing and tracked budgets refuse.
-func (s *Server) syncSpend(ctx context.Context) {
-	sp, node := s.spend, s.cl.node
-	s.runBatches(ctx, batchLoop{
+func (r *replica) syncSpend(ctx context.Context) {
+	sp, node := r.spend, r.Node
+	r.runBatches(ctx, batchLoop{
 		interval: spendSyncInterval,
-		resume:   func(st *state.State) { sp.wallet.Resume(st.Spend.Seqs[s.opts.NodeID]) },
+		resume:   func(st *state.State) { sp.wallet.Resume(st.Spend.Seqs[r.nodeID]) },
 		sync:     func(ctx context.Context) error { return sp.sync(ctx, node) },
 		failing:  "cannot sync budget grants; spending only what this agent holds",
 		healed:   "budget grants in sync again",
@@ -110,15 +110,15 @@ func (s *Server) syncSpend(ctx context.Context) {
 // flushSpend commits what the agent spent and gives its grants back before
 // it leaves the cluster, once no call is in flight. A grant it cannot give
 // back lapses with the budget's period.
-func (s *Server) flushSpend() {
-	if s.spend == nil || s.cl == nil {
+func (r *replica) flushSpend() {
+	if r.spend == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	s.spend.syncMu.Lock()
-	defer s.spend.syncMu.Unlock()
-	if err := s.cl.node.CloseWallet(ctx, s.spend.wallet); err != nil {
-		s.log.Warn("could not commit the last spend batch and return the grants before leaving", "err", err)
+	r.spend.syncMu.Lock()
+	defer r.spend.syncMu.Unlock()
+	if err := r.CloseWallet(ctx, r.spend.wallet); err != nil {
+		r.log.Warn("could not commit the last spend batch and return the grants before leaving", "err", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline/trace"
@@ -89,7 +90,7 @@ func invokeAnswer(t *testing.T, a *clusterAgent, key, admin string, n int, prefi
 	t.Helper()
 	var ids []string
 	for i := range n {
-		var out InvokeResponse
+		var out gateway.InvokeResponse
 		body := fmt.Sprintf(`{"vars":{"question":"q%d"},"user":"%s-%d"}`, i, prefix, i)
 		a.must(200, "POST", "/v1/features/answer/invoke", key, body, &out)
 		var tr trace.Trace
