@@ -478,7 +478,7 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 		to := 2 - i%2 // 2, 1, 2, ...
 		var res api.LabelMoveResult
 		a := c.agents[i%3]
-		if _, err := c.call(a, "POST", api.LabelsPath("answer"), api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: to}, &res); err != nil {
+		if _, err := c.call(a, "POST", api.LabelsPath("answer"), api.LabelMove{Action: config.MovePromote, To: to}, &res); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 // TestOverviewEndpoint serves real traffic and reads the overview.
@@ -29,7 +30,7 @@ func TestOverviewEndpoint(t *testing.T) {
 	if len(o.Features) != 1 || o.Features[0].Feature != "ticket-triage" || o.Features[0].Requests != 5 {
 		t.Fatalf("features: %+v", o.Features)
 	}
-	if len(o.Releases) != 1 || o.Releases[0].Label != api.LabelProduction || o.Releases[0].Version == 0 {
+	if len(o.Releases) != 1 || o.Releases[0].Label != config.LabelProduction || o.Releases[0].Version == 0 {
 		t.Fatalf("releases: %+v", o.Releases)
 	}
 	for _, bad := range []string{"?window=5", "?window=x", "?window=99999"} {

@@ -396,8 +396,8 @@ func (r *replica) seedOnce(ctx context.Context, sp seedPlan) error {
 		}
 	}
 	thash := config.HashKey(sp.devToken)
-	if t, ok := st.Token(thash); !ok || t.Name != "dev" || t.Revoked || t.Role != command.RoleAdmin {
-		env, err := command.New(command.PutToken, command.TokenPayload{Token: command.Token{Name: "dev", Hash: thash, Role: command.RoleAdmin}})
+	if t, ok := st.Token(thash); !ok || t.Name != "dev" || t.Revoked || t.Role != config.RoleAdmin {
+		env, err := command.New(command.PutToken, command.TokenPayload{Token: command.Token{Name: "dev", Hash: thash, Role: config.RoleAdmin}})
 		if err != nil {
 			return err
 		}

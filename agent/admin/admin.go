@@ -84,46 +84,46 @@ func New(d Deps) *API { return &API{Deps: d} }
 // whether it reads or changes the replicated state.
 type route struct {
 	pattern string
-	role    string
+	role    config.Role
 	handle  func(*API, http.ResponseWriter, *http.Request)
 	cluster bool
 }
 
 // routes is every admin endpoint.
 var routes = []route{
-	{"GET /admin/v1/traces", api.RoleViewer, (*API).listTraces, false},
-	{"GET /admin/v1/traces/{id}", api.RoleViewer, (*API).getTrace, false},
-	{"GET /admin/v1/feed", api.RoleViewer, (*API).feed, false},
-	{"GET /admin/v1/overview", api.RoleViewer, (*API).overview, false},
-	{"GET /admin/v1/budgets", api.RoleViewer, (*API).budgets, false},
-	{"POST /admin/v1/collections/{name}/documents", api.RoleOperator, (*API).ingest, false},
+	{"GET /admin/v1/traces", config.RoleViewer, (*API).listTraces, false},
+	{"GET /admin/v1/traces/{id}", config.RoleViewer, (*API).getTrace, false},
+	{"GET /admin/v1/feed", config.RoleViewer, (*API).feed, false},
+	{"GET /admin/v1/overview", config.RoleViewer, (*API).overview, false},
+	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
+	{"POST /admin/v1/collections/{name}/documents", config.RoleOperator, (*API).ingest, false},
 
-	{"GET " + api.PathStatus, api.RoleViewer, (*API).getStatus, true},
-	{"GET " + api.PathMembers, api.RoleViewer, (*API).getMembers, true},
-	{"DELETE " + api.PathMembers + "/{id}", api.RoleAdmin, (*API).removeMember, true},
-	{"GET " + api.PathFeatures, api.RoleViewer, (*API).getFeatures, true},
-	{"GET " + api.PathFeatures + "/{name}/releases", api.RoleViewer, (*API).getReleases, true},
-	{"POST " + api.PathFeatures + "/{name}/releases", api.RoleOperator, (*API).createRelease, true},
-	{"GET " + api.PathFeatures + "/{name}/diff", api.RoleViewer, (*API).getDiff, true},
-	{"POST " + api.PathFeatures + "/{name}/labels", api.RoleOperator, (*API).moveLabel, true},
-	{"GET " + api.PathReleaseStats, api.RoleViewer, (*API).getReleaseStats, true},
-	{"GET " + api.PathAudit, api.RoleViewer, (*API).getAudit, true},
-	{"GET " + api.PathKeys, api.RoleViewer, (*API).getKeys, true},
-	{"POST " + api.PathKeys, api.RoleOperator, (*API).createKey, true},
-	{"POST " + api.PathKeys + "/{name}/rotate", api.RoleOperator, (*API).rotateKey, true},
-	{"POST " + api.PathKeys + "/{name}/revoke", api.RoleOperator, (*API).revokeKey, true},
-	{"GET " + api.PathTokens, api.RoleAdmin, (*API).getTokens, true},
-	{"POST " + api.PathTokens, api.RoleAdmin, (*API).createToken, true},
-	{"POST " + api.PathTokens + "/{name}/revoke", api.RoleAdmin, (*API).revokeToken, true},
-	{"GET " + api.PathConfig, api.RoleViewer, (*API).getConfig, true},
-	{"PUT " + api.PathConfig, api.RoleAdmin, (*API).putConfig, true},
+	{"GET " + api.PathStatus, config.RoleViewer, (*API).getStatus, true},
+	{"GET " + api.PathMembers, config.RoleViewer, (*API).getMembers, true},
+	{"DELETE " + api.PathMembers + "/{id}", config.RoleAdmin, (*API).removeMember, true},
+	{"GET " + api.PathFeatures, config.RoleViewer, (*API).getFeatures, true},
+	{"GET " + api.PathFeatures + "/{name}/releases", config.RoleViewer, (*API).getReleases, true},
+	{"POST " + api.PathFeatures + "/{name}/releases", config.RoleOperator, (*API).createRelease, true},
+	{"GET " + api.PathFeatures + "/{name}/diff", config.RoleViewer, (*API).getDiff, true},
+	{"POST " + api.PathFeatures + "/{name}/labels", config.RoleOperator, (*API).moveLabel, true},
+	{"GET " + api.PathReleaseStats, config.RoleViewer, (*API).getReleaseStats, true},
+	{"GET " + api.PathAudit, config.RoleViewer, (*API).getAudit, true},
+	{"GET " + api.PathKeys, config.RoleViewer, (*API).getKeys, true},
+	{"POST " + api.PathKeys, config.RoleOperator, (*API).createKey, true},
+	{"POST " + api.PathKeys + "/{name}/rotate", config.RoleOperator, (*API).rotateKey, true},
+	{"POST " + api.PathKeys + "/{name}/revoke", config.RoleOperator, (*API).revokeKey, true},
+	{"GET " + api.PathTokens, config.RoleAdmin, (*API).getTokens, true},
+	{"POST " + api.PathTokens, config.RoleAdmin, (*API).createToken, true},
+	{"POST " + api.PathTokens + "/{name}/revoke", config.RoleAdmin, (*API).revokeToken, true},
+	{"GET " + api.PathConfig, config.RoleViewer, (*API).getConfig, true},
+	{"PUT " + api.PathConfig, config.RoleAdmin, (*API).putConfig, true},
 
 	// Go's profiler, so an operator can see where an agent spends its CPU
 	// under real traffic.
-	{"GET /debug/pprof/", api.RoleAdmin, handler(pprof.Index), false},
-	{"GET /debug/pprof/profile", api.RoleAdmin, handler(pprof.Profile), false},
-	{"GET /debug/pprof/heap", api.RoleAdmin, handler(pprof.Handler("heap").ServeHTTP), false},
-	{"GET /debug/pprof/goroutine", api.RoleAdmin, handler(pprof.Handler("goroutine").ServeHTTP), false},
+	{"GET /debug/pprof/", config.RoleAdmin, handler(pprof.Index), false},
+	{"GET /debug/pprof/profile", config.RoleAdmin, handler(pprof.Profile), false},
+	{"GET /debug/pprof/heap", config.RoleAdmin, handler(pprof.Handler("heap").ServeHTTP), false},
+	{"GET /debug/pprof/goroutine", config.RoleAdmin, handler(pprof.Handler("goroutine").ServeHTTP), false},
 }
 
 func handler(h http.HandlerFunc) func(*API, http.ResponseWriter, *http.Request) {

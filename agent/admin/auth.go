@@ -10,7 +10,6 @@ import (
 
 	"gantry/agent/httpio"
 	"gantry/api"
-	"gantry/cluster/command"
 	"gantry/config"
 )
 
@@ -24,13 +23,13 @@ type LocalToken struct {
 // principal is who made an admin request.
 type principal struct {
 	name string
-	role command.Role
+	role config.Role
 }
 
 type principalKey struct{}
 
 // callerRole is the role of the request's caller, once authenticated.
-func callerRole(r *http.Request) command.Role {
+func callerRole(r *http.Request) config.Role {
 	p, _ := r.Context().Value(principalKey{}).(principal)
 	return p.role
 }
@@ -78,7 +77,7 @@ func (a *API) authenticate(tok string) (principal, bool) {
 		}
 		want := sha256.Sum256([]byte(t.Token))
 		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
-			found, ok = principal{name: t.Name, role: command.RoleAdmin}, 1
+			found, ok = principal{name: t.Name, role: config.RoleAdmin}, 1
 		}
 	}
 	if a.Cluster != nil {
@@ -94,14 +93,14 @@ func (a *API) authenticate(tok string) (principal, bool) {
 
 // require wraps an admin endpoint: the caller's token must have at least
 // the role want. It is the one place the admin API authenticates.
-func (a *API) require(want string, h http.HandlerFunc) http.Handler {
+func (a *API) require(want config.Role, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := a.authenticate(httpio.Bearer(r))
 		if !ok {
 			httpio.APIError(w, http.StatusUnauthorized, api.CodeUnauthorized, "an admin token is required: 'Authorization: Bearer <token>'")
 			return
 		}
-		if !p.role.Allows(command.Role(want)) {
+		if !p.role.Allows(want) {
 			httpio.APIError(w, http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("token %s has the role %s; this needs %s", p.name, p.role, want))
 			return
 		}

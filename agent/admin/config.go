@@ -27,7 +27,7 @@ func (a *API) getConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", api.ConfigETag(st.ConfigIndex))
 	cfg := st.Config
-	if !callerRole(r).Allows(command.RoleAdmin) {
+	if !callerRole(r).Allows(config.RoleAdmin) {
 		cfg.Keys = withoutHashes(cfg.Keys)
 	}
 	if r.URL.Query().Get("format") == "yaml" {

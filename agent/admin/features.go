@@ -40,14 +40,13 @@ func apiFeature(st *state.State, f config.Feature, spec bool, origins map[string
 		}
 		out.Releases = append(out.Releases, ar)
 	}
-	for _, c := range st.LabelHistory[f.Name] {
-		out.History = append(out.History, apiChange(c))
+	out.History = st.LabelHistory[f.Name]
+	if step, err := config.PlanMove(f, out.History, config.LabelMove{Action: config.MoveRollback}); err == nil {
+		out.Rollback = &api.LabelStep{Label: step.Label, From: step.From, To: step.To}
+	} else {
+		out.RollbackRefused = err.Error()
 	}
 	return out
-}
-
-func apiChange(c state.LabelChange) api.LabelChange {
-	return api.LabelChange{Time: c.Time, Actor: c.Actor, Action: c.Action, Label: c.Label, From: c.From, To: c.To, Weight: c.Weight, Reason: c.Reason}
 }
 
 func (a *API) getFeatures(w http.ResponseWriter, r *http.Request) {

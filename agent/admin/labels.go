@@ -9,10 +9,10 @@ import (
 	"gantry/cluster/command"
 )
 
-// moveLabel serves POST /admin/v1/features/{name}/labels. From, when set,
-// must match where the label points when the move applies, so two
-// operators do not undo each other blindly; the state machine checks it in
-// the same step as the move.
+// moveLabel serves POST /admin/v1/features/{name}/labels. The move means
+// what config.PlanMove says; the state machine works it out again when the
+// command applies, and checks From in the same step, so two operators do
+// not undo each other blindly.
 func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 	var m api.LabelMove
 	if err := decodeBody(r, &m); err != nil {
@@ -23,31 +23,12 @@ func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 	if m.Feature == "" {
 		m.Feature = name
 	}
-	if m.Label == "" {
-		m.Label = api.LabelProduction
-		if m.Action == api.ActionCanary {
-			m.Label = api.LabelCanary
-		}
-	}
 	if m.Feature != name {
 		badRequest(w, "feature: the body names %q, the path %q", m.Feature, name)
 		return
 	}
 	if err := m.Check(); err != nil {
 		badRequest(w, "%v", err)
-		return
-	}
-	st, ok := a.latest(w, r)
-	if !ok {
-		return
-	}
-	f, ok := st.Feature(name)
-	if !ok {
-		httpio.APIError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no feature %q", name))
-		return
-	}
-	if m.Action == api.ActionPromote && m.To == f.Labels.Production {
-		httpio.APIError(w, http.StatusUnprocessableEntity, api.CodeInvalidState, fmt.Sprintf("v%d is already production of %s", m.To, name))
 		return
 	}
 	cmd := command.Label{Feature: name, Action: m.Action, Version: m.To, Weight: m.Weight, Reason: m.Reason}
@@ -66,8 +47,12 @@ func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range now.LabelHistory[name] {
 		if c.Index == res.Index {
-			out.Change = apiChange(c)
+			out.Change = c
 		}
+	}
+	if out.Change.Action == "" {
+		httpio.APIError(w, http.StatusInternalServerError, api.CodeInternal, fmt.Sprintf("the move committed at index %d but its record is not in the history", res.Index))
+		return
 	}
 	httpio.JSON(w, http.StatusOK, out)
 }

@@ -20,7 +20,7 @@ func sum(now time.Time, ago time.Duration, release, status string, ms float64, c
 
 func TestComputeOverview(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
-	labels := map[string]string{"a@v1": api.LabelProduction, "a@v2": api.LabelCanary}
+	labels := map[string]string{"a@v1": config.LabelProduction, "a@v2": config.LabelCanary}
 	// Newest first, as the store returns them.
 	withFeedback := func(s trace.Summary, fb string, val int) trace.Summary { s.Feedback, s.Validation = fb, val; return s }
 	sums := []trace.Summary{
@@ -72,9 +72,9 @@ func TestComputeOverview(t *testing.T) {
 			switch {
 			case len(o.Releases) != 3:
 				t.Fatalf("releases: %+v", o.Releases)
-			case v1.Version != 1 || v1.Label != api.LabelProduction || v1.Requests != 2 || v1.FeedbackUp != 2 || v1.Errors != 0:
+			case v1.Version != 1 || v1.Label != config.LabelProduction || v1.Requests != 2 || v1.FeedbackUp != 2 || v1.Errors != 0:
 				t.Fatalf("a@v1: %+v", v1)
-			case v2.Version != 2 || v2.Label != api.LabelCanary || v2.Errors != 1 || v2.FeedbackDown != 1 || v2.ValidationFailures != 1 || v2.P95 != 400:
+			case v2.Version != 2 || v2.Label != config.LabelCanary || v2.Errors != 1 || v2.FeedbackDown != 1 || v2.ValidationFailures != 1 || v2.P95 != 400:
 				t.Fatalf("a@v2: %+v", v2)
 			case v1.InputTokens != 20 || v1.OutputTokens != 10 || !near(v1.CostUSD, 0.02):
 				t.Fatalf("a@v1 tokens and cost: %+v", v1)

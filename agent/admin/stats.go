@@ -70,9 +70,9 @@ func (a *API) getReleaseStats(w http.ResponseWriter, r *http.Request) {
 func labelOf(l config.Labels, version int) string {
 	switch {
 	case l.Production == version:
-		return api.LabelProduction
+		return config.LabelProduction
 	case l.Canary == version && l.CanaryWeight > 0:
-		return api.LabelCanary
+		return config.LabelCanary
 	}
 	return ""
 }

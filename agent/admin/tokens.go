@@ -32,8 +32,8 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	if !command.Role(in.Role).Valid() {
-		badRequest(w, "role: want %s, %s or %s, got %q", api.RoleViewer, api.RoleOperator, api.RoleAdmin, in.Role)
+	if !config.Role(in.Role).Valid() {
+		badRequest(w, "role: want %s, %s or %s, got %q", config.RoleViewer, config.RoleOperator, config.RoleAdmin, in.Role)
 		return
 	}
 	if slices.ContainsFunc(a.Cluster.State().Tokens, func(t command.Token) bool { return t.Name == in.Name }) {
@@ -43,7 +43,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	var b [24]byte
 	rand.Read(b[:])
 	secret := "gat_" + hex.EncodeToString(b[:])
-	t := command.Token{Name: in.Name, Hash: config.HashKey(secret), Role: command.Role(in.Role)}
+	t := command.Token{Name: in.Name, Hash: config.HashKey(secret), Role: config.Role(in.Role)}
 	res, err := a.apply(r, command.PutToken, command.TokenPayload{Token: t})
 	if err != nil {
 		writeErr(w, err)
