@@ -90,7 +90,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-
 func TestNewVersionsPayloadsByWhatTheyCarry(t *testing.T) {
 	one := uint64(1)
 	from := 1
