@@ -28,7 +28,7 @@ import (
 // cost and sources, fails with OpenAI-shaped errors, and grades with a
 // judge model.
 type gatewayServer struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	mu       sync.Mutex
 	calls    map[string]int // case id -> invocations
@@ -42,7 +42,7 @@ type gatewayServer struct {
 
 const key = "gk-eval-test"
 
-func newGateway(t *testing.T) *gatewayServer {
+func newGateway(t testing.TB) *gatewayServer {
 	t.Helper()
 	g := &gatewayServer{t: t, calls: map[string]int{}, answer: map[string]string{}}
 	mux := http.NewServeMux()
@@ -208,7 +208,7 @@ cases:
       - {type: retrieval, k: 1}
 `
 
-func load(t *testing.T, src string) dataset.Dataset {
+func load(t testing.TB, src string) dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Parse("smoke.yaml", []byte(src))
 	if err != nil {
