@@ -589,7 +589,7 @@ func applied(t *testing.T, st *state.State, typ command.Type, payload any) *stat
 // the serving index without a compile.
 func TestSwapState(t *testing.T) {
 	a := startAgent(t, quietConfig())
-	r := &replica{log: a.s.log, serve: a.s.Reload, advanced: make(chan struct{})}
+	r := newReplica(a.s.log, "test", a.s.Reload)
 
 	cfg := quietConfig()
 	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Hash: config.HashKey(devKey)})
