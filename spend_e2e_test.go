@@ -198,14 +198,14 @@ func startBudgetCluster(t *testing.T) *testCluster {
 // would: read, edit, write back only if nothing changed in between.
 func addBudget(t *testing.T, c *testCluster, b config.Budget) {
 	t.Helper()
-	resp, body := c.configRequest(c.agents[0], "GET", nil, "")
+	resp, body := c.configRequest(c.agents[0], "GET", "", nil, "")
 	var cfg config.Config
 	if err := json.Unmarshal(body, &cfg); err != nil || resp.Header.Get("ETag") == "" {
 		t.Fatalf("GET config: %s, ETag %q: %v", body, resp.Header.Get("ETag"), err)
 	}
 	cfg.Budgets = append(cfg.Budgets, b)
 	edited, _ := json.Marshal(cfg)
-	if resp, body := c.configRequest(c.agents[0], "PUT", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
+	if resp, body := c.configRequest(c.agents[0], "PUT", "", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT config: %s: %s", resp.Status, body)
 	}
 }

@@ -289,7 +289,8 @@ func loadConfig(opts *Options) (*config.Config, error) {
 	if opts.DevAdminToken == "" {
 		opts.DevAdminToken = "gat_" + randomHex(16)
 	}
-	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(opts.DevKey)})
+	// The dev key is registered at run time once the cluster is seeded,
+	// like any key made through the API, so no file reload removes it.
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

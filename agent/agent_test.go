@@ -41,11 +41,10 @@ func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
 	if err != nil {
 		t.Fatalf("build agent: %v", err)
 	}
-	if cfg != nil {
-		cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey)})
-	} else {
+	if cfg == nil {
 		cfg = seed
 	}
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey)})
 	if err := s.Reload(cfg); err != nil {
 		t.Fatalf("load config: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -480,14 +481,26 @@ func keyIndex(keys []config.Key, name string) int {
 }
 
 // applyFile applies a configuration file to the cluster as one change, on
-// SIGHUP.
+// SIGHUP, as `gantry apply` does without --prune: only what the file
+// declares and changed since it was last applied. A file that changes
+// nothing is not written to the log; each change is logged.
 func (r *replica) applyFile(path string) {
 	cfg, err := config.LoadFile(path)
 	if err == nil {
 		err = release.CheckConfig(cfg)
 	}
+	if err == nil && cfg.DeclaresNothing() {
+		err = errors.New("the file declares nothing")
+	}
 	if err != nil {
 		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	st, err := r.ConsistentState(ctx)
+	if err != nil {
+		r.log.Error("reload refused: the cluster's current state cannot be read", "file", path, "err", err)
 		return
 	}
 	env, err := command.New(command.ApplyConfig, command.Config{Config: *cfg})
@@ -496,12 +509,27 @@ func (r *replica) applyFile(path string) {
 		return
 	}
 	env.Actor = "agent:" + r.nodeID + " (reload of " + filepath.Base(path) + ")"
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
+	env.Time = time.Now().UTC()
+	dry := env
+	dry.RequestID = "dry-run"
+	next, _, err := st.Apply(st.Index+1, dry)
+	if err != nil {
+		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
+		return
+	}
+	changes := config.Changes(&st.Config, &next.Config, st.Declared, cfg)
+	if !config.ChangesAnything(changes) {
+		r.log.Info("configuration file reloaded: it changes nothing", "file", path)
+		return
+	}
 	res, err := r.Apply(ctx, env)
 	if err != nil {
 		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
 		return
 	}
-	r.log.Info("configuration file applied to the cluster", "file", path, "index", res.Index)
+	for _, c := range changes {
+		if c.Op == config.OpAdd || c.Op == config.OpRemove || c.Op == config.OpChange {
+			r.log.Info("configuration file reloaded", "file", path, "index", res.Index, "op", c.Op, "object", c.Kind+"/"+c.Name, "fields", len(c.Fields))
+		}
+	}
 }

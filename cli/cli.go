@@ -49,6 +49,8 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	// Flags of particular commands; each command reads the ones it needs.
 	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
+	prune := fs.Bool("prune", false, "apply: also remove what an earlier file declared and this one does not")
+	force := fs.String("force", "", "apply: the reason to let a prune remove every provider, feature or key (goes to the audit log)")
 	from := fs.Int("from", 0, "release: the version the moved label points at now; refused if it moved since")
 	reason := fs.String("reason", "", "release: why, for the audit log")
 	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
@@ -84,9 +86,9 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	switch cmd {
 	case "apply":
 		if *file == "" {
-			return fmt.Errorf("%w: gantry apply -f FILE [--dry-run]", ErrUsage)
+			return fmt.Errorf("%w: gantry apply -f FILE [--dry-run] [--prune [--force REASON]]", ErrUsage)
 		}
-		return e.apply(ctx, *file, *dryRun)
+		return e.apply(ctx, *file, *dryRun, *prune, *force)
 	case "get":
 		switch sub {
 		case "members":
@@ -297,7 +299,7 @@ func (e *env) query() string {
 	return ""
 }
 
-func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
+func (e *env) apply(ctx context.Context, file string, dryRun, prune bool, force string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -306,14 +308,22 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	if _, err := config.Parse(file, data); err != nil {
 		return err
 	}
+	q := url.Values{}
+	if prune {
+		q.Set("prune", "1")
+	}
+	if force != "" {
+		q.Set("force", force)
+	}
+	path := api.PathConfig + "?" + q.Encode()
 	var plan api.ConfigResult
-	if err := e.c.call(ctx, "PUT", api.PathConfig+"?dry_run=1", data, &plan); err != nil {
+	if err := e.c.call(ctx, "PUT", path+"&dry_run=1", data, &plan); err != nil {
 		return err
 	}
-	if dryRun || len(plan.Changes) == 0 {
+	if dryRun || !config.ChangesAnything(plan.Changes) {
 		return e.print(plan, func(w *tabwriter.Writer) {
 			printChanges(w, plan.Changes)
-			if len(plan.Changes) > 0 {
+			if dryRun && config.ChangesAnything(plan.Changes) {
 				fmt.Fprintln(w, "dry run: nothing applied")
 			}
 		})
@@ -321,7 +331,7 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	// Apply exactly the changes shown: refused if the configuration
 	// changed since the dry run.
 	var res api.ConfigResult
-	if err := e.c.callIf(ctx, "PUT", api.PathConfig, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
+	if err := e.c.callIf(ctx, "PUT", path, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {
@@ -330,18 +340,26 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	})
 }
 
+// printChanges prints a plan as Terraform prints one: + added, - removed,
+// ~ changed with each field old -> new, and the objects left alone with
+// why.
 func printChanges(w io.Writer, cs []api.ConfigChange) {
-	if len(cs) == 0 {
+	if !config.ChangesAnything(cs) {
 		fmt.Fprintln(w, "no changes")
-		return
 	}
 	for _, c := range cs {
-		sign := map[string]string{api.OpAdd: "+", api.OpRemove: "-", api.OpChange: "~"}[c.Op]
+		sign := map[string]string{config.OpAdd: "+", config.OpRemove: "-", config.OpChange: "~", config.OpUnlisted: "!", config.OpSkip: "="}[c.Op]
 		line := fmt.Sprintf("%s %s/%s", sign, c.Kind, c.Name)
-		if c.Detail != "" {
-			line += "  (" + c.Detail + ")"
+		if c.Kind == c.Name {
+			line = sign + " " + c.Kind
+		}
+		if c.Note != "" {
+			line += ": " + c.Note
 		}
 		fmt.Fprintln(w, line)
+		for _, f := range c.Fields {
+			fmt.Fprintf(w, "    %s: %s -> %s\n", f.Path, orDash(f.Old), orDash(f.New))
+		}
 	}
 }
 
