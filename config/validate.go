@@ -103,6 +103,9 @@ func (cfg *Config) Validate() error {
 		c.price(path+".price.input", m.Price.Input)
 		c.price(path+".price.output", m.Price.Output)
 		c.price(path+".price.cached_input", m.Price.CachedInput)
+		if m.MaxOutputTokens < 0 || m.MaxOutputTokens > MaxOutputTokensLimit {
+			c.add(path+".max_output_tokens", "%d is outside 0..%d", m.MaxOutputTokens, MaxOutputTokensLimit)
+		}
 	}
 
 	routes := map[string]bool{}
@@ -207,6 +210,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Limits.MaxMessages < 0 || cfg.Limits.MaxMessages > 4096 {
 		c.add("limits.max_messages", "%d is outside 0..4096", cfg.Limits.MaxMessages)
+	}
+	if cfg.Limits.MaxOutputTokens < 0 || cfg.Limits.MaxOutputTokens > MaxOutputTokensLimit {
+		c.add("limits.max_output_tokens", "%d is outside 0..%d", cfg.Limits.MaxOutputTokens, MaxOutputTokensLimit)
+	}
+	if cfg.Limits.MaxChoices < 0 || cfg.Limits.MaxChoices > MaxChoicesLimit {
+		c.add("limits.max_choices", "%d is outside 0..%d", cfg.Limits.MaxChoices, MaxChoicesLimit)
 	}
 	cfg.validatePolicy(c)
 	if len(c.problems) > 0 {

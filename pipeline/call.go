@@ -97,3 +97,20 @@ func (c *Call) Output() string {
 	}
 	return b.String()
 }
+
+// countOutput counts the output tokens of every choice, for an upstream
+// that reported no usage: with n choices the output is paid n times.
+func (c *Call) countOutput(count func(string) int) int {
+	if c.Resp == nil {
+		return 0
+	}
+	n := 0
+	for _, ch := range c.Resp.Choices {
+		m := ch.Message
+		n += count(m.Content.Text)
+		for _, tc := range m.ToolCalls {
+			n += count(tc.Function.Arguments)
+		}
+	}
+	return n
+}

@@ -92,7 +92,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		if !c.UsageKnown {
 			in, out, t.TokensEstimate = c.InputTokens, 0, true
 			if g.CountText != nil {
-				out = g.CountText(c.Output())
+				out = c.countOutput(g.CountText)
 			}
 		}
 		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached

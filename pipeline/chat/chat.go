@@ -12,24 +12,26 @@ import (
 
 // Request is a chat completion request.
 type Request struct {
-	Model               string            `json:"model"`
-	Messages            []Message         `json:"messages"`
-	Stream              bool              `json:"stream,omitempty"`
-	StreamOptions       *StreamOptions    `json:"stream_options,omitempty"`
-	Temperature         *float64          `json:"temperature,omitempty"`
-	TopP                *float64          `json:"top_p,omitempty"`
-	MaxTokens           int               `json:"max_tokens,omitempty"`
-	MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
-	Stop                Stop              `json:"stop,omitempty"`
-	Seed                *int64            `json:"seed,omitempty"`
-	PresencePenalty     *float64          `json:"presence_penalty,omitempty"`
-	FrequencyPenalty    *float64          `json:"frequency_penalty,omitempty"`
-	ResponseFormat      *ResponseFormat   `json:"response_format,omitempty"`
-	Tools               []Tool            `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage   `json:"tool_choice,omitempty"`
-	ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
-	User                string            `json:"user,omitempty"`
-	Metadata            map[string]string `json:"metadata,omitempty"`
+	Model               string         `json:"model"`
+	Messages            []Message      `json:"messages"`
+	Stream              bool           `json:"stream,omitempty"`
+	StreamOptions       *StreamOptions `json:"stream_options,omitempty"`
+	Temperature         *float64       `json:"temperature,omitempty"`
+	TopP                *float64       `json:"top_p,omitempty"`
+	MaxTokens           int            `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int            `json:"max_completion_tokens,omitempty"`
+	// N asks for that many choices; nil means one.
+	N                 *int              `json:"n,omitempty"`
+	Stop              Stop              `json:"stop,omitempty"`
+	Seed              *int64            `json:"seed,omitempty"`
+	PresencePenalty   *float64          `json:"presence_penalty,omitempty"`
+	FrequencyPenalty  *float64          `json:"frequency_penalty,omitempty"`
+	ResponseFormat    *ResponseFormat   `json:"response_format,omitempty"`
+	Tools             []Tool            `json:"tools,omitempty"`
+	ToolChoice        json.RawMessage   `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls,omitempty"`
+	User              string            `json:"user,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
 }
 
 // OutputLimit is the caller's cap on output tokens, 0 when none is set.
@@ -38,6 +40,14 @@ func (r *Request) OutputLimit() int {
 		return r.MaxCompletionTokens
 	}
 	return r.MaxTokens
+}
+
+// Choices is how many choices the caller asked for: n, or 1 without it.
+func (r *Request) Choices() int {
+	if r.N == nil {
+		return 1
+	}
+	return *r.N
 }
 
 // StreamOptions asks for a final usage chunk.

@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,27 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"json_schema without schema", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema"}}`, "response_format.json_schema", "needs"},
 		{"tool without name", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{}}]}`, "tools[0].function.name", "name"},
 		{"stop wrong type", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":5}`, "", "stop must be"},
+		{"max_tokens of 10^15", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1000000000000000}`, "max_tokens", "more than the limit"},
+		{"max_tokens of 2^63-1", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`, "max_tokens", "more than the limit"},
+		{"max_tokens past int64", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1e30}`, "max_tokens", "must be a number"},
+		{"max_completion_tokens too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":2000000}`, "max_completion_tokens", "more than the limit"},
+		{"n zero", `{"model":"m","messages":[{"role":"user","content":"hi"}],"n":0}`, "n", "from 1 to"},
+		{"n too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"n":1000}`, "n", "from 1 to"},
+		{"user too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"` + strings.Repeat("u", 257) + `"}`, "user", "longer than 256"},
+		{"too many metadata keys", `{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{` + manyKeys(65) + `}}`, "metadata", "more than the limit of 64"},
+		{"metadata key too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"` + strings.Repeat("k", 65) + `":"v"}}`, "metadata", "longer than 64"},
+		{"metadata value too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"k":"` + strings.Repeat("v", 256<<10+1) + `"}}`, "metadata.k", "longer than"},
+		{"too many stops", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["a","b","c","d","e"]}`, "stop", "at most 4"},
+		{"empty stop", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":[""]}`, "stop[0]", "empty"},
+		{"stop too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["` + strings.Repeat("s", 257) + `"]}`, "stop[0]", "256 bytes"},
+		{"message name too long", `{"model":"m","messages":[{"role":"user","name":"` + strings.Repeat("n", 257) + `","content":"hi"}]}`, "messages[0].name", "longer than"},
+		{"tool call id too long", `{"model":"m","messages":[{"role":"tool","tool_call_id":"` + strings.Repeat("i", 257) + `","content":"hi"}]}`, "messages[0].tool_call_id", "longer than"},
+		{"too many parts", `{"model":"m","messages":[{"role":"user","content":[` + strings.TrimSuffix(strings.Repeat(`{"type":"text","text":"x"},`, 257), ",") + `]}]}`, "messages[0].content", "more than the limit"},
+		{"tool name too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"` + strings.Repeat("f", 65) + `"}}]}`, "tools[0].function.name", "64 bytes"},
+		{"tool too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","description":"` + strings.Repeat("d", 64<<10+1) + `"}}]}`, "tools[0].function", "limited to"},
+		{"tool_choice too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"` + strings.Repeat("c", 4<<10) + `"}`, "tool_choice", "longer than"},
+		{"schema too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"description":"` + strings.Repeat("d", 64<<10) + `"}}}}`, "response_format.json_schema.schema", "more than the limit"},
+		{"schema name too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"` + strings.Repeat("x", 65) + `","schema":{}}}}`, "response_format.json_schema.name", "longer than"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,6 +73,34 @@ func TestDecodeRequestRejects(t *testing.T) {
 				t.Fatalf("message %q does not say %q", e.Message, tc.msg)
 			}
 		})
+	}
+}
+
+func manyKeys(n int) string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%q:\"v\"", fmt.Sprint("k", i))
+	}
+	return strings.Join(keys, ",")
+}
+
+// TestDecodeRequestConfiguredLimits: the configuration's output cap and n
+// bound a request at decode time.
+func TestDecodeRequestConfiguredLimits(t *testing.T) {
+	lim := Limits{MaxMessages: 8, MaxOutputTokens: 1000, MaxChoices: 2}
+	for _, tc := range []struct{ body, param string }{
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1001}`, "max_tokens"},
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"n":3}`, "n"},
+	} {
+		_, err := DecodeRequestWith([]byte(tc.body), lim)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 400 || e.Param != tc.param {
+			t.Fatalf("%s: got %v, want a 400 naming %s", tc.body, err, tc.param)
+		}
+	}
+	r, err := DecodeRequestWith([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1000,"n":2}`), lim)
+	if err != nil || r.OutputLimit() != 1000 || r.Choices() != 2 {
+		t.Fatalf("a request at the limits: %v", err)
 	}
 }
 

@@ -138,6 +138,9 @@ type (
 // encodeAnthropic translates a chat request to a Messages API body. A
 // request it cannot express is a 400 *chat.Error naming the parameter.
 func encodeAnthropic(req *chat.Request, stream bool) ([]byte, error) {
+	if req.Choices() > 1 {
+		return nil, chat.BadRequest("n", "the Messages API answers with one choice; n must be 1")
+	}
 	out := anthropicRequest{
 		Model:         req.Model,
 		MaxTokens:     req.OutputLimit(),
