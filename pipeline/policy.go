@@ -56,7 +56,10 @@ func (g *Gateway) safety(ctx context.Context, c *Call) error {
 	req.Messages = c.Messages
 	out, err := eng.Input(ctx, c.Feature.Name, &req, c.InputTokens)
 	c.Decisions = append(c.Decisions, out.Decisions...)
+	// What the checks redacted is what goes upstream: every field they
+	// read, not only the messages.
 	c.Messages = req.Messages
+	c.Req.Tools, c.Req.ResponseFormat, c.Req.Metadata, c.Req.User, c.Req.Stop = req.Tools, req.ResponseFormat, req.Metadata, req.User, req.Stop
 	if err != nil {
 		return refusal(err)
 	}

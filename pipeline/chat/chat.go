@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"unicode/utf8"
 )
 
 // Request is a chat completion request.
@@ -97,72 +96,6 @@ type Message struct {
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
-}
-
-// Content is a message's content: plain text, or a list of parts of which
-// the text parts are kept as Text and every part is kept verbatim in Parts.
-// A null content (an assistant message with tool calls) is empty.
-type Content struct {
-	Text  string
-	Parts []json.RawMessage
-}
-
-// Text returns content made of plain text.
-func Text(s string) Content { return Content{Text: s} }
-
-func (c Content) MarshalJSON() ([]byte, error) {
-	if c.Parts != nil {
-		return json.Marshal(c.Parts)
-	}
-	return appendQuoted(make([]byte, 0, len(c.Text)+2), c.Text), nil
-}
-
-func (c *Content) UnmarshalJSON(b []byte) error {
-	*c = Content{}
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		// The decoder calling us has checked the literal; one without
-		// escapes is its own text, which is the common case.
-		if n := len(b); n >= 2 && b[n-1] == '"' {
-			if inner := b[1 : n-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-				c.Text = string(inner)
-				return nil
-			}
-		}
-		return json.Unmarshal(b, &c.Text)
-	case len(b) > 0 && b[0] == '[':
-		if err := json.Unmarshal(b, &c.Parts); err != nil {
-			return err
-		}
-		var text bytes.Buffer
-		for _, raw := range c.Parts {
-			var p struct {
-				Type string  `json:"type"`
-				Text *string `json:"text"`
-			}
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return errors.New("content part must be an object")
-			}
-			if p.Type == "" {
-				return errors.New("content part has no type")
-			}
-			if p.Type == "text" {
-				if p.Text == nil {
-					return errors.New("text content part has no text")
-				}
-				if text.Len() > 0 {
-					text.WriteByte('\n')
-				}
-				text.WriteString(*p.Text)
-			}
-		}
-		c.Text = text.String()
-		return nil
-	default:
-		return errors.New("content must be a string, a list of parts or null")
-	}
 }
 
 // Tool is a function the model may call.

@@ -99,7 +99,11 @@ func decodeStrictJSON(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
+		var pe *PartError
 		switch {
+		case errors.As(err, &pe):
+			where := pe.path(partContent(body))
+			return BadRequest(where, "%s: %s", where, pe.Reason)
 		case errors.As(err, &te):
 			return BadRequest(te.Field, "%s must be %s, not a JSON %s", fieldName(te.Field), article(te.Type.String()), te.Value)
 		case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
@@ -113,6 +117,25 @@ func decodeStrictJSON(body []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// partContent finds which message's content holds a part that did not
+// decode, for the error; it runs only then.
+func partContent(body []byte) string {
+	var r struct {
+		Messages []struct {
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+	}
+	if json.Unmarshal(body, &r) == nil {
+		for i, m := range r.Messages {
+			var c Content
+			if len(m.Content) > 0 && c.UnmarshalJSON(m.Content) != nil {
+				return msgPath(i) + ".content"
+			}
+		}
+	}
+	return "content"
 }
 
 func fieldName(f string) string {
@@ -227,6 +250,9 @@ func (r *Request) CheckLimits(lim Limits) error {
 	if len(r.ToolChoice) > MaxToolChoiceBytes {
 		return BadRequest("tool_choice", "tool_choice is longer than %d bytes", MaxToolChoiceBytes)
 	}
+	if err := CheckRawJSON(r.ToolChoice); err != nil {
+		return BadRequest("tool_choice", "tool_choice: %v", err)
+	}
 	if r.StreamOptions != nil && !r.Stream {
 		return BadRequest("stream_options", "stream_options is only allowed when stream is true")
 	}
@@ -239,6 +265,9 @@ func (r *Request) CheckLimits(lim Limits) error {
 			}
 			if n := len(f.JSONSchema.Schema); n > MaxResponseSchemaBytes {
 				return BadRequest("response_format.json_schema.schema", "the schema is %d bytes, more than the limit of %d", n, MaxResponseSchemaBytes)
+			}
+			if err := CheckRawJSON(f.JSONSchema.Schema); err != nil {
+				return BadRequest("response_format.json_schema.schema", "the schema: %v", err)
 			}
 			if len(f.JSONSchema.Name) > MaxSchemaNameLen {
 				return BadRequest("response_format.json_schema.name", "the schema name is longer than %d bytes", MaxSchemaNameLen)
@@ -265,6 +294,9 @@ func (r *Request) CheckLimits(lim Limits) error {
 		}
 		if n := len(t.Function.Description) + len(t.Function.Parameters); n > MaxToolBytes {
 			return BadRequest(fmt.Sprintf("tools[%d].function", i), "a tool's description and parameters are limited to %d bytes together", MaxToolBytes)
+		}
+		if err := CheckRawJSON(t.Function.Parameters); err != nil {
+			return BadRequest(fmt.Sprintf("tools[%d].function.parameters", i), "the parameters: %v", err)
 		}
 	}
 	return nil

@@ -54,6 +54,13 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"tool too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","description":"` + strings.Repeat("d", 64<<10+1) + `"}}]}`, "tools[0].function", "limited to"},
 		{"tool_choice too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"` + strings.Repeat("c", 4<<10) + `"}`, "tool_choice", "longer than"},
 		{"schema too large", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"description":"` + strings.Repeat("d", 64<<10) + `"}}}}`, "response_format.json_schema.schema", "more than the limit"},
+		{"part text key in capitals", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","TEXT":"card 4111 1111 1111 1111"}]}]}`, "messages[0].content[0].TEXT", "names are exact"},
+		{"part type key in capitals", `{"model":"m","messages":[{"role":"user","content":[{"TYPE":"text","text":"card 4111 1111 1111 1111"}]}]}`, "messages[0].content[0].type", "no type"},
+		{"part text twice", `{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}`, "messages[1].content[0]", "appears twice"},
+		{"part of unknown type", `{"model":"m","messages":[{"role":"user","content":[{"type":"video","video":"x"}]}]}`, "messages[0].content[0].type", "not one Gantry passes on"},
+		{"part text null", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":null}]}]}`, "messages[0].content[0].text", "needs text"},
+		{"part with a foreign field", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","image_url":{"url":"x"}}]}]}`, "messages[0].content[0].image_url", "no field"},
+		{"image url key in capitals", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"URL":"https://x/y.png"}}]}]}`, "messages[0].content[0].image_url", "names are exact"},
 		{"schema name too long", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"` + strings.Repeat("x", 65) + `","schema":{}}}}`, "response_format.json_schema.name", "longer than"},
 	}
 	for _, tc := range cases {

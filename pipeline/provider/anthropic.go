@@ -294,24 +294,14 @@ func anthropicContent(path string, c chat.Content) ([]anthropicBlock, error) {
 		return []anthropicBlock{{Type: "text", Text: c.Text}}, nil
 	}
 	var blocks []anthropicBlock
-	for i, raw := range c.Parts {
+	for i, part := range c.Parts {
 		p := fmt.Sprintf("%s.content[%d]", path, i)
-		var part struct {
-			Type     string `json:"type"`
-			Text     string `json:"text"`
-			ImageURL struct {
-				URL string `json:"url"`
-			} `json:"image_url"`
-		}
-		if err := json.Unmarshal(raw, &part); err != nil {
-			return nil, chat.BadRequest(p, "%s is not a content part: %v", p, err)
-		}
 		switch part.Type {
-		case "text":
+		case chat.PartText:
 			if part.Text != "" {
 				blocks = append(blocks, anthropicBlock{Type: "text", Text: part.Text})
 			}
-		case "image_url":
+		case chat.PartImageURL:
 			src, err := anthropicImage(part.ImageURL.URL)
 			if err != nil {
 				return nil, chat.BadRequest(p+".image_url.url", "%v", err)

@@ -71,9 +71,9 @@ func TestAnthropicEncodeRefuses(t *testing.T) {
 		param string
 	}{
 		{"only a system prompt", chat.Request{Messages: []chat.Message{{Role: "system", Content: chat.Text("be nice")}}}, "messages"},
-		{"audio part", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"input_audio","input_audio":{}}`)}}}}}, "messages[0].content[0].type"},
-		{"non-image data url", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"image_url","image_url":{"url":"data:text/plain;base64,aGk="}}`)}}}}}, "messages[0].content[0].image_url.url"},
-		{"ftp image", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}`)}}}}}, "messages[0].content[0].image_url.url"},
+		{"audio part", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartInputAudio, InputAudio: &chat.InputAudio{}}}}}}}, "messages[0].content[0].type"},
+		{"non-image data url", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartImageURL, ImageURL: &chat.ImageURL{URL: "data:text/plain;base64,aGk="}}}}}}}, "messages[0].content[0].image_url.url"},
+		{"ftp image", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartImageURL, ImageURL: &chat.ImageURL{URL: "ftp://x/y.png"}}}}}}}, "messages[0].content[0].image_url.url"},
 		{"tool arguments not an object", chat.Request{Messages: []chat.Message{user, {Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "t", Function: chat.FunctionCall{Name: "f", Arguments: "[1]"}}}}}}, "messages[1].tool_calls[0].function.arguments"},
 		{"unknown tool_choice", chat.Request{Messages: []chat.Message{user}, Tools: []chat.Tool{{Type: "function", Function: chat.Function{Name: "f"}}}, ToolChoice: json.RawMessage(`"sometimes"`)}, "tool_choice"},
 	}
