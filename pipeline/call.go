@@ -13,6 +13,7 @@ import (
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/trace"
+	"gantry/pipeline/validate"
 )
 
 // Entry points into the pipeline.
@@ -68,9 +69,10 @@ type Call struct {
 	Spans       []Span
 	Err         error
 
-	permit *limit.Permit // rate-limit permit, returned in end
-	held   bool          // a budget hold to settle or release in end
-	canary string        // leak canary planted in the system message
+	permit       *limit.Permit    // rate-limit permit, returned in end
+	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
+	held         bool             // a budget hold to settle or release in end
+	canary       string           // leak canary planted in the system message
 }
 
 // Span is a stage's timing.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"gantry/pipeline/chat"
+	"gantry/pipeline/validate"
 )
 
 // admit checks what the caller asked for against the configuration's
@@ -19,6 +20,9 @@ func admit(c *Call) error {
 		if limit, model := c.Route.outputCap(); limit > 0 && asked > limit {
 			return chat.BadRequest(outputParam(c.Req), "%s is %d, more than model %s produces in one call (%d)", outputParam(c.Req), asked, model, limit)
 		}
+	}
+	if err := compileCallerSchema(c); err != nil {
+		return err
 	}
 	if n := c.Req.Choices(); n > 1 {
 		if c.Feature != nil {
@@ -49,4 +53,23 @@ func clampOutput(c *Call) {
 	if limit > 0 && c.Req.OutputLimit() > limit {
 		c.Req.MaxTokens, c.Req.MaxCompletionTokens = limit, 0
 	}
+}
+
+// compileCallerSchema compiles the schema of the caller's response_format
+// under a caller's bounds (validate.CompileCaller), before anything is
+// spent: a schema the validator cannot use is the caller's 400, never a
+// 502 after a billed upstream call. A release's own schema replaces the
+// caller's, so it is not compiled then.
+func compileCallerSchema(c *Call) error {
+	f := c.Req.ResponseFormat
+	if f == nil || f.Type != "json_schema" || f.JSONSchema == nil || (c.Release != nil && c.Release.format != nil) {
+		return nil
+	}
+	s, err := validate.CompileCaller(f.JSONSchema.Schema)
+	if err != nil {
+		return &chat.Error{Status: http.StatusBadRequest, Type: chat.TypeInvalidRequest, Code: "invalid_schema",
+			Param: "response_format.json_schema.schema", Message: err.Error()}
+	}
+	c.callerSchema = s
+	return nil
 }
