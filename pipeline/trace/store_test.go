@@ -14,12 +14,13 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// mk builds a distinct trace; i fixes its id, request id and start.
+// mk builds a distinct call; i fixes its id, W3C trace id and start.
 func mk(i int) *Trace {
 	features := []string{"support-answer", "summarise", "classify"}
 	models := []string{"gpt-4o-mini", "claude-haiku", "sim-small"}
 	t := &Trace{
-		ID:           fmt.Sprintf("%032x", i+1),
+		ID:           fmt.Sprintf("req-%d", i),
+		TraceID:      fmt.Sprintf("%032x", i+1),
 		RequestID:    fmt.Sprintf("req-%d", i),
 		Start:        t0.Add(time.Duration(i) * time.Second),
 		Duration:     Millis(100 + i%50),
@@ -79,9 +80,9 @@ func ids(sums []Summary) string {
 }
 
 func idNum(id string) int {
-	var n int
-	fmt.Sscanf(id, "%x", &n)
-	return n - 1
+	n := -1
+	fmt.Sscanf(id, "req-%d", &n)
+	return n
 }
 
 // uniform builds traces 10..19 that all encode to the same size.
@@ -402,21 +403,86 @@ func TestSearch(t *testing.T) {
 	}
 }
 
-func TestGetSharedTraceID(t *testing.T) {
-	s := open(t, "", Limits{MaxCount: 2})
+// TestSharedTraceIDTakesNothingOver: calls of one W3C trace, such as two
+// teams' keys sending the same traceparent, each keep their own record.
+// Their own ids find each of them; the trace id finds one only where it is
+// unambiguous (or unambiguous among the calls a caller may see), and lists
+// them all.
+func TestSharedTraceIDTakesNothingOver(t *testing.T) {
+	s := open(t, "", Limits{MaxCount: 3})
 	a, b := mk(1), mk(2)
-	b.ID = a.ID // two calls in one distributed trace
+	a.Team, b.Team = "red", "blue"
+	b.TraceID = a.TraceID // the same traceparent
 	s.Add(a)
+	if got, ok := s.Get(a.TraceID); !ok || got.ID != "req-1" {
+		t.Fatalf("Get by a trace id only one call has: %v %v", got, ok)
+	}
 	s.Add(b)
-	if got, _ := s.Get(a.ID); got.RequestID != "req-2" {
-		t.Fatalf("Get by shared trace id: got %s, want the newest, req-2", got.RequestID)
+	for _, id := range []string{"req-1", "req-2"} {
+		if got, ok := s.Get(id); !ok || got.ID != id {
+			t.Fatalf("Get(%s) = %v, %v", id, got, ok)
+		}
 	}
-	if got, _ := s.Get("req-1"); got.RequestID != "req-1" {
-		t.Fatalf("Get by request id: got %s, want req-1", got.RequestID)
+	if _, err := s.Lookup(a.TraceID, nil); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("Lookup by the shared trace id: %v, want ErrAmbiguous", err)
 	}
-	s.Add(mk(3)) // evicts a; b must stay reachable by the shared id
-	if got, ok := s.Get(a.ID); !ok || got.RequestID != "req-2" {
-		t.Fatalf("after evicting the older call: got %v %v, want req-2", got, ok)
+	red := func(t *Trace) bool { return t.Team == "red" }
+	if got, err := s.Lookup(a.TraceID, red); err != nil || got.ID != "req-1" {
+		t.Fatalf("red's lookup by the shared trace id: %v %v, want its own call", got, err)
+	}
+	if err := s.Feedback(a.TraceID, Feedback{Thumbs: "up"}); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("feedback by the shared trace id: %v, want ErrAmbiguous", err)
+	}
+	if err := s.Feedback("req-1", Feedback{Thumbs: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get("req-2"); len(got.Feedback) != 0 {
+		t.Fatalf("feedback reached the other team's call: %+v", got.Feedback)
+	}
+	if got := ids(s.Search(Query{TraceID: a.TraceID})); got != "2,1" {
+		t.Fatalf("calls of the trace: %s, want 2,1", got)
+	}
+	s.Add(mk(3))
+	s.Add(mk(4)) // evicts a; b is the trace's one call again
+	if got, ok := s.Get(a.TraceID); !ok || got.ID != "req-2" {
+		t.Fatalf("after evicting the older call: %v %v, want req-2", got, ok)
+	}
+	if got := ids(s.Search(Query{TraceID: a.TraceID})); got != "2" {
+		t.Fatalf("calls of the trace after eviction: %s", got)
+	}
+}
+
+// TestReadsSegmentsOfTheOlderShape replays a segment written when a trace's
+// id was its W3C trace id: the call keeps its own id, the trace id moves
+// aside, and feedback written then still finds its call.
+func TestReadsSegmentsOfTheOlderShape(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-1","start":"2026-11-01T12:00:00Z","duration_ms":5,"entry":"chat","requested_model":"m","status":"ok","http_status":200,"input_tokens":1,"output_tokens":1,"cost_usd":0}}
+{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-2","start":"2026-11-01T12:00:01Z","duration_ms":5,"entry":"chat","requested_model":"m","status":"ok","http_status":200,"input_tokens":1,"output_tokens":1,"cost_usd":0}}
+{"feedback":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-1","feedback":{"time":"2026-11-01T12:01:00Z","thumbs":"down"}}}
+`
+	if err := os.WriteFile(filepath.Join(dir, segName(1)), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, Limits{})
+	one, ok := s.Get("r-old-1")
+	if !ok || one.TraceID != "0af7651916cd43dd8448eb211c80319c" || len(one.Feedback) != 1 {
+		t.Fatalf("the older call: %+v %v", one, ok)
+	}
+	if two, _ := s.Get("r-old-2"); len(two.Feedback) != 0 {
+		t.Fatalf("the feedback reached the other call of the trace")
+	}
+	if n := len(s.Search(Query{TraceID: "0af7651916cd43dd8448eb211c80319c"})); n != 2 {
+		t.Fatalf("%d calls listed for the older trace, want 2", n)
+	}
+	// Feedback written now names the call, and survives a reopen.
+	if err := s.Feedback("r-old-2", Feedback{Thumbs: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, dir, Limits{})
+	if two, _ := s.Get("r-old-2"); len(two.Feedback) != 1 {
+		t.Fatalf("feedback after reopen: %+v", two.Feedback)
 	}
 }
 
@@ -426,7 +492,7 @@ func TestSummary(t *testing.T) {
 	tr.Validation = []string{"$.answer: required", "$.sources: too short"}
 	tr.Feedback = []Feedback{{Thumbs: "down"}, {Score: &score}, {Comment: "later note"}}
 	sum := tr.Summary()
-	want := Summary{ID: tr.ID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
+	want := Summary{ID: tr.ID, TraceID: tr.TraceID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
 		Model: tr.Model, Status: "error", HTTPStatus: 502, ErrorCode: "upstream_timeout", InputTokens: 14,
 		OutputTokens: 24, CostUSD: 0.001, Validation: 2, Feedback: "0.8"}
 	if sum != want {
