@@ -166,3 +166,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestUpstreamReachValidated(t *testing.T) {
+	for _, tc := range []struct {
+		base, env, want string
+	}{
+		{"http://169.254.169.254/latest/meta-data/", "", "link-local"},
+		{"http://[fd00:ec2::254]/latest/", "", "metadata address"},
+		{"http://metadata.google.internal/computeMetadata/v1/", "", "metadata service"},
+		{"http://[::ffff:a9fe:a9fe]/", "", "link-local"},
+		{"http://2852039166/", "", "unusual form"},
+		{"http://0251.0376.0251.0376/", "", "unusual form"},
+		{"", "GANTRY_CLUSTER_SECRET", "agent's own secrets"},
+		{"", "AWS_SECRET_ACCESS_KEY", "cloud credentials"},
+		{"", "google_application_credentials", "GOOGLE_"},
+		{"http://127.0.0.1:11434/v1", "OPENAI_API_KEY", ""},
+		{"http://10.1.2.3:8000/v1", "", ""},
+		{"https://bad.cafe/v1", "", ""},
+	} {
+		cfg := &Config{Providers: []Provider{{Name: "p", Kind: KindOpenAI, BaseURL: tc.base, APIKeyEnv: tc.env}}}
+		err := cfg.Validate()
+		if tc.want == "" {
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.base, tc.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s %s: %v, want a problem saying %q", tc.base, tc.env, err, tc.want)
+		}
+	}
+}

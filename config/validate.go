@@ -89,6 +89,8 @@ func (cfg *Config) Validate() error {
 			if p.BaseURL != "" {
 				if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					c.add(path+".base_url", "%q is not an http or https URL", p.BaseURL)
+				} else if why := ForbiddenHost(u.Hostname()); why != "" {
+					c.add(path+".base_url", "an upstream may not be at %s: %s", u.Host, why)
 				}
 			}
 			if p.Sim != nil {
@@ -108,6 +110,8 @@ func (cfg *Config) Validate() error {
 			c.add(path+".api_key_env", "longer than %d bytes; it names a variable", MaxEnvNameLen)
 		} else if p.APIKeyEnv != "" && !envNameRE.MatchString(p.APIKeyEnv) {
 			c.add(path+".api_key_env", "%q is not an environment variable name (the key itself never goes in the config)", p.APIKeyEnv)
+		} else if why := ForbiddenEnv(p.APIKeyEnv); why != "" {
+			c.add(path+".api_key_env", "%s", why)
 		}
 	}
 
