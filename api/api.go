@@ -474,6 +474,10 @@ func (m LabelMove) Check() error {
 		return fmt.Errorf("weight: want 0..100, got %d", m.Weight)
 	case m.Action != ActionCanary && m.Weight != 0:
 		return fmt.Errorf("weight applies to the canary only")
+	case len(m.Reason) > MaxReasonLen:
+		return fmt.Errorf("reason: longer than %d bytes", MaxReasonLen)
+	case m.From < 0:
+		return fmt.Errorf("from: want a version, got %d", m.From)
 	}
 	return nil
 }

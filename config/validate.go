@@ -404,3 +404,9 @@ func joinPath(path, name string) string {
 	}
 	return path + "." + name
 }
+
+// ValidName reports whether s is a valid name of a configuration object:
+// 1..MaxNameLen letters, digits and . _ : -, starting with a letter or digit.
+func ValidName(s string) bool {
+	return s != "" && len(s) <= MaxNameLen && nameRE.MatchString(s)
+}

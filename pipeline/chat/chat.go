@@ -143,6 +143,21 @@ func (u Usage) CachedTokens() int {
 	return u.PromptTokensDetails.CachedTokens
 }
 
+// MaxUsageTokens bounds a token count an upstream reports.
+const MaxUsageTokens = 1 << 40
+
+// Clamped is u with every count within 0..MaxUsageTokens and the cached
+// tokens within the prompt's: what an upstream reports is used for cost,
+// and a negative or absurd count must not make a negative or infinite one.
+func (u Usage) Clamped() *Usage {
+	c := func(v int) int { return min(max(v, 0), MaxUsageTokens) }
+	out := Usage{PromptTokens: c(u.PromptTokens), CompletionTokens: c(u.CompletionTokens), TotalTokens: c(u.TotalTokens)}
+	if d := u.PromptTokensDetails; d != nil {
+		out.PromptTokensDetails = &PromptTokensDetails{CachedTokens: min(c(d.CachedTokens), out.PromptTokens)}
+	}
+	return &out
+}
+
 // PromptTokensDetails breaks prompt tokens down.
 type PromptTokensDetails struct {
 	CachedTokens int `json:"cached_tokens"`

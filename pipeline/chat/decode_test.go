@@ -149,6 +149,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x"]}`))
 	f.Add([]byte(`{"model":"m","stream":true,"messages":[{"role":"tool","tool_call_id":"1","content":null}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","TEXT":"card 4111 1111 1111 1111"}]}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png","detail":"low"}},{"type":"input_audio","input_audio":{"data":"AA","format":"wav"}},{"type":"file","file":{"file_id":"f"}},{"type":"refusal","refusal":"no"}]}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1000000000000000,"n":1000,"user":"u","metadata":{"k":"v"}}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"a":1,"a":2}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object","properties":{"a":{"type":"string"}}},"strict":true}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeRequest(body, 64)
 		if err != nil {
@@ -161,8 +166,20 @@ func FuzzDecodeRequest(f *testing.F) {
 		if r.Model == "" || len(r.Messages) == 0 || len(r.Messages) > 64 {
 			t.Fatalf("accepted an invalid request: model %q, %d messages", r.Model, len(r.Messages))
 		}
-		if _, err := json.Marshal(r); err != nil {
+		// What is accepted encodes, decodes again as the same request, and
+		// encodes to the same bytes: what the gateway sends on is what it
+		// read.
+		b, err := json.Marshal(r)
+		if err != nil {
 			t.Fatalf("accepted request does not re-encode: %v", err)
+		}
+		r2, err := DecodeRequest(b, 64)
+		if err != nil {
+			t.Fatalf("a re-encoded request is refused: %v\n%s", err, b)
+		}
+		b2, err := json.Marshal(r2)
+		if err != nil || string(b2) != string(b) {
+			t.Fatalf("round trip changed the request:\n%s\n%s", b, b2)
 		}
 	})
 }

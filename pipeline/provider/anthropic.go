@@ -353,7 +353,7 @@ func (u anthropicUsage) usage() *chat.Usage {
 	if u.CacheReadInputTokens > 0 {
 		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: u.CacheReadInputTokens}
 	}
-	return out
+	return out.Clamped()
 }
 
 func decodeAnthropicResponse(data []byte, now time.Time) (*chat.Response, error) {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,6 +176,67 @@ func FuzzChecksSeeWhatIsSent(f *testing.F) {
 						if s != "" && !texts[s] {
 							t.Fatalf("the Anthropic body sends %q, which no check read", s)
 						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzAnthropicEncode translates arbitrary accepted chat requests to the
+// Messages API. A request it cannot express is a 400 naming the field;
+// anything else is a body the API takes: JSON, turns alternating between
+// user and assistant, an output cap, tool inputs that are JSON objects.
+func FuzzAnthropicEncode(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"},{"role":"assistant","content":"yo"},{"role":"user","content":"again"}],"max_tokens":50,"temperature":1.5,"stop":["x"],"user":"u"}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
+		`{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"1","content":"r1"},{"role":"tool","tool_call_id":"2","content":"r2"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object"}}},"tool_choice":"required"}`,
+		`{"model":"m","messages":[{"role":"system","content":"only"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AA","format":"wav"}}]}]}`,
+		`{"model":"m","messages":[{"role":"assistant","content":"a"},{"role":"assistant","content":"b"}],"n":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := chat.DecodeRequest(body, 64)
+		if err != nil {
+			return
+		}
+		for _, stream := range []bool{false, true} {
+			out, err := encodeAnthropic(req, stream)
+			if err != nil {
+				var ce *chat.Error
+				if !errors.As(err, &ce) || ce.Status != 400 || ce.Param == "" {
+					t.Fatalf("a refusal that is not a 400 naming a field: %v", err)
+				}
+				return
+			}
+			var a struct {
+				MaxTokens int  `json:"max_tokens"`
+				Stream    bool `json:"stream"`
+				Messages  []struct {
+					Role    string `json:"role"`
+					Content []struct {
+						Type  string          `json:"type"`
+						Input json.RawMessage `json:"input"`
+					} `json:"content"`
+				} `json:"messages"`
+			}
+			if err := json.Unmarshal(out, &a); err != nil {
+				t.Fatalf("the body is not JSON: %v", err)
+			}
+			if a.MaxTokens < 1 || a.Stream != stream || len(a.Messages) == 0 {
+				t.Fatalf("max_tokens %d, stream %v, %d messages", a.MaxTokens, a.Stream, len(a.Messages))
+			}
+			for i, m := range a.Messages {
+				if m.Role != "user" && m.Role != "assistant" || (i > 0 && a.Messages[i-1].Role == m.Role) || len(m.Content) == 0 {
+					t.Fatalf("turn %d: role %q after %d turns, %d blocks", i, m.Role, i, len(m.Content))
+				}
+				for _, b := range m.Content {
+					if b.Type == "tool_use" && (len(b.Input) == 0 || b.Input[0] != '{') {
+						t.Fatalf("tool input %s is not an object", b.Input)
 					}
 				}
 			}

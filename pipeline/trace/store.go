@@ -110,6 +110,9 @@ type entry struct {
 	size int64
 	hay  string   // lower-cased text fields for Query.Text
 	segs []uint64 // segments holding this trace's records
+	// dead is set when a later record of the same call replaced this one
+	// (a hand-edited file); it waits for eviction, unlisted.
+	dead bool
 }
 
 // Store keeps the most recent traces in memory within its limits and, when
@@ -284,6 +287,7 @@ func (s *Store) insert(t *Trace, size int64, seg uint64) *entry {
 	if old := s.byID[t.ID]; old != nil {
 		// A call id seen again (a hand-written file): the newer counts.
 		s.unindexTrace(old)
+		old.dead = true
 	}
 	s.byID[t.ID] = e
 	if t.TraceID != "" {
@@ -303,7 +307,9 @@ func (s *Store) evictOldest() {
 	if s.byID[old.t.ID] == old {
 		delete(s.byID, old.t.ID)
 	}
-	s.unindexTrace(old)
+	if !old.dead {
+		s.unindexTrace(old)
+	}
 	if s.disk != nil {
 		for _, seg := range old.segs {
 			s.disk.unref(seg)
@@ -418,6 +424,8 @@ func (s *Store) Search(q Query) []Summary {
 func (q *Query) match(e *entry, text string) bool {
 	t := &e.sum // inline in the entry: one pointer less per trace scanned
 	switch {
+	case e.dead:
+		return false
 	case q.TraceID != "" && q.TraceID != t.TraceID,
 		q.Feature != "" && q.Feature != t.Feature,
 		q.Release != "" && q.Release != t.Release,
