@@ -200,3 +200,14 @@ func asChatError(err error) *chat.Error {
 	}
 	return &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: err}
 }
+
+// Bearer returns the secret an Authorization header presents with the
+// Bearer scheme, whose name is matched without regard to case as auth
+// schemes are (RFC 9110, 11.1), or else the X-Api-Key header's value.
+func Bearer(authorization, apiKey string) string {
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(secret)
+	}
+	return strings.TrimSpace(apiKey)
+}

@@ -189,3 +189,18 @@ func TestCallsOfOneTraceKeepTheirOwnIDs(t *testing.T) {
 		t.Fatalf("%d calls listed in the shared trace, want 2", n)
 	}
 }
+
+func TestBearerSchemeIgnoresCase(t *testing.T) {
+	for _, tc := range []struct{ auth, apiKey, want string }{
+		{"Bearer gk_a", "", "gk_a"},
+		{"bearer gk_a", "", "gk_a"},
+		{"BEARER   gk_a ", "", "gk_a"},
+		{"Basic dXNlcg==", "gk_b", "gk_b"},
+		{"", " gk_b ", "gk_b"},
+		{"Bearer", "", ""},
+	} {
+		if got := Bearer(tc.auth, tc.apiKey); got != tc.want {
+			t.Fatalf("Bearer(%q, %q) = %q, want %q", tc.auth, tc.apiKey, got, tc.want)
+		}
+	}
+}

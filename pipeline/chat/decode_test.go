@@ -193,3 +193,16 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckContentEncoding(t *testing.T) {
+	for _, v := range []string{"", "identity", " Identity "} {
+		if e := CheckContentEncoding(v); e != nil {
+			t.Fatalf("%q refused: %v", v, e)
+		}
+	}
+	for _, v := range []string{"gzip", "br", "deflate, gzip"} {
+		if e := CheckContentEncoding(v); e == nil || e.Status != 415 || e.Code != "unsupported_content_encoding" {
+			t.Fatalf("%q: %v, want a 415", v, e)
+		}
+	}
+}
