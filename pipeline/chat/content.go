@@ -301,6 +301,9 @@ func (p Part) MarshalJSON() ([]byte, error) {
 // schemas, tool_choice) is read by its checks and by upstreams with
 // different decoders, which disagree on which of two equal keys counts.
 func CheckRawJSON(raw []byte) error {
+	if len(raw) == 0 {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	// One entry per open container: the keys of an object, nil for a list.
