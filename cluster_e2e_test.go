@@ -781,7 +781,7 @@ func (c *testCluster) putConfig(a *agentProc, yaml, query string) (int, string) 
 // and says so: its status and the member list name the reason, and a
 // write through that agent is refused with it instead of committed.
 func TestMemberThatCannotServeTheConfigurationIsShown(t *testing.T) {
-	const keyVar = "GANTRY_E2E_UPSTREAM_KEY"
+	const keyVar = "E2E_UPSTREAM_API_KEY"
 	c := newCluster(t, clusterConfig())
 	for _, a := range c.agents[:2] {
 		a.env = []string{keyVar + "=sk-e2e"}

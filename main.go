@@ -17,6 +17,7 @@ import (
 
 	"gantry/agent"
 	"gantry/cli"
+	"gantry/config"
 	"gantry/console"
 	"gantry/tlsconf"
 )
@@ -94,6 +95,7 @@ func runAgent(args []string) error {
 	fs.StringVar(&o.TLS.CA, "tls-ca", "", "mutual TLS: CA certificates (PEM) that every agent and HTTP client must be signed by")
 	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
 	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
+	fs.StringVar(&o.ProviderKeyPattern, "provider-key-env", config.DefaultKeyEnvPattern, "regular expression a provider's api_key_env must match; the agent's own secrets (GANTRY_*) and cloud credentials are refused whatever it says")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -48,6 +48,10 @@ type Options struct {
 	DevAdminToken string
 	// AdminTokens are accepted on the admin API besides the dev token.
 	AdminTokens []string
+	// ProviderKeyPattern is what a provider's api_key_env must match
+	// (default names ending in _API_KEY); the agent's own secrets and
+	// cloud credentials can never be named, whatever it says.
+	ProviderKeyPattern string
 	// Trace store bounds.
 	TraceMaxCount int
 	TraceMaxBytes int64
@@ -62,8 +66,9 @@ type Options struct {
 	// named; see tls.go.
 	TLS tlsconf.Files
 
-	// adminTimeouts shorten the admin API's waits on the cluster in tests.
+	// adminTimeouts and bodyTimeout shorten the agent's waits in tests.
 	adminTimeouts admin.Timeouts
+	bodyTimeout   time.Duration
 }
 
 // Default bounds of the trace store.
@@ -225,8 +230,12 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		// elsewhere is an upstream error, not a request to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	keys, err := provider.NewKeys(os.Getenv, opts.ProviderKeyPattern)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.set = pipeline.NewProviderSet(func(p config.Provider) (provider.Provider, error) {
-		return provider.New(p, os.Getenv, hc)
+		return provider.NewWith(p, keys, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
 	// The file is checked in full now, so a broken one stops the start;
@@ -380,9 +389,10 @@ func (s *Server) close() {
 	}
 }
 
-// upstreamTransport is tuned for many concurrent calls to few hosts.
+// upstreamTransport is tuned for many concurrent calls to few hosts; its
+// dialer refuses link-local and metadata addresses (provider.Transport).
 func upstreamTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := provider.Transport()
 	t.MaxIdleConns = 512
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
@@ -395,7 +405,8 @@ func upstreamTransport() *http.Transport {
 // API, the cluster's own API, metrics and health.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	gateway.New(s.gw, s.store, s.record, s, s.notServing).Route(mux)
+	gateway.New(gateway.Deps{Gateway: s.gw, Traces: s.store, Record: s.record, Feedback: s, NotServing: s.notServing,
+		BodyTimeout: s.opts.bodyTimeout}).Route(mux)
 	s.adminAPI().Route(mux)
 	if s.cl != nil {
 		mux.Handle(cluster.PathPrefix, s.cl.Handler())

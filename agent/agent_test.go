@@ -33,10 +33,16 @@ type testAgent struct {
 
 func startAgent(t *testing.T, cfg *config.Config) *testAgent { return startAgentB(t, cfg) }
 
-func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
+func startAgentB(t testing.TB, cfg *config.Config) *testAgent { return startAgentWith(t, cfg, nil) }
+
+// startAgentWith is startAgent with edit applied to the agent's options.
+func startAgentWith(t testing.TB, cfg *config.Config, edit func(*Options)) *testAgent {
 	t.Helper()
 	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, DataDir: t.TempDir(), NodeID: "test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard}
+	if edit != nil {
+		edit(&opts)
+	}
 	s, seed, err := build(&opts)
 	if err != nil {
 		t.Fatalf("build agent: %v", err)
@@ -319,7 +325,7 @@ func TestAdminSearchAndFeed(t *testing.T) {
 		t.Fatalf("feed did not open with a comment: %q", line)
 	}
 	resp := a.post("/v1/chat/completions", `{"model":"sim-large","messages":[{"role":"user","content":"hi"}]}`)
-	id := resp.Header.Get("traceparent")[3:35]
+	id, traceID := resp.Header.Get("X-Request-Id"), resp.Header.Get("traceparent")[3:35]
 	resp.Body.Close()
 	var sum trace.Summary
 	for {
@@ -334,8 +340,8 @@ func TestAdminSearchAndFeed(t *testing.T) {
 			break
 		}
 	}
-	if sum.ID != id || sum.Model != "sim-large" {
-		t.Fatalf("feed event %+v, want trace %s on sim-large", sum, id)
+	if sum.ID != id || sum.TraceID != traceID || sum.Model != "sim-large" {
+		t.Fatalf("feed event %+v, want call %s of trace %s on sim-large", sum, id, traceID)
 	}
 	list := decode[struct{ Traces []trace.Summary }](t, a.admin("/admin/v1/traces?model=sim-large&status=ok"))
 	if len(list.Traces) != 1 || list.Traces[0].ID != id {
@@ -380,3 +386,100 @@ func mustRequest(t testing.TB, method, url, body string) *http.Request {
 }
 
 func defaultClient() *http.Client { return http.DefaultClient }
+
+// Requests a hostile or careless client sends at the HTTP layer: a body in
+// an encoding the gateway does not read, a body that trickles in, an
+// oversized journey header, and the same W3C trace id from two teams'
+// keys, which must not let one team read or rate the other's call.
+func TestHostileRequestsAtTheHTTPLayer(t *testing.T) {
+	cfg := quietConfig()
+	other := "gk_other-team-key-0001"
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "other", Team: "other", Hash: config.HashKey(other)})
+	a := startAgent(t, cfg)
+	chat := `{"model":"sim-small","messages":[{"role":"user","content":"hi"}]}`
+
+	gz := a.post("/v1/chat/completions", chat, "Content-Encoding", "gzip")
+	if e := decode[struct{ Error chatErr }](t, gz); gz.StatusCode != http.StatusUnsupportedMediaType || e.Error.Code != "unsupported_content_encoding" {
+		t.Fatalf("gzip body: %d %+v, want 415 unsupported_content_encoding", gz.StatusCode, e)
+	}
+	long := a.post("/v1/chat/completions", chat, "X-Gantry-Journey", strings.Repeat("j", 257))
+	if e := decode[struct{ Error chatErr }](t, long); long.StatusCode != http.StatusBadRequest || e.Error.Param != "X-Gantry-Journey" {
+		t.Fatalf("long journey: %d %+v, want 400 naming the header", long.StatusCode, e)
+	}
+
+	// The same traceparent from two teams: two calls, each found by its
+	// own request id; the trace id names both and is refused as ambiguous.
+	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	mine := a.post("/v1/chat/completions", chat, "Traceparent", tp)
+	mineID := mine.Header.Get("X-Request-Id")
+	mine.Body.Close()
+	req := mustRequest(t, "POST", a.srv.URL+"/v1/chat/completions", chat)
+	req.Header.Set("Authorization", "Bearer "+other)
+	req.Header.Set("Traceparent", tp)
+	theirs, err := http.DefaultClient.Do(req)
+	if err != nil || theirs.StatusCode != 200 {
+		t.Fatalf("the other team's call: %v %v", theirs, err)
+	}
+	theirID := theirs.Header.Get("X-Request-Id")
+	theirs.Body.Close()
+	a.waitTrace(mineID)
+	a.waitTrace(theirID)
+	for id, key := range map[string]string{mineID: "dev", theirID: "other"} {
+		tr := decode[trace.Trace](t, a.admin("/admin/v1/traces/"+id))
+		if tr.ID != id || tr.Key != key || tr.TraceID != "0af7651916cd43dd8448eb211c80319c" {
+			t.Fatalf("call %s: %+v, want the call of key %s in the shared trace", id, tr, key)
+		}
+	}
+	if resp := a.admin("/admin/v1/traces/0af7651916cd43dd8448eb211c80319c"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("a trace id of two calls: %d, want 409 listing them", resp.StatusCode)
+	}
+	// Feedback by the trace id names this key's one call in it; the other
+	// team's call cannot be rated with this key.
+	fb := a.post("/v1/feedback", `{"trace_id":"0af7651916cd43dd8448eb211c80319c","thumbs":"down"}`)
+	if fb.StatusCode != 200 {
+		t.Fatalf("feedback by trace id: %d", fb.StatusCode)
+	}
+	fb.Body.Close()
+	if tr := decode[trace.Trace](t, a.admin("/admin/v1/traces/"+mineID)); len(tr.Feedback) != 1 {
+		t.Fatalf("my call has %d feedback, want 1", len(tr.Feedback))
+	}
+	if tr := decode[trace.Trace](t, a.admin("/admin/v1/traces/"+theirID)); len(tr.Feedback) != 0 {
+		t.Fatalf("the other team's call got feedback from my key: %+v", tr.Feedback)
+	}
+	if resp := a.post("/v1/feedback", `{"trace_id":"`+theirID+`","thumbs":"down"}`); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("feedback on another team's call: %d, want 404", resp.StatusCode)
+	}
+}
+
+// A body that trickles in is cut after the body timeout.
+func TestSlowBodyIsCut(t *testing.T) {
+	const timeout = time.Second
+	a := startAgentWith(t, quietConfig(), func(o *Options) { o.bodyTimeout = timeout })
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(`{"model":"sim-small","messages":[`))
+		time.Sleep(timeout + 2*time.Second)
+		pw.Close()
+	}()
+	req := mustRequest(t, "POST", a.srv.URL+"/v1/chat/completions", "")
+	req.Body = pr
+	req.Header.Set("Authorization", "Bearer "+devKey)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("a trickling body: %d, want 408", resp.StatusCode)
+		}
+	}
+	if took := time.Since(start); took > timeout+time.Second {
+		t.Fatalf("the body was read for %s, past the %s timeout", took, timeout)
+	}
+}
+
+// chatErr is the OpenAI error object the gateway answers with.
+type chatErr struct {
+	Code  string `json:"code"`
+	Param string `json:"param"`
+	Type  string `json:"type"`
+}

@@ -627,14 +627,14 @@ func TestSwapState(t *testing.T) {
 	// compile here.
 	broken := *cfg
 	broken.Providers = append(slices.Clone(cfg.Providers), config.Provider{Name: "remote", Kind: config.KindOpenAI,
-		BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "GANTRY_TEST_UNSET_API_KEY"})
+		BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "SWAP_TEST_UNSET_API_KEY"})
 	broken.Models = append(slices.Clone(cfg.Models), config.Model{Name: "remote-m", Provider: "remote"})
 	st3 := applied(t, st2, command.ApplyConfig, command.Config{Config: broken})
 	r.swapState(st3)
 	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
-	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "GANTRY_TEST_UNSET_API_KEY") {
+	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "SWAP_TEST_UNSET_API_KEY") {
 		t.Fatalf("unserved reason %q does not say which index and what failed", why)
 	}
 	// A later command that leaves the broken configuration as it is must

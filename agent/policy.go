@@ -45,6 +45,12 @@ func (s *Server) wirePolicy() {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_holds_open",
 		Help: "Budget reservations held by calls in flight."},
 		func() float64 { return float64(s.ledger.Stats().OpenHolds) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_users",
+		Help: "End users with a counter of a per-user budget on this agent; at the bound, users with no call in flight are let go into a conservative estimate."},
+		func() float64 { return float64(s.ledger.Stats().Users) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_users_forgotten_total",
+		Help: "End users' counters let go at the bound; their spend stays in the estimate a returning user starts from."},
+		func() float64 { return float64(s.ledger.Stats().Forgotten) }))
 }
 
 // limitShare is the part of every rate limit this agent enforces: an even

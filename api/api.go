@@ -2,8 +2,8 @@
 // the agent that serves them and the console that reads them cannot drift
 // apart. The types are plain data; the endpoints they belong to are:
 //
-//	GET  /admin/v1/traces                      TraceList (query: TraceQuery)
-//	GET  /admin/v1/traces/{id}                 trace.Trace
+//	GET  /admin/v1/traces                      TraceList (query: TraceQuery; trace_id lists one W3C trace's calls)
+//	GET  /admin/v1/traces/{id}                 trace.Trace: id is a call's id, or a W3C trace id only one call has
 //	GET  /admin/v1/feed                        text/event-stream; each event's data: is one trace.Summary
 //	GET  /admin/v1/overview                    Overview
 //	GET  /admin/v1/members                     Members
@@ -96,6 +96,9 @@ const (
 
 // TraceQuery filters the trace list. Zero fields do not filter.
 type TraceQuery struct {
+	// TraceID lists the calls of one W3C trace; a call's own id is its
+	// trace.Summary.ID.
+	TraceID string    `json:"trace_id,omitempty"`
 	Feature string    `json:"feature,omitempty"`
 	Release string    `json:"release,omitempty"` // release id, e.g. support-answer@v2
 	Status  string    `json:"status,omitempty"`  // ok or error
@@ -111,6 +114,22 @@ type TraceQuery struct {
 // MaxTraceLimit bounds one page of the trace list.
 const MaxTraceLimit = 1000
 
+// MaxQueryParamLen bounds each text parameter of the trace list.
+const MaxQueryParamLen = 256
+
+// isTraceID reports whether s is a W3C trace id: 32 lowercase hex digits.
+func isTraceID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Values encodes the query as URL parameters.
 func (q TraceQuery) Values() url.Values {
 	v := url.Values{}
@@ -119,6 +138,7 @@ func (q TraceQuery) Values() url.Values {
 			v.Set(k, s)
 		}
 	}
+	set("trace_id", q.TraceID)
 	set("feature", q.Feature)
 	set("release", q.Release)
 	set("status", q.Status)
@@ -141,6 +161,7 @@ func (q TraceQuery) Values() url.Values {
 // ParseTraceQuery decodes URL parameters; the error names the bad one.
 func ParseTraceQuery(v url.Values) (TraceQuery, error) {
 	q := TraceQuery{
+		TraceID: v.Get("trace_id"),
 		Feature: v.Get("feature"),
 		Release: v.Get("release"),
 		Status:  v.Get("status"),
@@ -172,6 +193,14 @@ func ParseTraceQuery(v url.Values) (TraceQuery, error) {
 	}
 	if q.Status != "" && q.Status != "ok" && q.Status != "error" {
 		return TraceQuery{}, fmt.Errorf("status: want ok or error, got %q", q.Status)
+	}
+	if q.TraceID != "" && !isTraceID(q.TraceID) {
+		return TraceQuery{}, fmt.Errorf("trace_id: want 32 lowercase hex digits, got %.64q", q.TraceID)
+	}
+	for _, p := range []struct{ name, v string }{{"feature", q.Feature}, {"release", q.Release}, {"model", q.Model}, {"node", q.Node}, {"q", q.Text}, {"cursor", q.Cursor}} {
+		if len(p.v) > MaxQueryParamLen {
+			return TraceQuery{}, fmt.Errorf("%s: longer than %d bytes", p.name, MaxQueryParamLen)
+		}
 	}
 	return q, nil
 }
@@ -424,6 +453,8 @@ func (m LabelMove) Check() error {
 		return fmt.Errorf("feature is required")
 	case m.To < 0 || m.From < 0:
 		return fmt.Errorf("versions are positive numbers")
+	case len(m.Reason) > MaxReasonLen:
+		return fmt.Errorf("reason: longer than %d bytes", MaxReasonLen)
 	}
 	switch m.Action {
 	case config.MovePromote:

@@ -41,6 +41,7 @@ func TestTraceQueryRoundTrip(t *testing.T) {
 	cases := []TraceQuery{
 		{},
 		{Feature: "support-answer", Status: "error", Limit: 50},
+		{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
 		{Release: "support-answer@v3", Model: "gpt-4o-mini", Node: "agent-2", Text: "rate limit", Since: since, Until: since.Add(time.Hour), Cursor: "abc"},
 	}
 	for _, q := range cases {
@@ -62,6 +63,10 @@ func TestParseTraceQueryErrors(t *testing.T) {
 		{"since=yesterday", "since"},
 		{"until=2026-13-01", "until"},
 		{"status=maybe", "status"},
+		{"trace_id=4BF92F3577B34DA6A3CE929D0E0E4736", "trace_id"},
+		{"trace_id=123", "trace_id"},
+		{"q=" + strings.Repeat("x", 257), "q"},
+		{"feature=" + strings.Repeat("f", 257), "feature"},
 	}
 	for _, c := range cases {
 		v, _ := url.ParseQuery(c.query)

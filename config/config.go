@@ -68,6 +68,9 @@ type Model struct {
 	// Upstream is the provider's own model id; empty means Name.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
 	Price    Price  `yaml:"price" json:"price"`
+	// MaxOutputTokens is the most output the model can produce in one
+	// call; a caller asking for more is refused. 0 means the global limit.
+	MaxOutputTokens int `yaml:"max_output_tokens" json:"max_output_tokens,omitempty"`
 }
 
 // UpstreamName is the model id sent to the provider.
@@ -145,6 +148,15 @@ const (
 	DefaultMaxTokens       = 1024
 	DefaultMaxBodyBytes    = 4 << 20
 	DefaultMaxMessages     = 256
+	// DefaultMaxOutputTokens bounds max_tokens where the configuration
+	// sets no limit: more than any model of 2026 produces in one call.
+	DefaultMaxOutputTokens = 128 << 10
+	// DefaultMaxChoices bounds n.
+	DefaultMaxChoices = 8
+	// MaxOutputTokensLimit and MaxChoicesLimit bound what a configuration
+	// may allow (chat.HardMaxOutputTokens and chat.HardMaxChoices).
+	MaxOutputTokensLimit = 1 << 20
+	MaxChoicesLimit      = 128
 )
 
 // WithDefaults fills unset policy fields.
@@ -305,6 +317,11 @@ type Key struct {
 type Limits struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 	MaxMessages  int   `yaml:"max_messages" json:"max_messages,omitempty"`
+	// MaxOutputTokens bounds max_tokens (and max_completion_tokens) of
+	// every call; a model's own max_output_tokens may bound it further.
+	MaxOutputTokens int `yaml:"max_output_tokens" json:"max_output_tokens,omitempty"`
+	// MaxChoices bounds n, the choices one call asks for.
+	MaxChoices int `yaml:"max_choices" json:"max_choices,omitempty"`
 }
 
 // WithDefaults fills unset limits.
@@ -314,6 +331,12 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxMessages == 0 {
 		l.MaxMessages = DefaultMaxMessages
+	}
+	if l.MaxOutputTokens == 0 {
+		l.MaxOutputTokens = DefaultMaxOutputTokens
+	}
+	if l.MaxChoices == 0 {
+		l.MaxChoices = DefaultMaxChoices
 	}
 	return l
 }

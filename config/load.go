@@ -14,6 +14,17 @@ import (
 // MaxFileBytes bounds a configuration file.
 const MaxFileBytes = 16 << 20
 
+// Aliases may repeat parts of a document, but never make it much larger
+// than it is: with its aliases expanded, a document may hold at most twice
+// its own nodes plus MaxAliasSlack. The billion laughs (a few kilobytes
+// whose aliases expand to a billion nodes) are refused before anything
+// walks or decodes them, so parsing takes time and memory linear in the
+// file. MaxAliases bounds the aliases themselves.
+const (
+	MaxAliasSlack = 10_000
+	MaxAliases    = 10_000
+)
+
 // Problem is one thing wrong with a configuration, with where it is.
 type Problem struct {
 	File   string
@@ -64,6 +75,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		return &cfg, nil
 	}
 	root := doc.Content[0]
+	if err := checkAliases(root); err != nil {
+		return nil, Problem{File: file, Reason: err.Error()}
+	}
 	lines := map[string]int{}
 	var problems []error
 	strict(root, reflect.TypeOf(cfg), "", lines, func(line int, path, reason string) {
@@ -182,6 +196,69 @@ func strict(n *yaml.Node, t reflect.Type, path string, lines map[string]int, rep
 			report(n.Line, path, fmt.Sprintf("want a %s, found %s", t.Kind(), kindName(n)))
 		}
 	}
+}
+
+// checkAliases measures what the document holds with its aliases expanded,
+// without expanding them: sizes of aliased nodes are kept, so the
+// measuring is linear in the document.
+func checkAliases(root *yaml.Node) error {
+	nodes, aliases := 0, 0
+	var count func(n *yaml.Node)
+	count = func(n *yaml.Node) {
+		nodes++
+		if n.Kind == yaml.AliasNode {
+			aliases++
+			return
+		}
+		for _, c := range n.Content {
+			count(c)
+		}
+	}
+	count(root)
+	if aliases > MaxAliases {
+		return fmt.Errorf("%d aliases, more than the limit of %d", aliases, MaxAliases)
+	}
+	if aliases == 0 {
+		return nil
+	}
+	limit := 2*nodes + MaxAliasSlack
+	sizes := map[*yaml.Node]int{}
+	var size func(n *yaml.Node, depth int) (int, error)
+	size = func(n *yaml.Node, depth int) (int, error) {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 0, fmt.Errorf("line %d: an alias to nothing", n.Line)
+			}
+			if depth > nodes {
+				return 0, fmt.Errorf("line %d: alias *%s refers to itself", n.Line, n.Value)
+			}
+			if s, ok := sizes[n.Alias]; ok {
+				return s, nil
+			}
+			s, err := size(n.Alias, depth+1)
+			sizes[n.Alias] = s
+			return s, err
+		}
+		total := 1
+		for _, c := range n.Content {
+			s, err := size(c, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if total += s; total > limit {
+				return total, nil // enough to refuse; stop adding
+			}
+		}
+		return total, nil
+	}
+	expanded, err := size(root, 0)
+	if err != nil {
+		return err
+	}
+	if expanded > limit {
+		return fmt.Errorf("aliases expand the document past %d nodes (it has %d); repeat less, or write the parts out", limit, nodes)
+	}
+	return nil
 }
 
 func join(path, name string) string {

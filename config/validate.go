@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 )
@@ -26,9 +27,21 @@ const (
 	MaxPricePerM    = 10000 // USD per million tokens; more is a typo
 	MaxTextBytes    = 256 << 10
 	MaxTemplateMsgs = 64
+	// Bounds of strings that are not names or prompt text; every other
+	// string of a configuration is bounded by MaxTextBytes.
+	MaxDescriptionBytes     = 4 << 10  // a feature's description
+	MaxToolDescriptionBytes = 16 << 10 // a tool's, which the model reads
+	MaxURLLen               = 2048
+	MaxEnvNameLen           = 128
+	MaxUpstreamNameLen      = 256
+	MaxStops                = 4 // a release's stop sequences, as a caller's
+	MaxStopBytes            = 256
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+var (
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
 
 type checker struct{ problems ValidationError }
 
@@ -76,6 +89,8 @@ func (cfg *Config) Validate() error {
 			if p.BaseURL != "" {
 				if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					c.add(path+".base_url", "%q is not an http or https URL", p.BaseURL)
+				} else if why := ForbiddenHost(u.Hostname()); why != "" {
+					c.add(path+".base_url", "an upstream may not be at %s: %s", u.Host, why)
 				}
 			}
 			if p.Sim != nil {
@@ -88,8 +103,15 @@ func (cfg *Config) Validate() error {
 		default:
 			c.add(path+".kind", "unknown kind %q (want %s, %s or %s)", p.Kind, KindOpenAI, KindAnthropic, KindSim)
 		}
-		if p.APIKeyEnv != "" && !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(p.APIKeyEnv) {
+		if len(p.BaseURL) > MaxURLLen {
+			c.add(path+".base_url", "longer than %d bytes", MaxURLLen)
+		}
+		if len(p.APIKeyEnv) > MaxEnvNameLen {
+			c.add(path+".api_key_env", "longer than %d bytes; it names a variable", MaxEnvNameLen)
+		} else if p.APIKeyEnv != "" && !envNameRE.MatchString(p.APIKeyEnv) {
 			c.add(path+".api_key_env", "%q is not an environment variable name (the key itself never goes in the config)", p.APIKeyEnv)
+		} else if why := ForbiddenEnv(p.APIKeyEnv); why != "" {
+			c.add(path+".api_key_env", "%s", why)
 		}
 	}
 
@@ -100,9 +122,15 @@ func (cfg *Config) Validate() error {
 		if !providers[m.Provider] {
 			c.add(path+".provider", "unknown provider %q", m.Provider)
 		}
+		if len(m.Upstream) > MaxUpstreamNameLen {
+			c.add(path+".upstream", "longer than %d bytes", MaxUpstreamNameLen)
+		}
 		c.price(path+".price.input", m.Price.Input)
 		c.price(path+".price.output", m.Price.Output)
 		c.price(path+".price.cached_input", m.Price.CachedInput)
+		if m.MaxOutputTokens < 0 || m.MaxOutputTokens > MaxOutputTokensLimit {
+			c.add(path+".max_output_tokens", "%d is outside 0..%d", m.MaxOutputTokens, MaxOutputTokensLimit)
+		}
 	}
 
 	routes := map[string]bool{}
@@ -146,6 +174,9 @@ func (cfg *Config) Validate() error {
 	for i, f := range cfg.Features {
 		path := fmt.Sprintf("features[%d]", i)
 		c.name(path+".name", "feature", f.Name, features)
+		if len(f.Description) > MaxDescriptionBytes {
+			c.add(path+".description", "longer than %d bytes", MaxDescriptionBytes)
+		}
 		if f.MaxTokens < 0 || f.MaxTokens > 1<<20 {
 			c.add(path+".max_tokens", "%d is outside 0..%d", f.MaxTokens, 1<<20)
 		}
@@ -208,7 +239,14 @@ func (cfg *Config) Validate() error {
 	if cfg.Limits.MaxMessages < 0 || cfg.Limits.MaxMessages > 4096 {
 		c.add("limits.max_messages", "%d is outside 0..4096", cfg.Limits.MaxMessages)
 	}
+	if cfg.Limits.MaxOutputTokens < 0 || cfg.Limits.MaxOutputTokens > MaxOutputTokensLimit {
+		c.add("limits.max_output_tokens", "%d is outside 0..%d", cfg.Limits.MaxOutputTokens, MaxOutputTokensLimit)
+	}
+	if cfg.Limits.MaxChoices < 0 || cfg.Limits.MaxChoices > MaxChoicesLimit {
+		c.add("limits.max_choices", "%d is outside 0..%d", cfg.Limits.MaxChoices, MaxChoicesLimit)
+	}
 	cfg.validatePolicy(c)
+	c.stringSizes(cfg)
 	if len(c.problems) > 0 {
 		return c.problems
 	}
@@ -296,5 +334,79 @@ func (c *checker) release(path string, r Release, routes, models map[string]bool
 	tools := map[string]bool{}
 	for i, t := range r.Tools {
 		c.name(fmt.Sprintf("%s.tools[%d].name", path, i), "tool", t.Name, tools)
+		if len(t.Description) > MaxToolDescriptionBytes {
+			c.add(fmt.Sprintf("%s.tools[%d].description", path, i), "longer than %d bytes", MaxToolDescriptionBytes)
+		}
 	}
+	if len(r.Params.Stop) > MaxStops {
+		c.add(path+".params.stop", "%d stop sequences, more than %d", len(r.Params.Stop), MaxStops)
+	}
+	for i, st := range r.Params.Stop {
+		if st == "" || len(st) > MaxStopBytes {
+			c.add(fmt.Sprintf("%s.params.stop[%d]", path, i), "a stop sequence is 1..%d bytes", MaxStopBytes)
+		}
+	}
+}
+
+// stringSizes bounds every string of the configuration that no rule above
+// bounds more tightly, schemas and tool parameters included, and names
+// where a longer one is.
+func (c *checker) stringSizes(cfg *Config) {
+	var walk func(v reflect.Value, path string, depth int)
+	walk = func(v reflect.Value, path string, depth int) {
+		if depth > 64 || !v.IsValid() {
+			return
+		}
+		switch v.Kind() {
+		case reflect.String:
+			if v.Len() > MaxTextBytes {
+				c.add(path, "a string of %d bytes, more than the limit of %d", v.Len(), MaxTextBytes)
+			}
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem(), path, depth+1)
+			}
+		case reflect.Struct:
+			t := v.Type()
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				if !f.IsExported() {
+					continue
+				}
+				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if name == "" || name == "-" {
+					name = strings.ToLower(f.Name)
+				}
+				walk(v.Field(i), joinPath(path, name), depth+1)
+			}
+		case reflect.Slice, reflect.Array:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1)
+			}
+		case reflect.Map:
+			it := v.MapRange()
+			for it.Next() {
+				k := fmt.Sprint(it.Key().Interface())
+				if len(k) > MaxTextBytes {
+					c.add(path, "a key of %d bytes, more than the limit of %d", len(k), MaxTextBytes)
+					continue
+				}
+				walk(it.Value(), joinPath(path, k), depth+1)
+			}
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), "", 0)
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// ValidName reports whether s is a valid name of a configuration object:
+// 1..MaxNameLen letters, digits and . _ : -, starting with a letter or digit.
+func ValidName(s string) bool {
+	return s != "" && len(s) <= MaxNameLen && nameRE.MatchString(s)
 }

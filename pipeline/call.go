@@ -13,6 +13,7 @@ import (
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/trace"
+	"gantry/pipeline/validate"
 )
 
 // Entry points into the pipeline.
@@ -68,9 +69,10 @@ type Call struct {
 	Spans       []Span
 	Err         error
 
-	permit *limit.Permit // rate-limit permit, returned in end
-	held   bool          // a budget hold to settle or release in end
-	canary string        // leak canary planted in the system message
+	permit       *limit.Permit    // rate-limit permit, returned in end
+	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
+	held         bool             // a budget hold to settle or release in end
+	canary       string           // leak canary planted in the system message
 }
 
 // Span is a stage's timing.
@@ -96,4 +98,21 @@ func (c *Call) Output() string {
 		b.WriteString(tc.Function.Arguments)
 	}
 	return b.String()
+}
+
+// countOutput counts the output tokens of every choice, for an upstream
+// that reported no usage: with n choices the output is paid n times.
+func (c *Call) countOutput(count func(string) int) int {
+	if c.Resp == nil {
+		return 0
+	}
+	n := 0
+	for _, ch := range c.Resp.Choices {
+		m := ch.Message
+		n += count(m.Content.Text)
+		for _, tc := range m.ToolCalls {
+			n += count(tc.Function.Arguments)
+		}
+	}
+	return n
 }

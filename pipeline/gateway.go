@@ -162,14 +162,17 @@ func (g *Gateway) resolve(_ context.Context, c *Call) error {
 		version, label := release.Assign(f.Name, f.Labels, who)
 		c.Feature, c.Release, c.Label = f, f.Release(version), label
 		c.Route = c.Release.Route
-		return permit(c)
+	} else {
+		r, ok := c.Snap.Route(name)
+		if !ok {
+			return chat.NotFound("model_not_found", "model %q does not exist; GET /v1/models lists what this gateway serves", name)
+		}
+		c.Route = r
 	}
-	r, ok := c.Snap.Route(name)
-	if !ok {
-		return chat.NotFound("model_not_found", "model %q does not exist; GET /v1/models lists what this gateway serves", name)
+	if err := permit(c); err != nil {
+		return err
 	}
-	c.Route = r
-	return permit(c)
+	return admit(c)
 }
 
 // KeyAllows reports whether a key may name a model, route or feature.

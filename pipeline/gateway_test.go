@@ -159,3 +159,33 @@ func TestPanicInStageIsRecordedAs500(t *testing.T) {
 		t.Fatalf("the panicking call was not recorded as a 500")
 	}
 }
+
+// TestCallsOfOneTraceKeepTheirOwnIDs: two calls sent with the same W3C
+// trace id (by two keys, or two steps of one distributed trace) produce two
+// trace records keyed by their own request ids, both in that trace.
+func TestCallsOfOneTraceKeepTheirOwnIDs(t *testing.T) {
+	g, traces := newTestGateway(t, &scripted{name: "primary"})
+	w3c := trace.NewTraceID()
+	for _, id := range []string{"call-a", "call-b"} {
+		c := &Call{ID: id, TraceID: w3c, Received: time.Now(), Secret: testKey,
+			Req: &chat.Request{Model: "main", Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+		if err := g.Serve(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := trace.Open("", trace.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range *traces {
+		store.Add(tr)
+	}
+	for _, id := range []string{"call-a", "call-b"} {
+		if tr, ok := store.Get(id); !ok || tr.ID != id || tr.TraceID != w3c.String() {
+			t.Fatalf("Get(%s) = %+v, %v", id, tr, ok)
+		}
+	}
+	if n := len(store.Search(trace.Query{TraceID: w3c.String()})); n != 2 {
+		t.Fatalf("%d calls listed in the shared trace, want 2", n)
+	}
+}

@@ -56,13 +56,12 @@ func (g *Gateway) safety(ctx context.Context, c *Call) error {
 	req.Messages = c.Messages
 	out, err := eng.Input(ctx, c.Feature.Name, &req, c.InputTokens)
 	c.Decisions = append(c.Decisions, out.Decisions...)
+	// What the checks redacted is what goes upstream: every field they
+	// read, not only the messages.
 	c.Messages = req.Messages
+	c.Req.Tools, c.Req.ResponseFormat, c.Req.Metadata, c.Req.User, c.Req.Stop = req.Tools, req.ResponseFormat, req.Metadata, req.User, req.Stop
 	if err != nil {
-		var be *policy.BlockedError
-		if errors.As(err, &be) {
-			return &chat.Error{Status: http.StatusBadRequest, Type: chat.TypeInvalidRequest, Code: "policy_blocked", Param: be.Field, Message: be.Error()}
-		}
-		return err
+		return refusal(err)
 	}
 	if canary := eng.Canary(c.Feature.Name, c.Release.Hash); canary != "" {
 		c.canary = canary
@@ -101,15 +100,7 @@ func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
 	p, st, err := g.Limiter.Acquire(ctx, scopes, c.InputTokens)
 	c.RateStatus = &st
 	if err != nil {
-		var le *limit.LimitError
-		if errors.As(err, &le) {
-			ra := le.RetryAfter
-			if ra <= 0 && le.Dimension != limit.Tokens {
-				ra = time.Second
-			}
-			return &chat.Error{Status: http.StatusTooManyRequests, Type: chat.TypeRateLimit, Code: "rate_limited", Message: le.Error(), RetryAfter: ra}
-		}
-		return err
+		return refusal(err)
 	}
 	c.permit = p
 	return nil
@@ -147,25 +138,26 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 		case errors.As(err, &de) && !downgraded:
 			route, ok := c.Snap.Route(de.Route)
 			if !ok {
+				// Validation refuses such a configuration; this is a bug.
 				return fmt.Errorf("budget %s downgrades to unknown route %s", de.Budget, de.Route)
 			}
 			c.Route, downgraded = route, true
+			clampOutput(c)
 			c.Decisions = append(c.Decisions, trace.Decision{Rule: "budget." + de.Budget, Action: "downgrade"})
 		default:
 			var ee *budget.ExceededError
 			if errors.As(err, &ee) {
 				c.Decisions = append(c.Decisions, trace.Decision{Rule: "budget." + ee.Budget, Action: "block"})
-				return &chat.Error{Status: http.StatusTooManyRequests, Type: chat.TypeRateLimit, Code: "budget_exceeded",
-					Message: fmt.Sprintf("budget %q is spent for this period", ee.Budget), RetryAfter: time.Minute}
 			}
-			return err
+			return refusal(err)
 		}
 	}
 }
 
-// worstCase is the most the call can cost on any model its route may use.
+// worstCase is the most the call can cost on any model its route may use:
+// the prompt once and the output cap for each of the n choices.
 func (c *Call) worstCase() float64 {
-	maxOut := c.Req.OutputLimit() // the prompt stage always sets one
+	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
 	worst := 0.0
 	for _, t := range c.Route.all() {
 		worst = max(worst, budget.WorstCase(t.Model.Price, c.InputTokens, maxOut))

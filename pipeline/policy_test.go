@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -306,5 +307,36 @@ func TestCacheServesRepeatsAtNoCost(t *testing.T) {
 	}
 	if first.Output() != second.Output() {
 		t.Fatalf("cached output %q differs from %q", second.Output(), first.Output())
+	}
+}
+
+// TestPIIInContentPartsReachesNoUpstream sends a card number in a content
+// part, spelled as the issue's caller did and as a client should: the
+// first is refused at decode time, the second redacted in the very part
+// the upstream is sent.
+func TestPIIInContentPartsReachesNoUpstream(t *testing.T) {
+	up := &flaky{echo: true}
+	g := policyGateway(t, up, func(c *config.Config) {
+		c.Features[0].Safety = &config.Safety{PII: &config.PIIPolicy{Default: config.SafetyRedact}}
+	})
+	for _, key := range []string{`"TEXT"`, `"Text"`} {
+		body := `{"model":"feature/f","messages":[{"role":"user","content":[{"type":"text",` + key + `:"card 4111 1111 1111 1111"}]}]}`
+		if _, err := chat.DecodeRequest([]byte(body), 16); err == nil {
+			t.Fatalf("a part with the key %s was accepted", key)
+		}
+	}
+	body := `{"model":"feature/f","messages":[{"role":"user","content":[{"type":"text","text":"hello"},{"type":"text","text":"card 4111 1111 1111 1111"}]}]}`
+	req, err := chat.DecodeRequest([]byte(body), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Call{ID: newTestID(), Received: time.Now(), Secret: testKey, Req: req}
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	sent := up.lastReq.Load().Messages
+	wire, _ := json.Marshal(sent[len(sent)-1].Content)
+	if strings.Contains(string(wire), "4111") || !strings.Contains(string(wire), "[CARD_1]") {
+		t.Fatalf("the upstream was sent %s", wire)
 	}
 }

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/prompt"
 )
 
 // context retrieves the release's context: the query is rendered from the
@@ -45,6 +47,10 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 				render = func(vars map[string]any) ([]chat.Message, error) { return r.Prompt.RenderContext(vars, c.Context) }
 			}
 			rendered, err := render(c.Vars)
+			var re *prompt.RenderLimitError
+			if errors.As(err, &re) {
+				return refusal(err)
+			}
 			if err != nil {
 				return chat.BadRequest("vars", "feature %s: %v", c.Feature.Name, err)
 			}
@@ -64,6 +70,7 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 		// the default.
 		c.Req.MaxTokens = config.DefaultMaxTokens
 	}
+	clampOutput(c)
 	if len(c.Messages) == 0 {
 		return chat.BadRequest("messages", "nothing to send: the request has no messages and the release no template")
 	}

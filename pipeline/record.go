@@ -22,7 +22,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		end = c.Spans[n-1].Start.Add(c.Spans[n-1].Dur)
 	}
 	t := &trace.Trace{
-		ID:         c.TraceID.String(),
+		ID:         c.ID,
 		RequestID:  c.ID,
 		Start:      c.Received,
 		Duration:   trace.Ms(end.Sub(c.Received)),
@@ -39,6 +39,9 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		Sources:    c.Sources,
 		Policy:     c.Decisions,
 		Cached:     c.Cached,
+	}
+	if !c.TraceID.IsZero() {
+		t.TraceID = c.TraceID.String()
 	}
 	capture := c.Feature != nil && c.Snap != nil && c.Snap.Policy != nil && c.Snap.Policy.Capture(c.Feature.Name)
 	t.Input, t.Output = bodyText(c.Messages, capture), c.Output()
@@ -92,7 +95,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		if !c.UsageKnown {
 			in, out, t.TokensEstimate = c.InputTokens, 0, true
 			if g.CountText != nil {
-				out = g.CountText(c.Output())
+				out = c.countOutput(g.CountText)
 			}
 		}
 		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached

@@ -230,6 +230,33 @@ func (r *Route) all() []*Target {
 	return append(append([]*Target(nil), r.targets...), r.fallbacks...)
 }
 
+// ChatLimits are the configured bounds of a chat request, for decoding it.
+func (s *Snapshot) ChatLimits() chat.Limits {
+	return chat.Limits{MaxMessages: s.Limits.MaxMessages, MaxOutputTokens: s.Limits.MaxOutputTokens, MaxChoices: s.Limits.MaxChoices}
+}
+
+// outputCap is the most output every model of the route can produce in one
+// call, 0 when none of them says.
+func (r *Route) outputCap() (limit int, model string) {
+	for _, t := range r.all() {
+		if m := t.Model.MaxOutputTokens; m > 0 && (limit == 0 || m < limit) {
+			limit, model = m, t.Model.Name
+		}
+	}
+	return limit, model
+}
+
+// choicesUnsupported names a model of the route whose provider cannot
+// answer with more than one choice, or "" when all can.
+func (r *Route) choicesUnsupported() string {
+	for _, t := range r.all() {
+		if !provider.SupportsChoices(t.Kind) {
+			return t.Model.Name
+		}
+	}
+	return ""
+}
+
 // Route resolves a model or route name. A bare model is a route of one
 // target with the default policy.
 func (s *Snapshot) Route(name string) (*Route, bool) {

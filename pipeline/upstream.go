@@ -183,6 +183,9 @@ type accumulator struct {
 	role   string
 	finish string
 	calls  []chat.ToolCall
+	// others holds the text of choices after the first (n > 1), so an
+	// output counted locally counts every choice.
+	others []*strings.Builder
 }
 
 func newAccumulator() *accumulator { return &accumulator{role: "assistant"} }
@@ -190,6 +193,12 @@ func newAccumulator() *accumulator { return &accumulator{role: "assistant"} }
 func (a *accumulator) add(ch *chat.Chunk) {
 	for _, choice := range ch.Choices {
 		if choice.Index != 0 {
+			if i := choice.Index; i > 0 && i < chat.HardMaxChoices && choice.Delta.Content != nil {
+				for len(a.others) < i {
+					a.others = append(a.others, &strings.Builder{})
+				}
+				a.others[i-1].WriteString(*choice.Delta.Content)
+			}
 			continue
 		}
 		d := choice.Delta
@@ -226,10 +235,14 @@ func (a *accumulator) add(ch *chat.Chunk) {
 }
 
 func (a *accumulator) response() *chat.Response {
-	return &chat.Response{Choices: []chat.Choice{{
+	r := &chat.Response{Choices: []chat.Choice{{
 		Message:      chat.Message{Role: a.role, Content: chat.Text(a.text.String()), ToolCalls: a.calls},
 		FinishReason: a.finish,
 	}}}
+	for i := range a.others {
+		r.Choices = append(r.Choices, chat.Choice{Index: i + 1, Message: chat.Message{Role: a.role, Content: chat.Text(a.others[i].String())}})
+	}
+	return r
 }
 
 // upstreamError maps the router's last failure to what the client gets:

@@ -79,16 +79,7 @@ func (g *Gateway) checker(c *Call) func(chat.Message) (string, []validate.Failur
 	if f := c.Req.ResponseFormat; schema == nil && f != nil {
 		switch f.Type {
 		case "json_schema":
-			var raw any
-			err := json.Unmarshal(f.JSONSchema.Schema, &raw)
-			if err == nil {
-				schema, err = validate.Compile(raw)
-			}
-			if err != nil {
-				return func(chat.Message) (string, []validate.Failure) {
-					return FailSchema, []validate.Failure{{Path: "response_format.json_schema", Reason: err.Error()}}
-				}
-			}
+			schema = c.callerSchema // compiled before anything was spent
 		case "json_object":
 			jsonOnly = true
 		}

@@ -105,3 +105,34 @@ func TestValidationWithoutRepairFailsAtOnce(t *testing.T) {
 		t.Fatalf("%d upstream calls with no repair budget, want 1", len(up.seen))
 	}
 }
+
+// TestCallerSchemaRefusedBeforeAnythingIsSpent: a response_format schema
+// the validator cannot use (an invalid keyword, a remote $schema, 2,000
+// nested levels) is the caller's 400 before the upstream is called.
+func TestCallerSchemaRefusedBeforeAnythingIsSpent(t *testing.T) {
+	g, up := schemaGateway(t, 0, `{"priority":1}`)
+	for _, schema := range []string{
+		`{"type":"object","minProperties":"x"}`,
+		`{"$schema":"http://schemas.example/s","type":"object"}`,
+		strings.Repeat(`{"items":`, 2000) + `{}` + strings.Repeat("}", 2000),
+	} {
+		c := &Call{ID: newTestID(), Received: time.Now(), Secret: testKey, Req: &chat.Request{Model: "m",
+			Messages:       []chat.Message{{Role: "user", Content: chat.Text("hi")}},
+			ResponseFormat: &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: "x", Schema: []byte(schema)}}}}
+		err := g.Serve(context.Background(), c)
+		var ce *chat.Error
+		if !errors.As(err, &ce) || ce.Status != 400 || ce.Code != "invalid_schema" || ce.Param != "response_format.json_schema.schema" {
+			t.Fatalf("%.60s: got %v, want a 400 invalid_schema", schema, err)
+		}
+	}
+	if len(up.seen) != 0 {
+		t.Fatalf("the upstream was called %d times for refused schemas", len(up.seen))
+	}
+	// A good schema is enforced on the answer.
+	c := &Call{ID: newTestID(), Received: time.Now(), Secret: testKey, Req: &chat.Request{Model: "m",
+		Messages:       []chat.Message{{Role: "user", Content: chat.Text("hi")}},
+		ResponseFormat: &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: "x", Schema: []byte(`{"type":"object","required":["other"]}`)}}}}
+	if err := g.Serve(context.Background(), c); err == nil || !strings.Contains(err.Error(), "other") {
+		t.Fatalf("an answer missing a required field: %v", err)
+	}
+}

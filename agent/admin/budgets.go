@@ -14,6 +14,10 @@ import (
 	"gantry/pipeline/trace"
 )
 
+// maxUserRows is how many end users of a per-user budget the endpoint
+// lists: the ones who spent most.
+const maxUserRows = 50
+
 // BudgetWindow is the span of recent traces that burn rates and spend
 // breakdowns are computed from.
 const BudgetWindow = 30 * time.Minute
@@ -34,7 +38,8 @@ func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 	recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
 	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(BudgetWindow / time.Second), Budgets: []api.Budget{}}
 	users := map[string][]budget.Usage{}
-	for _, u := range a.Ledger.Snapshot() {
+	top, _ := a.Ledger.Top(maxUserRows)
+	for _, u := range top {
 		users[u.Budget] = append(users[u.Budget], u)
 	}
 	for _, b := range cfg.Budgets {

@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -62,13 +60,9 @@ func withoutHashes(keys []config.Key) []config.Key {
 // current state before it is proposed; the answer lists every object it
 // changes, field by field. ?dry_run=1 stops before proposing.
 func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, config.MaxFileBytes+1))
+	body, err := readBody(w, r, config.MaxFileBytes)
 	if err != nil {
-		badRequest(w, "request body: %v", err)
-		return
-	}
-	if len(body) > config.MaxFileBytes {
-		httpio.APIError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Sprintf("the configuration is larger than %d bytes", config.MaxFileBytes))
+		badRequest(w, "%v", err)
 		return
 	}
 	cfg, err := config.Parse("config", body)

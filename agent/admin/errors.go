@@ -1,17 +1,18 @@
 package admin
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"gantry/agent/httpio"
 	"gantry/api"
 	"gantry/cluster"
-	"gantry/cluster/command"
 	"gantry/config"
 )
 
@@ -52,13 +53,34 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 	httpio.APIError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf(format, args...))
 }
 
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, command.MaxBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %w", err)
+// bodyTimeout bounds how long an admin request body may take to arrive.
+const bodyTimeout = 30 * time.Second
+
+// readBody reads at most limit bytes of a request body within bodyTimeout.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	defer rc.SetReadDeadline(time.Time{})
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("request body: it did not arrive within %s", bodyTimeout)
+	case err != nil:
+		return nil, fmt.Errorf("request body: %w", err)
+	case int64(len(b)) > limit:
+		return nil, fmt.Errorf("request body: more than %d bytes", limit)
 	}
-	return nil
+	return b, nil
+}
+
+// decodeBody decodes a JSON request body of at most limit bytes into v as
+// api.DecodeBody does.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	b, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	return api.DecodeBody(bytes.NewReader(b), limit, v)
 }
 
 // problems joins a validation error's problems on one line each.

@@ -92,7 +92,7 @@ func (a *API) getReleases(w http.ResponseWriter, r *http.Request) {
 // tools) before it is proposed, and every problem is named by its path.
 func (a *API) createRelease(w http.ResponseWriter, r *http.Request) {
 	var rel config.Release
-	if err := decodeBody(r, &rel); err != nil {
+	if err := decodeBody(w, r, command.MaxBytes, &rel); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}

@@ -35,12 +35,12 @@ func (a *API) getKeys(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	var in api.KeyCreate
-	if err := decodeBody(r, &in); err != nil {
+	if err := decodeBody(w, r, api.MaxBodyBytes, &in); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
-	if in.Name == "" {
-		badRequest(w, "name: a key needs a name")
+	if err := in.Check(); err != nil {
+		badRequest(w, "%v", err)
 		return
 	}
 	st, ok := a.latest(w, r)

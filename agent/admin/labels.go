@@ -15,7 +15,7 @@ import (
 // not undo each other blindly.
 func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 	var m api.LabelMove
-	if err := decodeBody(r, &m); err != nil {
+	if err := decodeBody(w, r, api.MaxBodyBytes, &m); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}

@@ -28,12 +28,12 @@ func (a *API) getTokens(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	var in api.TokenCreate
-	if err := decodeBody(r, &in); err != nil {
+	if err := decodeBody(w, r, api.MaxBodyBytes, &in); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
-	if !config.Role(in.Role).Valid() {
-		badRequest(w, "role: want %s, %s or %s, got %q", config.RoleViewer, config.RoleOperator, config.RoleAdmin, in.Role)
+	if err := in.Check(); err != nil {
+		badRequest(w, "%v", err)
 		return
 	}
 	if slices.ContainsFunc(a.Cluster.State().Tokens, func(t command.Token) bool { return t.Name == in.Name }) {

@@ -1,48 +1,58 @@
 package admin
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
 	"gantry/agent/httpio"
+	"gantry/api"
 	"gantry/pipeline/trace"
 )
 
-// listTraces serves GET /admin/v1/traces with filters feature, release,
-// model, status, q (text), since and until (RFC 3339) and limit.
+// listTraces serves GET /admin/v1/traces with the filters of
+// api.TraceQuery: trace_id (every call of one W3C trace), feature,
+// release, model, status, node, q (text), since and until (RFC 3339) and
+// limit. A cursor is refused: an agent's store answers one page.
 func (a *API) listTraces(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	q := trace.Query{Feature: v.Get("feature"), Release: v.Get("release"), Model: v.Get("model"), Status: v.Get("status"), Text: v.Get("q"), Limit: 100}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			httpio.APIError(w, http.StatusBadRequest, "bad_limit", "limit must be a number from 1 to 1000")
-			return
-		}
-		q.Limit = n
+	aq, err := api.ParseTraceQuery(r.URL.Query())
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
 	}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if s := v.Get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				httpio.APIError(w, http.StatusBadRequest, "bad_"+p.name, p.name+" must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z")
-				return
-			}
-			*p.dst = t
-		}
+	if aq.Cursor != "" {
+		badRequest(w, "cursor: an agent answers one page of up to %d traces; narrow the query with since and until", api.MaxTraceLimit)
+		return
 	}
-	httpio.JSON(w, http.StatusOK, map[string]any{"traces": a.Traces.Search(q)})
+	q := trace.Query{TraceID: aq.TraceID, Feature: aq.Feature, Release: aq.Release, Model: aq.Model, Status: aq.Status,
+		Text: aq.Text, Since: aq.Since, Until: aq.Until, Limit: aq.Limit}
+	out := api.TraceList{Traces: []trace.Summary{}}
+	if aq.Node == "" || aq.Node == a.NodeID {
+		out.Traces = a.Traces.Search(q)
+	}
+	httpio.JSON(w, http.StatusOK, out)
 }
 
-// getTrace serves GET /admin/v1/traces/{id}.
+// getTrace serves GET /admin/v1/traces/{id}: one call by its own id (the
+// X-Request-Id the gateway answered with), or by a W3C trace id when that
+// trace has one call only; a trace id of several calls is a 409 listing
+// them, to ask for again by their own ids.
 func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
-	t, ok := a.Traces.Get(r.PathValue("id"))
-	if !ok {
-		httpio.APIError(w, http.StatusNotFound, "trace_not_found", "no trace with id "+r.PathValue("id"))
+	id := r.PathValue("id")
+	t, err := a.Traces.Lookup(id, nil)
+	switch {
+	case errors.Is(err, trace.ErrAmbiguous):
+		calls := a.Traces.Search(trace.Query{TraceID: id, Limit: api.MaxTraceLimit})
+		ids := make([]string, len(calls))
+		for i, c := range calls {
+			ids[i] = c.ID
+		}
+		httpio.APIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("trace %s has %d calls; ask for one by its id: %s", id, len(ids), strings.Join(ids, ", ")))
+		return
+	case err != nil:
+		httpio.APIError(w, http.StatusNotFound, "trace_not_found", "no call or trace with id "+id)
 		return
 	}
 	httpio.JSON(w, http.StatusOK, t)

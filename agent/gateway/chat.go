@@ -16,13 +16,16 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newCall(r, pipeline.EntryChat)
 	setTraceHeaders(w, c)
-	body, cerr := readBody(w, r, snap.Limits.MaxBodyBytes)
+	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
 	if cerr == nil {
 		var err error
-		c.Req, err = chat.DecodeRequest(body, snap.Limits.MaxMessages)
+		c.Req, err = chat.DecodeRequestWith(body, snap.ChatLimits())
 		if err != nil {
 			cerr = err.(*chat.Error)
 		}
+	}
+	if j := r.Header.Get("X-Gantry-Journey"); cerr == nil && len(j) > maxJourney {
+		cerr = chat.BadRequest("X-Gantry-Journey", "the X-Gantry-Journey header is longer than %d bytes", maxJourney)
 	}
 	if cerr != nil {
 		h.reject(w, c, cerr)
@@ -37,7 +40,7 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !c.Req.Stream {
-		err := h.gw.Serve(r.Context(), c)
+		err := h.Gateway.Serve(r.Context(), c)
 		rateHeaders(w, c)
 		if err != nil {
 			httpio.ChatError(w, err.(*chat.Error))
@@ -55,7 +58,7 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		return sse.Event(ch)
 	}
-	err := h.gw.Serve(r.Context(), c)
+	err := h.Gateway.Serve(r.Context(), c)
 	switch {
 	case err == nil:
 		sse.Done()

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -33,7 +35,7 @@ func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
 		httpio.ChatError(w, err.(*chat.Error))
 		return
 	}
-	body, cerr := readBody(w, r, 64<<10)
+	body, cerr := h.readBody(w, r, 64<<10)
 	if cerr != nil {
 		httpio.ChatError(w, cerr)
 		return
@@ -61,17 +63,25 @@ func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
 	}
 	h.fbMu.Lock()
 	defer h.fbMu.Unlock()
-	t, ok := h.traces.Get(in.TraceID)
-	if !ok || !(t.Key == k.Name || (k.Team != "" && t.Team == k.Team)) {
-		// Someone else's trace looks the same as no trace.
-		httpio.ChatError(w, chat.NotFound("trace_not_found", "no trace %q for this key", in.TraceID))
+	// The call is named by its request id, or by its W3C trace id while
+	// that names one call this key may see. Someone else's call looks the
+	// same as no call.
+	visible := func(t *trace.Trace) bool { return t.Key == k.Name || (k.Team != "" && t.Team == k.Team) }
+	t, err := h.Traces.Lookup(in.TraceID, visible)
+	switch {
+	case errors.Is(err, trace.ErrAmbiguous):
+		httpio.ChatError(w, &chat.Error{Status: http.StatusConflict, Type: chat.TypeInvalidRequest, Code: "ambiguous_trace", Param: "trace_id",
+			Message: fmt.Sprintf("several of your calls belong to trace %q; send the request id (X-Request-Id) of the one the feedback is about", in.TraceID)})
+		return
+	case err != nil:
+		httpio.ChatError(w, chat.NotFound("trace_not_found", "no call %q for this key", in.TraceID))
 		return
 	}
 	fb := trace.Feedback{Time: time.Now().UTC(), Score: in.Score, Thumbs: in.Thumbs, Correction: in.Correction, Comment: in.Comment}
-	if err := h.traces.Feedback(in.TraceID, fb); err != nil {
-		httpio.ChatError(w, chat.NotFound("trace_not_found", "no trace %q: %v", in.TraceID, err))
+	if err := h.Traces.Feedback(t.ID, fb); err != nil {
+		httpio.ChatError(w, chat.NotFound("trace_not_found", "no call %q: %v", in.TraceID, err))
 		return
 	}
-	h.counter.Feedback(t, fb)
+	h.Feedback.Feedback(t, fb)
 	httpio.JSON(w, http.StatusOK, map[string]any{"trace_id": in.TraceID, "stored": true})
 }

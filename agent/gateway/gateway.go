@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,14 +23,29 @@ import (
 	"gantry/pipeline/trace"
 )
 
+// Deps is what the gateway's handlers use; the agent wires it.
+type Deps struct {
+	Gateway *pipeline.Gateway
+	// Traces holds the traces feedback refers to.
+	Traces *trace.Store
+	// Record receives the traces of requests refused before the pipeline
+	// ran.
+	Record   func(*trace.Trace)
+	Feedback FeedbackCounter
+	// NotServing says why Gateway has no snapshot yet.
+	NotServing func() string
+	// BodyTimeout bounds how long a request body may take to arrive, so
+	// a client sending a byte a second cannot hold a connection and a
+	// goroutine for ever [DefaultBodyTimeout].
+	BodyTimeout time.Duration
+}
+
+// DefaultBodyTimeout is Deps.BodyTimeout's default.
+const DefaultBodyTimeout = 30 * time.Second
+
 // Handlers serve the gateway's endpoints.
 type Handlers struct {
-	gw      *pipeline.Gateway
-	traces  *trace.Store
-	record  func(*trace.Trace)
-	counter FeedbackCounter
-	// notServing says why the gateway has no configuration to serve yet.
-	notServing func() string
+	Deps
 	// fbMu makes reading a trace's latest signal and storing the next one
 	// one step, so two signals at once on a trace cannot both be counted
 	// as replacing none. Feedback is rare and written to disk one at a time.
@@ -41,22 +58,23 @@ type FeedbackCounter interface {
 	Feedback(before *trace.Trace, fb trace.Feedback)
 }
 
-// New returns the handlers of gw. record receives the traces of requests
-// refused before the pipeline ran; traces holds the traces feedback refers
-// to; notServing says why gw has no snapshot yet.
-func New(gw *pipeline.Gateway, traces *trace.Store, record func(*trace.Trace), counter FeedbackCounter, notServing func() string) *Handlers {
-	return &Handlers{gw: gw, traces: traces, record: record, counter: counter, notServing: notServing}
+// New returns the handlers over d.
+func New(d Deps) *Handlers {
+	if d.BodyTimeout <= 0 {
+		d.BodyTimeout = DefaultBodyTimeout
+	}
+	return &Handlers{Deps: d}
 }
 
 // snapshot is the configuration a call is served from, or nil after
 // answering 503: an agent that does not know the cluster's current state
 // serves nothing rather than something it cannot vouch for.
 func (h *Handlers) snapshot(w http.ResponseWriter) *pipeline.Snapshot {
-	if snap := h.gw.Snapshot(); snap != nil {
+	if snap := h.Gateway.Snapshot(); snap != nil {
 		return snap
 	}
 	httpio.ChatError(w, &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeServer, Code: "not_serving",
-		Message: "this agent is not serving yet: " + h.notServing(), RetryAfter: time.Second})
+		Message: "this agent is not serving yet: " + h.NotServing(), RetryAfter: time.Second})
 	return nil
 }
 
@@ -71,11 +89,27 @@ func (h *Handlers) Route(mux *http.ServeMux) {
 	})
 }
 
-// readBody reads a request body within the snapshot's limit. Too large is
-// a 413; anything else unreadable a 400.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *chat.Error) {
+// maxJourney bounds the X-Gantry-Journey header, as invoke bounds its
+// journey field.
+const maxJourney = 256
+
+// readBody reads a request body within the snapshot's limit and the body
+// timeout. Too large is a 413, a compressed body a 415, a late one a 408;
+// anything else unreadable a 400.
+func (h *Handlers) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *chat.Error) {
+	if e := chat.CheckContentEncoding(r.Header.Get("Content-Encoding")); e != nil {
+		return nil, e
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(h.BodyTimeout))
+	// The connection is read again only to notice the client leaving.
+	defer rc.SetReadDeadline(time.Time{})
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &chat.Error{Status: http.StatusRequestTimeout, Type: chat.TypeInvalidRequest, Code: "body_timeout",
+				Message: fmt.Sprintf("the request body did not arrive within %s", h.BodyTimeout)}
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &chat.Error{Status: http.StatusRequestEntityTooLarge, Type: chat.TypeInvalidRequest, Code: "request_too_large",
@@ -130,7 +164,7 @@ func rateHeaders(w http.ResponseWriter, c *pipeline.Call) {
 func (h *Handlers) reject(w http.ResponseWriter, c *pipeline.Call, e *chat.Error) {
 	c.Secret = ""
 	c.Err = e
-	h.record(h.gw.Trace(c))
+	h.Record(h.Gateway.Trace(c))
 	httpio.ChatError(w, e)
 }
 

@@ -39,7 +39,7 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newCall(r, pipeline.EntryInvoke)
 	setTraceHeaders(w, c)
-	body, cerr := readBody(w, r, snap.Limits.MaxBodyBytes)
+	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
 	var in invokeRequest
 	if cerr == nil {
 		cerr = decodeInvoke(body, &in)
@@ -50,7 +50,7 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Vars, c.User, c.Journey = in.Vars, in.User, in.Journey
-	err := h.gw.Serve(r.Context(), c)
+	err := h.Gateway.Serve(r.Context(), c)
 	rateHeaders(w, c)
 	if err != nil {
 		httpio.ChatError(w, err.(*chat.Error))

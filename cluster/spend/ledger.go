@@ -235,3 +235,27 @@ func (l Ledger) Prune(exists func(string) bool) Ledger {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// Check reports whether a decoded ledger keeps the bounds its readers rely
+// on: how many accounts, grants and agents, and amounts that are finite
+// and not negative, so Available and the burn rates never meet a NaN.
+func (l Ledger) Check() error {
+	if len(l.Accounts) > config.MaxItems || len(l.Seqs) > MaxAgents {
+		return fmt.Errorf("%w: %d accounts and %d agents, bounds %d and %d", ErrInvalid, len(l.Accounts), len(l.Seqs), config.MaxItems, MaxAgents)
+	}
+	amount := func(v float64) bool { return finite(v) && v >= 0 }
+	for name, a := range l.Accounts {
+		if len(a.Grants) > MaxGrantsPerBudget {
+			return fmt.Errorf("%w: budget %s has %d grants, more than %d", ErrInvalid, name, len(a.Grants), MaxGrantsPerBudget)
+		}
+		if !amount(a.Spent) {
+			return fmt.Errorf("%w: budget %s spent %v", ErrInvalid, name, a.Spent)
+		}
+		for agent, g := range a.Grants {
+			if !amount(g.Granted) || !amount(g.Used) {
+				return fmt.Errorf("%w: budget %s grant of %s: %v granted, %v used", ErrInvalid, name, agent, g.Granted, g.Used)
+			}
+		}
+	}
+	return nil
+}

@@ -87,10 +87,7 @@ func Decode(r io.Reader) (*State, error) {
 	if w.Format != snapshotFormat {
 		return nil, fmt.Errorf("decode state: format %d, this agent reads %d", w.Format, snapshotFormat)
 	}
-	if len(w.Requests) > MaxRequests || len(w.Audit) > MaxAudit || len(w.Tokens) > MaxTokens || len(w.Members) > MaxMembers {
-		return nil, errors.New("decode state: a list is longer than its bound")
-	}
-	if err := w.Stats.Check(); err != nil {
+	if err := w.check(); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	return &State{
@@ -127,4 +124,46 @@ func (s *State) computeHash() string {
 		return "unencodable: " + err.Error()
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// check holds a decoded state to the bounds that applying commands keeps
+// and that the code reading a state relies on, so a snapshot that a
+// faulty or hostile agent wrote cannot make its readers allocate without
+// bound or compute with values no command could have made. The
+// configuration itself is checked by those who compile it, which keep
+// serving what they had when it does not compile.
+func (w *wire) check() error {
+	if len(w.Requests) > MaxRequests || len(w.Audit) > MaxAudit || len(w.Tokens) > MaxTokens || len(w.Members) > MaxMembers {
+		return errors.New("a list is longer than its bound")
+	}
+	cfg := &w.Config
+	for _, n := range []int{len(cfg.Providers), len(cfg.Models), len(cfg.Routes), len(cfg.Features), len(cfg.Keys), len(cfg.Teams), len(cfg.Budgets), len(cfg.Collections)} {
+		if n > config.MaxItems {
+			return fmt.Errorf("%w: a configuration list of %d entries, more than %d", ErrInvalid, n, config.MaxItems)
+		}
+	}
+	if err := checkBounds(cfg); err != nil {
+		return err
+	}
+	if len(w.LabelHistory) > config.MaxItems {
+		return fmt.Errorf("%w: label history of %d features", ErrInvalid, len(w.LabelHistory))
+	}
+	// One entry per declared object, and limits.
+	if len(w.Declared) > len(declKinds)*config.MaxItems+1 {
+		return fmt.Errorf("%w: %d declared objects", ErrInvalid, len(w.Declared))
+	}
+	for f, h := range w.LabelHistory {
+		if len(h) > MaxLabelHistory {
+			return fmt.Errorf("%w: feature %s has %d label moves, more than %d", ErrInvalid, f, len(h), MaxLabelHistory)
+		}
+	}
+	for _, m := range w.Members {
+		if err := checkMember(m); err != nil {
+			return err
+		}
+	}
+	if err := w.Spend.Check(); err != nil {
+		return err
+	}
+	return w.Stats.Check()
 }

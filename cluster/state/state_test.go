@@ -16,7 +16,7 @@ import (
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 // mk builds an envelope as the state machine sees it.
-func mk(t *testing.T, typ command.Type, payload any, id string) command.Envelope {
+func mk(t testing.TB, typ command.Type, payload any, id string) command.Envelope {
 	t.Helper()
 	e, err := command.New(typ, payload)
 	if err != nil {
@@ -28,7 +28,7 @@ func mk(t *testing.T, typ command.Type, payload any, id string) command.Envelope
 	return e
 }
 
-func mustApply(t *testing.T, s *State, index uint64, e command.Envelope) (*State, Result) {
+func mustApply(t testing.TB, s *State, index uint64, e command.Envelope) (*State, Result) {
 	t.Helper()
 	next, res, err := s.Apply(index, e)
 	if err != nil {
@@ -44,7 +44,7 @@ func release(route string) config.Release {
 }
 
 // seeded is a state with a provider, a model, a route and a feature.
-func seeded(t *testing.T) *State {
+func seeded(t testing.TB) *State {
 	t.Helper()
 	cfg := config.Config{
 		Providers: []config.Provider{{Name: "sim", Kind: config.KindSim}},

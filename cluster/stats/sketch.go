@@ -73,18 +73,43 @@ func (b *Bin) UnmarshalJSON(data []byte) error {
 // ErrSketch marks a sketch that is not well formed.
 var ErrSketch = errors.New("malformed sketch")
 
-// Check reports whether s is well formed: bins in strictly ascending order,
-// every count above zero, at most MaxBins bins.
+// MinIndex and MaxIndex are the bin indexes the mapping gives the smallest
+// and largest values it indexes (about ±35,500 at 1%). Quantiles lay the
+// bins out densely from the lowest index to the highest, so one bin far
+// out would cost gigabytes to read: a sketch with an index beyond these
+// is malformed, whoever made it.
+var (
+	MinIndex = int32(latencyMapping.Index(latencyMapping.MinIndexableValue()))
+	MaxIndex = int32(latencyMapping.Index(latencyMapping.MaxIndexableValue()))
+)
+
+// MaxCount bounds the values one sketch holds, so counts added up by Merge
+// never wrap and stay exact in DDSketch's float64 arithmetic.
+const MaxCount = 1 << 52
+
+// Check reports whether s is well formed: bins in strictly ascending order
+// within [MinIndex, MaxIndex], every count above zero, at most MaxBins
+// bins and MaxCount values. Everything that reads a sketch relies on it.
 func (s Sketch) Check() error {
 	if len(s.Bins) > MaxBins {
 		return fmt.Errorf("%w: %d bins, more than %d", ErrSketch, len(s.Bins), MaxBins)
+	}
+	total := s.Zero
+	if total > MaxCount {
+		return fmt.Errorf("%w: more than %d values", ErrSketch, uint64(MaxCount))
 	}
 	for i, b := range s.Bins {
 		if b.Count == 0 {
 			return fmt.Errorf("%w: bin %d is empty", ErrSketch, b.Index)
 		}
+		if b.Index < MinIndex || b.Index > MaxIndex {
+			return fmt.Errorf("%w: bin index %d outside %d..%d", ErrSketch, b.Index, MinIndex, MaxIndex)
+		}
 		if i > 0 && s.Bins[i-1].Index >= b.Index {
 			return fmt.Errorf("%w: bins out of order at %d", ErrSketch, b.Index)
+		}
+		if total += b.Count; b.Count > MaxCount || total > MaxCount {
+			return fmt.Errorf("%w: more than %d values", ErrSketch, uint64(MaxCount))
 		}
 	}
 	return nil
@@ -109,7 +134,7 @@ func (s Sketch) Merge(o Sketch) Sketch {
 	if len(s.Bins) == 0 && s.Zero == 0 {
 		return o
 	}
-	out := Sketch{Zero: s.Zero + o.Zero, Bins: make([]Bin, 0, len(s.Bins)+len(o.Bins))}
+	out := Sketch{Zero: addCount(s.Zero, o.Zero), Bins: make([]Bin, 0, len(s.Bins)+len(o.Bins))}
 	i, j := 0, 0
 	for i < len(s.Bins) || j < len(o.Bins) {
 		switch {
@@ -120,13 +145,17 @@ func (s Sketch) Merge(o Sketch) Sketch {
 			out.Bins = append(out.Bins, o.Bins[j])
 			j++
 		default:
-			out.Bins = append(out.Bins, Bin{Index: s.Bins[i].Index, Count: s.Bins[i].Count + o.Bins[j].Count})
+			out.Bins = append(out.Bins, Bin{Index: s.Bins[i].Index, Count: addCount(s.Bins[i].Count, o.Bins[j].Count)})
 			i++
 			j++
 		}
 	}
 	return out.collapse()
 }
+
+// addCount adds counts, stopping at MaxCount: a release's totals merge
+// batch after batch for as long as it serves.
+func addCount(a, b uint64) uint64 { return min(a+b, MaxCount) }
 
 // collapse folds the lowest bins into one so at most MaxBins remain.
 func (s Sketch) collapse() Sketch {
@@ -136,7 +165,7 @@ func (s Sketch) collapse() Sketch {
 	}
 	var folded uint64
 	for _, b := range s.Bins[:over+1] {
-		folded += b.Count
+		folded = addCount(folded, b.Count)
 	}
 	bins := slices.Clone(s.Bins[over:])
 	bins[0].Count = folded

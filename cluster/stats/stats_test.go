@@ -341,22 +341,39 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 // FuzzSketchJSON feeds arbitrary JSON to the sketch decoder: whatever
-// decodes and checks must merge, answer quantiles and encode back to the
-// same sketch.
+// decodes and checks must keep its indexes within the mapping, merge,
+// answer quantiles in order and within its bins, and encode back to the
+// same sketch. The seeds spread bins as far as a command could.
 func FuzzSketchJSON(f *testing.F) {
 	f.Add([]byte(`{"zero":2,"bins":[[-3,1],[40,7]]}`))
 	f.Add([]byte(`{"bins":[[2147483647,18446744073709551615]]}`))
 	f.Add([]byte(`{"bins":[[1,1],[1,1]]}`))
+	f.Add([]byte(`{"bins":[[-2000000000,1],[2000000000,1]]}`))
+	f.Add([]byte(`{"bins":[[-35418,1],[0,5],[35470,1]]}`))
+	f.Add([]byte(`{"zero":4503599627370496,"bins":[[10,1]]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s Sketch
 		if json.Unmarshal(data, &s) != nil || s.Check() != nil {
 			return
 		}
+		for _, b := range s.Bins {
+			if b.Index < MinIndex || b.Index > MaxIndex {
+				t.Fatalf("a checked sketch has bin %d outside %d..%d", b.Index, MinIndex, MaxIndex)
+			}
+		}
 		m := s.Merge(s)
 		if err := m.Check(); err != nil {
 			t.Fatalf("merge of a valid sketch is invalid: %v", err)
 		}
-		s.Quantiles(0, 0.5, 1)
+		q := s.Quantiles(0, 0.5, 0.95, 1)
+		for i := range q {
+			if math.IsNaN(q[i]) || q[i] < 0 || (i > 0 && q[i] < q[i-1]) {
+				t.Fatalf("quantiles %v of %s are not in order", q, data)
+			}
+		}
+		if n := len(s.Bins); n > 0 && q[3] > latencyMapping.Value(int(s.Bins[n-1].Index))*(1+RelativeAccuracy) {
+			t.Fatalf("the maximum %v is above the top bin %d", q[3], s.Bins[n-1].Index)
+		}
 		b, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)

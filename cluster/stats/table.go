@@ -42,6 +42,8 @@ const (
 	// maxDelta bounds any count of one batch item: far more than an agent
 	// serves in a few seconds, far from overflowing a total.
 	maxDelta = 1 << 40
+	// maxTotal is where a total stops growing, far from overflowing.
+	maxTotal = 1 << 62
 )
 
 // ErrInvalid marks a batch that cannot be applied.
@@ -63,17 +65,21 @@ type Counters struct {
 
 // Add returns c plus d. Totals never go below zero: a change of mind whose
 // first signal was never committed must not leave a negative count.
+// Totals stop at maxTotal rather than wrap.
 func (c Counters) Add(d Counters) Counters {
-	c.Requests += d.Requests
-	c.Errors += d.Errors
-	c.ValidationFailures += d.ValidationFailures
-	c.FeedbackUp = max(0, c.FeedbackUp+d.FeedbackUp)
-	c.FeedbackDown = max(0, c.FeedbackDown+d.FeedbackDown)
+	c.Requests = addTotal(c.Requests, d.Requests)
+	c.Errors = addTotal(c.Errors, d.Errors)
+	c.ValidationFailures = addTotal(c.ValidationFailures, d.ValidationFailures)
+	c.FeedbackUp = max(0, addTotal(c.FeedbackUp, d.FeedbackUp))
+	c.FeedbackDown = max(0, addTotal(c.FeedbackDown, d.FeedbackDown))
 	c.CostUSD += d.CostUSD
-	c.InputTokens += d.InputTokens
-	c.OutputTokens += d.OutputTokens
+	c.InputTokens = addTotal(c.InputTokens, d.InputTokens)
+	c.OutputTokens = addTotal(c.OutputTokens, d.OutputTokens)
 	return c
 }
+
+// addTotal adds a delta of at most ±maxDelta to a total within ±maxTotal.
+func addTotal(a, d int64) int64 { return min(max(a+d, -maxTotal), maxTotal) }
 
 func (c Counters) zero() bool { return c == Counters{} }
 
@@ -277,19 +283,47 @@ func (t Table) Prune(exists func(feature string, version int) bool) Table {
 	return t
 }
 
-// Check reports whether a decoded table keeps the bounds.
+// checkTotal reports whether totals are what Add can make: counts within
+// 0..maxTotal, a finite cost.
+func (c Counters) checkTotal() error {
+	for _, v := range []int64{c.Requests, c.Errors, c.ValidationFailures, c.FeedbackUp, c.FeedbackDown, c.InputTokens, c.OutputTokens} {
+		if v < 0 || v > maxTotal {
+			return fmt.Errorf("count %d outside 0..%d", v, int64(maxTotal))
+		}
+	}
+	if math.IsNaN(c.CostUSD) || math.IsInf(c.CostUSD, 0) || c.CostUSD < 0 {
+		return fmt.Errorf("cost %v is not a finite amount", c.CostUSD)
+	}
+	return nil
+}
+
+// Check reports whether a decoded table keeps the bounds every reader of
+// it relies on: counts, sketches, minute buckets in order within the
+// window, each release filed under its own id.
 func (t Table) Check() error {
 	if len(t.Releases) > MaxReleases || len(t.Seqs) > MaxAgents {
 		return fmt.Errorf("%w: %d releases and %d agents, bounds %d and %d", ErrInvalid, len(t.Releases), len(t.Seqs), MaxReleases, MaxAgents)
 	}
 	for id, r := range t.Releases {
+		if id != config.ReleaseID(r.Feature, r.Version) {
+			return fmt.Errorf("%w: %s holds the counters of %s", ErrInvalid, id, config.ReleaseID(r.Feature, r.Version))
+		}
 		if len(r.Minutes) > WindowMinutes {
 			return fmt.Errorf("%w: %s has %d minutes, more than %d", ErrInvalid, id, len(r.Minutes), WindowMinutes)
+		}
+		if err := r.Counters.checkTotal(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
 		}
 		if err := r.Latency.Check(); err != nil {
 			return fmt.Errorf("%s: %w", id, err)
 		}
-		for _, m := range r.Minutes {
+		for i, m := range r.Minutes {
+			if i > 0 && !r.Minutes[i-1].Start.Before(m.Start) {
+				return fmt.Errorf("%w: %s: minute buckets out of order", ErrInvalid, id)
+			}
+			if err := m.Counters.checkTotal(); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
+			}
 			if err := m.Latency.Check(); err != nil {
 				return fmt.Errorf("%s: %w", id, err)
 			}

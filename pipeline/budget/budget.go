@@ -50,7 +50,7 @@ func (r Reservation) check(ctx context.Context) error {
 		return fmt.Errorf("%w: empty request id", ErrInvalid)
 	}
 	if !(r.AmountUSD >= 0) || r.AmountUSD > config.MaxBudgetUSD {
-		return fmt.Errorf("%w: amount %v USD", ErrInvalid, r.AmountUSD)
+		return fmt.Errorf("%w: %v USD", ErrAmount, r.AmountUSD)
 	}
 	return nil
 }
@@ -62,6 +62,9 @@ func (r Reservation) check(ctx context.Context) error {
 type Scope struct {
 	Key    string
 	Budget config.Budget
+	// User is the end user of a per-user budget: a name the caller chose,
+	// whose counters the ledger bounds (see users.go).
+	User string
 }
 
 // Hold is an admitted reservation.
@@ -84,6 +87,8 @@ var (
 	ErrUnknown = errors.New("no reservation for request")
 	// ErrInvalid: a malformed reservation (empty id, negative amount).
 	ErrInvalid = errors.New("invalid reservation")
+	// ErrAmount: the amount is negative, NaN or above config.MaxBudgetUSD.
+	ErrAmount = fmt.Errorf("%w: amount out of range", ErrInvalid)
 )
 
 // ExceededError is a refusal by a block budget with the ledger's state at
@@ -166,7 +171,7 @@ func ScopesFor(cfg *config.Config, s Subject) []Scope {
 			}
 		case config.ScopeUser:
 			if s.User != "" {
-				out = append(out, Scope{Key: b.Name + "/user:" + s.User, Budget: b})
+				out = append(out, Scope{Key: b.Name + "/user:" + s.User, Budget: b, User: s.User})
 			}
 		}
 	}

@@ -33,9 +33,11 @@ type Options struct {
 	// DoneRetention is how long ended request ids are remembered, so a
 	// retried Settle or Release is recognised.
 	DoneRetention time.Duration
-	// MaxDone and MaxHolds bound memory.
+	// MaxDone and MaxHolds bound memory; so does MaxUsers, the counters
+	// of per-user budgets (see users.go for what happens at the bound).
 	MaxDone  int
 	MaxHolds int
+	MaxUsers int
 	// ReapInterval is how often Run reaps expired holds.
 	ReapInterval time.Duration
 	// OnAlert receives alerts after the ledger's lock is released. It must
@@ -53,6 +55,11 @@ type Local struct {
 	counters map[string]*counter
 	holds    map[string]*hold
 	done     endedSet[*ended]
+	// users counts the counters of end users; forgotten holds, per
+	// budget, the spend of the users whose counters were let go.
+	users     int
+	forgot    uint64
+	forgotten map[string]*forgotten
 
 	reaped atomic.Uint64
 
@@ -71,10 +78,12 @@ func toUSD(n int64) float64          { return float64(n) / nanos }
 
 type counter struct {
 	budget   string
+	user     string // the end user of a per-user budget, else empty
 	period   string
 	start    time.Time
 	spent    int64
 	reserved int64
+	base     int64 // what a returning user's spend started from
 	// alerts already sent in this period
 	softSent, exceededSent bool
 }
@@ -126,10 +135,14 @@ func NewLocal(opts Options) *Local {
 	if opts.ReapInterval <= 0 {
 		opts.ReapInterval = DefaultReapInterval
 	}
+	if opts.MaxUsers <= 0 {
+		opts.MaxUsers = DefaultMaxUsers
+	}
 	return &Local{
-		opts:     opts,
-		counters: map[string]*counter{},
-		holds:    map[string]*hold{},
+		opts:      opts,
+		counters:  map[string]*counter{},
+		holds:     map[string]*hold{},
+		forgotten: map[string]*forgotten{},
 	}
 }
 
@@ -137,16 +150,23 @@ func NewLocal(opts Options) *Local {
 // now. Reserved amounts survive a rollover: those requests are still in
 // flight and settle into the new period.
 func (l *Local) counter(s Scope, now time.Time) *counter {
+	start := periodStart(s.Budget.Period, now)
 	c := l.counters[s.Key]
 	if c == nil {
-		c = &counter{}
+		c = &counter{budget: s.Budget.Name, user: s.User, period: s.Budget.Period, start: start}
+		if s.User != "" {
+			// Admission made room first; a late settle may go past the
+			// bound by one, and the next new user makes room again.
+			c.spent = l.restore(s.Budget.Name, s.User, c.period, start)
+			c.base = c.spent
+			l.users++
+		}
 		l.counters[s.Key] = c
 	}
 	c.budget = s.Budget.Name
-	start := periodStart(s.Budget.Period, now)
 	if c.period != s.Budget.Period || !c.start.Equal(start) {
 		c.period, c.start = s.Budget.Period, start
-		c.spent = 0
+		c.spent, c.base = 0, 0
 		c.softSent, c.exceededSent = false, false
 	}
 	return c
@@ -179,6 +199,11 @@ func (l *Local) reserveLocked(r Reservation, scopes []Scope, amount int64, alert
 		return Hold{}, ErrFull
 	}
 	now := l.opts.Clock()
+	for _, s := range scopes {
+		if s.User != "" && l.counters[s.Key] == nil && !l.makeRoom(now) {
+			return Hold{}, ErrUsersFull
+		}
+	}
 	var downgrade *DowngradeError
 	var over []int
 	for i, s := range scopes {
@@ -336,8 +361,12 @@ func (l *Local) Reap(now time.Time) int {
 	for key, c := range l.counters {
 		if c.reserved == 0 && c.period != config.PeriodTotal && !c.start.Equal(periodStart(c.period, now)) {
 			delete(l.counters, key)
+			if c.user != "" {
+				l.users--
+			}
 		}
 	}
+	l.dropStaleForgotten(now)
 	return n
 }
 
@@ -364,14 +393,15 @@ func every(ctx context.Context, d time.Duration, f func()) {
 type Stats struct {
 	OpenHolds int    // reservations not yet settled or released
 	Reaped    uint64 // reservations freed by the reaper since start
+	Users     int    // counters of end users of per-user budgets
+	Forgotten uint64 // end users' counters let go at the bound since start
 }
 
 // Stats returns the current counters.
 func (l *Local) Stats() Stats {
 	l.mu.Lock()
-	n := len(l.holds)
-	l.mu.Unlock()
-	return Stats{OpenHolds: n, Reaped: l.reaped.Load()}
+	defer l.mu.Unlock()
+	return Stats{OpenHolds: len(l.holds), Reaped: l.reaped.Load(), Users: l.users, Forgotten: l.forgot}
 }
 
 // Usage is the state of one budget counter.

@@ -40,7 +40,8 @@ func KeyFor(releaseHash string, req *chat.Request) Key {
 		if m.Content.Parts != nil {
 			e.num(uint64(len(m.Content.Parts)) + 1)
 			for _, p := range m.Content.Parts {
-				e.json(p)
+				b, _ := json.Marshal(p)
+				e.json(b)
 			}
 		} else {
 			e.num(0)
@@ -61,6 +62,7 @@ func KeyFor(releaseHash string, req *chat.Request) Key {
 	e.float(req.PresencePenalty)
 	e.float(req.FrequencyPenalty)
 	e.num(uint64(req.OutputLimit()))
+	e.num(uint64(req.Choices()))
 	if req.Seed != nil {
 		e.num(1)
 		e.num(uint64(*req.Seed))

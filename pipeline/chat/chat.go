@@ -7,29 +7,30 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"unicode/utf8"
 )
 
 // Request is a chat completion request.
 type Request struct {
-	Model               string            `json:"model"`
-	Messages            []Message         `json:"messages"`
-	Stream              bool              `json:"stream,omitempty"`
-	StreamOptions       *StreamOptions    `json:"stream_options,omitempty"`
-	Temperature         *float64          `json:"temperature,omitempty"`
-	TopP                *float64          `json:"top_p,omitempty"`
-	MaxTokens           int               `json:"max_tokens,omitempty"`
-	MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
-	Stop                Stop              `json:"stop,omitempty"`
-	Seed                *int64            `json:"seed,omitempty"`
-	PresencePenalty     *float64          `json:"presence_penalty,omitempty"`
-	FrequencyPenalty    *float64          `json:"frequency_penalty,omitempty"`
-	ResponseFormat      *ResponseFormat   `json:"response_format,omitempty"`
-	Tools               []Tool            `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage   `json:"tool_choice,omitempty"`
-	ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
-	User                string            `json:"user,omitempty"`
-	Metadata            map[string]string `json:"metadata,omitempty"`
+	Model               string         `json:"model"`
+	Messages            []Message      `json:"messages"`
+	Stream              bool           `json:"stream,omitempty"`
+	StreamOptions       *StreamOptions `json:"stream_options,omitempty"`
+	Temperature         *float64       `json:"temperature,omitempty"`
+	TopP                *float64       `json:"top_p,omitempty"`
+	MaxTokens           int            `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int            `json:"max_completion_tokens,omitempty"`
+	// N asks for that many choices; nil means one.
+	N                 *int              `json:"n,omitempty"`
+	Stop              Stop              `json:"stop,omitempty"`
+	Seed              *int64            `json:"seed,omitempty"`
+	PresencePenalty   *float64          `json:"presence_penalty,omitempty"`
+	FrequencyPenalty  *float64          `json:"frequency_penalty,omitempty"`
+	ResponseFormat    *ResponseFormat   `json:"response_format,omitempty"`
+	Tools             []Tool            `json:"tools,omitempty"`
+	ToolChoice        json.RawMessage   `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls,omitempty"`
+	User              string            `json:"user,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
 }
 
 // OutputLimit is the caller's cap on output tokens, 0 when none is set.
@@ -38,6 +39,14 @@ func (r *Request) OutputLimit() int {
 		return r.MaxCompletionTokens
 	}
 	return r.MaxTokens
+}
+
+// Choices is how many choices the caller asked for: n, or 1 without it.
+func (r *Request) Choices() int {
+	if r.N == nil {
+		return 1
+	}
+	return *r.N
 }
 
 // StreamOptions asks for a final usage chunk.
@@ -89,72 +98,6 @@ type Message struct {
 	ToolCallID string     `json:"tool_call_id,omitempty"`
 }
 
-// Content is a message's content: plain text, or a list of parts of which
-// the text parts are kept as Text and every part is kept verbatim in Parts.
-// A null content (an assistant message with tool calls) is empty.
-type Content struct {
-	Text  string
-	Parts []json.RawMessage
-}
-
-// Text returns content made of plain text.
-func Text(s string) Content { return Content{Text: s} }
-
-func (c Content) MarshalJSON() ([]byte, error) {
-	if c.Parts != nil {
-		return json.Marshal(c.Parts)
-	}
-	return appendQuoted(make([]byte, 0, len(c.Text)+2), c.Text), nil
-}
-
-func (c *Content) UnmarshalJSON(b []byte) error {
-	*c = Content{}
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		// The decoder calling us has checked the literal; one without
-		// escapes is its own text, which is the common case.
-		if n := len(b); n >= 2 && b[n-1] == '"' {
-			if inner := b[1 : n-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-				c.Text = string(inner)
-				return nil
-			}
-		}
-		return json.Unmarshal(b, &c.Text)
-	case len(b) > 0 && b[0] == '[':
-		if err := json.Unmarshal(b, &c.Parts); err != nil {
-			return err
-		}
-		var text bytes.Buffer
-		for _, raw := range c.Parts {
-			var p struct {
-				Type string  `json:"type"`
-				Text *string `json:"text"`
-			}
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return errors.New("content part must be an object")
-			}
-			if p.Type == "" {
-				return errors.New("content part has no type")
-			}
-			if p.Type == "text" {
-				if p.Text == nil {
-					return errors.New("text content part has no text")
-				}
-				if text.Len() > 0 {
-					text.WriteByte('\n')
-				}
-				text.WriteString(*p.Text)
-			}
-		}
-		c.Text = text.String()
-		return nil
-	default:
-		return errors.New("content must be a string, a list of parts or null")
-	}
-}
-
 // Tool is a function the model may call.
 type Tool struct {
 	Type     string   `json:"type"`
@@ -198,6 +141,21 @@ func (u Usage) CachedTokens() int {
 		return 0
 	}
 	return u.PromptTokensDetails.CachedTokens
+}
+
+// MaxUsageTokens bounds a token count an upstream reports.
+const MaxUsageTokens = 1 << 40
+
+// Clamped is u with every count within 0..MaxUsageTokens and the cached
+// tokens within the prompt's: what an upstream reports is used for cost,
+// and a negative or absurd count must not make a negative or infinite one.
+func (u Usage) Clamped() *Usage {
+	c := func(v int) int { return min(max(v, 0), MaxUsageTokens) }
+	out := Usage{PromptTokens: c(u.PromptTokens), CompletionTokens: c(u.CompletionTokens), TotalTokens: c(u.TotalTokens)}
+	if d := u.PromptTokensDetails; d != nil {
+		out.PromptTokensDetails = &PromptTokensDetails{CachedTokens: min(c(d.CachedTokens), out.PromptTokens)}
+	}
+	return &out
 }
 
 // PromptTokensDetails breaks prompt tokens down.

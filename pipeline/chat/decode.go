@@ -10,21 +10,69 @@ import (
 	"unicode/utf8"
 )
 
-// Limits a request must keep beyond the body size, which the server bounds.
+// Fixed limits of a request, beyond the body size, which the server bounds.
+// Each is checked at decode time and a request past one is a 400 naming the
+// field. The README's error section lists them.
 const (
-	MaxModelLen = 256
-	MaxTools    = 128
-	MaxStops    = 4
+	MaxModelLen            = 256
+	MaxTools               = 128
+	MaxToolNameLen         = 64       // OpenAI's own bound on function names
+	MaxToolBytes           = 64 << 10 // one tool's description and parameters
+	MaxToolChoiceBytes     = 4 << 10
+	MaxStops               = 4
+	MaxStopBytes           = 256
+	MaxUserLen             = 256 // as the feature API's user
+	MaxNameLen             = 256 // a message's name
+	MaxToolCallIDLen       = 256
+	MaxToolCallsPerMessage = 128
+	MaxParts               = 256       // content parts of one message
+	MaxMetadataPairs       = 64        // metadata carries a feature's variables
+	MaxMetadataKeyLen      = 64        // a variable name
+	MaxMetadataValueBytes  = 256 << 10 // a template variable's own limit
+	MaxSchemaNameLen       = 64
+	MaxResponseSchemaBytes = 64 << 10 // response_format.json_schema.schema
+
+	// HardMaxOutputTokens and HardMaxChoices bound what any configuration
+	// may allow for max_tokens and n.
+	HardMaxOutputTokens = 1 << 20
+	HardMaxChoices      = 128
 )
 
+// Limits are the bounds of a request that the configuration sets (see
+// config.Limits); zero fields take the hard bounds. The fixed limits above
+// apply whatever they say.
+type Limits struct {
+	MaxMessages     int // messages of one request
+	MaxOutputTokens int // max_tokens and max_completion_tokens
+	MaxChoices      int // n
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxOutputTokens <= 0 || l.MaxOutputTokens > HardMaxOutputTokens {
+		l.MaxOutputTokens = HardMaxOutputTokens
+	}
+	if l.MaxChoices <= 0 || l.MaxChoices > HardMaxChoices {
+		l.MaxChoices = HardMaxChoices
+	}
+	return l
+}
+
 // DecodeRequest parses and checks a chat completion request body. Every
-// failure is a 400 *Error naming the parameter at fault.
+// failure is a 400 *Error naming the parameter at fault. It applies the
+// fixed limits and at most maxMessages messages; DecodeRequestWith applies
+// a configuration's limits too.
 func DecodeRequest(body []byte, maxMessages int) (*Request, error) {
+	return DecodeRequestWith(body, Limits{MaxMessages: maxMessages})
+}
+
+// DecodeRequestWith parses and checks a chat completion request body within
+// lim. Every failure is a 400 *Error naming the parameter at fault.
+func DecodeRequestWith(body []byte, lim Limits) (*Request, error) {
 	var r Request
 	if err := decodeStrictJSON(body, &r); err != nil {
 		return nil, err
 	}
-	if err := r.Check(maxMessages); err != nil {
+	if err := r.CheckLimits(lim); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -51,7 +99,11 @@ func decodeStrictJSON(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
+		var pe *PartError
 		switch {
+		case errors.As(err, &pe):
+			where := pe.path(partContent(body))
+			return BadRequest(where, "%s: %s", where, pe.Reason)
 		case errors.As(err, &te):
 			return BadRequest(te.Field, "%s must be %s, not a JSON %s", fieldName(te.Field), article(te.Type.String()), te.Value)
 		case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
@@ -65,6 +117,25 @@ func decodeStrictJSON(body []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// partContent finds which message's content holds a part that did not
+// decode, for the error; it runs only then.
+func partContent(body []byte) string {
+	var r struct {
+		Messages []struct {
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+	}
+	if json.Unmarshal(body, &r) == nil {
+		for i, m := range r.Messages {
+			var c Content
+			if len(m.Content) > 0 && c.UnmarshalJSON(m.Content) != nil {
+				return msgPath(i) + ".content"
+			}
+		}
+	}
+	return "content"
 }
 
 func fieldName(f string) string {
@@ -91,8 +162,16 @@ func article(t string) string {
 	return "an object"
 }
 
-// Check validates a decoded request.
+// Check validates a decoded request with the fixed limits and at most
+// maxMessages messages.
 func (r *Request) Check(maxMessages int) error {
+	return r.CheckLimits(Limits{MaxMessages: maxMessages})
+}
+
+// CheckLimits validates a decoded request within lim and the fixed limits.
+func (r *Request) CheckLimits(lim Limits) error {
+	lim = lim.withDefaults()
+	maxMessages := lim.MaxMessages
 	if r.Model == "" {
 		return BadRequest("model", "model is required")
 	}
@@ -106,6 +185,9 @@ func (r *Request) Check(maxMessages int) error {
 		return BadRequest("messages", "%d messages, more than the limit of %d", len(r.Messages), maxMessages)
 	}
 	for i, m := range r.Messages {
+		if err := checkMessage(i, &m); err != nil {
+			return err
+		}
 		switch m.Role {
 		case "system", "developer", "user":
 			if m.Content.Text == "" && len(m.Content.Parts) == 0 {
@@ -137,14 +219,39 @@ func (r *Request) Check(maxMessages int) error {
 	if err := inRange("frequency_penalty", r.FrequencyPenalty, -2, 2); err != nil {
 		return err
 	}
-	if r.MaxTokens < 0 {
-		return BadRequest("max_tokens", "max_tokens must not be negative")
-	}
-	if r.MaxCompletionTokens < 0 {
-		return BadRequest("max_completion_tokens", "max_completion_tokens must not be negative")
+	if err := r.CheckOutput(lim); err != nil {
+		return err
 	}
 	if len(r.Stop) > MaxStops {
 		return BadRequest("stop", "at most %d stop sequences", MaxStops)
+	}
+	for i, s := range r.Stop {
+		if s == "" {
+			return BadRequest(fmt.Sprintf("stop[%d]", i), "a stop sequence must not be empty")
+		}
+		if len(s) > MaxStopBytes {
+			return BadRequest(fmt.Sprintf("stop[%d]", i), "a stop sequence is limited to %d bytes", MaxStopBytes)
+		}
+	}
+	if len(r.User) > MaxUserLen {
+		return BadRequest("user", "user is longer than %d bytes", MaxUserLen)
+	}
+	if len(r.Metadata) > MaxMetadataPairs {
+		return BadRequest("metadata", "metadata has %d keys, more than the limit of %d", len(r.Metadata), MaxMetadataPairs)
+	}
+	for k, v := range r.Metadata {
+		if len(k) > MaxMetadataKeyLen {
+			return BadRequest("metadata", "metadata key %.32q… is longer than %d bytes", k, MaxMetadataKeyLen)
+		}
+		if len(v) > MaxMetadataValueBytes {
+			return BadRequest("metadata."+k, "metadata.%s is longer than %d bytes", k, MaxMetadataValueBytes)
+		}
+	}
+	if len(r.ToolChoice) > MaxToolChoiceBytes {
+		return BadRequest("tool_choice", "tool_choice is longer than %d bytes", MaxToolChoiceBytes)
+	}
+	if err := CheckRawJSON(r.ToolChoice); err != nil {
+		return BadRequest("tool_choice", "tool_choice: %v", err)
 	}
 	if r.StreamOptions != nil && !r.Stream {
 		return BadRequest("stream_options", "stream_options is only allowed when stream is true")
@@ -155,6 +262,18 @@ func (r *Request) Check(maxMessages int) error {
 		case "json_schema":
 			if f.JSONSchema == nil || len(f.JSONSchema.Schema) == 0 {
 				return BadRequest("response_format.json_schema", "a json_schema response format needs json_schema.schema")
+			}
+			if n := len(f.JSONSchema.Schema); n > MaxResponseSchemaBytes {
+				return BadRequest("response_format.json_schema.schema", "the schema is %d bytes, more than the limit of %d", n, MaxResponseSchemaBytes)
+			}
+			if err := CheckRawJSON(f.JSONSchema.Schema); err != nil {
+				return BadRequest("response_format.json_schema.schema", "the schema: %v", err)
+			}
+			if len(f.JSONSchema.Name) > MaxSchemaNameLen {
+				return BadRequest("response_format.json_schema.name", "the schema name is longer than %d bytes", MaxSchemaNameLen)
+			}
+			if len(f.JSONSchema.Description) > MaxToolBytes {
+				return BadRequest("response_format.json_schema.description", "the description is longer than %d bytes", MaxToolBytes)
 			}
 		default:
 			return BadRequest("response_format.type", "unknown response_format type %q (want text, json_object or json_schema)", f.Type)
@@ -169,6 +288,56 @@ func (r *Request) Check(maxMessages int) error {
 		}
 		if t.Function.Name == "" {
 			return BadRequest(fmt.Sprintf("tools[%d].function.name", i), "a tool needs a function name")
+		}
+		if len(t.Function.Name) > MaxToolNameLen {
+			return BadRequest(fmt.Sprintf("tools[%d].function.name", i), "a function name is limited to %d bytes", MaxToolNameLen)
+		}
+		if n := len(t.Function.Description) + len(t.Function.Parameters); n > MaxToolBytes {
+			return BadRequest(fmt.Sprintf("tools[%d].function", i), "a tool's description and parameters are limited to %d bytes together", MaxToolBytes)
+		}
+		if err := CheckRawJSON(t.Function.Parameters); err != nil {
+			return BadRequest(fmt.Sprintf("tools[%d].function.parameters", i), "the parameters: %v", err)
+		}
+	}
+	return nil
+}
+
+// CheckOutput checks the output cap and n the caller asked for against
+// lim: the part of a request's limits that the configuration sets.
+func (r *Request) CheckOutput(lim Limits) error {
+	lim = lim.withDefaults()
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"max_tokens", r.MaxTokens}, {"max_completion_tokens", r.MaxCompletionTokens}} {
+		if p.v < 0 {
+			return BadRequest(p.name, "%s must not be negative", p.name)
+		}
+		if p.v > lim.MaxOutputTokens {
+			return BadRequest(p.name, "%s is %d, more than the limit of %d", p.name, p.v, lim.MaxOutputTokens)
+		}
+	}
+	if r.N != nil && (*r.N < 1 || *r.N > lim.MaxChoices) {
+		return BadRequest("n", "n must be from 1 to %d", lim.MaxChoices)
+	}
+	return nil
+}
+
+// checkMessage applies the fixed limits to one message.
+func checkMessage(i int, m *Message) error {
+	switch {
+	case len(m.Name) > MaxNameLen:
+		return BadRequest(msgPath(i)+".name", "%s.name is longer than %d bytes", msgPath(i), MaxNameLen)
+	case len(m.ToolCallID) > MaxToolCallIDLen:
+		return BadRequest(msgPath(i)+".tool_call_id", "%s.tool_call_id is longer than %d bytes", msgPath(i), MaxToolCallIDLen)
+	case len(m.ToolCalls) > MaxToolCallsPerMessage:
+		return BadRequest(msgPath(i)+".tool_calls", "%s has %d tool calls, more than the limit of %d", msgPath(i), len(m.ToolCalls), MaxToolCallsPerMessage)
+	case len(m.Content.Parts) > MaxParts:
+		return BadRequest(msgPath(i)+".content", "%s has %d content parts, more than the limit of %d", msgPath(i), len(m.Content.Parts), MaxParts)
+	}
+	for j, tc := range m.ToolCalls {
+		if len(tc.ID) > MaxToolCallIDLen || len(tc.Function.Name) > MaxToolNameLen {
+			return BadRequest(fmt.Sprintf("%s.tool_calls[%d]", msgPath(i), j), "a tool call's id is limited to %d bytes and its function name to %d", MaxToolCallIDLen, MaxToolNameLen)
 		}
 	}
 	return nil

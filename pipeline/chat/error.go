@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -108,4 +109,15 @@ func BadRequest(param, format string, args ...any) *Error {
 // NotFound is a 404.
 func NotFound(code, format string, args ...any) *Error {
 	return &Error{Status: http.StatusNotFound, Type: TypeNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CheckContentEncoding refuses a request body sent in a Content-Encoding
+// the gateway does not read (it reads identity only) with a 415 that says
+// so, rather than a 400 about bytes that are not UTF-8.
+func CheckContentEncoding(v string) *Error {
+	if v == "" || strings.EqualFold(strings.TrimSpace(v), "identity") {
+		return nil
+	}
+	return &Error{Status: http.StatusUnsupportedMediaType, Type: TypeInvalidRequest, Code: "unsupported_content_encoding",
+		Message: fmt.Sprintf("the request body is %s-encoded; send it uncompressed", strings.TrimSpace(v))}
 }

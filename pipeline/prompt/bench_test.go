@@ -33,3 +33,24 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRenderWorkLimit is the most work a caller's variables can ask
+// of one rendering: nested loops that print nothing, stopped at
+// MaxRenderSteps.
+func BenchmarkRenderWorkLimit(b *testing.B) {
+	rel := config.Release{
+		Template:  []config.Message{{Role: "user", Content: "{{#each a}}{{#each b}}{{#each c}}{{/each}}{{/each}}{{/each}}"}},
+		Variables: []config.Variable{{Name: "a", Type: "list"}, {Name: "b", Type: "list"}, {Name: "c", Type: "list"}},
+	}
+	tpl, err := Compile(rel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	items := make([]any, MaxListItems)
+	vars := map[string]any{"a": items, "b": items, "c": items}
+	for b.Loop() {
+		if _, err := tpl.Render(vars); err == nil {
+			b.Fatal("rendered past the work limit")
+		}
+	}
+}

@@ -19,6 +19,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add("{{#each items}}{{#each .}}{{.}}{{/each}}{{/each}}")
 	f.Add("{{")
 	f.Add("{{#if}}{{/if}}")
+	f.Add("{{#each items}}{{#each items}}{{#each items}}{{/each}}{{/each}}{{/each}}")
+	f.Add("{{#each items}}{{#each items}}{{#each items}}{{#each items}}{{@index}}{{/each}}{{/each}}{{/each}}{{/each}}")
 	f.Fuzz(func(t *testing.T, src string) {
 		rel := config.Release{
 			System: "s",
@@ -45,11 +47,16 @@ func FuzzCompile(f *testing.F) {
 			}
 			return
 		}
+		// Enough items that nested loops meet the work budget.
+		items := []any{"a", []any{"b"}, map[string]any{"k": "v"}}
+		for i := range 200 {
+			items = append(items, i)
+		}
 		vars := map[string]any{
 			"customer": src,
 			"question": "q",
 			"vip":      true,
-			"items":    []any{"a", []any{"b"}, map[string]any{"k": "v"}},
+			"items":    items,
 			"order":    map[string]any{"id": 1.0, "customer": map[string]any{"name": "n"}},
 		}
 		msgs, err := tpl.Render(vars)
@@ -59,6 +66,10 @@ func FuzzCompile(f *testing.F) {
 			// caller's error, never a crash.
 			if !errors.Is(err, ErrVars) {
 				t.Fatalf("render error %v does not wrap ErrVars", err)
+			}
+			var re *RenderLimitError
+			if errors.As(err, &re) && (re.Message != "template[0]" || re.Limit != MaxRenderSteps) {
+				t.Fatalf("the work limit names %q, want template[0]", re.Message)
 			}
 			return
 		}

@@ -69,18 +69,20 @@ const (
 // Template is a release's messages, compiled once and rendered per call. It
 // is immutable and safe for concurrent use.
 type Template struct {
-	system   []node
-	hasSys   bool
-	sysSize  int
-	messages []compiled
-	vars     []config.Variable
-	types    map[string]string
-	query    []node // retrieval query, nil without retrieval
-	retrieve bool
-	usesCtx  bool // some message writes {{context}} itself
+	system    []node
+	hasSys    bool
+	sysSize   int
+	messages  []compiled
+	vars      []config.Variable
+	types     map[string]string
+	query     []node // retrieval query, nil without retrieval
+	queryName string
+	retrieve  bool
+	usesCtx   bool // some message writes {{context}} itself
 }
 
 type compiled struct {
+	name  string // template[i]
 	role  string
 	nodes []node
 	size  int // bytes of literal text plus room for values, to size buffers
@@ -128,7 +130,7 @@ func Compile(rel config.Release) (*Template, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.messages = append(t.messages, compiled{role: m.Role, nodes: nodes, size: sizeHint(m.Content)})
+		t.messages = append(t.messages, compiled{name: fmt.Sprintf("template[%d]", i), role: m.Role, nodes: nodes, size: sizeHint(m.Content)})
 	}
 	t.usesCtx = c.usesCtx
 	if rel.Retrieval != nil {
@@ -143,7 +145,7 @@ func Compile(rel config.Release) (*Template, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.query = nodes
+		t.query, t.queryName = nodes, name
 	}
 	return t, nil
 }
@@ -249,7 +251,7 @@ func (t *Template) RenderContext(vars map[string]any, context string) ([]chat.Me
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{vars: clean, context: context}
+	r := renderer{vars: clean, context: context, msg: "system"}
 	out := make([]chat.Message, 0, len(t.messages)+1)
 	appendCtx := t.retrieve && !t.usesCtx && context != ""
 	if t.hasSys || appendCtx {
@@ -267,6 +269,7 @@ func (t *Template) RenderContext(vars map[string]any, context string) ([]chat.Me
 		out = append(out, chat.Message{Role: "system", Content: chat.Text(b.String())})
 	}
 	for _, m := range t.messages {
+		r.msg = m.name
 		var b strings.Builder
 		b.Grow(m.size)
 		if err := r.nodes(&b, m.nodes); err != nil {
@@ -287,7 +290,7 @@ func (t *Template) Query(vars map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r := renderer{vars: clean}
+	r := renderer{vars: clean, msg: t.queryName}
 	var b strings.Builder
 	if err := r.nodes(&b, t.query); err != nil {
 		return "", err

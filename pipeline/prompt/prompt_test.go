@@ -393,3 +393,32 @@ func TestRetrievalQueryErrors(t *testing.T) {
 		t.Fatalf("Query without retrieval = %q, %v", got, err)
 	}
 }
+
+// TestRenderWorkBound renders three nested loops over callers' lists whose
+// bodies print nothing: 200³ iterations, past the step budget, must stop
+// with an error that names the message and the list, not run to the end.
+func TestRenderWorkBound(t *testing.T) {
+	rel := release("", []string{"intro", "{{#each a}}{{#each b}}{{#each c}}{{/each}}{{/each}}{{/each}}"},
+		config.Variable{Name: "a", Type: "list"}, config.Variable{Name: "b", Type: "list"}, config.Variable{Name: "c", Type: "list"})
+	tpl, err := Compile(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]any, 200)
+	for i := range items {
+		items[i] = i
+	}
+	_, err = tpl.Render(map[string]any{"a": items, "b": items, "c": items})
+	var re *RenderLimitError
+	if !errors.As(err, &re) || !errors.Is(err, ErrVars) {
+		t.Fatalf("err = %v, want a RenderLimitError that is an error about the variables", err)
+	}
+	if re.Message != "template[1]" || re.Variable != "c" || re.Limit != MaxRenderSteps {
+		t.Fatalf("error names message %q list %q limit %d; want template[1], c, %d", re.Message, re.Variable, re.Limit, MaxRenderSteps)
+	}
+	// Within the budget the same template renders.
+	small := items[:50]
+	if _, err := tpl.Render(map[string]any{"a": small, "b": small, "c": small}); err != nil {
+		t.Fatalf("50³ iterations: %v", err)
+	}
+}

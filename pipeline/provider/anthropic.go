@@ -138,6 +138,9 @@ type (
 // encodeAnthropic translates a chat request to a Messages API body. A
 // request it cannot express is a 400 *chat.Error naming the parameter.
 func encodeAnthropic(req *chat.Request, stream bool) ([]byte, error) {
+	if req.Choices() > 1 {
+		return nil, chat.BadRequest("n", "the Messages API answers with one choice; n must be 1")
+	}
 	out := anthropicRequest{
 		Model:         req.Model,
 		MaxTokens:     req.OutputLimit(),
@@ -291,24 +294,14 @@ func anthropicContent(path string, c chat.Content) ([]anthropicBlock, error) {
 		return []anthropicBlock{{Type: "text", Text: c.Text}}, nil
 	}
 	var blocks []anthropicBlock
-	for i, raw := range c.Parts {
+	for i, part := range c.Parts {
 		p := fmt.Sprintf("%s.content[%d]", path, i)
-		var part struct {
-			Type     string `json:"type"`
-			Text     string `json:"text"`
-			ImageURL struct {
-				URL string `json:"url"`
-			} `json:"image_url"`
-		}
-		if err := json.Unmarshal(raw, &part); err != nil {
-			return nil, chat.BadRequest(p, "%s is not a content part: %v", p, err)
-		}
 		switch part.Type {
-		case "text":
+		case chat.PartText:
 			if part.Text != "" {
 				blocks = append(blocks, anthropicBlock{Type: "text", Text: part.Text})
 			}
-		case "image_url":
+		case chat.PartImageURL:
 			src, err := anthropicImage(part.ImageURL.URL)
 			if err != nil {
 				return nil, chat.BadRequest(p+".image_url.url", "%v", err)
@@ -360,7 +353,7 @@ func (u anthropicUsage) usage() *chat.Usage {
 	if u.CacheReadInputTokens > 0 {
 		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: u.CacheReadInputTokens}
 	}
-	return out
+	return out.Clamped()
 }
 
 func decodeAnthropicResponse(data []byte, now time.Time) (*chat.Response, error) {

@@ -71,9 +71,9 @@ func TestAnthropicEncodeRefuses(t *testing.T) {
 		param string
 	}{
 		{"only a system prompt", chat.Request{Messages: []chat.Message{{Role: "system", Content: chat.Text("be nice")}}}, "messages"},
-		{"audio part", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"input_audio","input_audio":{}}`)}}}}}, "messages[0].content[0].type"},
-		{"non-image data url", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"image_url","image_url":{"url":"data:text/plain;base64,aGk="}}`)}}}}}, "messages[0].content[0].image_url.url"},
-		{"ftp image", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []json.RawMessage{json.RawMessage(`{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}`)}}}}}, "messages[0].content[0].image_url.url"},
+		{"audio part", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartInputAudio, InputAudio: &chat.InputAudio{}}}}}}}, "messages[0].content[0].type"},
+		{"non-image data url", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartImageURL, ImageURL: &chat.ImageURL{URL: "data:text/plain;base64,aGk="}}}}}}}, "messages[0].content[0].image_url.url"},
+		{"ftp image", chat.Request{Messages: []chat.Message{{Role: "user", Content: chat.Content{Parts: []chat.Part{{Type: chat.PartImageURL, ImageURL: &chat.ImageURL{URL: "ftp://x/y.png"}}}}}}}, "messages[0].content[0].image_url.url"},
 		{"tool arguments not an object", chat.Request{Messages: []chat.Message{user, {Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "t", Function: chat.FunctionCall{Name: "f", Arguments: "[1]"}}}}}}, "messages[1].tool_calls[0].function.arguments"},
 		{"unknown tool_choice", chat.Request{Messages: []chat.Message{user}, Tools: []chat.Tool{{Type: "function", Function: chat.Function{Name: "f"}}}, ToolChoice: json.RawMessage(`"sometimes"`)}, "tool_choice"},
 	}
@@ -266,7 +266,9 @@ func FuzzAnthropicStream(f *testing.F) {
 	f.Add([]byte(strings.Join(anthropicEvents[:5], "")))
 	f.Add([]byte("event: error\ndata: {\"type\":\"error\"}\n\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		check := checkChunk(t)
 		fuzzStream(t, body, &anthropicDecoder{tools: map[int]int{}}, func(c *chat.Chunk) {
+			check(c)
 			for _, ch := range c.Choices {
 				for _, tc := range ch.Delta.ToolCalls {
 					if tc.Index == nil || *tc.Index < 0 {
@@ -281,6 +283,7 @@ func FuzzAnthropicStream(f *testing.F) {
 func FuzzAnthropicResponse(f *testing.F) {
 	f.Add([]byte(anthropicAnswer))
 	f.Add([]byte(`{"type":"message","content":[{"type":"tool_use","input":null}]}`))
+	f.Add([]byte(`{"type":"message","content":[{"type":"text","text":"a"}],"usage":{"input_tokens":-3,"output_tokens":-1,"cache_read_input_tokens":9}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp, err := decodeAnthropicResponse(body, time.Unix(0, 0))
 		if err != nil {
@@ -288,6 +291,12 @@ func FuzzAnthropicResponse(f *testing.F) {
 		}
 		if len(resp.Choices) != 1 || resp.Usage == nil {
 			t.Fatalf("decoded answer has %d choices and usage %v", len(resp.Choices), resp.Usage)
+		}
+		if u := resp.Usage; u.PromptTokens < 0 || u.CompletionTokens < 0 || u.CachedTokens() > u.PromptTokens {
+			t.Fatalf("usage %+v", *u)
+		}
+		if _, err := json.Marshal(resp); err != nil {
+			t.Fatalf("an answer the gateway cannot send on: %v", err)
 		}
 		for _, tc := range resp.Choices[0].Message.ToolCalls {
 			if !json.Valid([]byte(tc.Function.Arguments)) {

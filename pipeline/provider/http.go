@@ -41,7 +41,7 @@ var DefaultClient = &http.Client{
 }
 
 func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := Transport()
 	// A gateway talks to few hosts with many concurrent calls.
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64

@@ -4,25 +4,77 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"gantry/config"
 )
 
-// New builds the provider a configuration entry describes. Only the
+// Keys reads providers' API keys from the agent's environment, only from
+// variables whose names match Pattern and are none of the agent's own
+// secrets (config.ForbiddenEnv): a configuration, which an admin token can
+// change, cannot name GANTRY_CLUSTER_SECRET or the cloud's credentials and
+// have them sent to an upstream of its choosing.
+type Keys struct {
+	Getenv func(string) string
+	// Pattern is what a variable's name must match; nil means
+	// config.DefaultKeyEnvPattern (names ending in _API_KEY).
+	Pattern *regexp.Regexp
+}
+
+// NewKeys returns Keys reading getenv with the given pattern, "" for the
+// default; the agent passes what its operator configured.
+func NewKeys(getenv func(string) string, pattern string) (Keys, error) {
+	if pattern == "" {
+		pattern = config.DefaultKeyEnvPattern
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return Keys{}, fmt.Errorf("provider key variable pattern %q: %w", pattern, err)
+	}
+	return Keys{Getenv: getenv, Pattern: re}, nil
+}
+
+var defaultKeyPattern = regexp.MustCompile(config.DefaultKeyEnvPattern)
+
+// Key returns the value of the variable name, or why it may not be read.
+func (k Keys) Key(name string) (string, error) {
+	pattern := k.Pattern
+	if pattern == nil {
+		pattern = defaultKeyPattern
+	}
+	if err := config.CheckKeyEnv(name, pattern); err != nil {
+		return "", err
+	}
+	if k.Getenv == nil {
+		return "", fmt.Errorf("api_key_env names %s but no environment was given", name)
+	}
+	key := strings.TrimSpace(k.Getenv(name))
+	if key == "" {
+		// Name the variable, never a value.
+		return "", fmt.Errorf("environment variable %s (api_key_env) is empty or unset", name)
+	}
+	return key, nil
+}
+
+// New builds the provider a configuration entry describes, reading its key
+// through getenv under the default rules of Keys. hc carries the calls;
+// nil means DefaultClient, whose transport is Transport.
+func New(p config.Provider, getenv func(string) string, hc *http.Client) (Provider, error) {
+	return NewWith(p, Keys{Getenv: getenv}, hc)
+}
+
+// NewWith builds the provider a configuration entry describes. Only the
 // configuration chooses the upstream URL and the credentials: the key is
 // read here, from the environment variable that APIKeyEnv names, through
-// getenv. hc carries the calls; nil means DefaultClient.
-func New(p config.Provider, getenv func(string) string, hc *http.Client) (Provider, error) {
+// keys. hc carries the calls; nil means DefaultClient. A client of the
+// agent's own must use Transport, which refuses metadata addresses.
+func NewWith(p config.Provider, keys Keys, hc *http.Client) (Provider, error) {
 	key := ""
 	if p.APIKeyEnv != "" {
-		if getenv == nil {
-			return nil, fmt.Errorf("provider %q: api_key_env names %s but no environment was given", p.Name, p.APIKeyEnv)
-		}
-		key = strings.TrimSpace(getenv(p.APIKeyEnv))
-		if key == "" {
-			// Name the variable, never a value.
-			return nil, fmt.Errorf("provider %q: environment variable %s (api_key_env) is empty or unset", p.Name, p.APIKeyEnv)
+		var err error
+		if key, err = keys.Key(p.APIKeyEnv); err != nil {
+			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
 	}
 	switch p.Kind {
@@ -63,6 +115,9 @@ func checkBaseURL(p config.Provider) (string, error) {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("provider %q: base_url %q must not have a query or fragment", p.Name, p.BaseURL)
+	}
+	if why := config.ForbiddenHost(u.Hostname()); why != "" {
+		return "", fmt.Errorf("provider %q: an upstream may not be at %s: %s", p.Name, u.Host, why)
 	}
 	return p.BaseURL, nil
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
-	env := map[string]string{"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-ant-1", "BLANK": "  "}
+	env := map[string]string{"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-ant-1", "BLANK_API_KEY": "  "}
 	getenv := func(k string) string { return env[k] }
 	tests := []struct {
 		name    string
@@ -21,8 +21,8 @@ func TestNew(t *testing.T) {
 		{"openai", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "OPENAI_API_KEY"}, "*provider.OpenAI", ""},
 		{"ollama without key", config.Provider{Name: "ollama", Kind: config.KindOpenAI, BaseURL: "http://localhost:11434/v1"}, "*provider.OpenAI", ""},
 		{"anthropic", config.Provider{Name: "claude", Kind: config.KindAnthropic, APIKeyEnv: "ANTHROPIC_API_KEY"}, "*provider.Anthropic", ""},
-		{"unset key", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "MISSING"}, "", "MISSING"},
-		{"blank key", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "BLANK"}, "", "BLANK"},
+		{"unset key", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "MISSING_API_KEY"}, "", "MISSING_API_KEY"},
+		{"blank key", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "BLANK_API_KEY"}, "", "BLANK_API_KEY"},
 		{"credentials in the url", config.Provider{Name: "vllm", Kind: config.KindOpenAI, BaseURL: "http://u:p@host/v1"}, "", "credentials"},
 		{"not http", config.Provider{Name: "vllm", Kind: config.KindOpenAI, BaseURL: "ftp://host/v1"}, "", "not an http"},
 		{"unknown kind", config.Provider{Name: "x", Kind: "bedrock"}, "", "unknown kind"},

@@ -78,6 +78,9 @@ func decodeOpenAIResponse(data []byte) (*chat.Response, error) {
 	if len(out.Choices) == 0 {
 		return nil, &Error{Kind: KindProtocol, Message: "the answer has no choices"}
 	}
+	if out.Usage != nil {
+		out.Usage = out.Usage.Clamped()
+	}
 	return &out.Response, nil
 }
 
@@ -126,6 +129,9 @@ func (d *openAIDecoder) decode(ev sseEvent) (*chat.Chunk, error) {
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			d.finished = true
 		}
+	}
+	if c.Usage != nil {
+		c.Usage = c.Usage.Clamped()
 	}
 	d.started = true
 	return &c.Chunk, nil

@@ -364,9 +364,25 @@ func FuzzOpenAIStream(f *testing.F) {
 	f.Add([]byte(chunkEvent("a", "") + chunkEvent("", "stop") + usageEvent + "data: [DONE]\n\n"))
 	f.Add([]byte(`data: {"error":"x"}` + "\n\n"))
 	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\"}}]}}]}\n\n"))
+	f.Add([]byte(`data: {"choices":[{"index":7,"delta":{"content":"n"}}],"usage":{"prompt_tokens":-5,"completion_tokens":-1}}` + "\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"\\ud800\"}}]}\n\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fuzzStream(t, body, &openAIDecoder{}, nil)
+		fuzzStream(t, body, &openAIDecoder{}, checkChunk(t))
 	})
+}
+
+// checkChunk vets what a stream decoder hands the gateway: a chunk it can
+// send on to its client as JSON, with usage that is never negative.
+func checkChunk(t *testing.T) func(*chat.Chunk) {
+	return func(c *chat.Chunk) {
+		t.Helper()
+		if _, err := json.Marshal(c); err != nil {
+			t.Fatalf("a chunk the gateway cannot send on: %v", err)
+		}
+		if u := c.Usage; u != nil && (u.PromptTokens < 0 || u.CompletionTokens < 0 || u.TotalTokens < 0 || u.CachedTokens() < 0) {
+			t.Fatalf("negative usage %+v", *u)
+		}
+	}
 }
 
 // fuzzStream reads body as a stream through dec: every failure must be an

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"gantry/config"
 	"gantry/pipeline/chat"
 )
 
@@ -81,3 +82,8 @@ func (e *Error) Retryable() bool {
 		return true
 	}
 }
+
+// SupportsChoices reports whether providers of kind answer a request for n
+// choices with n choices. Anthropic's Messages API has no such parameter,
+// and the simulator answers with one.
+func SupportsChoices(kind string) bool { return kind == config.KindOpenAI }

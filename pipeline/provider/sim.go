@@ -96,6 +96,9 @@ type simPlan struct {
 }
 
 func (s *Sim) plan(req *chat.Request) (*simPlan, error) {
+	if req.Choices() > 1 {
+		return nil, &Error{Kind: KindStatus, Status: 400, Message: "the simulator answers with one choice; n must be 1"}
+	}
 	// Counting the prompt is the slow part; it needs no lock.
 	prompt := promptTokens(req)
 	s.mu.Lock()

@@ -5,7 +5,6 @@
 package tokens
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -121,8 +120,6 @@ func libraryCount(c tokenizer.Codec, text string) int {
 // priming.
 func CountMessages(msgs []chat.Message) int { return countMessages(encoder(false), msgs) }
 
-var imagePart = []byte(`"image_url"`)
-
 func countMessages(c tokenizer.Codec, msgs []chat.Message) int {
 	if len(msgs) == 0 {
 		return 0
@@ -134,8 +131,17 @@ func countMessages(c tokenizer.Codec, msgs []chat.Message) int {
 		n += count(c, m.Role)
 		n += count(c, m.Content.Text)
 		for _, part := range m.Content.Parts {
-			if bytes.Contains(part, imagePart) {
+			switch part.Type {
+			case chat.PartImageURL:
 				n += perImage
+			case chat.PartRefusal:
+				n += count(c, part.Refusal)
+			case chat.PartInputAudio:
+				// No tokenizer for audio or files: a token per four bytes
+				// of their encoding keeps a budget's worst case above it.
+				n += len(part.InputAudio.Data) / 4
+			case chat.PartFile:
+				n += (len(part.File.FileData) + len(part.File.Filename)) / 4
 			}
 		}
 		if m.Name != "" {

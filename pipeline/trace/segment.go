@@ -34,6 +34,9 @@ type record struct {
 	Feedback *feedbackRecord `json:"feedback,omitempty"`
 }
 
+// feedbackRecord names its call by the call's id. Records written before
+// calls had ids of their own carry the W3C trace id in ID and the call's
+// id in RequestID.
 type feedbackRecord struct {
 	ID        string   `json:"id"`
 	RequestID string   `json:"request_id,omitempty"`

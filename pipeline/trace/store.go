@@ -14,7 +14,11 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	ErrNotFound      = errors.New("trace not found")
+	ErrNotFound = errors.New("trace not found")
+	// ErrAmbiguous: a W3C trace id that several calls share names none
+	// of them; look the calls up by their own ids (Query.TraceID lists
+	// them).
+	ErrAmbiguous     = errors.New("several calls share this trace id")
 	ErrClosed        = errors.New("trace store closed")
 	ErrFeedbackLimit = errors.New("trace has all the feedback it can hold")
 )
@@ -63,12 +67,14 @@ func (l Limits) withDefaults() Limits {
 // Query selects traces. Empty fields match everything. Since is inclusive,
 // Until exclusive; both compare with the trace's start.
 type Query struct {
+	// TraceID lists the calls of one W3C trace.
+	TraceID string
 	Feature string
 	Release string
 	Model   string
 	Status  string
-	// Text matches, case-insensitively, a substring of the trace id,
-	// request id, feature, release, model or error message.
+	// Text matches, case-insensitively, a substring of the call id, the
+	// W3C trace id, feature, release, model or error message.
 	Text  string
 	Since time.Time
 	Until time.Time
@@ -104,6 +110,9 @@ type entry struct {
 	size int64
 	hay  string   // lower-cased text fields for Query.Text
 	segs []uint64 // segments holding this trace's records
+	// dead is set when a later record of the same call replaced this one
+	// (a hand-edited file); it waits for eviction, unlisted.
+	dead bool
 }
 
 // Store keeps the most recent traces in memory within its limits and, when
@@ -122,8 +131,8 @@ type Store struct {
 	mu      sync.RWMutex // guards the memory index
 	entries []*entry     // oldest first, from head
 	head    int
-	byID    map[string]*entry
-	byReq   map[string]*entry
+	byID    map[string]*entry   // by call id
+	byTrace map[string][]*entry // by W3C trace id, oldest first
 	bytes   int64
 
 	submu      sync.Mutex
@@ -140,11 +149,11 @@ type Store struct {
 // counted in Stats.Skipped.
 func Open(dir string, lim Limits) (*Store, error) {
 	s := &Store{
-		lim:   lim.withDefaults(),
-		dir:   dir,
-		byID:  make(map[string]*entry),
-		byReq: make(map[string]*entry),
-		subs:  make(map[*subscriber]struct{}),
+		lim:     lim.withDefaults(),
+		dir:     dir,
+		byID:    make(map[string]*entry),
+		byTrace: make(map[string][]*entry),
+		subs:    make(map[*subscriber]struct{}),
 	}
 	if dir == "" {
 		return s, nil
@@ -169,6 +178,7 @@ func (s *Store) replay(rec *record, seg uint64) {
 	switch {
 	case rec.Trace != nil:
 		t := rec.Trace
+		upgrade(t)
 		size, err := encodedSize(t)
 		if err != nil || size > s.lim.MaxBytes || t.ID == "" {
 			s.skipped.Add(1)
@@ -177,8 +187,9 @@ func (s *Store) replay(rec *record, seg uint64) {
 		s.disk.ref(seg)
 		s.insert(t, size, seg)
 	case rec.Feedback != nil:
-		e := s.byReq[rec.Feedback.RequestID]
-		if e == nil || e.t.ID != rec.Feedback.ID {
+		// Older records name the call by request id beside the W3C id.
+		e := s.byID[rec.Feedback.RequestID]
+		if e == nil {
 			e = s.byID[rec.Feedback.ID]
 		}
 		if e == nil {
@@ -216,6 +227,7 @@ func (s *Store) Add(t *Trace) {
 	if t == nil {
 		return
 	}
+	upgrade(t)
 	if t.ID == "" {
 		t.ID = NewTraceID().String()
 	}
@@ -272,9 +284,14 @@ func (s *Store) insert(t *Trace, size int64, seg uint64) *entry {
 	}
 	s.entries = append(s.entries, e)
 	s.bytes += size
+	if old := s.byID[t.ID]; old != nil {
+		// A call id seen again (a hand-written file): the newer counts.
+		s.unindexTrace(old)
+		old.dead = true
+	}
 	s.byID[t.ID] = e
-	if t.RequestID != "" {
-		s.byReq[t.RequestID] = e
+	if t.TraceID != "" {
+		s.byTrace[t.TraceID] = append(s.byTrace[t.TraceID], e)
 	}
 	for len(s.entries)-s.head > s.lim.MaxCount || s.bytes > s.lim.MaxBytes {
 		s.evictOldest()
@@ -287,12 +304,11 @@ func (s *Store) evictOldest() {
 	s.entries[s.head] = nil
 	s.head++
 	s.bytes -= old.size
-	// A newer trace may share the W3C trace id; only drop our own index.
 	if s.byID[old.t.ID] == old {
 		delete(s.byID, old.t.ID)
 	}
-	if s.byReq[old.t.RequestID] == old {
-		delete(s.byReq, old.t.RequestID)
+	if !old.dead {
+		s.unindexTrace(old)
 	}
 	if s.disk != nil {
 		for _, seg := range old.segs {
@@ -309,23 +325,67 @@ func (s *Store) evictOldest() {
 	}
 }
 
-func (s *Store) lookup(id string) *entry {
-	if e, ok := s.byID[id]; ok {
-		return e
+// unindexTrace drops e from its W3C trace's list. Evicted entries are the
+// oldest, so they are almost always first.
+func (s *Store) unindexTrace(e *entry) {
+	id := e.t.TraceID
+	list := s.byTrace[id]
+	for i, x := range list {
+		if x == e {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
 	}
-	return s.byReq[id]
+	if len(list) == 0 {
+		delete(s.byTrace, id)
+	} else {
+		s.byTrace[id] = list
+	}
 }
 
-// Get returns a trace by trace id or request id. When calls share a W3C
-// trace id, the newest is returned. The trace must not be modified.
+// lookup finds a call by its own id or, when id is a W3C trace id, the one
+// call of that trace visible accepts (nil: every call). Callers hold mu.
+func (s *Store) lookup(id string, visible func(*Trace) bool) (*entry, error) {
+	if e, ok := s.byID[id]; ok && (visible == nil || visible(e.t)) {
+		return e, nil
+	}
+	var found *entry
+	for _, e := range s.byTrace[id] {
+		if visible != nil && !visible(e.t) {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("%q: %w", id, ErrAmbiguous)
+		}
+		found = e
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%q: %w", id, ErrNotFound)
+	}
+	return found, nil
+}
+
+// Get returns a call by its id, or by a W3C trace id that exactly one
+// stored call has. The trace must not be modified.
 func (s *Store) Get(id string) (*Trace, bool) {
+	t, err := s.Lookup(id, nil)
+	return t, err == nil
+}
+
+// Lookup returns the call id names: by the call's own id, or by a W3C
+// trace id that exactly one of the calls visible accepts belongs to (nil
+// accepts every call). Feedback passes a filter of the caller's own calls,
+// so another team's call in the same trace neither hides nor replaces
+// them. It returns ErrNotFound or ErrAmbiguous. The trace must not be
+// modified.
+func (s *Store) Lookup(id string, visible func(*Trace) bool) (*Trace, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e := s.lookup(id)
-	if e == nil {
-		return nil, false
+	e, err := s.lookup(id, visible)
+	if err != nil {
+		return nil, err
 	}
-	return e.t, true
+	return e.t, nil
 }
 
 // Search returns the summaries of matching traces, newest first.
@@ -340,6 +400,16 @@ func (s *Store) Search(q Query) []Summary {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if q.TraceID != "" {
+		list := s.byTrace[q.TraceID]
+		out := make([]Summary, 0, min(limit, len(list)))
+		for i := len(list) - 1; i >= 0 && len(out) < limit; i-- {
+			if q.match(list[i], text) {
+				out = append(out, list[i].sum)
+			}
+		}
+		return out
+	}
 	limit = min(limit, len(s.entries)-s.head)
 	out := make([]Summary, 0, limit)
 	for i := len(s.entries) - 1; i >= s.head && len(out) < limit; i-- {
@@ -354,7 +424,10 @@ func (s *Store) Search(q Query) []Summary {
 func (q *Query) match(e *entry, text string) bool {
 	t := &e.sum // inline in the entry: one pointer less per trace scanned
 	switch {
-	case q.Feature != "" && q.Feature != t.Feature,
+	case e.dead:
+		return false
+	case q.TraceID != "" && q.TraceID != t.TraceID,
+		q.Feature != "" && q.Feature != t.Feature,
 		q.Release != "" && q.Release != t.Release,
 		q.Model != "" && q.Model != t.Model,
 		q.Status != "" && q.Status != t.Status,
@@ -369,13 +442,14 @@ func (q *Query) match(e *entry, text string) bool {
 // haystack joins the fields Query.Text looks in. The separator keeps a
 // match from spanning two fields.
 func haystack(t *Trace) string {
-	return strings.ToLower(strings.Join([]string{t.ID, t.RequestID, t.Feature, t.Release, t.Model, t.Error}, "\x00"))
+	return strings.ToLower(strings.Join([]string{t.ID, t.TraceID, t.Feature, t.Release, t.Model, t.Error}, "\x00"))
 }
 
-// Feedback attaches a user signal to a trace, by trace id or request id,
-// and persists it. A zero Time means now. It returns ErrNotFound when the
-// trace is unknown or already evicted, and ErrFeedbackLimit once the trace
-// holds 16 signals.
+// Feedback attaches a user signal to a call, by the call's id or by a W3C
+// trace id only that call has, and persists it. A zero Time means now. It
+// returns ErrNotFound when the call is unknown or already evicted,
+// ErrAmbiguous for a trace id of several calls, and ErrFeedbackLimit once
+// the call holds 16 signals.
 func (s *Store) Feedback(id string, fb Feedback) error {
 	if err := fb.Validate(); err != nil {
 		return err
@@ -389,17 +463,17 @@ func (s *Store) Feedback(id string, fb Feedback) error {
 		return ErrClosed
 	}
 	s.mu.RLock()
-	e := s.lookup(id)
+	e, err := s.lookup(id, nil)
 	s.mu.RUnlock()
-	if e == nil {
-		return fmt.Errorf("feedback for %q: %w", id, ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("feedback for %w", err)
 	}
 	if len(e.t.Feedback) >= maxFeedback {
 		return fmt.Errorf("feedback for %q: %w (%d)", id, ErrFeedbackLimit, maxFeedback)
 	}
 	var seg uint64
 	if s.disk != nil {
-		line, err := feedbackLine(&feedbackRecord{ID: e.t.ID, RequestID: e.t.RequestID, Feedback: fb})
+		line, err := feedbackLine(&feedbackRecord{ID: e.t.ID, Feedback: fb})
 		if err != nil {
 			return fmt.Errorf("feedback for %q: %w", id, err)
 		}
@@ -475,6 +549,7 @@ func (fb *Feedback) Validate() error {
 func (t *Trace) Summary() Summary {
 	s := Summary{
 		ID:           t.ID,
+		TraceID:      t.TraceID,
 		Start:        t.Start,
 		Duration:     t.Duration,
 		Node:         t.Node,
@@ -608,4 +683,17 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close trace store %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// upgrade brings a trace of the older shape, whose ID was the W3C trace id
+// and RequestID the call's own, to the current one: ID the call, TraceID
+// the W3C trace. A current trace (TraceID set, or ID and RequestID equal)
+// is left alone.
+func upgrade(t *Trace) {
+	if t.TraceID == "" && t.RequestID != "" && t.ID != t.RequestID {
+		t.TraceID, t.ID = t.ID, t.RequestID
+	}
+	if t.RequestID == "" {
+		t.RequestID = t.ID
+	}
 }

@@ -14,12 +14,13 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// mk builds a distinct trace; i fixes its id, request id and start.
+// mk builds a distinct call; i fixes its id, W3C trace id and start.
 func mk(i int) *Trace {
 	features := []string{"support-answer", "summarise", "classify"}
 	models := []string{"gpt-4o-mini", "claude-haiku", "sim-small"}
 	t := &Trace{
-		ID:           fmt.Sprintf("%032x", i+1),
+		ID:           fmt.Sprintf("req-%d", i),
+		TraceID:      fmt.Sprintf("%032x", i+1),
 		RequestID:    fmt.Sprintf("req-%d", i),
 		Start:        t0.Add(time.Duration(i) * time.Second),
 		Duration:     Millis(100 + i%50),
@@ -79,9 +80,9 @@ func ids(sums []Summary) string {
 }
 
 func idNum(id string) int {
-	var n int
-	fmt.Sscanf(id, "%x", &n)
-	return n - 1
+	n := -1
+	fmt.Sscanf(id, "req-%d", &n)
+	return n
 }
 
 // uniform builds traces 10..19 that all encode to the same size.
@@ -402,21 +403,86 @@ func TestSearch(t *testing.T) {
 	}
 }
 
-func TestGetSharedTraceID(t *testing.T) {
-	s := open(t, "", Limits{MaxCount: 2})
+// TestSharedTraceIDTakesNothingOver: calls of one W3C trace, such as two
+// teams' keys sending the same traceparent, each keep their own record.
+// Their own ids find each of them; the trace id finds one only where it is
+// unambiguous (or unambiguous among the calls a caller may see), and lists
+// them all.
+func TestSharedTraceIDTakesNothingOver(t *testing.T) {
+	s := open(t, "", Limits{MaxCount: 3})
 	a, b := mk(1), mk(2)
-	b.ID = a.ID // two calls in one distributed trace
+	a.Team, b.Team = "red", "blue"
+	b.TraceID = a.TraceID // the same traceparent
 	s.Add(a)
+	if got, ok := s.Get(a.TraceID); !ok || got.ID != "req-1" {
+		t.Fatalf("Get by a trace id only one call has: %v %v", got, ok)
+	}
 	s.Add(b)
-	if got, _ := s.Get(a.ID); got.RequestID != "req-2" {
-		t.Fatalf("Get by shared trace id: got %s, want the newest, req-2", got.RequestID)
+	for _, id := range []string{"req-1", "req-2"} {
+		if got, ok := s.Get(id); !ok || got.ID != id {
+			t.Fatalf("Get(%s) = %v, %v", id, got, ok)
+		}
 	}
-	if got, _ := s.Get("req-1"); got.RequestID != "req-1" {
-		t.Fatalf("Get by request id: got %s, want req-1", got.RequestID)
+	if _, err := s.Lookup(a.TraceID, nil); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("Lookup by the shared trace id: %v, want ErrAmbiguous", err)
 	}
-	s.Add(mk(3)) // evicts a; b must stay reachable by the shared id
-	if got, ok := s.Get(a.ID); !ok || got.RequestID != "req-2" {
-		t.Fatalf("after evicting the older call: got %v %v, want req-2", got, ok)
+	red := func(t *Trace) bool { return t.Team == "red" }
+	if got, err := s.Lookup(a.TraceID, red); err != nil || got.ID != "req-1" {
+		t.Fatalf("red's lookup by the shared trace id: %v %v, want its own call", got, err)
+	}
+	if err := s.Feedback(a.TraceID, Feedback{Thumbs: "up"}); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("feedback by the shared trace id: %v, want ErrAmbiguous", err)
+	}
+	if err := s.Feedback("req-1", Feedback{Thumbs: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get("req-2"); len(got.Feedback) != 0 {
+		t.Fatalf("feedback reached the other team's call: %+v", got.Feedback)
+	}
+	if got := ids(s.Search(Query{TraceID: a.TraceID})); got != "2,1" {
+		t.Fatalf("calls of the trace: %s, want 2,1", got)
+	}
+	s.Add(mk(3))
+	s.Add(mk(4)) // evicts a; b is the trace's one call again
+	if got, ok := s.Get(a.TraceID); !ok || got.ID != "req-2" {
+		t.Fatalf("after evicting the older call: %v %v, want req-2", got, ok)
+	}
+	if got := ids(s.Search(Query{TraceID: a.TraceID})); got != "2" {
+		t.Fatalf("calls of the trace after eviction: %s", got)
+	}
+}
+
+// TestReadsSegmentsOfTheOlderShape replays a segment written when a trace's
+// id was its W3C trace id: the call keeps its own id, the trace id moves
+// aside, and feedback written then still finds its call.
+func TestReadsSegmentsOfTheOlderShape(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-1","start":"2026-11-01T12:00:00Z","duration_ms":5,"entry":"chat","requested_model":"m","status":"ok","http_status":200,"input_tokens":1,"output_tokens":1,"cost_usd":0}}
+{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-2","start":"2026-11-01T12:00:01Z","duration_ms":5,"entry":"chat","requested_model":"m","status":"ok","http_status":200,"input_tokens":1,"output_tokens":1,"cost_usd":0}}
+{"feedback":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r-old-1","feedback":{"time":"2026-11-01T12:01:00Z","thumbs":"down"}}}
+`
+	if err := os.WriteFile(filepath.Join(dir, segName(1)), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, Limits{})
+	one, ok := s.Get("r-old-1")
+	if !ok || one.TraceID != "0af7651916cd43dd8448eb211c80319c" || len(one.Feedback) != 1 {
+		t.Fatalf("the older call: %+v %v", one, ok)
+	}
+	if two, _ := s.Get("r-old-2"); len(two.Feedback) != 0 {
+		t.Fatalf("the feedback reached the other call of the trace")
+	}
+	if n := len(s.Search(Query{TraceID: "0af7651916cd43dd8448eb211c80319c"})); n != 2 {
+		t.Fatalf("%d calls listed for the older trace, want 2", n)
+	}
+	// Feedback written now names the call, and survives a reopen.
+	if err := s.Feedback("r-old-2", Feedback{Thumbs: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, dir, Limits{})
+	if two, _ := s.Get("r-old-2"); len(two.Feedback) != 1 {
+		t.Fatalf("feedback after reopen: %+v", two.Feedback)
 	}
 }
 
@@ -426,7 +492,7 @@ func TestSummary(t *testing.T) {
 	tr.Validation = []string{"$.answer: required", "$.sources: too short"}
 	tr.Feedback = []Feedback{{Thumbs: "down"}, {Score: &score}, {Comment: "later note"}}
 	sum := tr.Summary()
-	want := Summary{ID: tr.ID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
+	want := Summary{ID: tr.ID, TraceID: tr.TraceID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
 		Model: tr.Model, Status: "error", HTTPStatus: 502, ErrorCode: "upstream_timeout", InputTokens: 14,
 		OutputTokens: 24, CostUSD: 0.001, Validation: 2, Feedback: "0.8"}
 	if sum != want {
@@ -540,6 +606,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	line, _, _ := traceLine(mk(3))
 	f.Add(line)
 	f.Add([]byte(`{"feedback":{"id":"ab","feedback":{"thumbs":"up"}}}`))
+	f.Add([]byte(`{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r1","start":"2026-11-01T12:00:00Z"}}`))
+	f.Add([]byte(`{"feedback":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r1","feedback":{"score":1,"comment":"\u00e9"}}}`))
+	f.Add([]byte(`{"trace":{"id":"a","feedback":[{"thumbs":"sideways"}],"attrs":{"k":"v"}},"feedback":null}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		r, err := decodeRecord(line)
 		if err != nil {
@@ -564,6 +633,16 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) {
 			t.Fatalf("id changed on round trip: %s", again)
+		}
+		// A second round trip changes nothing at all.
+		var third []byte
+		if r2.Trace != nil {
+			third, _, err = traceLine(r2.Trace)
+		} else {
+			third, err = feedbackLine(r2.Feedback)
+		}
+		if err != nil || string(third) != string(again) {
+			t.Fatalf("the record is not stable on a second round trip:\n%s\n%s", again, third)
 		}
 	})
 }
@@ -729,4 +808,61 @@ func TestAddUnencodableTrace(t *testing.T) {
 	if st := s.Stats(); st.Count != 0 || st.Dropped != 1 || st.WriteErrors != 0 || st.LastError == "" {
 		t.Fatalf("stats after an unencodable trace: %+v", st)
 	}
+}
+
+// FuzzReplaySegment opens a store over a segment file of arbitrary bytes,
+// as a restart after a crash, a full disk or a hand edit would. Opening
+// never fails on content and never panics; every call it keeps is found by
+// its own id, listed by its W3C trace, within the bounds, and the store
+// takes new traces and feedback afterwards.
+func FuzzReplaySegment(f *testing.F) {
+	line := func(t *Trace) string {
+		b, _, _ := traceLine(t)
+		return string(b)
+	}
+	old := mk(2)
+	old.ID, old.TraceID = old.TraceID, "" // the older shape: W3C id as the id
+	f.Add([]byte(line(mk(1)) + line(mk(2)) + `{"feedback":{"id":"req-1","feedback":{"thumbs":"up"}}}` + "\n"))
+	f.Add([]byte(line(old) + `{"feedback":{"id":"` + old.ID + `","request_id":"req-2","feedback":{"score":0.5}}}` + "\n"))
+	f.Add([]byte(line(mk(1)) + `{"trace":{"id":"req-1","trace_id":"x"}}` + "\n" + `{"trace":` + "\n"))
+	f.Add([]byte(strings.Repeat(`{"feedback":{"id":"req-1","feedback":{"comment":"c"}}}`+"\n", 20)))
+	f.Add([]byte("\x00\xff\n\n{}\n[]\nnull\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, segName(1)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lim := Limits{MaxCount: 50, MaxBytes: 1 << 20}
+		s, err := Open(dir, lim)
+		if err != nil {
+			t.Fatalf("a segment's content made Open fail: %v", err)
+		}
+		defer s.Close()
+		st := s.Stats()
+		if st.Count > lim.MaxCount || st.Bytes > lim.MaxBytes {
+			t.Fatalf("replay kept %d traces, %d bytes, past %+v", st.Count, st.Bytes, lim)
+		}
+		for _, sum := range s.Search(Query{Limit: lim.MaxCount}) {
+			tr, err := s.Lookup(sum.ID, func(x *Trace) bool { return x.ID == sum.ID })
+			if err != nil || tr.ID != sum.ID {
+				t.Fatalf("a replayed call %q is not found by its id: %v", sum.ID, err)
+			}
+			if len(tr.Feedback) > maxFeedback {
+				t.Fatalf("a replayed call holds %d feedback records", len(tr.Feedback))
+			}
+			if sum.TraceID != "" {
+				found := false
+				for _, c := range s.Search(Query{TraceID: sum.TraceID, Limit: lim.MaxCount}) {
+					found = found || c.ID == sum.ID
+				}
+				if !found {
+					t.Fatalf("a replayed call is missing from its trace %q", sum.TraceID)
+				}
+			}
+		}
+		s.Add(mk(99))
+		if err := s.Feedback("req-99", Feedback{Thumbs: "up"}); err != nil {
+			t.Fatalf("feedback after replay: %v", err)
+		}
+	})
 }

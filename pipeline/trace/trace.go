@@ -8,9 +8,16 @@ import "time"
 // Trace is what Gantry keeps of one call. It never holds a key or a
 // provider credential; prompt and response bodies appear only redacted or
 // when the feature turns capture on.
+//
+// ID is the call's own id (its request id), chosen by the agent: what
+// lookups and feedback address. TraceID is the W3C trace the call belongs
+// to, which the caller may choose with traceparent and which any number of
+// calls share. Records written before the two were apart have the W3C id in
+// ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
-	ID        string    `json:"id"`         // W3C trace id, 32 hex digits
-	RequestID string    `json:"request_id"` // unique per call
+	ID        string    `json:"id"`                 // the call's id, unique per call
+	TraceID   string    `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
+	RequestID string    `json:"request_id"`         // the same as ID
 	Start     time.Time `json:"start"`
 	Duration  Millis    `json:"duration_ms"`
 	Node      string    `json:"node,omitempty"` // agent that served it
@@ -115,7 +122,8 @@ func (m Millis) D() time.Duration { return time.Duration(float64(m) * float64(ti
 
 // Summary is the short form the live feed and trace lists carry.
 type Summary struct {
-	ID           string    `json:"id"`
+	ID           string    `json:"id"`                 // the call's id
+	TraceID      string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
 	Start        time.Time `json:"start"`
 	Duration     Millis    `json:"duration_ms"`
 	Node         string    `json:"node,omitempty"`

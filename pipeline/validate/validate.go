@@ -77,11 +77,31 @@ func (refuseLoader) Load(url string) (any, error) {
 // Compile compiles a schema given as decoded YAML or JSON (a mapping or a
 // boolean), or as JSON bytes. The draft is 2020-12 unless the schema names
 // another with $schema; format keywords are asserted, not just annotations.
+// The schema must keep the bounds of limits.go on depth and numbers.
 func Compile(schema any) (*Schema, error) {
-	doc, err := normalize(schema)
+	doc, err := normalize(schema, MaxSchemaBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
 	}
+	return compile(doc)
+}
+
+// CompileCaller compiles a schema a caller sent (response_format) under
+// the stricter bounds of a caller's schema: MaxCallerSchemaBytes, every
+// $ref within the schema and none circular, MaxCallerSchemaNodes once they
+// are expanded. The gateway calls it before anything is spent on the call.
+func CompileCaller(raw []byte) (*Schema, error) {
+	doc, err := normalize(raw, MaxCallerSchemaBytes)
+	if err == nil {
+		err = checkCaller(doc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
+	}
+	return compile(doc)
+}
+
+func compile(doc any) (*Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
@@ -98,7 +118,7 @@ func Compile(schema any) (*Schema, error) {
 
 // normalize brings a schema to the form the compiler wants: values as
 // encoding/json decodes them, numbers as json.Number.
-func normalize(schema any) (any, error) {
+func normalize(schema any, maxBytes int) (any, error) {
 	var raw []byte
 	switch s := schema.(type) {
 	case nil:
@@ -116,12 +136,15 @@ func normalize(schema any) (any, error) {
 		}
 		raw = b
 	}
-	if len(raw) > MaxSchemaBytes {
-		return nil, fmt.Errorf("schema is %d bytes, more than the limit of %d", len(raw), MaxSchemaBytes)
+	if len(raw) > maxBytes {
+		return nil, fmt.Errorf("schema is %d bytes, more than the limit of %d", len(raw), maxBytes)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("schema is not JSON: %v", err)
+	}
+	if err := checkShape(doc); err != nil {
+		return nil, err
 	}
 	switch doc.(type) {
 	case map[string]any, bool:
@@ -156,11 +179,18 @@ func (s *Schema) Validate(output []byte) []Failure {
 	if f != nil {
 		return []Failure{*f}
 	}
-	return s.ValidateValue(v)
+	return s.validate(v) // Decode checked the shape
 }
 
 // ValidateValue checks a decoded value (numbers as json.Number or float64).
 func (s *Schema) ValidateValue(v any) []Failure {
+	if f := checkOutputShape(v); f != nil {
+		return []Failure{*f}
+	}
+	return s.validate(v)
+}
+
+func (s *Schema) validate(v any) []Failure {
 	err := s.s.Validate(v)
 	if err == nil {
 		return nil
@@ -201,6 +231,9 @@ func Decode(data []byte) (any, *Failure) {
 	if rest := bytes.TrimSpace(data[off:]); len(rest) > 0 {
 		line, col := lineCol(data, off+bytes.Index(data[off:], rest[:1]))
 		return nil, &Failure{Reason: fmt.Sprintf("invalid JSON at line %d, column %d: text after the JSON value", line, col)}
+	}
+	if f := checkOutputShape(v); f != nil {
+		return nil, f
 	}
 	return v, nil
 }

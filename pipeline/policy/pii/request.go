@@ -1,8 +1,10 @@
 package pii
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +31,7 @@ const (
 	fMetadata
 	fUser
 	fStop
+	fRaw // a string inside forwarded JSON; key is its whole path
 )
 
 // String is the field's path, e.g. messages[2].content or
@@ -39,7 +42,7 @@ func (f Field) String() string {
 	case fContent:
 		return "messages[" + i + "].content"
 	case fContentPart:
-		return "messages[" + i + "].content[" + j + "].text"
+		return "messages[" + i + "].content[" + j + "]." + f.key
 	case fName:
 		return "messages[" + i + "].name"
 	case fToolCallName:
@@ -54,6 +57,8 @@ func (f Field) String() string {
 		return "user"
 	case fStop:
 		return "stop[" + i + "]"
+	case fRaw:
+		return f.key
 	}
 	return "?"
 }
@@ -82,9 +87,7 @@ func EachText(req *chat.Request, fn func(f Field, text string) string) error {
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		if m.Content.Parts != nil {
-			if err := eachPart(i, &m.Content, fn); err != nil {
-				return err
-			}
+			eachPart(i, &m.Content, fn)
 		} else {
 			m.Content.Text = fn(Field{kind: fContent, i: i}, m.Content.Text)
 		}
@@ -99,9 +102,42 @@ func EachText(req *chat.Request, fn func(f Field, text string) string) error {
 			fc.Arguments = fn(Field{kind: fToolCallArgs, i: i, j: j}, fc.Arguments)
 		}
 	}
+	// Tools, the response format, metadata and stops may be shared with
+	// the configuration (a release's own); what changes is copied first.
+	toolsCopied := false
 	for i := range req.Tools {
-		if d := req.Tools[i].Function.Description; d != "" {
-			req.Tools[i].Function.Description = fn(Field{kind: fToolDescription, i: i}, d)
+		fnc := req.Tools[i].Function
+		changed := false
+		if d := fnc.Description; d != "" {
+			fnc.Description = fn(Field{kind: fToolDescription, i: i}, d)
+			changed = fnc.Description != d
+		}
+		rawChanged, err := eachRaw("tools["+strconv.Itoa(i)+"].function.parameters", &fnc.Parameters, fn)
+		if err != nil {
+			return err
+		}
+		if changed || rawChanged {
+			if !toolsCopied {
+				req.Tools, toolsCopied = slices.Clone(req.Tools), true
+			}
+			req.Tools[i].Function = fnc
+		}
+	}
+	if rf := req.ResponseFormat; rf != nil && rf.JSONSchema != nil {
+		js := *rf.JSONSchema
+		changed := false
+		if d := js.Description; d != "" {
+			js.Description = fn(Field{kind: fRaw, key: "response_format.json_schema.description"}, d)
+			changed = js.Description != d
+		}
+		rawChanged, err := eachRaw("response_format.json_schema.schema", &js.Schema, fn)
+		if err != nil {
+			return err
+		}
+		if changed || rawChanged {
+			f := *rf
+			f.JSONSchema = &js
+			req.ResponseFormat = &f
 		}
 	}
 	if len(req.Metadata) > 0 {
@@ -110,60 +146,105 @@ func EachText(req *chat.Request, fn func(f Field, text string) string) error {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
+		copied := false
 		for _, k := range keys {
-			req.Metadata[k] = fn(Field{kind: fMetadata, key: k}, req.Metadata[k])
+			v := req.Metadata[k]
+			if out := fn(Field{kind: fMetadata, key: k}, v); out != v {
+				if !copied {
+					req.Metadata, copied = maps.Clone(req.Metadata), true
+				}
+				req.Metadata[k] = out
+			}
 		}
 	}
 	if req.User != "" {
 		req.User = fn(Field{kind: fUser}, req.User)
 	}
-	for i := range req.Stop {
-		req.Stop[i] = fn(Field{kind: fStop, i: i}, req.Stop[i])
+	stopCopied := false
+	for i, v := range req.Stop {
+		if out := fn(Field{kind: fStop, i: i}, v); out != v {
+			if !stopCopied {
+				req.Stop, stopCopied = slices.Clone(req.Stop), true
+			}
+			req.Stop[i] = out
+		}
 	}
 	return nil
 }
 
-// eachPart visits the text parts of a multi-part content and re-encodes
-// the parts that change, keeping every other part and property verbatim.
-func eachPart(i int, c *chat.Content, fn func(Field, string) string) error {
-	changed := false
-	for j, raw := range c.Parts {
-		var p map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return fmt.Errorf("messages[%d].content[%d]: %w", i, j, err)
-		}
-		var typ, text string
-		_ = json.Unmarshal(p["type"], &typ)
-		if typ != "text" || json.Unmarshal(p["text"], &text) != nil {
+// eachPart visits the text and refusal parts of a multi-part content: the
+// same typed values the upstream is sent.
+func eachPart(i int, c *chat.Content, fn func(Field, string) string) {
+	for j := range c.Parts {
+		p := &c.Parts[j]
+		var text string
+		switch p.Type {
+		case chat.PartText:
+			text = p.Text
+		case chat.PartRefusal:
+			text = p.Refusal
+		default:
 			continue
 		}
-		if out := fn(Field{kind: fContentPart, i: i, j: j}, text); out != text {
-			enc, err := json.Marshal(out)
-			if err != nil {
-				return err
-			}
-			p["text"] = enc
-			if c.Parts[j], err = json.Marshal(p); err != nil {
-				return err
-			}
-			changed = true
+		if out := fn(Field{kind: fContentPart, i: i, j: j, key: p.Type}, text); out != text {
+			c.SetPartText(j, out)
 		}
 	}
-	if changed {
-		// Text mirrors the text parts, joined as chat.Content decodes them.
-		var texts []string
-		for _, raw := range c.Parts {
-			var p struct {
-				Type string  `json:"type"`
-				Text *string `json:"text"`
+}
+
+// eachRaw visits every string value inside forwarded JSON (a tool's
+// parameters, a response schema): a model reads their descriptions and
+// enums as it reads messages. Field names are the JSON pointer below path.
+// When a text changes the value is encoded anew, its keys then sorted.
+func eachRaw(path string, raw *json.RawMessage, fn func(Field, string) string) (bool, error) {
+	if len(*raw) == 0 {
+		return false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(*raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	changed := false
+	var walk func(v any, at string) any
+	walk = func(v any, at string) any {
+		switch x := v.(type) {
+		case string:
+			out := fn(Field{kind: fRaw, key: path + at}, x)
+			changed = changed || out != x
+			return out
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i], at+"/"+strconv.Itoa(i))
 			}
-			if json.Unmarshal(raw, &p) == nil && p.Type == "text" && p.Text != nil {
-				texts = append(texts, *p.Text)
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys) // findings come in the same order each walk
+			for _, k := range keys {
+				x[k] = walk(x[k], at+"/"+pointerToken(k))
 			}
 		}
-		c.Text = strings.Join(texts, "\n")
+		return v
 	}
-	return nil
+	v = walk(v, "")
+	if !changed {
+		return false, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	*raw = b
+	return true, nil
+}
+
+// pointerToken escapes a key for a JSON pointer (RFC 6901).
+func pointerToken(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 // ScanRequest returns the findings in every text field of req.

@@ -28,7 +28,7 @@ const requestBody = `{
     {"role": "user", "name": "kim", "content": [
       {"type": "text", "text": "I am kim@corp.kr"},
       {"type": "image_url", "image_url": {"url": "https://x.example/a.png"}},
-      {"type": "text", "text": "card 4111 1111 1111 1111", "cache": true}
+      {"type": "text", "text": "card 4111 1111 1111 1111"}
     ]},
     {"role": "assistant", "content": null, "tool_calls": [
       {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"email\":\"kim@corp.kr\"}"}}
@@ -75,15 +75,11 @@ func TestRedactRequest(t *testing.T) {
 	if want := "I am [EMAIL_1]\ncard [CARD_1]"; m.Content.Text != want {
 		t.Fatalf("content text %q, want %q", m.Content.Text, want)
 	}
-	var part map[string]any
-	if err := json.Unmarshal(m.Content.Parts[2], &part); err != nil {
-		t.Fatal(err)
+	if got := m.Content.Parts[2].Text; got != "card [CARD_1]" {
+		t.Fatalf("part 2 text %q, want it redacted", got)
 	}
-	if part["text"] != "card [CARD_1]" || part["cache"] != true {
-		t.Fatalf("part 2 = %v, want redacted text and its other properties kept", part)
-	}
-	if string(m.Content.Parts[1]) != `{"type": "image_url", "image_url": {"url": "https://x.example/a.png"}}` {
-		t.Fatalf("image part changed: %s", m.Content.Parts[1])
+	if b, _ := json.Marshal(m.Content.Parts[1]); string(b) != `{"type":"image_url","image_url":{"url":"https://x.example/a.png"}}` {
+		t.Fatalf("image part changed: %s", b)
 	}
 	if got := req.Messages[2].ToolCalls[0].Function.Arguments; got != `{"email":"[EMAIL_1]"}` {
 		t.Fatalf("arguments %q", got)
@@ -97,5 +93,40 @@ func TestRedactRequest(t *testing.T) {
 	// After redaction nothing is left to find.
 	if left, _ := ScanRequest(req); len(left) != 0 {
 		t.Fatalf("findings after redaction: %+v", left)
+	}
+}
+
+// TestRedactInsideForwardedJSON: text a model reads inside a tool's
+// parameters or a response schema is scanned and redacted like a message,
+// and a request's tools shared with the configuration are not written to.
+func TestRedactInsideForwardedJSON(t *testing.T) {
+	req := decodeRequest(t, `{"model":"m","messages":[{"role":"user","content":"hi"}],
+	  "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"to":{"type":"string","description":"for example kim@corp.kr"}}}}}],
+	  "response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","description":"or ops@corp.kr"}}}}`)
+	shared := req.Tools
+	sharedParams := string(shared[0].Function.Parameters)
+	ff, err := ScanRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, f := range ff {
+		fields = append(fields, f.Field.String())
+	}
+	want := []string{"tools[0].function.parameters/properties/to/description", "response_format.json_schema.schema/description"}
+	if strings.Join(fields, " ") != strings.Join(want, " ") {
+		t.Fatalf("findings in %q, want %q", fields, want)
+	}
+	if err := RedactRequest(req, ff); err != nil {
+		t.Fatal(err)
+	}
+	if p := string(req.Tools[0].Function.Parameters); strings.Contains(p, "kim@corp.kr") || !strings.Contains(p, "[EMAIL_1]") {
+		t.Fatalf("parameters sent: %s", p)
+	}
+	if s := string(req.ResponseFormat.JSONSchema.Schema); strings.Contains(s, "ops@corp.kr") {
+		t.Fatalf("schema sent: %s", s)
+	}
+	if string(shared[0].Function.Parameters) != sharedParams {
+		t.Fatalf("the shared tools were written to: %s", shared[0].Function.Parameters)
 	}
 }
