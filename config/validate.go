@@ -72,7 +72,8 @@ func (cfg *Config) Validate() error {
 		path := fmt.Sprintf("providers[%d]", i)
 		c.name(path+".name", "provider", p.Name, providers)
 		switch p.Kind {
-		case KindOpenAI, KindAnthropic:
+		case KindOpenAI, KindAnthropic, KindGemini, KindAzure, KindBedrock, KindMistral, KindGroq, KindTogether,
+			KindFireworks, KindDeepSeek, KindOpenRouter, KindVLLM, KindOllama, KindLlamaCpp:
 			if p.BaseURL != "" {
 				if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					c.add(path+".base_url", "%q is not an http or https URL", p.BaseURL)
@@ -86,8 +87,9 @@ func (cfg *Config) Validate() error {
 				c.sim(path+".sim", *p.Sim)
 			}
 		default:
-			c.add(path+".kind", "unknown kind %q (want %s, %s or %s)", p.Kind, KindOpenAI, KindAnthropic, KindSim)
+			c.add(path+".kind", "unknown kind %q (want one of %v)", p.Kind, Kinds)
 		}
+		c.providerSettings(path, p)
 		if p.APIKeyEnv != "" && !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(p.APIKeyEnv) {
 			c.add(path+".api_key_env", "%q is not an environment variable name (the key itself never goes in the config)", p.APIKeyEnv)
 		}
@@ -103,6 +105,7 @@ func (cfg *Config) Validate() error {
 		c.price(path+".price.input", m.Price.Input)
 		c.price(path+".price.output", m.Price.Output)
 		c.price(path+".price.cached_input", m.Price.CachedInput)
+		c.price(path+".price.reasoning", m.Price.Reasoning)
 	}
 
 	routes := map[string]bool{}

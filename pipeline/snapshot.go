@@ -102,7 +102,11 @@ func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
 }
 
 func sameProvider(a, b config.Provider) bool {
-	if a.Name != b.Name || a.Kind != b.Kind || a.BaseURL != b.BaseURL || a.APIKeyEnv != b.APIKeyEnv {
+	if a.Name != b.Name || a.Kind != b.Kind || a.BaseURL != b.BaseURL || a.APIKeyEnv != b.APIKeyEnv ||
+		a.Preset != b.Preset || a.APIVersion != b.APIVersion || a.Auth != b.Auth || a.Region != b.Region {
+		return false
+	}
+	if (a.AWS == nil) != (b.AWS == nil) || a.AWS != nil && *a.AWS != *b.AWS {
 		return false
 	}
 	if (a.Sim == nil) != (b.Sim == nil) {
