@@ -367,6 +367,16 @@ func geminiCallID(fc *geminiFunctionCall, n int) string {
 	return "call_" + strconv.Itoa(n)
 }
 
+// compactArgs writes a function call's arguments as OpenAI does: one line
+// of JSON, {} when there are none.
+func compactArgs(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if len(raw) == 0 || string(raw) == "null" || json.Compact(&b, raw) != nil {
+		return "{}"
+	}
+	return b.String()
+}
+
 func decodeGeminiResponse(data []byte, model string, now time.Time) (*chat.Response, error) {
 	var r geminiResponse
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -394,10 +404,7 @@ func decodeGeminiResponse(data []byte, model string, now time.Time) (*chat.Respo
 		switch {
 		case p.Thought:
 		case p.FunctionCall != nil:
-			args := string(p.FunctionCall.Args)
-			if args == "" || args == "null" {
-				args = "{}"
-			}
+			args := compactArgs(p.FunctionCall.Args)
 			msg.ToolCalls = append(msg.ToolCalls, chat.ToolCall{ID: geminiCallID(p.FunctionCall, len(msg.ToolCalls)), Type: "function",
 				Function: chat.FunctionCall{Name: p.FunctionCall.Name, Arguments: args}})
 		default:
@@ -467,10 +474,7 @@ func (d *geminiDecoder) decode(ev sseEvent) (*chat.Chunk, error) {
 			case p.FunctionCall != nil:
 				n := d.calls
 				d.calls++
-				args := string(p.FunctionCall.Args)
-				if args == "" || args == "null" {
-					args = "{}"
-				}
+				args := compactArgs(p.FunctionCall.Args)
 				delta.ToolCalls = append(delta.ToolCalls, chat.ToolCall{Index: &n, ID: geminiCallID(p.FunctionCall, n), Type: "function",
 					Function: chat.FunctionCall{Name: p.FunctionCall.Name, Arguments: args}})
 			default:
