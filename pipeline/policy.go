@@ -168,7 +168,7 @@ func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() // the prompt stage always sets one
 	worst := 0.0
 	for _, t := range c.Route.all() {
-		worst = max(worst, budget.WorstCase(t.Model.Price, c.InputTokens, maxOut))
+		worst = max(worst, budget.WorstCase(t.Price.Price, c.InputTokens, maxOut))
 	}
 	return worst
 }
