@@ -39,6 +39,9 @@ type Preset struct {
 	// json_schema format becomes json_object with the schema as an
 	// instruction, and the release's validation checks the answer.
 	JSONObjectOnly bool
+	// NoDimensions: the server's embeddings have a fixed size, so a
+	// request for shorter ones is refused.
+	NoDimensions bool
 	// Mistral: tool_choice "required" is "any", seed is random_seed, user
 	// is unknown, and tool call ids are nine letters or digits.
 	Mistral bool
@@ -49,15 +52,15 @@ type Preset struct {
 
 // presets by name; config.Presets lists the same names.
 var presets = map[string]*Preset{
-	config.KindMistral:    {Name: config.KindMistral, BaseURL: "https://api.mistral.ai/v1", NeedsKey: true, MaxTokensOnly: true, Mistral: true},
+	config.KindMistral:    {Name: config.KindMistral, BaseURL: "https://api.mistral.ai/v1", NeedsKey: true, MaxTokensOnly: true, Mistral: true, NoDimensions: true},
 	config.KindGroq:       {Name: config.KindGroq, BaseURL: "https://api.groq.com/openai/v1", NeedsKey: true, StreamUsage: true, NoMessageName: true, Usage: groqUsage},
 	config.KindTogether:   {Name: config.KindTogether, BaseURL: "https://api.together.xyz/v1", NeedsKey: true, MaxTokensOnly: true},
 	config.KindFireworks:  {Name: config.KindFireworks, BaseURL: "https://api.fireworks.ai/inference/v1", NeedsKey: true, MaxTokensOnly: true},
 	config.KindDeepSeek:   {Name: config.KindDeepSeek, BaseURL: "https://api.deepseek.com/v1", NeedsKey: true, StreamUsage: true, MaxTokensOnly: true, JSONObjectOnly: true, Usage: deepSeekUsage},
 	config.KindOpenRouter: {Name: config.KindOpenRouter, BaseURL: "https://openrouter.ai/api/v1", NeedsKey: true, StreamUsage: true},
 	config.KindVLLM:       {Name: config.KindVLLM, StreamUsage: true},
-	config.KindOllama:     {Name: config.KindOllama, BaseURL: "http://localhost:11434/v1", StreamUsage: true, MaxTokensOnly: true, NoForcedTool: true},
-	config.KindLlamaCpp:   {Name: config.KindLlamaCpp, BaseURL: "http://localhost:8080/v1", StreamUsage: true, MaxTokensOnly: true},
+	config.KindOllama:     {Name: config.KindOllama, BaseURL: "http://localhost:11434/v1", StreamUsage: true, MaxTokensOnly: true, NoForcedTool: true, NoDimensions: true},
+	config.KindLlamaCpp:   {Name: config.KindLlamaCpp, BaseURL: "http://localhost:8080/v1", StreamUsage: true, MaxTokensOnly: true, NoDimensions: true},
 }
 
 // LookupPreset returns the named preset.
