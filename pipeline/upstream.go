@@ -71,6 +71,9 @@ func (g *Gateway) route(ctx context.Context, c *Call) error {
 		req.StreamOptions = nil
 		start := time.Now()
 		defer func() { c.Upstream += time.Since(start) }()
+		if c.Embed != nil {
+			return embed(actx, c, a.Target)
+		}
 		if c.Emit == nil {
 			req.Stream = false
 			resp, err := a.Target.Provider.Complete(actx, &req)
