@@ -17,8 +17,8 @@ import (
 
 	"gantry/pipeline"
 	"gantry/pipeline/chat"
-	"gantry/pipeline/internal/gwtest"
 	"gantry/pipeline/inbound/messages"
+	"gantry/pipeline/internal/gwtest"
 	"gantry/pipeline/trace"
 )
 
