@@ -211,9 +211,9 @@ func (r *Request) Chat() (*chat.Request, error) {
 				return nil, chat.BadRequest(p, "a function_call item needs call_id and name")
 			}
 			call := chat.ToolCall{ID: it.CallID, Type: "function", Function: chat.FunctionCall{Name: it.Name, Arguments: it.Arguments}}
-			// Consecutive calls are one assistant turn, as OpenAI's chat
-			// format has them.
-			if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == "assistant" && out.Messages[n-1].Content.Text == "" && len(out.Messages[n-1].ToolCalls) > 0 {
+			// An assistant message and the calls after it are one turn, as
+			// OpenAI's chat format has them.
+			if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == "assistant" {
 				out.Messages[n-1].ToolCalls = append(out.Messages[n-1].ToolCalls, call)
 			} else {
 				out.Messages = append(out.Messages, chat.Message{Role: "assistant", ToolCalls: []chat.ToolCall{call}})
