@@ -140,4 +140,6 @@ type Summary struct {
 	Validation   int       `json:"validation_failures,omitempty"`
 	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
 	Cached       bool      `json:"cached,omitempty"`
+	// PriceUnknown: CostUSD is 0 because the model has no known price.
+	PriceUnknown bool `json:"price_unknown,omitempty"`
 }
