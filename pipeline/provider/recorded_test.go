@@ -631,3 +631,21 @@ func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// TestRateLimitResetOfTheExhaustedLimit: only the limit that ran out sets
+// the wait; OpenAI's token limit, still open, resets in 6 minutes and must
+// not park the route that long.
+func TestRateLimitResetOfTheExhaustedLimit(t *testing.T) {
+	now := time.Now()
+	for name, want := range map[string]time.Duration{
+		"openai/rate-limit.http": 120 * time.Millisecond,
+		"groq/429.http":          7660 * time.Millisecond, // tokens exhausted; Retry-After 7s is shorter
+		"azure/429.http":         1500 * time.Millisecond, // retry-after-ms wins over Retry-After
+		"gemini/429.http":        37 * time.Second,
+	} {
+		step := recording(t, name)
+		if got := waitHint(step.Status, step.Header, step.Body, now); got != want {
+			t.Fatalf("%s: got %v, want %v", name, got, want)
+		}
+	}
+}
