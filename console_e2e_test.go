@@ -100,6 +100,22 @@ func (c *tmuxConsole) waitFor(want ...string) string {
 	return ""
 }
 
+// waitMatch waits until the screen matches the regular expression re.
+func (c *tmuxConsole) waitMatch(re string) string {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(20 * time.Second)
+	var s string
+	for time.Now().Before(deadline) {
+		if s = c.screen(); rx.MatchString(s) {
+			return s
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the screen never matched %s; it shows:\n%s%s", re, s, c.stderrText())
+	return ""
+}
+
 // waitGone waits for the console to quit and tmux with it.
 func (c *tmuxConsole) waitGone() {
 	c.t.Helper()
@@ -179,22 +195,27 @@ func consoleAdminGet[T any](t *testing.T, addr, path string) T {
 	return v
 }
 
-// checkServedRelease checks the label as the admin API shows it, the audit
-// entry of the move, and that the gateway of every agent serves the release.
+// checkServedRelease checks the label as the admin API shows it and that
+// the gateway of every agent serves the release.
 func checkServedRelease(t *testing.T, addrs []string, version int) {
 	t.Helper()
-	addr := addrs[0]
-	f := consoleAdminGet[api.Feature](t, addr, api.ReleasesPath("support-answer"))
+	f := consoleAdminGet[api.Feature](t, addrs[0], api.ReleasesPath("support-answer"))
 	if f.Labels.Production != version {
 		t.Fatalf("production is v%d, want v%d: %+v", f.Labels.Production, version, f.Labels)
 	}
-	audit := consoleAdminGet[api.AuditList](t, addr, api.PathAudit+"?limit=5")
-	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || !strings.HasPrefix(audit.Entries[0].Actor, "token:") ||
-		!strings.Contains(audit.Entries[0].Actor, " (") || !strings.Contains(audit.Entries[0].After, fmt.Sprintf("production=v%d", version)) {
-		t.Fatalf("newest audit entry %+v, want the console's move_label by its token, naming its operator, to v%d", audit.Entries, version)
-	}
 	for _, addr := range addrs {
 		waitServes(t, addr, version)
+	}
+}
+
+// checkConsoleAudit checks that the newest audit entry is the console's
+// label move by its token, naming the operator, to after.
+func checkConsoleAudit(t *testing.T, addr, after string) {
+	t.Helper()
+	audit := consoleAdminGet[api.AuditList](t, addr, api.PathAudit+"?limit=5")
+	if len(audit.Entries) == 0 || audit.Entries[0].Command != "move_label" || !strings.HasPrefix(audit.Entries[0].Actor, "token:") ||
+		!strings.Contains(audit.Entries[0].Actor, " (") || audit.Entries[0].After != after {
+		t.Fatalf("newest audit entry %+v, want the console's move_label by its token, naming its operator, to %s", audit.Entries, after)
 	}
 }
 
@@ -218,7 +239,7 @@ func waitServes(t *testing.T, addr string, version int) {
 		}
 		json.NewDecoder(resp.Body).Decode(&out)
 		resp.Body.Close()
-		if out.Release == want && out.Label == api.LabelProduction {
+		if out.Release == want && out.Label == config.LabelProduction {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -241,8 +262,34 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	t.Run("terminal", func(t *testing.T) {
 		c := startTmux(t, selfCommand("console", "--agent", "http://"+addr, "--token", clusterAdmin))
-		operateConsole(t, c, "p", "Promote support-answer v2 to production?", "done: promote support-answer v1 -> v2")
+		openReleases(t, c)
+		// The example's support-answer: production v1, canary v2 at 10%.
+		// Each dialog's "same as" line is a command that does what the
+		// dialog would: some are run instead of confirming.
+		runSameAs(t, addr, dialog(t, c, "p", "Promote support-answer v2 to production?"))
+		c.press("Escape")
 		checkServedRelease(t, addrs, 2)
+		checkLabels(t, addr, config.Labels{Production: 2})
+		c.waitMatch(`support-answer +v2 +PROD `) // the console saw it too
+		dialog(t, c, "r", "Roll back support-answer production to v1?")
+		confirm(t, c, "done: rollback support-answer production v2 -> v1")
+		checkServedRelease(t, addrs, 1)
+		checkConsoleAudit(t, addr, "production=v1")
+		dialog(t, c, "w", "Send 10% of support-answer traffic to canary v2?")
+		confirm(t, c, "done: canary support-answer v2 at 10%")
+		checkLabels(t, addr, config.Labels{Production: 1, Canary: 2, CanaryWeight: 10})
+		// A rollback during a canary ends the canary; production stays.
+		dialog(t, c, "r", "End the canary v2 of support-answer? Production stays.")
+		confirm(t, c, "done: rollback support-answer: end canary v2")
+		checkLabels(t, addr, config.Labels{Production: 1})
+		checkConsoleAudit(t, addr, "production=v1")
+		checkServedRelease(t, addrs, 1)
+		dialog(t, c, "w", "Send 10% of support-answer traffic to canary v2?")
+		confirm(t, c, "done: canary support-answer v2 at 10%")
+		runSameAs(t, addr, dialog(t, c, "a", "End the canary v2 of support-answer? Production stays."))
+		c.press("Escape")
+		checkLabels(t, addr, config.Labels{Production: 1})
+		c.waitMatch(`support-answer +v2 +[0-9a-f]{8} `)
 		c.press("q")
 		c.waitGone()
 	})
@@ -257,8 +304,11 @@ func TestConsoleEndToEnd(t *testing.T) {
 		c := startTmux(t, strings.Join([]string{"ssh", "-tt", "-i", shellWord(key), "-p", port,
 			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
 			"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "localhost"}, " "))
-		operateConsole(t, c, "r", "Roll back support-answer production to v1?", "done: rollback support-answer v2 -> v1")
-		checkServedRelease(t, addrs, 1)
+		openReleases(t, c)
+		dialog(t, c, "p", "Promote support-answer v2 to production?")
+		confirm(t, c, "done: promote support-answer production v1 -> v2")
+		checkServedRelease(t, addrs, 2)
+		checkConsoleAudit(t, addr, "production=v2")
 		c.press("q")
 		c.waitGone()
 	})
@@ -295,10 +345,9 @@ func startConsoleCluster(t *testing.T) []string {
 	return addrs
 }
 
-// operateConsole walks the console: live traces, a trace, the cluster's
-// members, the releases, then the change key on support-answer's newest
-// release, Cancel focused first, tab to Confirm, enter.
-func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
+// openReleases walks the console: live traces, a trace, the cluster's
+// members, then the releases with the cursor on support-answer v2.
+func openReleases(t *testing.T, c *tmuxConsole) {
 	t.Helper()
 	c.waitFor("Gantry console", "Overview", "ticket-triage")
 	c.press("2")
@@ -313,12 +362,57 @@ func operateConsole(t *testing.T, c *tmuxConsole, change, title, done string) {
 	if !regexp.MustCompile(`(?m)^> support-answer +v2 `).MatchString(s) {
 		t.Fatalf("the cursor is not on support-answer v2:\n%s", s)
 	}
-	c.press(change)
-	c.waitFor(title, "> Cancel <", "  Confirm  ")
+}
+
+// dialog presses key and waits for the confirmation titled title, with
+// Cancel focused; it returns the screen.
+func dialog(t *testing.T, c *tmuxConsole, key, title string) string {
+	t.Helper()
+	c.press(key)
+	return c.waitFor(title, "> Cancel <", "  Confirm  ")
+}
+
+// confirm moves to Confirm and chooses it.
+func confirm(t *testing.T, c *tmuxConsole, done string) {
+	t.Helper()
 	c.press("Tab")
-	c.waitFor(title, "> Confirm <")
+	c.waitFor("> Confirm <")
 	c.press("Enter")
 	c.waitFor(done)
+}
+
+var sameAsLine = regexp.MustCompile(`same as +(gantry [^│]*?) *│`)
+
+// runSameAs runs the command a dialog says it is the same as, through the
+// gantry binary against addr.
+func runSameAs(t *testing.T, addr, screen string) {
+	t.Helper()
+	m := sameAsLine.FindStringSubmatch(screen)
+	if m == nil {
+		t.Fatalf("the dialog shows no command:\n%s", screen)
+	}
+	args := append(strings.Fields(m[1])[1:], "--agent", "http://"+addr, "--token", clusterAdmin)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", m[1], err, out)
+	}
+}
+
+// checkLabels waits until addr reports the labels of support-answer.
+func checkLabels(t *testing.T, addr string, want config.Labels) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f := consoleAdminGet[api.Feature](t, addr, api.ReleasesPath("support-answer"))
+		if f.Labels == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("support-answer labels %+v, want %+v", f.Labels, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // writeSSHClientKey writes an ed25519 key for ssh -i and an authorized_keys

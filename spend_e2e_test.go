@@ -305,11 +305,11 @@ func TestClusterBudgetExhaustedAcrossAgents(t *testing.T) {
 	t.Logf("limit %.4f USD, slice %.7f: spent %.7f (%s); %d calls served, %d refused", spendLimit, slice, got, by, d.served.Load(), d.refused.Load())
 }
 
-// TestLeavingAgentGivesItsGrantBack spends a little from three agents so
+// TestStoppedAgentGivesItsGrantBack spends a little from three agents so
 // each holds a grant, stops one with SIGTERM, and checks on another agent
 // that the leaver's spend is committed and its grant is gone, so what it
 // held can be granted to the others.
-func TestLeavingAgentGivesItsGrantBack(t *testing.T) {
+func TestStoppedAgentGivesItsGrantBack(t *testing.T) {
 	c := startBudgetCluster(t)
 	d := &spendDriver{c: c, spent: map[string]float64{}}
 	deadline := time.Now().Add(30 * time.Second)

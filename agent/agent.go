@@ -6,7 +6,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,11 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"gantry/agent/admin"
+	"gantry/agent/gateway"
+	"gantry/agent/httpio"
+	"gantry/cluster"
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
@@ -59,6 +61,9 @@ type Options struct {
 	// TLS turns on mutual TLS for HTTP and Raft when all three files are
 	// named; see tls.go.
 	TLS tlsconf.Files
+
+	// adminTimeouts shorten the admin API's waits on the cluster in tests.
+	adminTimeouts admin.Timeouts
 }
 
 // Default bounds of the trace store.
@@ -75,14 +80,13 @@ type Server struct {
 	store    *trace.Store
 	recorder *trace.Recorder
 	metrics  *metrics.Metrics
-	admins   [][32]byte // sha256 of accepted admin tokens
 	mu       sync.Mutex // serialises reloads
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
-	cl       *clusterSide  // nil until Run opens the cluster node
+	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
@@ -102,9 +106,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer s.close()
 	s.tls = creds
-	reapCtx, stopReaper := context.WithCancel(ctx)
-	defer stopReaper()
-	go s.runReaper(reapCtx)
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
@@ -118,7 +119,14 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
-	defer s.closeCluster()
+	defer func() {
+		if s.cl != nil {
+			s.cl.close()
+		}
+	}()
+	reapCtx, stopReaper := context.WithCancel(ctx)
+	defer stopReaper()
+	go s.runReaper(reapCtx)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -131,22 +139,27 @@ func Run(ctx context.Context, opts Options) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.serve(srv, ln) }()
 	addr := ln.Addr().String()
-	s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir,
-		"providers", len(cfg.Providers), "models", len(cfg.Models), "features", len(cfg.Features))
+	s.log.Info("agent listening; serving once it has caught up with its cluster", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir)
 	if opts.Ready != nil {
 		opts.Ready(addr)
 	}
-	if opts.Dev {
-		printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
-		if s.tls != nil {
-			fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
-		}
-	}
+	serving := s.cl.serving
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
+		case <-serving:
+			serving = nil
+			snap := s.gw.Snapshot()
+			s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "state_index", s.cl.Served(),
+				"providers", len(snap.Config.Providers), "models", len(snap.Config.Models), "features", len(snap.Config.Features))
+			if opts.Dev {
+				printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
+				if s.tls != nil {
+					fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
+				}
+			}
 		case err := <-errc:
 			return fmt.Errorf("http server: %w", err)
 		case <-hup:
@@ -164,7 +177,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
-	s.leaveCluster()
+	if s.cl != nil {
+		s.cl.stop()
+	}
 	return nil
 }
 
@@ -204,11 +219,6 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
-	for _, t := range append([]string{opts.DevAdminToken}, opts.AdminTokens...) {
-		if t != "" {
-			s.admins = append(s.admins, sha256.Sum256([]byte(t)))
-		}
-	}
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -219,8 +229,9 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return provider.New(p, os.Getenv, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
-	snap, err := pipeline.Compile(cfg, s.set)
-	if err != nil {
+	// The file is checked in full now, so a broken one stops the start;
+	// it is served only once the cluster has it (see replica.catchUp).
+	if _, err := pipeline.Compile(cfg, s.set); err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	s.store, err = trace.Open(filepath.Join(opts.DataDir, "traces"), trace.Limits{MaxCount: opts.TraceMaxCount, MaxBytes: opts.TraceMaxBytes})
@@ -244,7 +255,6 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		Retrieve:      s.retrieve,
 	}
 	s.wirePolicy()
-	s.gw.Swap(snap)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
@@ -329,7 +339,7 @@ func (s *Server) reloadFile() {
 		return
 	}
 	if s.cl != nil {
-		s.applyFile()
+		s.cl.applyFile(s.opts.ConfigFile)
 		return
 	}
 	cfg, err := config.LoadFile(s.opts.ConfigFile)
@@ -341,6 +351,13 @@ func (s *Server) reloadFile() {
 		return
 	}
 	s.log.Info("configuration reloaded", "file", s.opts.ConfigFile)
+}
+
+// Feedback counts a stored signal in the metrics and the per-release
+// counters; before is the trace as it was before the signal.
+func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
+	s.metrics.Feedback(before.Feature, before.Release, fb)
+	s.stats.feedback(before, fb)
 }
 
 // record observes metrics and queues the trace; it never blocks.
@@ -373,36 +390,80 @@ func upstreamTransport() *http.Transport {
 	return t
 }
 
-// Handler routes every HTTP endpoint of the agent.
+// Handler routes every HTTP endpoint of the agent: the gateway, the admin
+// API, the cluster's own API, metrics and health.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
-	mux.HandleFunc("GET /v1/models", s.models)
-	mux.HandleFunc("POST /v1/features/{name}/invoke", s.invoke)
-	mux.HandleFunc("POST /v1/feedback", s.feedback)
-	mux.Handle("GET /admin/v1/traces", s.admin(s.listTraces))
-	mux.Handle("GET /admin/v1/traces/{id}", s.admin(s.getTrace))
-	mux.Handle("GET /admin/v1/feed", s.admin(s.feed))
-	mux.Handle("GET /admin/v1/overview", s.admin(s.overview))
-	mux.Handle("POST /admin/v1/collections/{name}/documents", s.admin(s.ingest))
-	mux.Handle("GET /admin/v1/budgets", s.admin(s.budgets))
-	s.routeDebug(mux)
-	s.routeCluster(mux)
+	gateway.New(s.gw, s.store, s.record, s, s.notServing).Route(mux)
+	s.adminAPI().Route(mux)
+	if s.cl != nil {
+		mux.Handle(cluster.PathPrefix, s.cl.Handler())
+	}
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
+		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeChatError(w, chatNotFound(r))
-	})
 	return mux
 }
 
-// admin wraps an admin endpoint with token authentication: reads need a
-// viewer's token, other methods an operator's.
-func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return s.requireByMethod(h)
+// adminAPI wires the admin API to this agent's parts.
+func (s *Server) adminAPI() *admin.API {
+	d := admin.Deps{
+		NodeID:        s.opts.NodeID,
+		Gateway:       s.gw,
+		Traces:        s.store,
+		Docs:          s.docs,
+		Ledger:        s.ledger,
+		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
+		Stopping:      s.stopping,
+		TraceMaxCount: s.opts.TraceMaxCount,
+		StatsInterval: statsSyncInterval,
+		Compiles:      s.compiles,
+		NotServing:    s.notServing,
+		Timeouts:      s.opts.adminTimeouts,
+	}
+	for i, t := range s.opts.AdminTokens {
+		d.Tokens = append(d.Tokens, admin.LocalToken{Name: fmt.Sprintf("local-%d", i+1), Token: t})
+	}
+	if s.cl != nil {
+		d.Cluster = s.cl
+	}
+	if s.spend != nil {
+		d.Burn = s.spend.burn.perHour
+	}
+	return admin.New(d)
+}
+
+// readyz answers 200 once the gateway serves a configuration, with the
+// state index it was compiled from, and 503 with the reason before.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if why := s.notServing(); why != "" {
+		w.Header().Set("Retry-After", "1")
+		httpio.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not serving", "reason": why, "node": s.opts.NodeID})
+		return
+	}
+	out := map[string]any{"status": "ready", "node": s.opts.NodeID}
+	if s.cl != nil {
+		out["serving_index"] = s.cl.Served()
+		if s.cl.stale.Load() {
+			out["status"], out["reason"] = "stale", s.cl.unservedReason()
+		}
+	}
+	httpio.JSON(w, http.StatusOK, out)
+}
+
+// notServing says why the gateway serves nothing yet, "" once it does.
+func (s *Server) notServing() string {
+	if s.gw.Snapshot() != nil {
+		return ""
+	}
+	if s.cl != nil {
+		if why := s.cl.unservedReason(); why != "" {
+			return why
+		}
+	}
+	return "this agent serves no configuration yet"
 }
 
 func printDevBanner(w io.Writer, base, key, token string) {
@@ -439,17 +500,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// newID is a request id: 16 random bytes, hex.
-func newID() string { return randomHex(16) }
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + " MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + " KiB"
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"gantry/agent/gateway"
 	"gantry/config"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/trace"
@@ -36,15 +37,17 @@ func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
 	t.Helper()
 	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, DataDir: t.TempDir(), NodeID: "test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard}
-	s, _, err := build(&opts)
+	s, seed, err := build(&opts)
 	if err != nil {
 		t.Fatalf("build agent: %v", err)
 	}
 	if cfg != nil {
 		cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey)})
-		if err := s.Reload(cfg); err != nil {
-			t.Fatalf("load config: %v", err)
-		}
+	} else {
+		cfg = seed
+	}
+	if err := s.Reload(cfg); err != nil {
+		t.Fatalf("load config: %v", err)
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
@@ -253,7 +256,7 @@ func TestInvokeFeatureAndFeedback(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	out := decode[InvokeResponse](t, resp)
+	out := decode[gateway.InvokeResponse](t, resp)
 	if out.Release != "ticket-triage@v1" || !strings.HasPrefix(out.ReleaseHash, "sha256:") || out.TraceID == "" {
 		t.Fatalf("release or trace missing: %+v", out)
 	}

@@ -21,8 +21,8 @@ type batchLoop struct {
 
 // runBatches resumes l, then syncs every interval until ctx ends. A failure
 // is logged once, not every interval.
-func (s *Server) runBatches(ctx context.Context, l batchLoop) {
-	node := s.cl.node
+func (r *replica) runBatches(ctx context.Context, l batchLoop) {
+	node := r.Node
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := node.ConsistentState(rctx)
@@ -43,10 +43,10 @@ func (s *Server) runBatches(ctx context.Context, l batchLoop) {
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			failing = true
-			s.log.Warn(l.failing, "err", err)
+			r.log.Warn(l.failing, "err", err)
 		case err == nil && failing:
 			failing = false
-			s.log.Info(l.healed)
+			r.log.Info(l.healed)
 		}
 		if !sleepCtx(ctx, l.interval) {
 			return

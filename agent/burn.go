@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"gantry/agent/admin"
 	"gantry/cluster/spend"
 	"gantry/cluster/state"
 )
@@ -67,7 +68,7 @@ func addSample(ss []burnSample, s burnSample) []burnSample {
 		return ss
 	}
 	cut := 0
-	for cut+1 < len(ss) && s.at.Sub(ss[cut+1].at) >= budgetWindow {
+	for cut+1 < len(ss) && s.at.Sub(ss[cut+1].at) >= admin.BudgetWindow {
 		cut++
 	}
 	return append(ss[cut:], s)

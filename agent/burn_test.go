@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"gantry/agent/admin"
 	"gantry/cluster/spend"
 	"gantry/cluster/state"
 	"gantry/config"
@@ -42,10 +43,10 @@ func TestBurnMeterFollowsCommittedSpend(t *testing.T) {
 	if !ok || math.Abs(r-6) > 1e-9 {
 		t.Fatalf("burn %v (%v), want $6/h", r, ok)
 	}
-	if n := len(m.samples["daily"]); n > int(budgetWindow/burnSampleEvery)+1 {
-		t.Fatalf("%d samples kept for a %s window", n, budgetWindow)
+	if n := len(m.samples["daily"]); n > int(admin.BudgetWindow/burnSampleEvery)+1 {
+		t.Fatalf("%d samples kept for a %s window", n, admin.BudgetWindow)
 	}
-	if oldest := m.samples["daily"][0].at; start.Add(45*time.Minute).Sub(oldest) > budgetWindow+burnSampleEvery {
+	if oldest := m.samples["daily"][0].at; start.Add(45*time.Minute).Sub(oldest) > admin.BudgetWindow+burnSampleEvery {
 		t.Fatalf("oldest sample from %s, older than the window", oldest)
 	}
 

@@ -17,6 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"gantry/agent/admin"
+	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/cluster/command"
 	"gantry/cluster/state"
@@ -171,7 +173,7 @@ func TestClusterAdminRoles(t *testing.T) {
 	a.waitSeeded()
 
 	tokens := map[string]string{}
-	for _, role := range []string{api.RoleViewer, api.RoleOperator, api.RoleAdmin} {
+	for _, role := range []string{string(config.RoleViewer), string(config.RoleOperator), string(config.RoleAdmin)} {
 		var ts api.TokenSecret
 		a.must(201, "POST", api.PathTokens, devAdmin, api.TokenCreate{Name: "t-" + role, Role: role}, &ts)
 		if !strings.HasPrefix(ts.Secret, "gat_") || ts.Token.Role != role {
@@ -192,7 +194,7 @@ func TestClusterAdminRoles(t *testing.T) {
 		t.Fatalf("%d tokens, want %d (dev and three made here)", got, want)
 	}
 
-	promote := api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, To: 2, Weight: 30}
+	promote := api.LabelMove{Action: config.MoveCanary, To: 2, Weight: 30}
 	cases := []struct {
 		name         string
 		method, path string
@@ -202,17 +204,17 @@ func TestClusterAdminRoles(t *testing.T) {
 	}{
 		{"no token reads", "GET", api.PathFeatures, nil, "", 401},
 		{"unknown token reads", "GET", api.PathFeatures, nil, "gat_nobody", 401},
-		{"viewer reads features", "GET", api.PathFeatures, nil, tokens[api.RoleViewer], 200},
-		{"viewer reads traces", "GET", api.PathTraces, nil, tokens[api.RoleViewer], 200},
-		{"viewer moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleViewer], 403},
-		{"viewer creates a key", "POST", api.PathKeys, api.KeyCreate{Name: "v-key"}, tokens[api.RoleViewer], 403},
-		{"viewer writes through a generic admin endpoint", "POST", "/admin/v1/collections/docs/documents", "{}", tokens[api.RoleViewer], 403},
-		{"operator moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[api.RoleOperator], 200},
-		{"operator applies a config", "PUT", api.PathConfig + "?dry_run=1", "{}", tokens[api.RoleOperator], 403},
-		{"operator lists tokens", "GET", api.PathTokens, nil, tokens[api.RoleOperator], 403},
-		{"operator removes a member", "DELETE", api.MemberPath("x"), nil, tokens[api.RoleOperator], 403},
-		{"admin lists tokens", "GET", api.PathTokens, nil, tokens[api.RoleAdmin], 200},
-		{"admin removes an unknown member", "DELETE", api.MemberPath("nobody"), nil, tokens[api.RoleAdmin], 404},
+		{"viewer reads features", "GET", api.PathFeatures, nil, tokens[string(config.RoleViewer)], 200},
+		{"viewer reads traces", "GET", api.PathTraces, nil, tokens[string(config.RoleViewer)], 200},
+		{"viewer moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[string(config.RoleViewer)], 403},
+		{"viewer creates a key", "POST", api.PathKeys, api.KeyCreate{Name: "v-key"}, tokens[string(config.RoleViewer)], 403},
+		{"viewer writes through a generic admin endpoint", "POST", "/admin/v1/collections/docs/documents", "{}", tokens[string(config.RoleViewer)], 403},
+		{"operator moves a label", "POST", api.LabelsPath("support-answer"), promote, tokens[string(config.RoleOperator)], 200},
+		{"operator applies a config", "PUT", api.PathConfig + "?dry_run=1", "{}", tokens[string(config.RoleOperator)], 403},
+		{"operator lists tokens", "GET", api.PathTokens, nil, tokens[string(config.RoleOperator)], 403},
+		{"operator removes a member", "DELETE", api.MemberPath("x"), nil, tokens[string(config.RoleOperator)], 403},
+		{"admin lists tokens", "GET", api.PathTokens, nil, tokens[string(config.RoleAdmin)], 200},
+		{"admin removes an unknown member", "DELETE", api.MemberPath("nobody"), nil, tokens[string(config.RoleAdmin)], 404},
 	}
 	for _, tc := range cases {
 		var e api.ErrorResponse
@@ -227,7 +229,7 @@ func TestClusterAdminRoles(t *testing.T) {
 
 	// Key hashes are in the configuration admins read, to write it back,
 	// and blanked for everyone else.
-	for role, want := range map[string]bool{api.RoleViewer: false, api.RoleOperator: false, api.RoleAdmin: true} {
+	for role, want := range map[string]bool{string(config.RoleViewer): false, string(config.RoleOperator): false, string(config.RoleAdmin): true} {
 		var cfg config.Config
 		a.must(200, "GET", api.PathConfig, tokens[role], nil, &cfg)
 		if len(cfg.Keys) == 0 {
@@ -242,14 +244,14 @@ func TestClusterAdminRoles(t *testing.T) {
 
 	// The operator's move names it in the audit log.
 	var audit api.AuditList
-	a.must(200, "GET", api.PathAudit+"?limit=1", tokens[api.RoleViewer], nil, &audit)
+	a.must(200, "GET", api.PathAudit+"?limit=1", tokens[string(config.RoleViewer)], nil, &audit)
 	if len(audit.Entries) != 1 || audit.Entries[0].Actor != "token:t-operator" || audit.Entries[0].Command != "move_label" {
 		t.Fatalf("newest audit entry %+v, want t-operator's move_label", audit.Entries)
 	}
 
 	// A revoked token stops working.
-	a.must(200, "POST", api.TokenPath("t-viewer", "revoke"), tokens[api.RoleAdmin], nil, nil)
-	if got := a.do("GET", api.PathFeatures, tokens[api.RoleViewer], nil, nil); got != 401 {
+	a.must(200, "POST", api.TokenPath("t-viewer", "revoke"), tokens[string(config.RoleAdmin)], nil, nil)
+	if got := a.do("GET", api.PathFeatures, tokens[string(config.RoleViewer)], nil, nil); got != 401 {
 		t.Fatalf("revoked token read with status %d, want 401", got)
 	}
 }
@@ -323,28 +325,31 @@ func TestClusterReleasesAndLabels(t *testing.T) {
 		}
 		return status, res, e
 	}
-	if st, _, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, From: 2, To: 3}); st != 409 || e.Error.Code != api.CodeConflict {
+	if st, _, e := move(api.LabelMove{Action: config.MovePromote, From: 2, To: 3}); st != 409 || e.Error.Code != api.CodeConflict {
 		t.Fatalf("promote with a stale from: %d %+v, want 409 conflict", st, e)
 	}
-	if st, _, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: 1}); st != 422 || e.Error.Code != api.CodeInvalidState {
-		t.Fatalf("promote of production: %d %+v, want 422", st, e)
+	if st, _, e := move(api.LabelMove{Action: config.MovePromote, To: 1}); st != 409 || !strings.Contains(e.Error.Message, "already production") {
+		t.Fatalf("promote of production: %d %+v, want 409 saying it is production already", st, e)
 	}
-	if st, _, e := move(api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, To: 2, Weight: 101}); st != 400 {
+	if st, _, e := move(api.LabelMove{Action: config.MoveCanary, To: 2, Weight: 101}); st != 400 {
 		t.Fatalf("canary weight 101: %d %+v, want 400", st, e)
 	}
-	if st, res, e := move(api.LabelMove{Action: api.ActionCanary, Label: api.LabelCanary, From: 2, To: 0}); st != 200 || res.Labels.Canary != 0 || res.Labels.CanaryWeight != 0 {
-		t.Fatalf("remove the canary: %d %+v %+v", st, res, e)
+	if st, _, e := move(api.LabelMove{Action: config.MoveCanary, To: 2}); st != 400 {
+		t.Fatalf("canary without a weight: %d %+v, want 400", st, e)
 	}
-	st, res, e := move(api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, From: 1, To: 3, Reason: "shorter answers"})
+	if st, res, e := move(api.LabelMove{Action: config.MoveAbort, From: 2}); st != 200 || res.Labels.Canary != 0 || res.Labels.CanaryWeight != 0 || res.Labels.Production != 1 {
+		t.Fatalf("end the canary: %d %+v %+v", st, res, e)
+	}
+	st, res, e := move(api.LabelMove{Action: config.MovePromote, From: 1, To: 3, Reason: "shorter answers"})
 	if st != 200 || res.Labels.Production != 3 || res.Change.From != 1 || res.Change.To != 3 || res.Change.Actor != "token:dev" || res.Change.Reason != "shorter answers" {
 		t.Fatalf("promote: %d %+v %+v", st, res, e)
 	}
 	eventually(t, "the gateway serves v3 after the promote", func() bool {
-		var inv InvokeResponse
+		var inv gateway.InvokeResponse
 		status := a.do("POST", "/v1/features/support-answer/invoke", devKey, `{"vars":{"question":"Where is my order?"}}`, &inv)
 		return status == 200 && inv.Release == "support-answer@v3"
 	})
-	st, res, _ = move(api.LabelMove{Action: api.ActionRollback, Label: api.LabelProduction})
+	st, res, _ = move(api.LabelMove{Action: config.MoveRollback})
 	if st != 200 || res.Labels.Production != 1 {
 		t.Fatalf("rollback: %d %+v", st, res)
 	}
@@ -511,10 +516,8 @@ func TestClusterConfigApply(t *testing.T) {
 // local state, writes answer 503 with a clear message, and /readyz says it
 // has no configuration yet.
 func TestClusterNoLeader(t *testing.T) {
-	oldW, oldR := writeTimeout, readTimeout
-	writeTimeout, readTimeout = time.Second, time.Second
-	t.Cleanup(func() { writeTimeout, readTimeout = oldW, oldR })
 	a := startClusterAgent(t, func(o *Options) {
+		o.adminTimeouts = admin.Timeouts{Write: time.Second, Read: time.Second}
 		o.Dev, o.DevKey, o.ConfigFile = false, "", ""
 		o.Cluster = ClusterOptions{Join: []string{"127.0.0.1:1"}, Secret: "s3cret", RaftAddr: "127.0.0.1:0"}
 	})
@@ -586,25 +589,25 @@ func applied(t *testing.T, st *state.State, typ command.Type, payload any) *stat
 // the serving index without a compile.
 func TestSwapState(t *testing.T) {
 	a := startAgent(t, quietConfig())
-	a.s.cl = &clusterSide{}
+	r := newReplica(a.s.log, "test", a.s.Reload)
 
 	cfg := quietConfig()
 	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Hash: config.HashKey(devKey)})
 	cfg.Features[0].Labels = config.Labels{Production: 2}
 	st1 := applied(t, state.New(), command.ApplyConfig, command.Config{Config: *cfg})
-	a.s.swapState(st1)
+	r.swapState(st1)
 	snap1 := a.s.gw.Snapshot()
-	if got := a.s.cl.served.Load(); got != st1.Index {
+	if got := r.Served(); got != st1.Index {
 		t.Fatalf("serving index %d, want %d", got, st1.Index)
 	}
 	if f, _ := snap1.Feature("support-answer"); f.Labels.Production != 2 {
 		t.Fatalf("served production v%d, want v2 from the state", f.Labels.Production)
 	}
 
-	st2 := applied(t, st1, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops", Hash: config.HashKey("gat_ops"), Role: command.RoleOperator}})
-	a.s.swapState(st2)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
-		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", a.s.cl.served.Load())
+	st2 := applied(t, st1, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops", Hash: config.HashKey("gat_ops"), Role: config.RoleOperator}})
+	r.swapState(st2)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
+		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", r.Served())
 	}
 
 	broken := *cfg
@@ -612,46 +615,31 @@ func TestSwapState(t *testing.T) {
 	broken.Features[0].Releases = append(slices.Clone(cfg.Features[0].Releases), config.Release{Version: 3, Route: "default",
 		Template: []config.Message{{Role: "user", Content: "{{question"}}})
 	st3 := applied(t, st2, command.ApplyConfig, command.Config{Config: broken})
-	a.s.swapState(st3)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index {
+	r.swapState(st3)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
-	if why := a.s.cl.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
+	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
 		t.Fatalf("unserved reason %q does not say which index and what failed", why)
 	}
 	// A later command that leaves the broken configuration as it is must
 	// not mark it served either.
-	st3b := applied(t, st3, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops2", Hash: config.HashKey("gat_ops2"), Role: command.RoleOperator}})
-	a.s.swapState(st3b)
-	if a.s.gw.Snapshot() != snap1 || a.s.cl.served.Load() != st2.Index || a.s.cl.followed.Load() != st3b.Index {
+	st3b := applied(t, st3, command.PutToken, command.TokenPayload{Token: command.Token{Name: "ops2", Hash: config.HashKey("gat_ops2"), Role: config.RoleOperator}})
+	r.swapState(st3b)
+	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index || r.Followed() != st3b.Index {
 		t.Fatalf("after a token change on a broken configuration: serving index %d (want %d), followed %d (want %d)",
-			a.s.cl.served.Load(), st2.Index, a.s.cl.followed.Load(), st3b.Index)
+			r.Served(), st2.Index, r.Followed(), st3b.Index)
 	}
 
 	fixed := *cfg
 	fixed.Features = slices.Clone(cfg.Features)
 	fixed.Features[0].Labels = config.Labels{Production: 1}
 	st4 := applied(t, st3b, command.ApplyConfig, command.Config{Config: fixed})
-	a.s.swapState(st4)
-	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || a.s.cl.served.Load() != st4.Index {
-		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, a.s.cl.served.Load())
+	r.swapState(st4)
+	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || r.Served() != st4.Index {
+		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, r.Served())
 	}
-	if why := a.s.cl.unservedReason(); why != "" {
+	if why := r.unservedReason(); why != "" {
 		t.Fatalf("after a fixed configuration the agent still reports %q", why)
-	}
-}
-
-func TestOperatorNameIsKeptPrintableAndShort(t *testing.T) {
-	cases := map[string]string{
-		"ssh:alice SHA256:abc":   "ssh:alice SHA256:abc",
-		"local:root\x1b[31m":     "local:root[31m",
-		"x (fake) y":             "x fake y",
-		strings.Repeat("a", 300): strings.Repeat("a", 128),
-		"\n\t":                   "",
-	}
-	for in, want := range cases {
-		if got := operatorName(in); got != want {
-			t.Fatalf("operatorName(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline/trace"
@@ -57,7 +58,7 @@ func (a *testAgent) askHelp(t *testing.T) (string, []trace.Source) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("invoke: %d %s", resp.StatusCode, b)
 	}
-	out := decode[InvokeResponse](t, resp)
+	out := decode[gateway.InvokeResponse](t, resp)
 	tr := a.waitTrace(out.TraceID)
 	if len(tr.Sources) == 0 || fmt.Sprint(tr.Sources) != fmt.Sprint(out.Sources) {
 		t.Fatalf("trace sources %v, response sources %v", tr.Sources, out.Sources)

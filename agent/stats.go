@@ -2,20 +2,17 @@ package agent
 
 import (
 	"context"
-	"net/http"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"gantry/api"
+	"gantry/cluster"
 	"gantry/cluster/state"
 	"gantry/cluster/stats"
 	"gantry/config"
 	"gantry/pipeline/trace"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // statsSyncInterval is how often an agent commits its per-release counts.
@@ -29,10 +26,6 @@ var statsSyncInterval = 5 * time.Second
 // the cluster side.
 type statsSide struct {
 	acc *stats.Accumulator
-	// fbMu makes reading a trace's latest signal and adding the next one
-	// one step, so two signals at once on a trace cannot both move it from
-	// "none". Feedback is rare and already written to disk one at a time.
-	fbMu sync.Mutex
 	// resumed is set once the batch sequence is read from the cluster:
 	// before that a batch could reuse a committed sequence and be dropped.
 	resumed  atomic.Bool
@@ -51,7 +44,7 @@ func newStatsSide(node string, reg prometheus.Registerer) *statsSide {
 // record counts a finished call; calls that no release served (a plain
 // model call) are not counted.
 func (st *statsSide) record(t *trace.Trace) {
-	v := versionOf(t.Release)
+	v := config.ReleaseVersion(t.Release)
 	if t.Feature == "" || v == 0 {
 		return
 	}
@@ -67,10 +60,10 @@ func (st *statsSide) record(t *trace.Trace) {
 
 // feedback counts fb on t, the trace as it was before fb: a trace counts
 // once, by its latest signal, as in the overview, so a changed mind moves
-// it from up to down. The caller holds fbMu from reading t until fb is
-// stored.
+// it from up to down. The gateway calls it once per stored signal, in
+// order.
 func (st *statsSide) feedback(t *trace.Trace, fb trace.Feedback) {
-	v := versionOf(t.Release)
+	v := config.ReleaseVersion(t.Release)
 	if t.Feature == "" || v == 0 {
 		return
 	}
@@ -117,11 +110,11 @@ func feedbackClass(signal string) string {
 }
 
 // sync commits what was counted since the last batch.
-func (st *statsSide) sync(ctx context.Context, s *Server) error {
+func (st *statsSide) sync(ctx context.Context, node *cluster.Node) error {
 	if !st.resumed.Load() {
 		return nil
 	}
-	err := s.cl.node.SyncStats(ctx, st.acc)
+	err := node.SyncStats(ctx, st.acc)
 	if err != nil {
 		st.failures.Inc()
 	}
@@ -131,103 +124,26 @@ func (st *statsSide) sync(ctx context.Context, s *Server) error {
 // syncStats commits the per-release counts until ctx ends, and the last
 // ones then: the gateway has finished its calls by the time the cluster
 // side is closed. Calls are counted meanwhile and wait.
-func (s *Server) syncStats(ctx context.Context) {
-	st := s.stats
-	defer s.flushStats()
-	s.runBatches(ctx, batchLoop{
+func (r *replica) syncStats(ctx context.Context) {
+	st := r.stats
+	defer r.flushStats()
+	r.runBatches(ctx, batchLoop{
 		interval: statsSyncInterval,
 		resume: func(cs *state.State) {
-			st.acc.Resume(cs.Stats.Seqs[s.opts.NodeID])
+			st.acc.Resume(cs.Stats.Seqs[r.nodeID])
 			st.resumed.Store(true)
 		},
-		sync:    func(ctx context.Context) error { return st.sync(ctx, s) },
+		sync:    func(ctx context.Context) error { return st.sync(ctx, r.Node) },
 		failing: "cannot commit per-release counters; they wait and are sent again",
 		healed:  "per-release counters committed again",
 	})
 }
 
 // flushStats commits the last counts before the agent leaves its cluster.
-func (s *Server) flushStats() {
-	if s.cl == nil {
-		return
-	}
+func (r *replica) flushStats() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := s.stats.sync(ctx, s); err != nil {
-		s.log.Warn("could not commit the last per-release counters before leaving", "err", err)
-	}
-}
-
-// Bounds of GET /admin/v1/releases/stats?window=.
-const (
-	minStatsWindow = time.Minute
-	maxStatsWindow = stats.WindowMinutes * time.Minute
-)
-
-// getReleaseStats serves GET /admin/v1/releases/stats: every release's
-// traffic as the whole cluster committed it, from this agent's replicated
-// state (?consistent=1 for a linearizable read), since it first served and
-// over the last ?window= seconds (default 300, whole minutes), optionally
-// of one ?feature=.
-func (s *Server) getReleaseStats(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	window, ok := windowParam(w, r, minStatsWindow, maxStatsWindow)
-	if !ok {
-		return
-	}
-	st, err := s.readState(r)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	feature := q.Get("feature")
-	if _, ok := st.Feature(feature); feature != "" && !ok {
-		writeAPIError(w, http.StatusNotFound, api.CodeNotFound, "no feature "+strconv.Quote(feature))
-		return
-	}
-	now := time.Now()
-	out := api.ClusterStats{Node: s.opts.NodeID, Time: now.UTC(), Index: st.Index, WindowSeconds: int(window / time.Second),
-		SyncSeconds: max(1, int(statsSyncInterval/time.Second)), Releases: []api.ClusterReleaseStats{}}
-	ids := make([]string, 0, len(st.Stats.Releases))
-	for id, rel := range st.Stats.Releases {
-		if feature == "" || rel.Feature == feature {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		rel := st.Stats.Releases[id]
-		label := ""
-		if f, ok := st.Feature(rel.Feature); ok {
-			label = labelOf(f.Labels, rel.Version)
-		}
-		wc, ws := rel.Window(now.Add(-window), now)
-		out.Releases = append(out.Releases, api.ClusterReleaseStats{
-			Feature: rel.Feature, Release: id, Version: rel.Version, Label: label,
-			Total: apiStats(rel.Counters, rel.Latency), Window: apiStats(wc, ws), Updated: rel.Updated,
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// labelOf names the label that points at version, as the overview does: a
-// canary at weight 0 serves nothing and is not named.
-func labelOf(l config.Labels, version int) string {
-	switch {
-	case l.Production == version:
-		return api.LabelProduction
-	case l.Canary == version && l.CanaryWeight > 0:
-		return api.LabelCanary
-	}
-	return ""
-}
-
-func apiStats(c stats.Counters, lat stats.Sketch) api.Stats {
-	p := lat.Quantiles(0.5, 0.95)
-	return api.Stats{
-		Requests: c.Requests, Errors: c.Errors, ValidationFailures: c.ValidationFailures,
-		FeedbackUp: c.FeedbackUp, FeedbackDown: c.FeedbackDown,
-		P50: trace.Millis(p[0]), P95: trace.Millis(p[1]),
-		CostUSD: c.CostUSD, InputTokens: c.InputTokens, OutputTokens: c.OutputTokens,
+	if err := r.stats.sync(ctx, r.Node); err != nil {
+		r.log.Warn("could not commit the last per-release counters before leaving", "err", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline/trace"
@@ -89,7 +90,7 @@ func invokeAnswer(t *testing.T, a *clusterAgent, key, admin string, n int, prefi
 	t.Helper()
 	var ids []string
 	for i := range n {
-		var out InvokeResponse
+		var out gateway.InvokeResponse
 		body := fmt.Sprintf(`{"vars":{"question":"q%d"},"user":"%s-%d"}`, i, prefix, i)
 		a.must(200, "POST", "/v1/features/answer/invoke", key, body, &out)
 		var tr trace.Trace
@@ -187,13 +188,13 @@ func TestReleaseStatsOfOneAgent(t *testing.T) {
 			t.Fatalf("%s feedback +%d/-%d, want +0/-%d", id, r.Total.FeedbackUp, r.Total.FeedbackDown, wantDown[id])
 		}
 	}
-	if got["answer@v1"].Label != api.LabelProduction || got["answer@v2"].Label != api.LabelCanary || got["answer@v1"].Version != 1 {
+	if got["answer@v1"].Label != config.LabelProduction || got["answer@v2"].Label != config.LabelCanary || got["answer@v1"].Version != 1 {
 		t.Fatalf("labels: v1 %q, v2 %q", got["answer@v1"].Label, got["answer@v2"].Label)
 	}
 
 	// A viewer may read; the query is checked.
 	var ts api.TokenSecret
-	a.must(201, "POST", api.PathTokens, devAdmin, api.TokenCreate{Name: "watcher", Role: api.RoleViewer}, &ts)
+	a.must(201, "POST", api.PathTokens, devAdmin, api.TokenCreate{Name: "watcher", Role: string(config.RoleViewer)}, &ts)
 	if only := releaseStats(a, ts.Secret, "?feature=answer&window=60"); len(only) != 2 {
 		t.Fatalf("viewer read %d releases of answer, want 2", len(only))
 	}

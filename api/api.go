@@ -273,19 +273,6 @@ type Members struct {
 	Members []Member `json:"members"`
 }
 
-// Label names.
-const (
-	LabelProduction = "production"
-	LabelCanary     = "canary"
-)
-
-// Label actions, the same words the cluster's MoveLabel command uses.
-const (
-	ActionPromote  = "promote"
-	ActionRollback = "rollback"
-	ActionCanary   = "canary"
-)
-
 // Release is one release of a feature as the admin API shows it.
 type Release struct {
 	Version   int       `json:"version"`
@@ -300,16 +287,7 @@ type Release struct {
 
 // LabelChange is one move of a label: who moved it, from and to which
 // version, when and why.
-type LabelChange struct {
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Label  string    `json:"label"`
-	From   int       `json:"from"`
-	To     int       `json:"to"`
-	Weight int       `json:"weight,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-}
+type LabelChange = config.LabelChange
 
 // Feature is a feature with its releases, labels and label history.
 type Feature struct {
@@ -319,16 +297,29 @@ type Feature struct {
 	Releases    []Release     `json:"releases"`
 	// History holds the newest label moves, oldest first.
 	History []LabelChange `json:"history,omitempty"`
+	// Rollback is what `release rollback` would do now, as the state
+	// machine works it out: end the live canary, or move production back.
+	// Nil with RollbackRefused saying why when there is nothing to undo.
+	Rollback        *LabelStep `json:"rollback,omitempty"`
+	RollbackRefused string     `json:"rollback_refused,omitempty"`
+}
+
+// LabelStep is what a label move does: the label it changes, from and to
+// which version (to 0 ends a canary).
+type LabelStep struct {
+	Label string `json:"label"`
+	From  int    `json:"from"`
+	To    int    `json:"to"`
 }
 
 // LabelsOf returns the labels that point at version, production first.
 func (f Feature) LabelsOf(version int) []string {
 	var out []string
 	if f.Labels.Production == version && version != 0 {
-		out = append(out, LabelProduction)
+		out = append(out, config.LabelProduction)
 	}
 	if f.Labels.Canary == version && version != 0 {
-		out = append(out, LabelCanary)
+		out = append(out, config.LabelCanary)
 	}
 	return out
 }
@@ -412,17 +403,17 @@ func (d Diff) Summary() string {
 	return s
 }
 
-// LabelMove asks to move a label of a feature. From is the version the
-// label points at as the caller saw it; the agent answers CodeConflict when
-// it points elsewhere by now, so two operators never undo each other
-// blindly. From 0 skips that check.
+// LabelMove asks to move a label of a feature; Action is one of the moves
+// config.PlanMove defines. From is the version the label the move changes
+// points at as the caller saw it; the agent answers CodeConflict when it
+// points elsewhere by now, so two operators never undo each other blindly.
+// From 0 skips that check.
 type LabelMove struct {
 	Feature string `json:"feature"`
-	Label   string `json:"label"`  // production or canary
-	Action  string `json:"action"` // promote, rollback or canary
+	Action  string `json:"action"`
 	From    int    `json:"from,omitempty"`
-	To      int    `json:"to"`               // for canary, 0 removes the canary
-	Weight  int    `json:"weight,omitempty"` // canary percent, 0..100
+	To      int    `json:"to,omitempty"`     // promote and canary: the version
+	Weight  int    `json:"weight,omitempty"` // canary: percent, 1..100
 	Reason  string `json:"reason,omitempty"`
 }
 
@@ -431,20 +422,24 @@ func (m LabelMove) Check() error {
 	switch {
 	case m.Feature == "":
 		return fmt.Errorf("feature is required")
-	case m.Label != LabelProduction && m.Label != LabelCanary:
-		return fmt.Errorf("label: want production or canary, got %q", m.Label)
-	case m.Action != ActionPromote && m.Action != ActionRollback && m.Action != ActionCanary:
-		return fmt.Errorf("action: want promote, rollback or canary, got %q", m.Action)
-	case m.Action == ActionCanary && m.Label != LabelCanary:
-		return fmt.Errorf("action canary moves the canary label, not %s", m.Label)
-	case m.Action != ActionCanary && m.Label != LabelProduction:
-		return fmt.Errorf("action %s moves the production label, not %s", m.Action, m.Label)
-	case m.To < 0:
-		return fmt.Errorf("to: want a version, got %d", m.To)
-	case m.Weight < 0 || m.Weight > 100:
-		return fmt.Errorf("weight: want 0..100, got %d", m.Weight)
-	case m.Action != ActionCanary && m.Weight != 0:
-		return fmt.Errorf("weight applies to the canary only")
+	case m.To < 0 || m.From < 0:
+		return fmt.Errorf("versions are positive numbers")
+	}
+	switch m.Action {
+	case config.MovePromote:
+		if m.To == 0 || m.Weight != 0 {
+			return fmt.Errorf("promote takes a version and no weight")
+		}
+	case config.MoveCanary:
+		if m.To == 0 || m.Weight < 1 || m.Weight > config.MaxCanaryWeight {
+			return fmt.Errorf("canary takes a version and a weight of 1..%d percent; abort ends a canary", config.MaxCanaryWeight)
+		}
+	case config.MoveAbort, config.MoveRollback:
+		if m.To != 0 || m.Weight != 0 {
+			return fmt.Errorf("%s takes no version or weight", m.Action)
+		}
+	default:
+		return fmt.Errorf("action: want %s, %s, %s or %s, got %q", config.MovePromote, config.MoveCanary, config.MoveAbort, config.MoveRollback, m.Action)
 	}
 	return nil
 }

@@ -87,24 +87,25 @@ func TestPaths(t *testing.T) {
 }
 
 func TestLabelMoveCheck(t *testing.T) {
-	ok := LabelMove{Feature: "f", Label: LabelProduction, Action: ActionPromote, From: 2, To: 3}
+	ok := LabelMove{Feature: "f", Action: config.MovePromote, From: 2, To: 3}
 	cases := []struct {
 		name string
 		edit func(m *LabelMove)
 		want string // empty: valid
 	}{
 		{"promote", func(m *LabelMove) {}, ""},
-		{"rollback", func(m *LabelMove) { m.Action = ActionRollback; m.To = 1 }, ""},
-		{"canary", func(m *LabelMove) { m.Action, m.Label, m.Weight = ActionCanary, LabelCanary, 10 }, ""},
-		{"remove canary", func(m *LabelMove) { m.Action, m.Label, m.To = ActionCanary, LabelCanary, 0 }, ""},
+		{"rollback", func(m *LabelMove) { m.Action, m.To = config.MoveRollback, 0 }, ""},
+		{"canary", func(m *LabelMove) { m.Action, m.Weight = config.MoveCanary, 10 }, ""},
+		{"abort", func(m *LabelMove) { m.Action, m.To = config.MoveAbort, 0 }, ""},
 		{"no feature", func(m *LabelMove) { m.Feature = "" }, "feature"},
-		{"bad label", func(m *LabelMove) { m.Label = "staging" }, "label"},
 		{"bad action", func(m *LabelMove) { m.Action = "delete" }, "action"},
-		{"canary on production", func(m *LabelMove) { m.Action = ActionCanary }, "action canary"},
-		{"promote the canary label", func(m *LabelMove) { m.Label = LabelCanary }, "action promote"},
-		{"weight too high", func(m *LabelMove) { m.Action, m.Label, m.Weight = ActionCanary, LabelCanary, 101 }, "weight"},
-		{"weight on promote", func(m *LabelMove) { m.Weight = 5 }, "weight applies"},
-		{"negative version", func(m *LabelMove) { m.To = -1 }, "to"},
+		{"rollback to a version", func(m *LabelMove) { m.Action = config.MoveRollback }, "rollback takes no version"},
+		{"abort with a version", func(m *LabelMove) { m.Action = config.MoveAbort }, "abort takes no version"},
+		{"canary without weight", func(m *LabelMove) { m.Action = config.MoveCanary }, "canary takes"},
+		{"canary of weight 0", func(m *LabelMove) { m.Action, m.To = config.MoveCanary, 0 }, "canary takes"},
+		{"weight too high", func(m *LabelMove) { m.Action, m.Weight = config.MoveCanary, 101 }, "canary takes"},
+		{"weight on promote", func(m *LabelMove) { m.Weight = 5 }, "promote takes"},
+		{"negative version", func(m *LabelMove) { m.To = -1 }, "versions"},
 	}
 	for _, c := range cases {
 		m := ok
@@ -153,8 +154,8 @@ func TestWireNames(t *testing.T) {
 			[]string{`"role":"leader"`, `"voter":true`, `"healthy":true`, `"last_index":3`, `"applied_index":2`}},
 		{Budget{Name: "b", LimitUSD: 10, SpentUSD: 5, ReservedUSD: 1, BurnPerHour: 2, Exhausts: &exhausts},
 			[]string{`"limit_usd":10`, `"spent_usd":5`, `"reserved_usd":1`, `"burn_per_hour_usd":2`, `"exhausts":"2026-11-27T04:00:00Z"`}},
-		{LabelMove{Feature: "f", Label: "canary", Action: "canary", To: 3, Weight: 10, Reason: "r"},
-			[]string{`"label":"canary"`, `"to":3`, `"weight":10`, `"reason":"r"`}},
+		{LabelMove{Feature: "f", Action: "canary", To: 3, Weight: 10, Reason: "r"},
+			[]string{`"action":"canary"`, `"to":3`, `"weight":10`, `"reason":"r"`}},
 		{Release{Version: 2, ID: "f@v2", Hash: "sha256:x", CreatedBy: "alice", Note: "n"},
 			[]string{`"version":2`, `"id":"f@v2"`, `"hash":"sha256:x"`, `"created_by":"alice"`, `"note":"n"`}},
 	}

@@ -116,15 +116,6 @@ type KeySecret struct {
 	Index  uint64 `json:"index"`
 }
 
-// Admin token roles, from least to most powerful: viewers read, operators
-// also move labels, create releases and manage virtual keys, admins also
-// apply whole configurations, remove members and manage tokens.
-const (
-	RoleViewer   = "viewer"
-	RoleOperator = "operator"
-	RoleAdmin    = "admin"
-)
-
 // TokenCreate asks for a new admin token with a role.
 type TokenCreate struct {
 	Name string `json:"name"`

@@ -49,9 +49,10 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	// Flags of particular commands; each command reads the ones it needs.
 	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
-	from := fs.Int("from", 0, "release: the version the label points at now; refused if it moved since")
+	from := fs.Int("from", 0, "release: the version the moved label points at now; refused if it moved since")
 	reason := fs.String("reason", "", "release: why, for the audit log")
 	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
+	abort := fs.Bool("abort", false, "release canary: end the live canary")
 	limit := fs.Int("limit", 50, "audit: how many entries")
 	team := fs.String("team", "", "keys create: the key's team")
 	features := fs.String("features", "", "keys create: comma-separated features the key may call (default all)")
@@ -128,36 +129,27 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R]: %v", ErrUsage, err)
 			}
-			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelProduction, Action: api.ActionPromote, From: *from, To: v[0], Reason: *reason})
+			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MovePromote, From: *from, To: v[0], Reason: *reason})
 		case "rollback":
-			to := 0
 			if len(pos) > 2 {
-				v, _, err := versions(pos[2:], 1)
-				if err != nil {
-					return fmt.Errorf("%w: gantry release rollback FEATURE [VERSION]: %v", ErrUsage, err)
-				}
-				to = v[0]
+				return fmt.Errorf("%w: gantry release rollback FEATURE [--from N] [--reason R] undoes the last rollout and takes no version; 'gantry release promote FEATURE VERSION' moves production to a version", ErrUsage)
 			}
-			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelProduction, Action: api.ActionRollback, From: *from, To: to, Reason: *reason})
+			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MoveRollback, From: *from, Reason: *reason})
 		case "canary":
-			to := 0
-			if len(pos) < 3 {
-				return fmt.Errorf("%w: gantry release canary FEATURE VERSION --weight W (VERSION 0 or off removes the canary)", ErrUsage)
-			}
-			if pos[2] != "off" {
-				v, _, err := versions(pos[2:], 1)
-				if err != nil {
-					return fmt.Errorf("%w: gantry release canary FEATURE VERSION --weight W: %v", ErrUsage, err)
+			if *abort {
+				if len(pos) > 2 || *weight != 0 {
+					return fmt.Errorf("%w: gantry release canary FEATURE --abort [--from N] takes no version or weight", ErrUsage)
 				}
-				to = v[0]
+				return e.move(ctx, api.LabelMove{Feature: f, Action: config.MoveAbort, From: *from, Reason: *reason})
 			}
-			if to != 0 && (*weight < 1 || *weight > 100) {
-				return fmt.Errorf("%w: --weight: want 1..100 for a canary, got %d", ErrUsage, *weight)
+			v, _, err := versions(pos[2:], 1)
+			if err != nil {
+				return fmt.Errorf("%w: gantry release canary FEATURE VERSION --weight W, or FEATURE --abort: %v", ErrUsage, err)
 			}
-			if to == 0 {
-				*weight = 0
+			if *weight < 1 || *weight > config.MaxCanaryWeight {
+				return fmt.Errorf("%w: --weight: want 1..%d for a canary, got %d; --abort ends a canary", ErrUsage, config.MaxCanaryWeight, *weight)
 			}
-			return e.move(ctx, api.LabelMove{Feature: f, Label: api.LabelCanary, Action: api.ActionCanary, From: *from, To: to, Weight: *weight, Reason: *reason})
+			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MoveCanary, From: *from, To: v[0], Weight: *weight, Reason: *reason})
 		}
 		return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)
 	case "audit":
@@ -399,7 +391,7 @@ func (e *env) releases(ctx context.Context, feature string) error {
 			if labels == "" {
 				labels = "-"
 			} else if r.Version == f.Labels.Canary {
-				labels = strings.Replace(labels, api.LabelCanary, fmt.Sprintf("canary@%d%%", f.Labels.CanaryWeight), 1)
+				labels = strings.Replace(labels, config.LabelCanary, fmt.Sprintf("canary@%d%%", f.Labels.CanaryWeight), 1)
 			}
 			fmt.Fprintf(w, "v%d\t%s\t%s\t%s\t%s\n", r.Version, labels, short(r.Hash), created, orDash(r.CreatedBy))
 		}
@@ -431,17 +423,19 @@ func (e *env) move(ctx context.Context, m api.LabelMove) error {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {
-		c := res.Change
-		what := c.Action + " " + c.Label
-		if c.Action == c.Label {
-			what = c.Label
-		}
-		fmt.Fprintf(w, "%s: %s v%d -> v%d", res.Feature, what, c.From, c.To)
-		if c.Label == api.LabelCanary && c.To != 0 {
-			fmt.Fprintf(w, " at %d%%", c.Weight)
-		}
-		fmt.Fprintf(w, " (index %d)\n", res.Index)
+		fmt.Fprintf(w, "%s: %s (index %d)\n", res.Feature, describeChange(res.Change), res.Index)
 	})
+}
+
+// describeChange says in words what a label change did.
+func describeChange(c api.LabelChange) string {
+	switch {
+	case c.Label == config.LabelCanary && c.To == 0:
+		return fmt.Sprintf("%s: canary v%d ended, production unchanged", c.Action, c.From)
+	case c.Label == config.LabelCanary:
+		return fmt.Sprintf("%s: canary v%d -> v%d at %d%%", c.Action, c.From, c.To, c.Weight)
+	}
+	return fmt.Sprintf("%s: production v%d -> v%d", c.Action, c.From, c.To)
 }
 
 func (e *env) audit(ctx context.Context, limit int) error {

@@ -72,14 +72,19 @@ func startAgent(t *testing.T) string {
 
 func TestCommands(t *testing.T) {
 	base := startAgent(t)
-	cmd := func(args ...string) string {
-		t.Helper()
+	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		all := append(append([]string{}, args[1:]...), "--agent", base, "--token", adminToken)
-		if err := Run(context.Background(), args[0], all, &out); err != nil {
-			t.Fatalf("gantry %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		err := Run(context.Background(), args[0], all, &out)
+		return out.String(), err
+	}
+	cmd := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("gantry %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return out.String()
+		return out
 	}
 	contains := func(out string, wants ...string) {
 		t.Helper()
@@ -101,7 +106,17 @@ func TestCommands(t *testing.T) {
 	contains(cmd("release", "rollback", "support-answer"), "production v2 -> v1")
 	contains(cmd("release", "canary", "support-answer", "2", "--weight", "35"), "v2", "35%")
 	contains(cmd("get", "features", "--consistent"), "v2@35%")
-	contains(cmd("release", "canary", "support-answer", "off"), "canary v2 -> v0")
+	// The sequence that once promoted a canary: a rollback during a canary
+	// ends the canary and leaves production.
+	contains(cmd("release", "rollback", "support-answer"), "rollback: canary v2 ended, production unchanged")
+	contains(cmd("release", "canary", "support-answer", "2", "--weight", "20"), "canary v0 -> v2 at 20%")
+	contains(cmd("release", "canary", "support-answer", "--abort", "--from", "2"), "abort: canary v2 ended")
+	if _, err := run("release", "canary", "support-answer", "--abort"); err == nil || !strings.Contains(err.Error(), "no live canary") {
+		t.Fatalf("abort without a canary: %v, want a refusal naming the missing canary", err)
+	}
+	if _, err := run("release", "rollback", "support-answer"); err == nil || !strings.Contains(err.Error(), "no earlier production release") {
+		t.Fatalf("rollback with nothing to undo: %v, want a refusal saying so", err)
+	}
 
 	out := cmd("keys", "create", "team-b", "--team", "b", "--features", "ticket-triage")
 	contains(out, "shown only this once", "gk_")

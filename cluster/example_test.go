@@ -40,7 +40,7 @@ func Example() {
 		}
 	}()
 
-	e, _ := command.New(command.MoveLabel, command.Label{Feature: "support-answer", Action: command.Promote, Version: 3, Reason: "canary healthy"})
+	e, _ := command.New(command.MoveLabel, command.Label{Feature: "support-answer", Action: config.MovePromote, Version: 3, Reason: "canary healthy"})
 	e.Actor = "token:alice"
 	res, err := node.Apply(ctx, e)
 	if err != nil {

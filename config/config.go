@@ -7,6 +7,8 @@ package config
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -285,6 +287,20 @@ type Release struct {
 // ID names a release within the whole configuration.
 func ReleaseID(feature string, version int) string {
 	return fmt.Sprintf("%s@v%d", feature, version)
+}
+
+// ReleaseVersion reads the version from a release id such as
+// support-answer@v2; 0 when it has none.
+func ReleaseVersion(id string) int {
+	i := strings.LastIndexByte(id, '@')
+	if i <= 0 || !strings.HasPrefix(id[i+1:], "v") {
+		return 0
+	}
+	n, err := strconv.Atoi(id[i+2:])
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
 }
 
 // Key is a virtual key: what a caller presents instead of a provider key.

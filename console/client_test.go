@@ -103,7 +103,7 @@ func TestClientErrors(t *testing.T) {
 		{"no such trace", func() error { _, err := good.Trace(ctx, "missing"); return err }, 404, api.CodeNotFound, true},
 		{"endpoint the agent lacks", func() error { _, err := good.Members(ctx); return err }, 404, "", true},
 		{"label moved meanwhile", func() error {
-			_, err := good.MoveLabel(ctx, api.LabelMove{Feature: "support-answer", Label: "production", Action: "promote", From: 1, To: 3})
+			_, err := good.MoveLabel(ctx, api.LabelMove{Feature: "support-answer", Action: "promote", From: 1, To: 3})
 			return err
 		}, 409, api.CodeConflict, false},
 	}
@@ -124,8 +124,8 @@ func TestClientErrors(t *testing.T) {
 		})
 	}
 	// A malformed move never leaves the console.
-	if _, err := good.MoveLabel(ctx, api.LabelMove{Feature: "support-answer", Label: "canary", Action: "promote", To: 3}); err == nil {
-		t.Fatal("a promote of the canary label was sent")
+	if _, err := good.MoveLabel(ctx, api.LabelMove{Feature: "support-answer", Action: "canary", To: 3}); err == nil {
+		t.Fatal("a canary without a weight was sent")
 	}
 	moves, ops := f.labelMoves()
 	if len(moves) != 1 || ops[0] != "ssh:ana SHA256:abc" {
@@ -136,7 +136,7 @@ func TestClientErrors(t *testing.T) {
 func TestClientMoveLabel(t *testing.T) {
 	f := newFakeAgent(t, "n1")
 	c := newTestClient(t, f.srv.URL, testToken)
-	want := api.LabelMove{Feature: "support-answer", Label: "production", Action: "promote", From: 2, To: 3, Reason: "shorter answers"}
+	want := api.LabelMove{Feature: "support-answer", Action: "promote", From: 2, To: 3, Reason: "shorter answers"}
 	res, err := c.MoveLabel(testCtx(t), want)
 	if err != nil || res.Labels.Production != 3 || res.Index != 42 || res.Change.From != 2 {
 		t.Fatalf("MoveLabel: %v %+v", err, res)

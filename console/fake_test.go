@@ -140,7 +140,7 @@ func newFakeAgent(t testing.TB, node string) *fakeAgent {
 			writeTestJSON(w, 409, api.ErrorResponse{Error: api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("production is v%d, not v%d", f.feature.Labels.Production, m.From)}})
 			return
 		}
-		ch := api.LabelChange{Time: time.Now(), Actor: "token:test", Action: m.Action, Label: m.Label, From: f.feature.Labels.Production, To: m.To}
+		ch := api.LabelChange{Time: time.Now(), Actor: "token:test", Action: m.Action, Label: config.LabelProduction, From: f.feature.Labels.Production, To: m.To}
 		f.feature.Labels.Production = m.To
 		f.feature.History = append(f.feature.History, ch)
 		writeTestJSON(w, 200, api.LabelMoveResult{Feature: m.Feature, Labels: f.feature.Labels, Change: ch, Index: 42})

@@ -79,7 +79,7 @@ func TestProgramPromote(t *testing.T) {
 	waitScreen(t, tm, "1 field changed: system +1 -1") // the diff, fetched for the dialog
 	tm.Send(press("tab"))
 	tm.Send(press("enter"))
-	waitScreen(t, tm, "done: promote support-answer v2 -> v3: production is v3 (log index 42)")
+	waitScreen(t, tm, "done: promote support-answer production v2 -> v3: production is v3 (log index 42)")
 	moves, ops := a.labelMoves()
 	if len(moves) != 1 || moves[0].From != 2 || moves[0].To != 3 || moves[0].Action != "promote" || ops[0] != "local:ana" {
 		t.Fatalf("agent got %+v from %q, want one promote v2 -> v3 from local:ana", moves, ops)

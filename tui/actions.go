@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 // ActionID names what a key does, independent of which key it is.
@@ -30,6 +31,7 @@ const (
 	ActPromote
 	ActRollback
 	ActWeight
+	ActAbort
 )
 
 // Action is a key with its meaning: what it is called, what help says, and
@@ -57,14 +59,16 @@ func navActions(k KeyMap) []Action {
 // actionMsg delivers a dispatched action to the view that declared it.
 type actionMsg struct{ Action Action }
 
-// ActionKind is what an ActionRequest does to a feature's labels.
+// ActionKind is what an ActionRequest does to a feature's labels: one of
+// the moves config.PlanMove defines.
 type ActionKind string
 
 // Kinds of ActionRequest.
 const (
-	KindPromote  ActionKind = api.ActionPromote
-	KindRollback ActionKind = api.ActionRollback
-	KindCanary   ActionKind = api.ActionCanary
+	KindPromote  ActionKind = config.MovePromote
+	KindRollback ActionKind = config.MoveRollback
+	KindCanary   ActionKind = config.MoveCanary
+	KindAbort    ActionKind = config.MoveAbort
 )
 
 // ActionRequest is a confirmed change. It leaves the TUI as a message; the
@@ -72,54 +76,50 @@ const (
 type ActionRequest struct {
 	Kind    ActionKind
 	Feature string
-	From    int // version the label points at now; 0 when it points nowhere
-	To      int // version it will point at; for a canary, 0 removes it
-	Weight  int // canary percent
+	Label   string // the label the move changes: production or canary
+	From    int    // version the label points at now; 0 when it points nowhere
+	To      int    // version it will point at; 0 ends a canary
+	Weight  int    // canary percent
 	Reason  string
 	// CLI is the equivalent gantry command, for the command log and for
 	// anyone who wants to script the same change.
 	CLI string
 }
 
-// Label is the label the request moves.
-func (r ActionRequest) Label() string {
-	if r.Kind == KindCanary {
-		return api.LabelCanary
-	}
-	return api.LabelProduction
-}
-
 // LabelMove is the request as the admin API takes it.
 func (r ActionRequest) LabelMove() api.LabelMove {
-	return api.LabelMove{
-		Feature: r.Feature,
-		Label:   r.Label(),
-		Action:  string(r.Kind),
-		From:    r.From,
-		To:      r.To,
-		Weight:  r.Weight,
-		Reason:  r.Reason,
+	m := api.LabelMove{Feature: r.Feature, Action: string(r.Kind), From: r.From, Reason: r.Reason}
+	if r.Kind == KindPromote || r.Kind == KindCanary {
+		m.To, m.Weight = r.To, r.Weight
 	}
+	return m
 }
 
 // String is a short account for the status line and command log.
 func (r ActionRequest) String() string {
-	switch r.Kind {
-	case KindCanary:
-		if r.To == 0 {
-			return fmt.Sprintf("remove canary of %s", r.Feature)
-		}
+	switch {
+	case r.Label == config.LabelCanary && r.To == 0:
+		return fmt.Sprintf("%s %s: end canary v%d", r.Kind, r.Feature, r.From)
+	case r.Kind == KindCanary:
 		return fmt.Sprintf("canary %s v%d at %d%%", r.Feature, r.To, r.Weight)
-	default:
-		return fmt.Sprintf("%s %s v%d -> v%d", r.Kind, r.Feature, r.From, r.To)
 	}
+	return fmt.Sprintf("%s %s production v%d -> v%d", r.Kind, r.Feature, r.From, r.To)
 }
 
-// CLICommand is the gantry command that makes the same change.
+// CLICommand is the gantry command that makes the same change, From
+// included, so it is refused as the dialog would be if the label moved.
 func CLICommand(r ActionRequest) string {
-	args := []string{"gantry", "release", string(r.Kind), shellQuote(r.Feature), "--to", strconv.Itoa(r.To)}
-	if r.Kind == KindCanary {
-		args = append(args, "--weight", strconv.Itoa(r.Weight))
+	args := []string{"gantry", "release", string(r.Kind), shellQuote(r.Feature)}
+	switch r.Kind {
+	case KindPromote:
+		args = append(args, strconv.Itoa(r.To))
+	case KindCanary:
+		args = append(args, strconv.Itoa(r.To), "--weight", strconv.Itoa(r.Weight))
+	case KindAbort:
+		args = []string{"gantry", "release", "canary", shellQuote(r.Feature), "--abort"}
+	}
+	if r.From != 0 {
+		args = append(args, "--from", strconv.Itoa(r.From))
 	}
 	if r.Reason != "" {
 		args = append(args, "--reason", shellQuote(r.Reason))

@@ -14,6 +14,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"gantry/api"
+	"gantry/config"
 	"gantry/pipeline/trace"
 )
 
@@ -324,7 +325,7 @@ func TestPromoteConfirmation(t *testing.T) {
 	}
 	v := a.View()
 	for _, want := range []string{"Promote support-answer v3 to production?", "from      v2", "to        v3",
-		"loading diff", "gantry release promote support-answer --to 3", "> Cancel <"} {
+		"loading diff", "gantry release promote support-answer 3 --from 2", "> Cancel <"} {
 		if !strings.Contains(v, want) {
 			t.Fatalf("dialog lacks %q:\n%s", want, v)
 		}
@@ -348,12 +349,12 @@ func TestPromoteConfirmation(t *testing.T) {
 	press(t, a, k.NextField) // -> Cancel
 	press(t, a, k.NextField) // -> Confirm
 	got := only[ActionRequest](t, press(t, a, k.Confirm))
-	want := ActionRequest{Kind: KindPromote, Feature: "support-answer", From: 2, To: 3, Reason: "canary looks fine",
-		CLI: "gantry release promote support-answer --to 3 --reason 'canary looks fine'"}
+	want := ActionRequest{Kind: KindPromote, Feature: "support-answer", Label: config.LabelProduction, From: 2, To: 3, Reason: "canary looks fine",
+		CLI: "gantry release promote support-answer 3 --from 2 --reason 'canary looks fine'"}
 	if got != want {
 		t.Fatalf("request\n got %+v\nwant %+v", got, want)
 	}
-	if m := got.LabelMove(); m.Check() != nil || m.Label != api.LabelProduction || m.Action != api.ActionPromote {
+	if m := got.LabelMove(); m.Check() != nil || m.Action != config.MovePromote {
 		t.Fatalf("label move %+v: %v", m, m.Check())
 	}
 	if a.dialog != nil {
@@ -362,11 +363,11 @@ func TestPromoteConfirmation(t *testing.T) {
 
 	// The result comes back into the status line and the command log.
 	send(t, a, ActionResultMsg{Request: got, Err: errors.New("conflict: production moved to v4")})
-	if !strings.Contains(a.Status(), "FAILED promote support-answer v2 -> v3: conflict") {
+	if !strings.Contains(a.Status(), "FAILED promote support-answer production v2 -> v3: conflict") {
 		t.Fatalf("status %q", a.Status())
 	}
 	press(t, a, k.Log)
-	if !strings.Contains(a.View(), "gantry release promote support-answer --to 3") {
+	if !strings.Contains(a.View(), "gantry release promote support-answer 3 --from 2") {
 		t.Fatalf("command log lacks the CLI command:\n%s", a.View())
 	}
 }
@@ -379,14 +380,14 @@ func TestRollbackAndCanary(t *testing.T) {
 		weight string // typed into the weight field, if set
 		want   ActionRequest
 	}{
-		{"rollback to previous production", "support-answer@v3", func(k KeyMap) key.Binding { return k.Rollback }, "",
-			ActionRequest{Kind: KindRollback, Feature: "support-answer", From: 2, To: 1, CLI: "gantry release rollback support-answer --to 1"}},
+		{"rollback ends the live canary", "support-answer@v3", func(k KeyMap) key.Binding { return k.Rollback }, "",
+			ActionRequest{Kind: KindRollback, Feature: "support-answer", Label: config.LabelCanary, From: 3, To: 0, CLI: "gantry release rollback support-answer --from 3"}},
 		{"canary weight", "support-answer@v3", func(k KeyMap) key.Binding { return k.Weight }, "25",
-			ActionRequest{Kind: KindCanary, Feature: "support-answer", From: 3, To: 3, Weight: 25, CLI: "gantry release canary support-answer --to 3 --weight 25"}},
-		{"canary weight 0 removes it", "support-answer@v3", func(k KeyMap) key.Binding { return k.Weight }, "0",
-			ActionRequest{Kind: KindCanary, Feature: "support-answer", From: 3, To: 0, Weight: 0, CLI: "gantry release canary support-answer --to 0 --weight 0"}},
+			ActionRequest{Kind: KindCanary, Feature: "support-answer", Label: config.LabelCanary, From: 3, To: 3, Weight: 25, CLI: "gantry release canary support-answer 3 --weight 25 --from 3"}},
+		{"end the canary", "support-answer@v1", func(k KeyMap) key.Binding { return k.Abort }, "",
+			ActionRequest{Kind: KindAbort, Feature: "support-answer", Label: config.LabelCanary, From: 3, To: 0, CLI: "gantry release canary support-answer --abort --from 3"}},
 		{"canary on v1", "support-answer@v1", func(k KeyMap) key.Binding { return k.Weight }, "",
-			ActionRequest{Kind: KindCanary, Feature: "support-answer", From: 3, To: 1, Weight: 10, CLI: "gantry release canary support-answer --to 1 --weight 10"}},
+			ActionRequest{Kind: KindCanary, Feature: "support-answer", Label: config.LabelCanary, From: 3, To: 1, Weight: 10, CLI: "gantry release canary support-answer 1 --weight 10 --from 3"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -435,7 +436,7 @@ func TestCanaryWeightOutOfRange(t *testing.T) {
 		press(t, a, k.NextField)
 	}
 	none[ActionRequest](t, press(t, a, k.Confirm))
-	if a.dialog == nil || !strings.Contains(a.View(), "weight must be a whole number from 0 to 100") {
+	if a.dialog == nil || !strings.Contains(a.View(), "weight must be a whole number from 1 to 100") {
 		t.Fatalf("out-of-range weight not refused:\n%s", a.View())
 	}
 	press(t, a, k.Back)
@@ -642,9 +643,10 @@ func TestCLICommandQuoting(t *testing.T) {
 		r    ActionRequest
 		want string
 	}{
-		{ActionRequest{Kind: KindPromote, Feature: "support-answer", To: 3}, "gantry release promote support-answer --to 3"},
-		{ActionRequest{Kind: KindRollback, Feature: "f", To: 1, Reason: "it's bad"}, `gantry release rollback f --to 1 --reason 'it'\''s bad'`},
-		{ActionRequest{Kind: KindCanary, Feature: "f", To: 2, Weight: 5, Reason: "$(rm -rf)"}, "gantry release canary f --to 2 --weight 5 --reason '$(rm -rf)'"},
+		{ActionRequest{Kind: KindPromote, Feature: "support-answer", From: 2, To: 3}, "gantry release promote support-answer 3 --from 2"},
+		{ActionRequest{Kind: KindRollback, Feature: "f", From: 2, To: 1, Reason: "it's bad"}, `gantry release rollback f --from 2 --reason 'it'\''s bad'`},
+		{ActionRequest{Kind: KindCanary, Feature: "f", To: 2, Weight: 5, Reason: "$(rm -rf)"}, "gantry release canary f 2 --weight 5 --reason '$(rm -rf)'"},
+		{ActionRequest{Kind: KindAbort, Feature: "my feature", From: 2}, "gantry release canary 'my feature' --abort --from 2"},
 	}
 	for _, c := range cases {
 		if got := CLICommand(c.r); got != c.want {

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 // Dialog fields, in focus order.
@@ -125,7 +126,7 @@ func (d *confirmDialog) labelsChanged(fs []api.Feature) {
 			continue
 		}
 		now := f.Labels.Production
-		if d.req.Kind == KindCanary {
+		if d.req.Label == config.LabelCanary {
 			now = f.Labels.Canary
 		}
 		d.moved = -1
@@ -141,13 +142,10 @@ func (d *confirmDialog) request() (ActionRequest, error) {
 	r.Reason = strings.TrimSpace(string(d.reason))
 	if r.Kind == KindCanary {
 		w, err := strconv.Atoi(string(d.weight))
-		if err != nil || w < 0 || w > 100 {
-			return r, fmt.Errorf("weight must be a whole number from 0 to 100")
+		if err != nil || w < 1 || w > config.MaxCanaryWeight {
+			return r, fmt.Errorf("weight must be a whole number from 1 to %d (%s ends a canary)", config.MaxCanaryWeight, d.env.keys.Abort.Help().Key)
 		}
 		r.Weight = w
-		if w == 0 {
-			r.To = 0 // weight 0 removes the canary
-		}
 	}
 	r.CLI = CLICommand(r)
 	return r, nil
@@ -214,11 +212,12 @@ func (d *confirmDialog) title(r ActionRequest) string {
 	switch r.Kind {
 	case KindPromote:
 		return fmt.Sprintf("Promote %s v%d to production?", r.Feature, r.To)
-	case KindRollback:
-		return fmt.Sprintf("Roll back %s production to v%d?", r.Feature, r.To)
 	}
-	if r.To == 0 {
-		return fmt.Sprintf("Remove the canary of %s?", r.Feature)
+	if r.Label == config.LabelCanary && r.To == 0 {
+		return fmt.Sprintf("End the canary v%d of %s? Production stays.", r.From, r.Feature)
+	}
+	if r.Kind == KindRollback {
+		return fmt.Sprintf("Roll back %s production to v%d?", r.Feature, r.To)
 	}
 	return fmt.Sprintf("Send %d%% of %s traffic to canary v%d?", r.Weight, r.Feature, r.To)
 }
@@ -251,22 +250,22 @@ func (d *confirmDialog) view(w, h int) string {
 		b = append(b, fit(name, 9, false)+" "+value)
 	}
 	b = append(b, st.Title.Render(d.title(r)))
-	add("feature", r.Feature+", label "+r.Label())
+	add("feature", r.Feature+", label "+r.Label)
 	add("from", d.release(r.From))
 	to := d.release(r.To)
-	if r.Kind == KindCanary && r.To == 0 {
-		to = "none (weight 0 removes the canary)"
+	if r.Label == config.LabelCanary && r.To == 0 {
+		to = "none: the canary ends"
 	}
 	add("to", to)
 	versions := []int{r.From, r.To}
-	if r.Kind == KindCanary {
+	if r.Label == config.LabelCanary {
 		prod := d.feature.Labels.Production
 		add("prod", d.release(prod))
 		versions = []int{prod, r.From, r.To}
 	}
 	add("changes", d.diff)
 	if d.moved >= 0 {
-		b = append(b, st.Err.Render(fmt.Sprintf("! %s moved to v%d since this opened: cancel and look again", r.Label(), d.moved)))
+		b = append(b, st.Err.Render(fmt.Sprintf("! %s moved to v%d since this opened: cancel and look again", r.Label, d.moved)))
 	}
 	// How each release involved is doing right now: the reason to act.
 	seen := map[int]bool{}

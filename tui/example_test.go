@@ -47,6 +47,6 @@ func Example() {
 	fmt.Println(req.CLI)
 	fmt.Println(cmd().(tui.ActionResultMsg).Result)
 	// Output:
-	// gantry release promote support-answer --to 3
+	// gantry release promote support-answer 3 --from 2
 	// production is v3
 }

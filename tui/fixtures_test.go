@@ -192,7 +192,7 @@ func fixtureFeatures() []api.Feature {
 		spec := config.Release{Version: v, System: system, Route: "default"}
 		return api.Release{Version: v, ID: config.ReleaseID(f, v), Hash: spec.Hash(), Created: clock.Add(-age), CreatedBy: by, Note: note, Spec: &spec}
 	}
-	return []api.Feature{
+	fs := []api.Feature{
 		{
 			Name:   "support-answer",
 			Labels: config.Labels{Production: 2, Canary: 3, CanaryWeight: 10},
@@ -211,6 +211,24 @@ func fixtureFeatures() []api.Feature {
 			Labels:   config.Labels{Production: 1},
 			Releases: []api.Release{rel("summarize", 1, "carol", "", 12*24*time.Hour, "Summarize.")},
 		},
+	}
+	for i := range fs {
+		withRollback(&fs[i])
+	}
+	return fs
+}
+
+// withRollback fills in what a rollback would do, as the agent does.
+func withRollback(f *api.Feature) {
+	cf := config.Feature{Name: f.Name, Labels: f.Labels}
+	for _, r := range f.Releases {
+		cf.Releases = append(cf.Releases, config.Release{Version: r.Version})
+	}
+	f.Rollback, f.RollbackRefused = nil, ""
+	if s, err := config.PlanMove(cf, f.History, config.LabelMove{Action: config.MoveRollback}); err == nil {
+		f.Rollback = &api.LabelStep{Label: s.Label, From: s.From, To: s.To}
+	} else {
+		f.RollbackRefused = err.Error()
 	}
 }
 

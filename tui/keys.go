@@ -17,7 +17,7 @@ type KeyMap struct {
 
 	Filter, Pause, Open, NextTab key.Binding
 
-	Mark, Diff, Promote, Rollback, Weight key.Binding
+	Mark, Diff, Promote, Rollback, Weight, Abort key.Binding
 
 	// Dialog keys.
 	Confirm, NextField, PrevField key.Binding
@@ -56,6 +56,7 @@ func DefaultKeyMap() KeyMap {
 		Promote:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "promote")),
 		Rollback: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "roll back")),
 		Weight:   key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "canary weight")),
+		Abort:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "end canary")),
 
 		Confirm:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
 		NextField: key.NewBinding(key.WithKeys("tab", "right"), key.WithHelp("tab", "next")),

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 // filterTracesMsg asks the App to show the traces view with a filter.
@@ -213,7 +214,7 @@ func moveText(ch api.LabelChange) string {
 		return fmt.Sprintf("v%d", n)
 	}
 	s := fmt.Sprintf("%s %s %s->%s", orDash(ch.Actor), ch.Action, ver(ch.From), ver(ch.To))
-	if ch.Label == api.LabelCanary && ch.Weight > 0 {
+	if ch.Label == config.LabelCanary && ch.Weight > 0 {
 		s += fmt.Sprintf(" at %d%%", ch.Weight)
 	}
 	if ch.Reason != "" {

@@ -50,7 +50,7 @@ func TestProgramPromote(t *testing.T) {
 	wait("2 fields changed")
 	tm.Send(keyMsg(t, k.NextField.Keys()[0])) // Cancel -> Confirm
 	tm.Send(keyMsg(t, k.Confirm.Keys()[0]))
-	wait("done: promote support-answer v2 -> v3")
+	wait("done: promote support-answer production v2 -> v3")
 	if err := tm.Quit(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 // statusMsg puts a line in the status bar.
@@ -78,6 +79,7 @@ func (v *releasesView) Actions() []Action {
 		Action{ID: ActPromote, Name: "promote", Key: k.Promote, Dangerous: true},
 		Action{ID: ActRollback, Name: "roll back", Key: k.Rollback, Dangerous: true},
 		Action{ID: ActWeight, Name: "canary weight", Key: k.Weight, Dangerous: true},
+		Action{ID: ActAbort, Name: "end canary", Key: k.Abort, Dangerous: true},
 	)
 }
 
@@ -190,7 +192,7 @@ func (v *releasesView) do(a Action) tea.Cmd {
 	}
 	sel, ok := v.selected()
 	switch a.ID {
-	case ActMark, ActDiff, ActPromote, ActRollback, ActWeight:
+	case ActMark, ActDiff, ActPromote, ActRollback, ActWeight, ActAbort:
 		if !ok {
 			return status("no release selected", true)
 		}
@@ -211,6 +213,8 @@ func (v *releasesView) do(a Action) tea.Cmd {
 		return v.rollback(sel)
 	case ActWeight:
 		return v.canary(sel)
+	case ActAbort:
+		return v.abort(sel)
 	default:
 		v.cur.move(a.ID, len(v.rows), v.tableRows())
 		if r, ok := v.selected(); ok {
@@ -244,34 +248,23 @@ func (v *releasesView) promote(sel relRow) tea.Cmd {
 	if sel.r.Version == from {
 		return status(fmt.Sprintf("%s is already in production", sel.r.ID), true)
 	}
-	req := ActionRequest{Kind: KindPromote, Feature: f.Name, From: from, To: sel.r.Version}
+	req := ActionRequest{Kind: KindPromote, Feature: f.Name, Label: config.LabelProduction, From: from, To: sel.r.Version}
 	return v.confirm(req, f)
 }
 
-// rollback points production back at the release it pointed at before the
-// last move; with no history, at the newest release older than production.
+// rollback undoes the feature's last rollout, exactly as the agent says it
+// would now: it ends a live canary, or moves production back.
 func (v *releasesView) rollback(sel relRow) tea.Cmd {
 	f := v.features[sel.f]
-	from := f.Labels.Production
-	to := 0
-	for i := len(f.History) - 1; i >= 0; i-- {
-		h := f.History[i]
-		if h.Label == api.LabelProduction && h.To == from && h.From != 0 {
-			to = h.From
-			break
+	if f.Rollback == nil {
+		why := f.RollbackRefused
+		if why == "" {
+			why = fmt.Sprintf("%s has nothing to roll back", f.Name)
 		}
+		return status(why, true)
 	}
-	if to == 0 {
-		for _, r := range f.Releases {
-			if r.Version < from && r.Version > to {
-				to = r.Version
-			}
-		}
-	}
-	if to == 0 {
-		return status(fmt.Sprintf("%s has no earlier production release to roll back to", f.Name), true)
-	}
-	req := ActionRequest{Kind: KindRollback, Feature: f.Name, From: from, To: to}
+	p := f.Rollback
+	req := ActionRequest{Kind: KindRollback, Feature: f.Name, Label: p.Label, From: p.From, To: p.To}
 	return v.confirm(req, f)
 }
 
@@ -284,14 +277,24 @@ func (v *releasesView) canary(sel relRow) tea.Cmd {
 	if f.Labels.Canary == sel.r.Version && f.Labels.CanaryWeight > 0 {
 		weight = f.Labels.CanaryWeight
 	}
-	req := ActionRequest{Kind: KindCanary, Feature: f.Name, From: f.Labels.Canary, To: sel.r.Version, Weight: weight}
+	req := ActionRequest{Kind: KindCanary, Feature: f.Name, Label: config.LabelCanary, From: f.Labels.Canary, To: sel.r.Version, Weight: weight}
+	return v.confirm(req, f)
+}
+
+// abort ends the feature's live canary.
+func (v *releasesView) abort(sel relRow) tea.Cmd {
+	f := v.features[sel.f]
+	if !f.Labels.Live() {
+		return status(fmt.Sprintf("%s has no live canary", f.Name), true)
+	}
+	req := ActionRequest{Kind: KindAbort, Feature: f.Name, Label: config.LabelCanary, From: f.Labels.Canary}
 	return v.confirm(req, f)
 }
 
 func (v *releasesView) confirm(req ActionRequest, f api.Feature) tea.Cmd {
 	msg := confirmMsg{Req: req, Feature: f}
 	base := req.From
-	if req.Kind == KindCanary {
+	if req.Label == config.LabelCanary {
 		base = f.Labels.Production // a canary is judged against production
 	}
 	if base != 0 && base != req.To {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gantry/api"
+	"gantry/config"
 )
 
 func TestClusterReleaseStatsReplaceTheOverviews(t *testing.T) {
@@ -14,7 +15,7 @@ func TestClusterReleaseStatsReplaceTheOverviews(t *testing.T) {
 		t.Fatalf("the overview's 8,300 requests of support-answer@v2 are not shown:\n%s", before)
 	}
 	cs := api.ClusterStats{Node: "agent-2", WindowSeconds: 300, Releases: []api.ClusterReleaseStats{
-		{Feature: "support-answer", Release: "support-answer@v2", Version: 2, Label: api.LabelProduction,
+		{Feature: "support-answer", Release: "support-answer@v2", Version: 2, Label: config.LabelProduction,
 			Total: api.Stats{Requests: 90000}, Window: api.Stats{Requests: 24600, Errors: 246, P95: 1234}},
 		// Traffic long ago and none in the window: no numbers in the row.
 		{Feature: "summarize", Release: "summarize@v1", Version: 1, Total: api.Stats{Requests: 50}},

@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"gantry/cluster/spend"
+	"gantry/config"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
-	e, err := New(MoveLabel, Label{Feature: "support", Action: Promote, Version: 3, Reason: "healthy"})
+	e, err := New(MoveLabel, Label{Feature: "support", Action: config.MovePromote, Version: 3, Reason: "healthy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	if err := got.DecodePayload(&l); err != nil {
 		t.Fatal(err)
 	}
-	if l != (Label{Feature: "support", Action: Promote, Version: 3, Reason: "healthy"}) {
+	if l != (Label{Feature: "support", Action: config.MovePromote, Version: 3, Reason: "healthy"}) {
 		t.Fatalf("payload %+v", l)
 	}
 }
@@ -89,27 +90,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestRoles(t *testing.T) {
-	tests := []struct {
-		have, want Role
-		allowed    bool
-	}{
-		{RoleAdmin, RoleOperator, true},
-		{RoleOperator, RoleOperator, true},
-		{RoleViewer, RoleOperator, false},
-		{RoleOperator, RoleAdmin, false},
-		{"root", RoleViewer, false},
-		{RoleAdmin, "root", false},
-	}
-	for _, tt := range tests {
-		if got := tt.have.Allows(tt.want); got != tt.allowed {
-			t.Fatalf("%s.Allows(%s) = %v, want %v", tt.have, tt.want, got, tt.allowed)
-		}
-	}
-}
-
-// A field added to a payload later raises its version only when set, so
-// an older agent halts on exactly the commands it would misapply.
 func TestNewVersionsPayloadsByWhatTheyCarry(t *testing.T) {
 	one := uint64(1)
 	from := 1
@@ -119,8 +99,8 @@ func TestNewVersionsPayloadsByWhatTheyCarry(t *testing.T) {
 		payload any
 		want    int
 	}{
-		{"label move", MoveLabel, Label{Feature: "f", Action: Promote, Version: 2}, 1},
-		{"label move from a version", MoveLabel, Label{Feature: "f", Action: Promote, Version: 2, From: &from}, 2},
+		{"label move", MoveLabel, Label{Feature: "f", Action: config.MovePromote, Version: 2}, 3},
+		{"label move from a version", MoveLabel, Label{Feature: "f", Action: config.MovePromote, Version: 2, From: &from}, 3},
 		{"config", ApplyConfig, Config{}, 1},
 		{"config if unchanged", ApplyConfig, Config{IfIndex: &one}, 2},
 		{"spend batch", CommitSpend, Spend{}, 1},

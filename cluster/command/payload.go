@@ -43,23 +43,10 @@ type Release struct {
 	Release config.Release `json:"release"`
 }
 
-// Label actions.
-const (
-	// Promote points production at Version and drops a canary of the
-	// same version.
-	Promote = "promote"
-	// Rollback points production at Version, or when Version is 0 at the
-	// release production pointed at before the last move.
-	Rollback = "rollback"
-	// Canary points the canary at Version with Weight percent of traffic;
-	// Version 0 removes the canary.
-	Canary = "canary"
-)
-
 // Label is the payload of MoveLabel.
 type Label struct {
 	Feature string `json:"feature"`
-	Action  string `json:"action"`
+	Action  string `json:"action"` // a config.Move* an operator asks for
 	Version int    `json:"version"`
 	Weight  int    `json:"weight,omitempty"`
 	Reason  string `json:"reason,omitempty"`
@@ -71,57 +58,24 @@ type Label struct {
 	From *int `json:"from,omitempty"`
 }
 
-// PayloadVersion is 2 when the Label carries a From precondition, which an
-// agent that knows only version 1 would ignore and so must refuse to apply.
-func (l Label) PayloadVersion() int {
-	if l.From != nil {
-		return 2
-	}
-	return 1
-}
+// PayloadVersion is 3: a move means what config.PlanMove says (rollback
+// ends a live canary; abort exists), which an agent that knows only the
+// moves of versions 1 and 2 would apply differently, so it must halt
+// rather than diverge.
+func (l Label) PayloadVersion() int { return 3 }
 
 // Key is the payload of PutKey. Only the hash of the secret is carried.
 type Key struct {
 	Key config.Key `json:"key"`
 }
 
-// Role is what an admin token may do.
-type Role string
-
-// Roles, from least to most powerful.
-const (
-	RoleViewer   Role = "viewer"
-	RoleOperator Role = "operator"
-	RoleAdmin    Role = "admin"
-)
-
-// Allows reports whether r has at least the power of want.
-func (r Role) Allows(want Role) bool {
-	return r.rank() >= want.rank() && want.rank() > 0
-}
-
-func (r Role) rank() int {
-	switch r {
-	case RoleViewer:
-		return 1
-	case RoleOperator:
-		return 2
-	case RoleAdmin:
-		return 3
-	}
-	return 0
-}
-
-// Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r.rank() > 0 }
-
 // Token is an admin token of the console and the admin API. Only the hash of
 // the secret is stored, in the same form as a virtual key's.
 type Token struct {
-	Name    string `json:"name"`
-	Hash    string `json:"hash"`
-	Role    Role   `json:"role"`
-	Revoked bool   `json:"revoked,omitempty"`
+	Name    string      `json:"name"`
+	Hash    string      `json:"hash"`
+	Role    config.Role `json:"role"`
+	Revoked bool        `json:"revoked,omitempty"`
 }
 
 // TokenPayload is the payload of PutToken.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -32,7 +33,7 @@ var handlers = map[command.Type]handler{
 	command.PutFeature:     {1, putFeature},
 	command.DeleteFeature:  {1, deleteFeature},
 	command.CreateRelease:  {1, createRelease},
-	command.MoveLabel:      {2, moveLabel},
+	command.MoveLabel:      {3, moveLabel},
 	command.PutKey:         {1, putKey},
 	command.RevokeKey:      {1, revokeKey},
 	command.PutToken:       {1, putToken},
@@ -336,9 +337,9 @@ func putFeature(tx *txn) error {
 		tx.record("feature/"+f.Name, featureSummary(cur), featureSummary(next), "")
 	} else {
 		tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, f)
-		tx.addLabelChange(f.Name, LabelChange{Action: "create", Label: "production", To: f.Labels.Production})
+		tx.addLabelChange(f.Name, LabelChange{Action: config.MoveCreate, Label: config.LabelProduction, To: f.Labels.Production})
 		if f.Labels.Canary != 0 {
-			tx.addLabelChange(f.Name, LabelChange{Action: "create", Label: "canary", To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
+			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveCreate, Label: config.LabelCanary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
 		}
 		tx.record("feature/"+f.Name, nil, featureSummary(f), "")
 	}
@@ -440,81 +441,28 @@ func moveLabel(tx *txn) error {
 	if !ok {
 		return fmt.Errorf("feature: %w: %q", ErrNotFound, p.Feature)
 	}
-	if p.Version != 0 {
-		if _, ok := f.Release(p.Version); !ok {
-			return fmt.Errorf("release: %w: %s", ErrNotFound, config.ReleaseID(p.Feature, p.Version))
-		}
+	plan := config.PlanMove
+	if tx.env.Version < 3 {
+		plan = legacyPlanMove // a log written before moves meant what they mean now
+	}
+	step, err := plan(f, tx.next.LabelHistory[p.Feature], config.LabelMove{Action: p.Action, Version: p.Version, Weight: p.Weight, From: p.From})
+	switch {
+	case errors.Is(err, config.ErrMoveInvalid):
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	case errors.Is(err, config.ErrMoveConflict):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, config.ErrMoveNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case err != nil:
+		return err
 	}
 	before := f.Labels
-	l := f.Labels
-	if p.From != nil {
-		label, cur := "production", l.Production
-		if p.Action == command.Canary {
-			label, cur = "canary", l.Canary
-		}
-		if cur != *p.From {
-			return fmt.Errorf("%w: %s of %s points at v%d now, not v%d; look again before moving it", ErrConflict, label, p.Feature, cur, *p.From)
-		}
-	}
-	change := LabelChange{Action: p.Action, Reason: p.Reason}
-	switch p.Action {
-	case command.Promote:
-		if p.Version == 0 {
-			return fmt.Errorf("%w: promote needs a version", ErrInvalid)
-		}
-		change.Label, change.From, change.To = "production", l.Production, p.Version
-		l.Production = p.Version
-		if l.Canary == p.Version {
-			l.Canary, l.CanaryWeight = 0, 0
-		}
-	case command.Rollback:
-		to := p.Version
-		if to == 0 {
-			to = previousProduction(tx.next.LabelHistory[p.Feature], l.Production)
-			if to == 0 {
-				return fmt.Errorf("%w: %s has no earlier production release to roll back to", ErrConflict, p.Feature)
-			}
-			if _, ok := f.Release(to); !ok {
-				return fmt.Errorf("release: %w: %s", ErrNotFound, config.ReleaseID(p.Feature, to))
-			}
-		}
-		change.Label, change.From, change.To = "production", l.Production, to
-		l.Production = to
-		if l.Canary == to {
-			l.Canary, l.CanaryWeight = 0, 0
-		}
-	case command.Canary:
-		switch {
-		case p.Version == 0 && p.Weight != 0:
-			return fmt.Errorf("%w: removing the canary takes weight 0", ErrInvalid)
-		case p.Version != 0 && (p.Weight < 1 || p.Weight > 100):
-			return fmt.Errorf("%w: canary weight %d is outside 1..100", ErrInvalid, p.Weight)
-		case p.Version != 0 && p.Version == l.Production:
-			return fmt.Errorf("%w: v%d is already production", ErrConflict, p.Version)
-		}
-		change.Label, change.From, change.To, change.Weight = "canary", l.Canary, p.Version, p.Weight
-		l.Canary, l.CanaryWeight = p.Version, p.Weight
-	default:
-		return fmt.Errorf("%w: unknown label action %q (want %s, %s or %s)", ErrInvalid, p.Action, command.Promote, command.Rollback, command.Canary)
-	}
-	f.Labels = l
+	f.Labels = step.Next
 	tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, f)
-	tx.addLabelChange(p.Feature, change)
+	tx.addLabelChange(p.Feature, LabelChange{Action: p.Action, Label: step.Label, From: step.From, To: step.To, Weight: step.Weight, Reason: p.Reason})
 	tx.configChanged = true
-	tx.record("labels/"+p.Feature, labelSummary(before), labelSummary(l), p.Reason)
+	tx.record("labels/"+p.Feature, labelSummary(before), labelSummary(f.Labels), p.Reason)
 	return nil
-}
-
-// previousProduction is the release production pointed at before it came to
-// point at current.
-func previousProduction(history []LabelChange, current int) int {
-	for i := len(history) - 1; i >= 0; i-- {
-		c := history[i]
-		if c.Label == "production" && c.To == current && c.From != 0 && c.From != current {
-			return c.From
-		}
-	}
-	return 0
 }
 
 func putKey(tx *txn) error {
@@ -565,7 +513,7 @@ func putToken(tx *txn) error {
 	case !validHash(t.Hash):
 		return fmt.Errorf("%w: token %s: want sha256: and 64 hex digits (the hash of the token, never the token)", ErrInvalid, t.Name)
 	case !t.Role.Valid():
-		return fmt.Errorf("%w: token %s: unknown role %q (want %s, %s or %s)", ErrInvalid, t.Name, t.Role, command.RoleViewer, command.RoleOperator, command.RoleAdmin)
+		return fmt.Errorf("%w: token %s: unknown role %q (want %s, %s or %s)", ErrInvalid, t.Name, t.Role, config.RoleViewer, config.RoleOperator, config.RoleAdmin)
 	}
 	for _, o := range tx.next.Tokens {
 		if o.Hash == t.Hash && o.Name != t.Name {
@@ -631,7 +579,7 @@ func applyConfig(tx *txn) error {
 	for _, f := range cfg.Features {
 		of, ok := tx.next.Feature(f.Name)
 		if !ok {
-			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "production", To: f.Labels.Production})
+			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveApply, Label: config.LabelProduction, To: f.Labels.Production})
 			continue
 		}
 		for _, r := range f.Releases {
@@ -640,10 +588,10 @@ func applyConfig(tx *txn) error {
 			}
 		}
 		if of.Labels.Production != f.Labels.Production {
-			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "production", From: of.Labels.Production, To: f.Labels.Production})
+			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveApply, Label: config.LabelProduction, From: of.Labels.Production, To: f.Labels.Production})
 		}
 		if of.Labels.Canary != f.Labels.Canary || of.Labels.CanaryWeight != f.Labels.CanaryWeight {
-			tx.addLabelChange(f.Name, LabelChange{Action: "apply", Label: "canary", From: of.Labels.Canary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
+			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveApply, Label: config.LabelCanary, From: of.Labels.Canary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
 		}
 	}
 	// Drop the history of features the new configuration no longer has.

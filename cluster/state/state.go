@@ -95,17 +95,7 @@ type hashCache struct {
 func New() *State { return &State{requests: newRequests(), hash: &hashCache{}} }
 
 // LabelChange is one move of a feature's label.
-type LabelChange struct {
-	Index  uint64    `json:"index"`
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Label  string    `json:"label"` // production or canary
-	From   int       `json:"from"`
-	To     int       `json:"to"`
-	Weight int       `json:"weight,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-}
+type LabelChange = config.LabelChange
 
 // Member is where an agent of the cluster can be reached. Raft's own
 // configuration says who votes; this directory adds the admin URL that

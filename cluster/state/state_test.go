@@ -112,23 +112,23 @@ func TestApplyEveryCommand(t *testing.T) {
 		{name: "create release with a taken version", typ: command.CreateRelease, payload: command.Release{Feature: "support", Release: func() config.Release { r := release("r1"); r.Version = 2; return r }()}, wantErr: ErrConflict},
 		{name: "create release on unknown route", typ: command.CreateRelease, payload: command.Release{Feature: "support", Release: release("nope")}, wantErr: ErrInvalid},
 		{name: "create release of unknown feature", typ: command.CreateRelease, payload: command.Release{Feature: "nope", Release: release("r1")}, wantErr: ErrNotFound},
-		{name: "canary", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: command.Canary, Version: 2, Weight: 10, Reason: "try r2"},
+		{name: "canary", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: config.MoveCanary, Version: 2, Weight: 10, Reason: "try r2"},
 			check: func(t *testing.T, s *State, _ Result) {
 				f, _ := s.Feature("support")
 				if f.Labels != (config.Labels{Production: 1, Canary: 2, CanaryWeight: 10}) {
 					t.Fatalf("labels = %+v", f.Labels)
 				}
 			}},
-		{name: "canary weight out of range", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: command.Canary, Version: 2, Weight: 101}, wantErr: ErrInvalid},
-		{name: "promote", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: command.Promote, Version: 2, Reason: "canary healthy"},
+		{name: "canary weight out of range", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: config.MoveCanary, Version: 2, Weight: 101}, wantErr: ErrInvalid},
+		{name: "promote", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: config.MovePromote, Version: 2, Reason: "canary healthy"},
 			check: func(t *testing.T, s *State, _ Result) {
 				f, _ := s.Feature("support")
 				if f.Labels != (config.Labels{Production: 2}) {
 					t.Fatalf("labels = %+v, want production 2 and no canary", f.Labels)
 				}
 			}},
-		{name: "promote unknown version", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: command.Promote, Version: 9}, wantErr: ErrNotFound},
-		{name: "rollback to previous", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: command.Rollback, Reason: "errors up"},
+		{name: "promote unknown version", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: config.MovePromote, Version: 9}, wantErr: ErrNotFound},
+		{name: "rollback to previous", typ: command.MoveLabel, payload: command.Label{Feature: "support", Action: config.MoveRollback, Reason: "errors up"},
 			check: func(t *testing.T, s *State, _ Result) {
 				f, _ := s.Feature("support")
 				if f.Labels.Production != 1 {
@@ -136,7 +136,7 @@ func TestApplyEveryCommand(t *testing.T) {
 				}
 				h := s.LabelHistory["support"]
 				last := h[len(h)-1]
-				want := LabelChange{Index: last.Index, Time: t0, Actor: "user:ops", Action: command.Rollback, Label: "production", From: 2, To: 1, Reason: "errors up"}
+				want := LabelChange{Index: last.Index, Time: t0, Actor: "user:ops", Action: config.MoveRollback, Label: "production", From: 2, To: 1, Reason: "errors up"}
 				if last != want {
 					t.Fatalf("last label change = %+v, want %+v", last, want)
 				}
@@ -169,10 +169,10 @@ func TestApplyEveryCommand(t *testing.T) {
 					t.Fatal("key not revoked")
 				}
 			}},
-		{name: "put token", typ: command.PutToken, payload: command.TokenPayload{Token: command.Token{Name: "alice", Hash: hashOf("tok"), Role: command.RoleOperator}},
+		{name: "put token", typ: command.PutToken, payload: command.TokenPayload{Token: command.Token{Name: "alice", Hash: hashOf("tok"), Role: config.RoleOperator}},
 			check: func(t *testing.T, s *State, _ Result) {
 				tok, ok := s.Token(hashOf("tok"))
-				if !ok || tok.Role != command.RoleOperator {
+				if !ok || tok.Role != config.RoleOperator {
 					t.Fatalf("token = %+v, %v", tok, ok)
 				}
 			}},
@@ -385,8 +385,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	for i := range 20 {
 		s, _ = mustApply(t, s, uint64(10+i), mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, fmt.Sprintf("r%d", i)))
 	}
-	s, _ = mustApply(t, s, 40, mk(t, command.MoveLabel, command.Label{Feature: "support", Action: command.Canary, Version: 3, Weight: 5}, "canary"))
-	s, _ = mustApply(t, s, 41, mk(t, command.PutToken, command.TokenPayload{Token: command.Token{Name: "t", Hash: hashOf("t"), Role: command.RoleAdmin}}, "tok"))
+	s, _ = mustApply(t, s, 40, mk(t, command.MoveLabel, command.Label{Feature: "support", Action: config.MoveCanary, Version: 3, Weight: 5}, "canary"))
+	s, _ = mustApply(t, s, 41, mk(t, command.PutToken, command.TokenPayload{Token: command.Token{Name: "t", Hash: hashOf("t"), Role: config.RoleAdmin}}, "tok"))
 	var buf bytes.Buffer
 	if err := s.Encode(&buf); err != nil {
 		t.Fatal(err)
@@ -438,9 +438,9 @@ func TestLabelHistoryBound(t *testing.T) {
 	s := seeded(t)
 	s, _ = mustApply(t, s, 2, mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, "rel"))
 	for i := range MaxLabelHistory + 5 {
-		p := command.Label{Feature: "support", Action: command.Canary}
+		p := command.Label{Feature: "support", Action: config.MoveAbort}
 		if i%2 == 0 {
-			p.Version, p.Weight = 2, 10
+			p.Action, p.Version, p.Weight = config.MoveCanary, 2, 10
 		}
 		s, _ = mustApply(t, s, uint64(3+i), mk(t, command.MoveLabel, p, fmt.Sprintf("l%d", i)))
 	}
@@ -478,7 +478,7 @@ func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
 	s, _ = mustApply(t, s, 3, mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, "rel3"))
 	from := 1
 	move := func(to int, id string) command.Envelope {
-		p := command.Label{Feature: "support", Action: command.Promote, Version: to, From: &from}
+		p := command.Label{Feature: "support", Action: config.MovePromote, Version: to, From: &from}
 		e := mk(t, command.MoveLabel, p, id)
 		return e
 	}
@@ -496,13 +496,43 @@ func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
 
 	// A canary that points nowhere is From 0.
 	none := 0
-	c := command.Label{Feature: "support", Action: command.Canary, Version: 3, Weight: 10, From: &none}
+	c := command.Label{Feature: "support", Action: config.MoveCanary, Version: 3, Weight: 10, From: &none}
 	e := mk(t, command.MoveLabel, c, "canary")
 	s, _ = mustApply(t, s, 6, e)
 	if _, _, err := s.Apply(7, func() command.Envelope { e.RequestID = "again"; return e }()); !errors.Is(err, ErrConflict) {
 		t.Fatalf("canary from nowhere while v3 is canary: err %v, want a conflict", err)
 	}
-	if !Known(command.MoveLabel, 2) || Known(command.MoveLabel, 3) {
-		t.Fatal("MoveLabel with From is payload version 2")
+	if !Known(command.MoveLabel, 3) || Known(command.MoveLabel, 4) {
+		t.Fatal("MoveLabel is payload version 3")
+	}
+}
+
+// A log written before label moves meant what they mean now replays to the
+// state every agent computed then: a version 2 rollback during a canary
+// promoted the canary. The same sequence at version 3 ends the canary.
+func TestLabelMovesOfAnOlderLogReplayAsTheyApplied(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		want    config.Labels
+	}{
+		{2, config.Labels{Production: 2}}, // the canary promoted, as the old rule did
+		{3, config.Labels{Production: 1}},
+	} {
+		s := seeded(t)
+		s, _ = mustApply(t, s, 2, mk(t, command.CreateRelease, command.Release{Feature: "support", Release: release("r1")}, "rel"))
+		seq := []command.Label{
+			{Feature: "support", Action: config.MovePromote, Version: 2},
+			{Feature: "support", Action: config.MoveRollback},
+			{Feature: "support", Action: config.MoveCanary, Version: 2, Weight: 25},
+			{Feature: "support", Action: config.MoveRollback},
+		}
+		for i, p := range seq {
+			e := mk(t, command.MoveLabel, p, fmt.Sprintf("v%d-%d", tc.version, i))
+			e.Version = tc.version
+			s, _ = mustApply(t, s, uint64(3+i), e)
+		}
+		if f, _ := s.Feature("support"); f.Labels != tc.want {
+			t.Fatalf("payload version %d: labels %+v, want %+v", tc.version, f.Labels, tc.want)
+		}
 	}
 }

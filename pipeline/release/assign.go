@@ -15,12 +15,12 @@ import (
 // should pass a session or request id.
 func Assign(feature string, labels config.Labels, userID string) (version int, label string) {
 	if labels.Canary == 0 || labels.CanaryWeight <= 0 || userID == "" {
-		return labels.Production, Production
+		return labels.Production, config.LabelProduction
 	}
 	if Bucket(feature, userID) < labels.CanaryWeight {
-		return labels.Canary, Canary
+		return labels.Canary, config.LabelCanary
 	}
-	return labels.Production, Production
+	return labels.Production, config.LabelProduction
 }
 
 // Bucket is the user's stable position in 0..99 for a feature.

@@ -159,3 +159,30 @@ func Pin(cfg *config.Config, rel config.Release) (config.Release, error) {
 	rel.Retrieval = &r
 	return rel, nil
 }
+
+// CheckConfig compiles every release of cfg (template, schema, tools), the
+// part of a release config.Validate does not check. Problems carry the
+// release id in their path.
+func CheckConfig(cfg *config.Config) error {
+	var ps config.ValidationError
+	for _, f := range cfg.Features {
+		for _, rel := range f.Releases {
+			if _, err := Compile(rel); err != nil {
+				id := config.ReleaseID(f.Name, rel.Version)
+				var ve config.ValidationError
+				if errors.As(err, &ve) {
+					for _, p := range ve {
+						p.Path = strings.TrimSuffix(id+"."+p.Path, ".")
+						ps = append(ps, p)
+					}
+				} else {
+					ps = append(ps, config.Problem{Path: id, Reason: err.Error()})
+				}
+			}
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}

@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	"gantry/config"
 )
@@ -126,111 +125,6 @@ func TestLineDiff(t *testing.T) {
 	}
 }
 
-func TestLabelTransitions(t *testing.T) {
-	cfg := example(t)
-	f := feature(t, cfg, "support-answer") // production 1, canary 2 at 10%
-	f.Releases = append(f.Releases, config.Release{Version: 3, Route: "default"})
-	at := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
-	actor := Actor{By: "ops@example.com", At: at, Reason: "canary healthy"}
-	var history []LabelMove
-	step := func(moves []LabelMove, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		next, err := Apply(f, moves...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f = next
-		history = append(history, moves...)
-	}
-
-	step(StartCanary(f, 2, 50, actor))
-	if f.Labels != (config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}) {
-		t.Fatalf("after weight change: %+v", f.Labels)
-	}
-	step(Promote(f, 2, actor))
-	if f.Labels != (config.Labels{Production: 2}) {
-		t.Fatalf("promoting the canary should end it: %+v", f.Labels)
-	}
-	step(StartCanary(f, 3, 5, actor))
-	step(Rollback(f, history, actor))
-	if f.Labels != (config.Labels{Production: 1}) {
-		t.Fatalf("rollback should return to v1 and end the canary: %+v", f.Labels)
-	}
-	want := []string{"canary 2->2 w50", "canary 2->0", "production 1->2", "canary 0->3 w5", "canary 3->0", "production 2->1"}
-	if len(history) != len(want) {
-		t.Fatalf("history %v", history)
-	}
-	for i, m := range history {
-		got := fmt.Sprintf("%s %d->%d", m.Label, m.From, m.To)
-		if m.Weight > 0 {
-			got += fmt.Sprintf(" w%d", m.Weight)
-		}
-		if got != want[i] || m.By != "ops@example.com" || !m.At.Equal(at) || m.Feature != "support-answer" {
-			t.Fatalf("move %d = %s %+v, want %s", i, got, m, want[i])
-		}
-	}
-	if h := History(history, "support-answer", Production); len(h) != 2 {
-		t.Fatalf("production history %v", h)
-	}
-	// Rolling back again goes to what v1 replaced: nothing recorded.
-	if _, err := Rollback(f, History(history, "support-answer", "")[:0], actor); !errors.Is(err, ErrNoHistory) {
-		t.Fatalf("rollback without history: %v", err)
-	}
-}
-
-func TestLabelErrors(t *testing.T) {
-	cfg := example(t)
-	f := feature(t, cfg, "support-answer") // production 1, canary 2 at 10%
-	a := Actor{By: "x"}
-	tests := []struct {
-		name string
-		err  func() error
-		want string
-	}{
-		{"promote unknown", func() error { _, err := Promote(f, 7, a); return err }, "no release with version 7"},
-		{"promote current", func() error { _, err := Promote(f, 1, a); return err }, "already production"},
-		{"canary production", func() error { _, err := StartCanary(f, 1, 10, a); return err }, "v1 is production"},
-		{"canary weight", func() error { _, err := StartCanary(f, 2, 101, a); return err }, "weight 101 is outside 1..100"},
-		{"canary same", func() error { _, err := StartCanary(f, 2, 10, a); return err }, "already takes 10%"},
-		{"stale move", func() error {
-			_, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 2, To: 2})
-			return err
-		}, "production is v1, the move starts from v2"},
-		{"wrong feature", func() error {
-			_, err := Apply(f, LabelMove{Feature: "other", Label: Production, From: 1, To: 2})
-			return err
-		}, `for feature "other"`},
-		{"unknown label", func() error {
-			_, err := Apply(f, LabelMove{Feature: f.Name, Label: "beta", From: 0, To: 2})
-			return err
-		}, `unknown label "beta"`},
-		{"production onto canary", func() error {
-			_, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 1, To: 2})
-			return err
-		}, "is the canary; end it first"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.err()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
-			}
-		})
-	}
-	if _, err := Apply(f, LabelMove{Feature: f.Name, Label: Production, From: 2, To: 1}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale move error %v does not wrap ErrConflict", err)
-	}
-	// A failed Apply leaves the feature as it was.
-	before := f.Labels
-	Apply(f, LabelMove{Feature: f.Name, Label: Canary, From: 2, To: 0}, LabelMove{Feature: f.Name, Label: "x"})
-	if f.Labels != before {
-		t.Fatal("Apply changed its input")
-	}
-}
-
 func TestAssignSticky(t *testing.T) {
 	labels := config.Labels{Production: 1, Canary: 2, CanaryWeight: 10}
 	for i := 0; i < 1000; i++ {
@@ -240,20 +134,20 @@ func TestAssignSticky(t *testing.T) {
 		if v1 != v2 || l1 != l2 {
 			t.Fatalf("user %s moved from %d to %d", u, v1, v2)
 		}
-		if (l1 == Canary) != (v1 == 2) {
+		if (l1 == config.LabelCanary) != (v1 == 2) {
 			t.Fatalf("label %s does not match version %d", l1, v1)
 		}
 		// Growing the canary keeps its users on it.
-		if l1 == Canary {
-			if _, l := Assign("support-answer", config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}, u); l != Canary {
+		if l1 == config.LabelCanary {
+			if _, l := Assign("support-answer", config.Labels{Production: 1, Canary: 2, CanaryWeight: 50}, u); l != config.LabelCanary {
 				t.Fatalf("user %s left the canary when its weight grew", u)
 			}
 		}
 	}
-	if v, l := Assign("f", labels, ""); v != 1 || l != Production {
+	if v, l := Assign("f", labels, ""); v != 1 || l != config.LabelProduction {
 		t.Fatalf("empty user got %d %s, want production", v, l)
 	}
-	if v, l := Assign("f", config.Labels{Production: 3}, "u"); v != 3 || l != Production {
+	if v, l := Assign("f", config.Labels{Production: 3}, "u"); v != 3 || l != config.LabelProduction {
 		t.Fatalf("no canary got %d %s", v, l)
 	}
 }
@@ -264,7 +158,7 @@ func TestAssignDistribution(t *testing.T) {
 		labels := config.Labels{Production: 1, Canary: 2, CanaryWeight: w}
 		canary := 0
 		for i := 0; i < n; i++ {
-			if _, l := Assign("ticket-triage", labels, fmt.Sprintf("u%07d", i)); l == Canary {
+			if _, l := Assign("ticket-triage", labels, fmt.Sprintf("u%07d", i)); l == config.LabelCanary {
 				canary++
 			}
 		}
@@ -282,7 +176,7 @@ func TestAssignDistribution(t *testing.T) {
 		u := fmt.Sprintf("u%d", i)
 		_, a := Assign("feature-a", labels, u)
 		_, b := Assign("feature-b", labels, u)
-		if a == Canary && b == Canary {
+		if a == config.LabelCanary && b == config.LabelCanary {
 			both++
 		}
 	}

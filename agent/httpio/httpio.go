@@ -1,14 +1,30 @@
-package agent
+// Package httpio reads and writes the agent's HTTP: the bearer token of a
+// request, JSON answers, the gateway's OpenAI-shaped errors, the admin API's
+// one error shape, and server-sent events. Both planes use it, so each
+// shape is written in one place.
+package httpio
 
 import (
 	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
+	"gantry/api"
 	"gantry/pipeline/chat"
 )
+
+// Bearer is the token a request presents: `Authorization: Bearer <t>` (the
+// scheme in any case, as RFC 9110 says), else an `X-Api-Key` header.
+func Bearer(r *http.Request) string {
+	v := r.Header.Get("Authorization")
+	if len(v) > len("Bearer ") && strings.EqualFold(v[:len("Bearer ")], "Bearer ") {
+		return strings.TrimSpace(v[len("Bearer "):])
+	}
+	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
+}
 
 // jsonBuffer is a response body being encoded; they are pooled because
 // every answer needs one.
@@ -27,8 +43,8 @@ var jsonBuffers = sync.Pool{New: func() any {
 // answer does not stay in memory.
 const maxPooledJSON = 64 << 10
 
-// writeJSON writes v as a JSON response, ended by a newline.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// JSON writes v as a JSON response, ended by a newline.
+func JSON(w http.ResponseWriter, status int, v any) {
 	b := jsonBuffers.Get().(*jsonBuffer)
 	defer func() {
 		if b.buf.Cap() <= maxPooledJSON {
@@ -45,9 +61,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b.buf.Bytes())
 }
 
-// writeChatError writes a gateway error in the OpenAI shape. It is the one
+// ChatError writes a gateway error in the OpenAI shape. It is the one
 // place that turns a pipeline error into an HTTP status.
-func writeChatError(w http.ResponseWriter, e *chat.Error) {
+func ChatError(w http.ResponseWriter, e *chat.Error) {
 	if e.RetryAfter > 0 {
 		secs := int((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -56,5 +72,10 @@ func writeChatError(w http.ResponseWriter, e *chat.Error) {
 	if status == 499 { // the client is gone; nobody reads this
 		status = http.StatusBadRequest
 	}
-	writeJSON(w, status, e.Body())
+	JSON(w, status, e.Body())
+}
+
+// APIError writes the admin API's one error shape.
+func APIError(w http.ResponseWriter, status int, code, msg string) {
+	JSON(w, status, api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
 }

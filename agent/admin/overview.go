@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"net/http"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"gantry/agent/httpio"
 	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline/trace"
@@ -42,20 +43,20 @@ func windowParam(w http.ResponseWriter, r *http.Request, lo, hi time.Duration) (
 
 // overview serves GET /admin/v1/overview: this agent's traffic over the
 // last ?window= seconds (default 300), computed from its trace store.
-func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
+func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 	window, ok := windowParam(w, r, 10*time.Second, MaxOverviewWindow)
 	if !ok {
 		return
 	}
 	now := time.Now()
 	span := max(window, CostSeriesMinutes*time.Minute)
-	limit := s.opts.TraceMaxCount
-	sums := s.store.Search(trace.Query{Since: now.Add(-span), Limit: limit})
+	limit := a.TraceMaxCount
+	sums := a.Traces.Search(trace.Query{Since: now.Add(-span), Limit: limit})
 	// When the search holds every stored trace, the store is younger than
 	// the window and rates are over its age, not the whole window.
-	complete := len(sums) < limit && len(sums) == s.store.Stats().Count
+	complete := len(sums) < limit && len(sums) == a.Traces.Stats().Count
 	labels := map[string]string{}
-	if snap := s.gw.Snapshot(); snap != nil && snap.Config != nil {
+	if snap := a.Gateway.Snapshot(); snap != nil && snap.Config != nil {
 		for _, f := range snap.Config.Features {
 			for _, v := range []int{f.Labels.Production, f.Labels.Canary} {
 				if l := labelOf(f.Labels, v); v != 0 && l != "" {
@@ -64,7 +65,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, computeOverview(s.opts.NodeID, now, window, sums, complete, labels))
+	httpio.JSON(w, http.StatusOK, computeOverview(a.NodeID, now, window, sums, complete, labels))
 }
 
 // statsAcc accumulates api.Stats; latencies are kept for percentiles.
@@ -150,7 +151,7 @@ func computeOverview(node string, now time.Time, window time.Duration, sums []tr
 		if t.Release != "" {
 			acc(releases, t.Release).add(t)
 			if _, ok := relOf[t.Release]; !ok {
-				relOf[t.Release] = api.ReleaseStats{Feature: t.Feature, Release: t.Release, Version: versionOf(t.Release), Label: labels[t.Release]}
+				relOf[t.Release] = api.ReleaseStats{Feature: t.Feature, Release: t.Release, Version: config.ReleaseVersion(t.Release), Label: labels[t.Release]}
 			}
 		}
 	}
@@ -187,21 +188,4 @@ func acc(m map[string]*statsAcc, k string) *statsAcc {
 		m[k] = a
 	}
 	return a
-}
-
-// versionOf reads the version from a release id such as support-answer@v2;
-// 0 when it has none.
-func versionOf(id string) int {
-	for i := len(id) - 1; i > 0; i-- {
-		if id[i] == '@' {
-			if i+1 < len(id) && id[i+1] == 'v' {
-				n, err := strconv.Atoi(id[i+2:])
-				if err == nil {
-					return n
-				}
-			}
-			return 0
-		}
-	}
-	return 0
 }

@@ -1,13 +1,13 @@
-package agent
+package admin
 
 import (
 	"math"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"gantry/api"
+	"gantry/config"
 	"gantry/pipeline/trace"
 )
 
@@ -20,7 +20,7 @@ func sum(now time.Time, ago time.Duration, release, status string, ms float64, c
 
 func TestComputeOverview(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
-	labels := map[string]string{"a@v1": api.LabelProduction, "a@v2": api.LabelCanary}
+	labels := map[string]string{"a@v1": config.LabelProduction, "a@v2": config.LabelCanary}
 	// Newest first, as the store returns them.
 	withFeedback := func(s trace.Summary, fb string, val int) trace.Summary { s.Feedback, s.Validation = fb, val; return s }
 	sums := []trace.Summary{
@@ -72,9 +72,9 @@ func TestComputeOverview(t *testing.T) {
 			switch {
 			case len(o.Releases) != 3:
 				t.Fatalf("releases: %+v", o.Releases)
-			case v1.Version != 1 || v1.Label != api.LabelProduction || v1.Requests != 2 || v1.FeedbackUp != 2 || v1.Errors != 0:
+			case v1.Version != 1 || v1.Label != config.LabelProduction || v1.Requests != 2 || v1.FeedbackUp != 2 || v1.Errors != 0:
 				t.Fatalf("a@v1: %+v", v1)
-			case v2.Version != 2 || v2.Label != api.LabelCanary || v2.Errors != 1 || v2.FeedbackDown != 1 || v2.ValidationFailures != 1 || v2.P95 != 400:
+			case v2.Version != 2 || v2.Label != config.LabelCanary || v2.Errors != 1 || v2.FeedbackDown != 1 || v2.ValidationFailures != 1 || v2.P95 != 400:
 				t.Fatalf("a@v2: %+v", v2)
 			case v1.InputTokens != 20 || v1.OutputTokens != 10 || !near(v1.CostUSD, 0.02):
 				t.Fatalf("a@v1 tokens and cost: %+v", v1)
@@ -112,52 +112,25 @@ func TestPercentileAndVersion(t *testing.T) {
 		}
 	}
 	for id, want := range map[string]int{"a@v2": 2, "x@y@v13": 13, "a": 0, "a@2": 0, "a@v": 0} {
-		if got := versionOf(id); got != want {
-			t.Errorf("versionOf(%q) = %d, want %d", id, got, want)
+		if got := config.ReleaseVersion(id); got != want {
+			t.Errorf("ReleaseVersion(%q) = %d, want %d", id, got, want)
 		}
 	}
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
-// TestOverviewEndpoint serves real traffic and reads the overview.
-func TestOverviewEndpoint(t *testing.T) {
-	a := startAgent(t, quietConfig())
-	for range 5 {
-		resp := a.post("/v1/features/ticket-triage/invoke", `{"vars":{"ticket":"My parcel never arrived"}}`)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("invoke: %d", resp.StatusCode)
+func TestOperatorNameIsKeptPrintableAndShort(t *testing.T) {
+	cases := map[string]string{
+		"ssh:alice SHA256:abc":   "ssh:alice SHA256:abc",
+		"local:root\x1b[31m":     "local:root[31m",
+		"x (fake) y":             "x fake y",
+		strings.Repeat("a", 300): strings.Repeat("a", 128),
+		"\n\t":                   "",
+	}
+	for in, want := range cases {
+		if got := operatorName(in); got != want {
+			t.Fatalf("operatorName(%q) = %q, want %q", in, got, want)
 		}
-		resp.Body.Close()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.s.store.Stats().Count < 5 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	o := decode[api.Overview](t, a.admin(api.PathOverview+"?window=60"))
-	if o.Node != "test" || o.WindowSeconds != 60 || o.RequestsPerSec <= 0 || o.P95 <= 0 {
-		t.Fatalf("overview: %+v", o)
-	}
-	if len(o.Features) != 1 || o.Features[0].Feature != "ticket-triage" || o.Features[0].Requests != 5 {
-		t.Fatalf("features: %+v", o.Features)
-	}
-	if len(o.Releases) != 1 || o.Releases[0].Label != api.LabelProduction || o.Releases[0].Version == 0 {
-		t.Fatalf("releases: %+v", o.Releases)
-	}
-	for _, bad := range []string{"?window=5", "?window=x", "?window=99999"} {
-		resp := a.admin(api.PathOverview + bad)
-		e := decode[api.ErrorResponse](t, resp)
-		if resp.StatusCode != http.StatusBadRequest || e.Error.Code != api.CodeBadRequest {
-			t.Errorf("%s: %d %+v, want 400 bad_request", bad, resp.StatusCode, e)
-		}
-	}
-	req, _ := http.NewRequest("GET", a.srv.URL+api.PathOverview, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("without a token: %d, want 401", resp.StatusCode)
 	}
 }

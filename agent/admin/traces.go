@@ -1,27 +1,23 @@
-package agent
+package admin
 
 import (
 	"net/http"
 	"strconv"
 	"time"
 
-	"gantry/pipeline/chat"
+	"gantry/agent/httpio"
 	"gantry/pipeline/trace"
 )
 
-func chatNotFound(r *http.Request) *chat.Error {
-	return chat.NotFound("unknown_url", "%s %s is not an endpoint of this gateway", r.Method, r.URL.Path)
-}
-
 // listTraces serves GET /admin/v1/traces with filters feature, release,
 // model, status, q (text), since and until (RFC 3339) and limit.
-func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
+func (a *API) listTraces(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := trace.Query{Feature: v.Get("feature"), Release: v.Get("release"), Model: v.Get("model"), Status: v.Get("status"), Text: v.Get("q"), Limit: 100}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			writeAPIError(w, http.StatusBadRequest, "bad_limit", "limit must be a number from 1 to 1000")
+			httpio.APIError(w, http.StatusBadRequest, "bad_limit", "limit must be a number from 1 to 1000")
 			return
 		}
 		q.Limit = n
@@ -33,33 +29,33 @@ func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
 		if s := v.Get(p.name); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
 			if err != nil {
-				writeAPIError(w, http.StatusBadRequest, "bad_"+p.name, p.name+" must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z")
+				httpio.APIError(w, http.StatusBadRequest, "bad_"+p.name, p.name+" must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z")
 				return
 			}
 			*p.dst = t
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"traces": s.store.Search(q)})
+	httpio.JSON(w, http.StatusOK, map[string]any{"traces": a.Traces.Search(q)})
 }
 
 // getTrace serves GET /admin/v1/traces/{id}.
-func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.store.Get(r.PathValue("id"))
+func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
+	t, ok := a.Traces.Get(r.PathValue("id"))
 	if !ok {
-		writeAPIError(w, http.StatusNotFound, "trace_not_found", "no trace with id "+r.PathValue("id"))
+		httpio.APIError(w, http.StatusNotFound, "trace_not_found", "no trace with id "+r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	httpio.JSON(w, http.StatusOK, t)
 }
 
 // feed serves GET /admin/v1/feed: trace summaries as server-sent events as
 // calls finish. A reader too slow to keep up loses the oldest summaries
 // rather than slowing the gateway.
-func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
-	ch, cancel := s.store.Subscribe(1024)
+func (a *API) feed(w http.ResponseWriter, r *http.Request) {
+	ch, cancel := a.Traces.Subscribe(1024)
 	defer cancel()
-	sse := newSSEWriter(w)
-	if err := sse.comment("feed"); err != nil {
+	sse := httpio.NewSSE(w)
+	if err := sse.Comment("feed"); err != nil {
 		return
 	}
 	keepalive := time.NewTicker(15 * time.Second)
@@ -68,17 +64,17 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.stopping:
+		case <-a.Stopping:
 			return
 		case sum, ok := <-ch:
 			if !ok {
 				return
 			}
-			if err := sse.event(sum); err != nil {
+			if err := sse.Event(sum); err != nil {
 				return
 			}
 		case <-keepalive.C:
-			if err := sse.comment("keepalive"); err != nil {
+			if err := sse.Comment("keepalive"); err != nil {
 				return
 			}
 		}

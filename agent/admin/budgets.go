@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"gantry/agent/httpio"
 	"gantry/api"
 	"gantry/cluster/spend"
 	"gantry/config"
@@ -13,9 +14,9 @@ import (
 	"gantry/pipeline/trace"
 )
 
-// budgetWindow is the span of recent traces that burn rates and spend
+// BudgetWindow is the span of recent traces that burn rates and spend
 // breakdowns are computed from.
-const budgetWindow = 30 * time.Minute
+const BudgetWindow = 30 * time.Minute
 
 // budgets serves GET /admin/v1/budgets: every budget with what has been
 // spent and is held (by the whole cluster for a budget it shares, else by
@@ -24,13 +25,16 @@ const budgetWindow = 30 * time.Minute
 // watched it for a minute; else of this agent's traffic), when spend
 // reaches the limit at that rate, and spend by feature, team, key and
 // model.
-func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
+func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	cfg := s.gw.Snapshot().Config
-	recent := s.store.Search(trace.Query{Since: now.Add(-budgetWindow), Limit: 1 << 20})
-	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(budgetWindow / time.Second), Budgets: []api.Budget{}}
+	cfg := a.served(w)
+	if cfg == nil {
+		return
+	}
+	recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
+	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(BudgetWindow / time.Second), Budgets: []api.Budget{}}
 	users := map[string][]budget.Usage{}
-	for _, u := range s.ledger.Snapshot() {
+	for _, u := range a.Ledger.Snapshot() {
 		users[u.Budget] = append(users[u.Budget], u)
 	}
 	for _, b := range cfg.Budgets {
@@ -38,7 +42,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 		if b.Scope == config.ScopeUser {
 			usages = users[b.Name] // one counter per end user
 		} else {
-			usages = []budget.Usage{s.ledger.Usage(budget.Scope{Key: b.Name, Budget: b})}
+			usages = []budget.Usage{a.Ledger.Usage(budget.Scope{Key: b.Name, Budget: b})}
 		}
 		for _, u := range usages {
 			ab := api.Budget{Name: b.Name, Scope: b.Scope, Match: b.Match, Period: b.Period, Action: b.Action,
@@ -48,7 +52,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 			}
 			// A budget the cluster shares is spent and held by all agents:
 			// what they committed, and the grants they hold.
-			if cl := s.clusterLedger(b, now); cl != nil {
+			if cl := a.clusterLedger(b, now); cl != nil {
 				ab.Cluster = cl
 				ab.SpentUSD, ab.ReservedUSD = cl.SpentUSD, 0
 				for _, g := range cl.Grants {
@@ -59,10 +63,10 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 			for _, c := range series {
 				ab.BurnPerHour += c
 			}
-			ab.BurnPerHour *= float64(time.Hour) / float64(budgetWindow)
+			ab.BurnPerHour *= float64(time.Hour) / float64(BudgetWindow)
 			ab.CostSeries = series
 			if ab.Cluster != nil {
-				if r, ok := s.spend.burn.perHour(b.Name, spend.PeriodKey(b, now)); ok {
+				if r, ok := a.Burn(b.Name, spend.PeriodKey(b, now)); ok {
 					ab.BurnPerHour, ab.Cluster.BurnPerHour = r, r
 				}
 			}
@@ -76,7 +80,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out.Spend = spendBy(recent)
-	writeJSON(w, http.StatusOK, out)
+	httpio.JSON(w, http.StatusOK, out)
 }
 
 // inScope reports whether a call counts against a budget. Per-user budgets
@@ -95,7 +99,7 @@ func inScope(b config.Budget, t trace.Summary) bool {
 
 // costSeries is the spend of each minute of the window, oldest first.
 func costSeries(recent []trace.Summary, now time.Time, match func(trace.Summary) bool) []float64 {
-	n := int(budgetWindow / time.Minute)
+	n := int(BudgetWindow / time.Minute)
 	series := make([]float64, n)
 	for _, t := range recent {
 		if !match(t) {
@@ -148,18 +152,18 @@ func spendBy(recent []trace.Summary) []api.Spend {
 
 // clusterLedger is b's cluster-wide ledger, or nil when this agent
 // enforces b alone.
-func (s *Server) clusterLedger(b config.Budget, now time.Time) *api.BudgetLedger {
-	if s.spend == nil || s.cl == nil || !spend.Tracked(b) {
+func (a *API) clusterLedger(b config.Budget, now time.Time) *api.BudgetLedger {
+	if a.Burn == nil || a.Cluster == nil || !spend.Tracked(b) {
 		return nil
 	}
-	l := s.cl.node.State().Spend
+	l := a.Cluster.State().Spend
 	out := &api.BudgetLedger{AvailableUSD: l.Available(b, now)}
-	a, ok := l.Accounts[b.Name]
-	if !ok || a.Period != spend.PeriodKey(b, now) {
+	acct, ok := l.Accounts[b.Name]
+	if !ok || acct.Period != spend.PeriodKey(b, now) {
 		return out
 	}
-	out.SpentUSD = a.Spent
-	for agent, g := range a.Grants {
+	out.SpentUSD = acct.Spent
+	for agent, g := range acct.Grants {
 		out.Grants = append(out.Grants, api.BudgetGrant{Agent: agent, GrantedUSD: g.Granted, UsedUSD: g.Used})
 	}
 	sort.Slice(out.Grants, func(i, j int) bool { return out.Grants[i].Agent < out.Grants[j].Agent })

@@ -1,0 +1,95 @@
+package httpio
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+)
+
+// SSE writes server-sent events and flushes each one at once, so a chunk
+// reaches the client as soon as the upstream sent it.
+type SSE struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+	buf     []byte
+	// enc writes events into out, reused for every chunk of the stream.
+	out bytes.Buffer
+	enc *json.Encoder
+}
+
+// NewSSE starts nothing yet: the status and headers go out with the first
+// event, so an error before it can still be an ordinary answer.
+func NewSSE(w http.ResponseWriter) *SSE {
+	return &SSE{w: w, rc: http.NewResponseController(w)}
+}
+
+// Started reports whether anything was written.
+func (s *SSE) Started() bool { return s.started }
+
+func (s *SSE) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	s.w.WriteHeader(http.StatusOK)
+}
+
+// Event writes one `data:` event holding v as JSON.
+func (s *SSE) Event(v any) error {
+	return s.NamedEvent("", v)
+}
+
+// NamedEvent writes one event of type name (none when empty) holding v as
+// JSON, as Anthropic's and the Responses API's streams do.
+func (s *SSE) NamedEvent(name string, v any) error {
+	if s.enc == nil {
+		s.enc = json.NewEncoder(&s.out)
+	}
+	s.out.Reset()
+	if name != "" {
+		s.out.WriteString("event: ")
+		s.out.WriteString(name)
+		s.out.WriteByte('\n')
+	}
+	s.out.WriteString("data: ")
+	// Encode ends the value with a newline; the event needs one more.
+	if err := s.enc.Encode(v); err != nil {
+		return err
+	}
+	s.out.WriteByte('\n')
+	return s.send(s.out.Bytes())
+}
+
+// Raw writes one `data:` event holding data as it is.
+func (s *SSE) Raw(data []byte) error {
+	s.buf = append(s.buf[:0], "data: "...)
+	s.buf = append(s.buf, data...)
+	s.buf = append(s.buf, '\n', '\n')
+	return s.send(s.buf)
+}
+
+// send writes one whole event and flushes it.
+func (s *SSE) send(event []byte) error {
+	s.start()
+	if _, err := s.w.Write(event); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// Done ends a stream the OpenAI way.
+func (s *SSE) Done() error { return s.Raw([]byte("[DONE]")) }
+
+// Comment writes an SSE comment line; readers ignore it, proxies see life.
+func (s *SSE) Comment(text string) error {
+	s.start()
+	if _, err := s.w.Write([]byte(": " + text + "\n\n")); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
