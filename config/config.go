@@ -41,6 +41,17 @@ type Provider struct {
 	BaseURL   string       `yaml:"base_url" json:"base_url,omitempty"`
 	APIKeyEnv string       `yaml:"api_key_env" json:"api_key_env,omitempty"`
 	Sim       *SimSettings `yaml:"sim" json:"sim,omitempty"`
+	// Preset names an OpenAI-compatible service for kind openai (groq,
+	// ollama, …), with its default base URL and quirks.
+	Preset string `yaml:"preset" json:"preset,omitempty"`
+	// APIVersion and Auth are Azure's: the api-version query parameter and
+	// whether api_key_env holds a key or an Entra ID token.
+	APIVersion string `yaml:"api_version" json:"api_version,omitempty"`
+	Auth       string `yaml:"auth" json:"auth,omitempty"`
+	// Region and AWS are Bedrock's: where to call, and which variables hold
+	// the credentials. A Bedrock API key in api_key_env replaces AWS.
+	Region string `yaml:"region" json:"region,omitempty"`
+	AWS    *AWS   `yaml:"aws" json:"aws,omitempty"`
 }
 
 // SimSettings configure the simulator provider, which stands in for a model in
@@ -86,7 +97,13 @@ type Price struct {
 	Input       float64 `yaml:"input" json:"input"`
 	Output      float64 `yaml:"output" json:"output"`
 	CachedInput float64 `yaml:"cached_input" json:"cached_input,omitempty"`
+	// Reasoning prices reasoning tokens, which are part of output tokens;
+	// 0 means the output price.
+	Reasoning float64 `yaml:"reasoning" json:"reasoning,omitempty"`
 }
+
+// IsZero reports whether no price is set, so the price table decides.
+func (p Price) IsZero() bool { return p == Price{} }
 
 // Cost of a call in US dollars. Cached input tokens are part of input tokens
 // and are charged at the cached price when one is set.

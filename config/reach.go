@@ -102,9 +102,10 @@ func ForbiddenHost(host string) string {
 // the agent is told otherwise: the names providers' keys go by.
 const DefaultKeyEnvPattern = `_API_KEY$`
 
-// agentEnvPrefixes are variables that hold the agent's own secrets and
-// cloud credentials: no configuration may name them, whatever pattern the
-// agent allows.
+// agentEnvPrefixes are variables that hold cloud credentials: no
+// configuration may name them, whatever pattern the agent allows, unless
+// the name says it is a provider's API key (AZURE_OPENAI_API_KEY,
+// GOOGLE_API_KEY). The agent's own variables (GANTRY_) are never named.
 var agentEnvPrefixes = []string{
 	"GANTRY_", "AWS_", "AZURE_", "ARM_", "GOOGLE_", "GCP_", "GCLOUD_", "CLOUDSDK_",
 	"ALIBABA_CLOUD_", "ALICLOUD_", "OCI_", "KUBERNETES_", "VAULT_",
@@ -115,7 +116,7 @@ var agentEnvPrefixes = []string{
 func ForbiddenEnv(name string) string {
 	upper := strings.ToUpper(name)
 	for _, p := range agentEnvPrefixes {
-		if strings.HasPrefix(upper, p) {
+		if strings.HasPrefix(upper, p) && (p == "GANTRY_" || !strings.HasSuffix(upper, "_API_KEY")) {
 			return fmt.Sprintf("%s may hold the agent's own secrets or cloud credentials (%s*); name a variable that holds only the provider's key", name, p)
 		}
 	}

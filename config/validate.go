@@ -85,7 +85,8 @@ func (cfg *Config) Validate() error {
 		path := fmt.Sprintf("providers[%d]", i)
 		c.name(path+".name", "provider", p.Name, providers)
 		switch p.Kind {
-		case KindOpenAI, KindAnthropic:
+		case KindOpenAI, KindAnthropic, KindGemini, KindAzure, KindBedrock, KindMistral, KindGroq, KindTogether,
+			KindFireworks, KindDeepSeek, KindOpenRouter, KindVLLM, KindOllama, KindLlamaCpp:
 			if p.BaseURL != "" {
 				if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					c.add(path+".base_url", "%q is not an http or https URL", p.BaseURL)
@@ -101,8 +102,9 @@ func (cfg *Config) Validate() error {
 				c.sim(path+".sim", *p.Sim)
 			}
 		default:
-			c.add(path+".kind", "unknown kind %q (want %s, %s or %s)", p.Kind, KindOpenAI, KindAnthropic, KindSim)
+			c.add(path+".kind", "unknown kind %q (want one of %v)", p.Kind, Kinds)
 		}
+		c.providerSettings(path, p)
 		if len(p.BaseURL) > MaxURLLen {
 			c.add(path+".base_url", "longer than %d bytes", MaxURLLen)
 		}
@@ -128,6 +130,7 @@ func (cfg *Config) Validate() error {
 		c.price(path+".price.input", m.Price.Input)
 		c.price(path+".price.output", m.Price.Output)
 		c.price(path+".price.cached_input", m.Price.CachedInput)
+		c.price(path+".price.reasoning", m.Price.Reasoning)
 		if m.MaxOutputTokens < 0 || m.MaxOutputTokens > MaxOutputTokensLimit {
 			c.add(path+".max_output_tokens", "%d is outside 0..%d", m.MaxOutputTokens, MaxOutputTokensLimit)
 		}

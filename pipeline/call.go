@@ -20,6 +20,10 @@ import (
 const (
 	EntryChat   = "chat"
 	EntryInvoke = "invoke"
+	// Entries of the other client APIs, which run the same stages.
+	EntryMessages   = "messages"   // Anthropic's Messages API
+	EntryResponses  = "responses"  // OpenAI's Responses API
+	EntryEmbeddings = "embeddings" // POST /v1/embeddings; see NewEmbeddingCall
 )
 
 // Call is the record of one request as it moves through the stages. Stages
@@ -42,6 +46,10 @@ type Call struct {
 	Emit func(*chat.Chunk) error
 	// NoCache bypasses the response cache for this call.
 	NoCache bool
+	// Embed, when set, makes this an embeddings call: the route's
+	// provider is asked for vectors, which land in Embedding.
+	Embed     *chat.EmbeddingRequest
+	Embedding *chat.EmbeddingResponse
 
 	// Filled by the stages.
 	Snap        *Snapshot

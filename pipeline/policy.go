@@ -160,7 +160,7 @@ func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
 	worst := 0.0
 	for _, t := range c.Route.all() {
-		worst = max(worst, budget.WorstCase(t.Model.Price, c.InputTokens, maxOut))
+		worst = max(worst, budget.WorstCase(t.Price.Price, c.InputTokens, maxOut))
 	}
 	return worst
 }

@@ -99,13 +99,17 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 			}
 		}
 		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached
+		t.ReasoningTokens = c.Usage.ReasoningTokens()
+		q := c.Answered.Price
+		t.PriceSource, t.PriceUnknown = q.String(), !q.Known()
 		if !c.Cached {
-			t.CostUSD = c.Answered.Model.Price.Cost(in, cached, out)
+			t.CostUSD = q.Cost(in, cached, out, t.ReasoningTokens)
 		}
 	} else if c.Streamed && len(c.Outcomes) > 0 {
 		// A stream cut after output was sent still cost money.
 		last := c.Outcomes[len(c.Outcomes)-1].Target
 		t.Model, t.Provider = last.Model.Name, last.Model.Provider
+		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
 	if c.Err != nil {
 		var ce *chat.Error

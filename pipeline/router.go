@@ -110,6 +110,9 @@ func (r *Router) Do(ctx context.Context, route *Route, try func(ctx context.Cont
 			if a.Started || !retryable(err) || ctx.Err() != nil {
 				return err
 			}
+			if !retryHere(err) {
+				break // this target will fail again the same way: fall back
+			}
 		}
 	}
 	if tried == 0 {
@@ -141,6 +144,12 @@ func (r *Router) attempt(ctx context.Context, route *Route, a *Attempt, try func
 func retryable(err error) bool {
 	var pe *provider.Error
 	return errors.As(err, &pe) && pe.Retryable()
+}
+
+// retryHere: whether the same target may succeed on another try.
+func retryHere(err error) bool {
+	var pe *provider.Error
+	return errors.As(err, &pe) && pe.RetryHere()
 }
 
 // nextBackoff is exponential with full jitter, at least what the upstream

@@ -162,6 +162,33 @@ func TestRouterFallsBackOnRetryableFailures(t *testing.T) {
 	}
 }
 
+func TestRouterFallsBackWithoutRetryingSignalsThatLast(t *testing.T) {
+	cases := []struct {
+		name  string
+		err   error
+		tries int // at the primary
+	}{
+		// An account out of credit stays so: fall back at once.
+		{"openai insufficient_quota", &provider.Error{Kind: provider.KindStatus, Status: 429, Code: "insufficient_quota"}, 1},
+		{"gemini RESOURCE_EXHAUSTED", &provider.Error{Kind: provider.KindStatus, Status: 429, Code: "RESOURCE_EXHAUSTED"}, 2},
+		{"bedrock ThrottlingException", &provider.Error{Kind: provider.KindStatus, Status: 429, Code: "ThrottlingException"}, 2},
+		{"anthropic overloaded", &provider.Error{Kind: provider.KindStatus, Status: 529, Code: "overloaded_error"}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			primary := &scripted{name: "primary", steps: []step{{err: tc.err}}}
+			backup := &scripted{name: "backup"}
+			got, _, err := run(t, NewRouter(), testRoute(fast, []*scripted{primary}, []int{1}, backup))
+			if err != nil || got != "backup" {
+				t.Fatalf("got %q, %v; want the backup's answer", got, err)
+			}
+			if primary.count() != tc.tries {
+				t.Fatalf("primary tried %d times, want %d", primary.count(), tc.tries)
+			}
+		})
+	}
+}
+
 func TestRouterDoesNotRetryClientErrors(t *testing.T) {
 	primary := &scripted{name: "primary", steps: []step{{err: status(400, 0)}}}
 	backup := &scripted{name: "backup"}
@@ -348,5 +375,33 @@ func TestRouterAllCircuitsOpen(t *testing.T) {
 	}
 	if ce := upstreamError(err); ce.Status != 503 {
 		t.Fatalf("client status %d, want 503", ce.Status)
+	}
+}
+
+func TestUpstreamErrorShapes(t *testing.T) {
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"anthropic overloaded", &provider.Error{Kind: provider.KindStatus, Status: 529, Code: "overloaded_error"}, 503, "upstream_overloaded"},
+		{"gemini unavailable", &provider.Error{Kind: provider.KindStatus, Status: 503, Code: "UNAVAILABLE"}, 503, "upstream_overloaded"},
+		{"bedrock throttled", &provider.Error{Kind: provider.KindStatus, Status: 429, Code: "ThrottlingException", RetryAfter: 3 * time.Second}, 429, "upstream_rate_limited"},
+		{"gemini quota", &provider.Error{Kind: provider.KindStatus, Status: 429, Code: "RESOURCE_EXHAUSTED"}, 429, "upstream_rate_limited"},
+		{"bedrock validation", &provider.Error{Kind: provider.KindStatus, Status: 400, Code: "ValidationException"}, 400, "upstream_rejected"},
+		{"upstream refuses our key", &provider.Error{Kind: provider.KindStatus, Status: 401}, 502, "upstream_error"},
+		{"bedrock model error", &provider.Error{Kind: provider.KindStatus, Status: 502, Code: "ModelErrorException"}, 502, "upstream_error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := upstreamError(tc.err)
+			if ce.Status != tc.status || ce.Code != tc.code {
+				t.Fatalf("got %d %s, want %d %s", ce.Status, ce.Code, tc.status, tc.code)
+			}
+			if (tc.status == 429 || tc.status == 503) && ce.RetryAfter <= 0 {
+				t.Fatalf("a %d must say when to retry", tc.status)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/policy"
+	"gantry/pipeline/price"
 	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/release"
@@ -36,6 +37,9 @@ type Target struct {
 	Model    config.Model
 	Provider provider.Provider
 	Kind     string
+	// Price is what a call costs, from the configuration or the price
+	// table, and says so; an unknown price is flagged on every trace.
+	Price price.Quote
 }
 
 // Route is a compiled route: its policy with defaults filled in.
@@ -74,8 +78,11 @@ type ProviderSet struct {
 	// CanarySecret keys the leak canaries planted in system instructions;
 	// every agent of a cluster uses the same one.
 	CanarySecret []byte
-	build        func(config.Provider) (provider.Provider, error)
-	cache        map[string]cachedProvider
+	// Prices is the price table for models the configuration gives no
+	// price; nil means the embedded one.
+	Prices *price.Table
+	build  func(config.Provider) (provider.Provider, error)
+	cache  map[string]cachedProvider
 }
 
 type cachedProvider struct {
@@ -87,6 +94,23 @@ type cachedProvider struct {
 // errors name the provider.
 func NewProviderSet(build func(config.Provider) (provider.Provider, error)) *ProviderSet {
 	return &ProviderSet{build: build, cache: map[string]cachedProvider{}}
+}
+
+func (s *ProviderSet) prices() *price.Table {
+	if s.Prices != nil {
+		return s.Prices
+	}
+	return price.Default()
+}
+
+// ModelPrice is the price a model is charged at and where it came from,
+// for listings such as GET /admin/v1/models and `gantry get models`.
+func (s *Snapshot) ModelPrice(name string) (price.Quote, bool) {
+	t, ok := s.models[name]
+	if !ok {
+		return price.Quote{}, false
+	}
+	return t.Price, true
 }
 
 func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
@@ -102,7 +126,11 @@ func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
 }
 
 func sameProvider(a, b config.Provider) bool {
-	if a.Name != b.Name || a.Kind != b.Kind || a.BaseURL != b.BaseURL || a.APIKeyEnv != b.APIKeyEnv {
+	if a.Name != b.Name || a.Kind != b.Kind || a.BaseURL != b.BaseURL || a.APIKeyEnv != b.APIKeyEnv ||
+		a.Preset != b.Preset || a.APIVersion != b.APIVersion || a.Auth != b.Auth || a.Region != b.Region {
+		return false
+	}
+	if (a.AWS == nil) != (b.AWS == nil) || a.AWS != nil && *a.AWS != *b.AWS {
 		return false
 	}
 	if (a.Sim == nil) != (b.Sim == nil) {
@@ -137,7 +165,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		t := &Target{Model: m, Provider: p, Kind: pc.Kind}
+		kind := pc.Kind
+		if preset := pc.PresetName(); preset != "" {
+			kind = preset
+		}
+		t := &Target{Model: m, Provider: p, Kind: pc.Kind, Price: set.prices().Quote(m, kind)}
 		s.models[m.Name] = t
 		s.routes[m.Name] = &Route{
 			Route:   config.Route{Name: m.Name, Targets: []config.Target{{Model: m.Name, Weight: 1}}}.WithDefaults(),

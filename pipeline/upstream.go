@@ -71,6 +71,9 @@ func (g *Gateway) route(ctx context.Context, c *Call) error {
 		req.StreamOptions = nil
 		start := time.Now()
 		defer func() { c.Upstream += time.Since(start) }()
+		if c.Embed != nil {
+			return embed(actx, c, a.Target)
+		}
 		if c.Emit == nil {
 			req.Stream = false
 			resp, err := a.Target.Provider.Complete(actx, &req)
@@ -276,6 +279,13 @@ func upstreamError(err error) *chat.Error {
 		}
 		return &chat.Error{Status: http.StatusTooManyRequests, Type: chat.TypeRateLimit, Code: "upstream_rate_limited",
 			Message: "the upstream is rate limiting requests; retry later", RetryAfter: ra, Cause: err}
+	case pe.Overloaded():
+		ra := pe.RetryAfter
+		if ra <= 0 {
+			ra = time.Second
+		}
+		return &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeUpstream, Code: "upstream_overloaded",
+			Message: "the upstream is overloaded; retry later", RetryAfter: ra, Cause: err}
 	case pe.Kind == provider.KindStatus && pe.Status >= 400 && pe.Status < 500 && pe.Status != 401 && pe.Status != 403 && pe.Status != 408:
 		msg := "the upstream rejected the request"
 		if pe.Message != "" {

@@ -133,6 +133,8 @@ type Usage struct {
 	CompletionTokens    int                  `json:"completion_tokens"`
 	TotalTokens         int                  `json:"total_tokens"`
 	PromptTokensDetails *PromptTokensDetails `json:"prompt_tokens_details,omitempty"`
+	// CompletionTokensDetails is in usage.go.
+	CompletionTokensDetails *CompletionTokensDetails `json:"completion_tokens_details,omitempty"`
 }
 
 // CachedTokens is the part of the prompt the provider served from its cache.
@@ -154,6 +156,9 @@ func (u Usage) Clamped() *Usage {
 	out := Usage{PromptTokens: c(u.PromptTokens), CompletionTokens: c(u.CompletionTokens), TotalTokens: c(u.TotalTokens)}
 	if d := u.PromptTokensDetails; d != nil {
 		out.PromptTokensDetails = &PromptTokensDetails{CachedTokens: min(c(d.CachedTokens), out.PromptTokens)}
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		out.CompletionTokensDetails = &CompletionTokensDetails{ReasoningTokens: min(c(d.ReasoningTokens), out.CompletionTokens)}
 	}
 	return &out
 }

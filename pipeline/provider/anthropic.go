@@ -464,8 +464,15 @@ func (d *anthropicDecoder) decode(ev sseEvent) (*chat.Chunk, error) {
 	case "message_delta":
 		if e.Usage != nil {
 			d.usage.OutputTokens = e.Usage.OutputTokens
+			// Newer API versions repeat the final input counts here.
 			if e.Usage.InputTokens > 0 {
 				d.usage.InputTokens = e.Usage.InputTokens
+			}
+			if e.Usage.CacheReadInputTokens > 0 {
+				d.usage.CacheReadInputTokens = e.Usage.CacheReadInputTokens
+			}
+			if e.Usage.CacheCreationInputTokens > 0 {
+				d.usage.CacheCreationInputTokens = e.Usage.CacheCreationInputTokens
 			}
 		}
 		if e.Delta.StopReason == "" {

@@ -89,6 +89,12 @@ func (e endpoint) stream(ctx context.Context, body []byte) (io.ReadCloser, error
 	if err != nil {
 		return nil, err
 	}
+	return streamBody(resp)
+}
+
+// streamBody hands over the body of a 2xx answer to a stream request,
+// unless it is a JSON document.
+func streamBody(resp *http.Response) (io.ReadCloser, error) {
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
 		// A server that ignored "stream", or that reports an error as a
 		// JSON document with status 200; read as events it would look like
@@ -114,6 +120,12 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return do(ctx, client, req)
+}
+
+// do sends a built request; it is post without the building, for APIs
+// whose requests are signed or carry more than JSON headers.
+func do(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, transportError(ctx, err, KindConnect)
@@ -191,10 +203,12 @@ func statusError(resp *http.Response) *Error {
 	if msg == "" {
 		msg = http.StatusText(resp.StatusCode)
 	}
+	code := errorCode(resp.Header, body)
 	return &Error{
 		Kind:       KindStatus,
-		Status:     resp.StatusCode,
-		RetryAfter: retryAfter(resp.Header, time.Now()),
+		Status:     normalStatus(resp.StatusCode, code),
+		Code:       code,
+		RetryAfter: waitHint(resp.StatusCode, resp.Header, body, time.Now()),
 		Message:    msg,
 	}
 }

@@ -1,11 +1,14 @@
 package provider
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"gantry/config"
 )
@@ -77,6 +80,23 @@ func NewWith(p config.Provider, keys Keys, hc *http.Client) (Provider, error) {
 			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
 	}
+	if name := p.PresetName(); name != "" {
+		preset, ok := LookupPreset(name)
+		if !ok {
+			return nil, fmt.Errorf("provider %q: unknown preset %q", p.Name, name)
+		}
+		base, err := checkBaseURL(p)
+		if err != nil {
+			return nil, err
+		}
+		if base == "" && preset.BaseURL == "" {
+			return nil, fmt.Errorf("provider %q: %s has no default address; set base_url", p.Name, name)
+		}
+		if key == "" && preset.NeedsKey {
+			return nil, fmt.Errorf("provider %q: %s needs a key; set api_key_env to the variable that holds it", p.Name, name)
+		}
+		return NewPreset(preset, base, key, hc), nil
+	}
 	switch p.Kind {
 	case config.KindOpenAI:
 		base, err := checkBaseURL(p)
@@ -84,6 +104,44 @@ func NewWith(p config.Provider, keys Keys, hc *http.Client) (Provider, error) {
 			return nil, err
 		}
 		return NewOpenAI(base, key, hc), nil
+	case config.KindGemini:
+		base, err := checkBaseURL(p)
+		if err != nil {
+			return nil, err
+		}
+		if key == "" {
+			return nil, fmt.Errorf("provider %q: Gemini needs a key; set api_key_env to the variable that holds it", p.Name)
+		}
+		return NewGemini(base, key, hc), nil
+	case config.KindAzure:
+		base, err := checkBaseURL(p)
+		if err != nil {
+			return nil, err
+		}
+		if base == "" || key == "" {
+			return nil, fmt.Errorf("provider %q: Azure needs base_url (the resource endpoint) and api_key_env", p.Name)
+		}
+		auth := AzureAuth{Key: key}
+		if p.Auth == config.AzureAuthEntra {
+			auth = AzureAuth{Token: entraToken(keys.Getenv, p.APIKeyEnv)}
+		}
+		return NewAzure(base, p.APIVersion, auth, hc), nil
+	case config.KindBedrock:
+		base, err := checkBaseURL(p)
+		if err != nil {
+			return nil, err
+		}
+		if p.Region == "" {
+			return nil, fmt.Errorf("provider %q: Bedrock needs a region", p.Name)
+		}
+		if key != "" {
+			return NewBedrock(base, p.Region, BedrockAuth{APIKey: key}, hc), nil
+		}
+		creds, err := awsCredentials(p, keys.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return NewBedrock(base, p.Region, BedrockAuth{Credentials: creds}, hc), nil
 	case config.KindAnthropic:
 		base, err := checkBaseURL(p)
 		if err != nil {
@@ -97,7 +155,38 @@ func NewWith(p config.Provider, keys Keys, hc *http.Client) (Provider, error) {
 		}
 		return NewSim(s), nil
 	}
-	return nil, fmt.Errorf("provider %q: unknown kind %q (want %s, %s or %s)", p.Name, p.Kind, config.KindOpenAI, config.KindAnthropic, config.KindSim)
+	return nil, fmt.Errorf("provider %q: unknown kind %q (want one of %v)", p.Name, p.Kind, config.Kinds)
+}
+
+// awsCredentials checks that the variables a Bedrock provider names hold
+// credentials, and returns a function that reads them at each call.
+func awsCredentials(p config.Provider, getenv func(string) string) (func() (aws.Credentials, error), error) {
+	names := config.AWS{AccessKeyIDEnv: "AWS_ACCESS_KEY_ID", SecretAccessKeyEnv: "AWS_SECRET_ACCESS_KEY", SessionTokenEnv: "AWS_SESSION_TOKEN"}
+	if a := p.AWS; a != nil {
+		names.AccessKeyIDEnv = cmp.Or(a.AccessKeyIDEnv, names.AccessKeyIDEnv)
+		names.SecretAccessKeyEnv = cmp.Or(a.SecretAccessKeyEnv, names.SecretAccessKeyEnv)
+		names.SessionTokenEnv = cmp.Or(a.SessionTokenEnv, names.SessionTokenEnv)
+	}
+	if getenv == nil {
+		return nil, fmt.Errorf("provider %q: Bedrock reads AWS credentials from the environment but no environment was given", p.Name)
+	}
+	read := func() (aws.Credentials, error) {
+		c := aws.Credentials{
+			AccessKeyID:     strings.TrimSpace(getenv(names.AccessKeyIDEnv)),
+			SecretAccessKey: strings.TrimSpace(getenv(names.SecretAccessKeyEnv)),
+			SessionToken:    strings.TrimSpace(getenv(names.SessionTokenEnv)),
+			Source:          "environment",
+		}
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			// Name the variables, never a value.
+			return c, fmt.Errorf("environment variables %s and %s must hold AWS credentials (or set api_key_env to a Bedrock API key)", names.AccessKeyIDEnv, names.SecretAccessKeyEnv)
+		}
+		return c, nil
+	}
+	if _, err := read(); err != nil {
+		return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+	}
+	return read, nil
 }
 
 // checkBaseURL refuses base URLs that could smuggle credentials or change

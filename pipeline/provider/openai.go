@@ -16,7 +16,10 @@ const DefaultOpenAIURL = "https://api.openai.com/v1"
 
 // OpenAI calls any OpenAI-compatible chat completions API: OpenAI itself,
 // vLLM, Ollama, llama.cpp's server and the proxies that speak it.
-type OpenAI struct{ endpoint }
+type OpenAI struct {
+	endpoint
+	preset *Preset // nil for OpenAI itself
+}
 
 var _ Provider = (*OpenAI)(nil)
 
@@ -29,7 +32,37 @@ func NewOpenAI(baseURL, apiKey string, client *http.Client) *OpenAI {
 	if apiKey != "" {
 		h.Set("Authorization", "Bearer "+apiKey)
 	}
-	return &OpenAI{newEndpoint(baseURL, DefaultOpenAIURL, "/chat/completions", h, client)}
+	return &OpenAI{endpoint: newEndpoint(baseURL, DefaultOpenAIURL, "/chat/completions", h, client)}
+}
+
+// encode writes the request for this server.
+func (p *OpenAI) encode(req *chat.Request, stream bool) ([]byte, error) {
+	if p.preset == nil {
+		return encodeOpenAI(req, stream)
+	}
+	r := *req
+	r.Metadata = nil
+	r.Stream = stream
+	r.StreamOptions = nil
+	if stream {
+		r.StreamOptions = &chat.StreamOptions{IncludeUsage: true}
+	}
+	if err := p.preset.adapt(&r); err != nil {
+		return nil, err
+	}
+	body, err := p.preset.encode(&r)
+	if err != nil {
+		return nil, fmt.Errorf("encode chat request for %s: %w", p.preset.Name, err)
+	}
+	return body, nil
+}
+
+// usageFix is the preset's reader of its own usage fields, or nil.
+func (p *OpenAI) usageFix() func([]byte, *chat.Usage) *chat.Usage {
+	if p.preset == nil {
+		return nil
+	}
+	return p.preset.Usage
 }
 
 // encodeOpenAI writes the request as the upstream sees it. Metadata is
@@ -52,7 +85,7 @@ func encodeOpenAI(req *chat.Request, stream bool) ([]byte, error) {
 
 // Complete sends a request and waits for the whole answer.
 func (p *OpenAI) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
-	body, err := encodeOpenAI(req, false)
+	body, err := p.encode(req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +93,13 @@ func (p *OpenAI) Complete(ctx context.Context, req *chat.Request) (*chat.Respons
 	if err != nil {
 		return nil, err
 	}
-	return decodeOpenAIResponse(data)
+	resp, err := decodeOpenAIResponse(data)
+	if err == nil {
+		if fix := p.usageFix(); fix != nil {
+			resp.Usage = fix(data, resp.Usage)
+		}
+	}
+	return resp, err
 }
 
 func decodeOpenAIResponse(data []byte) (*chat.Response, error) {
@@ -86,7 +125,7 @@ func decodeOpenAIResponse(data []byte) (*chat.Response, error) {
 
 // Stream sends a request and returns its chunks as they arrive.
 func (p *OpenAI) Stream(ctx context.Context, req *chat.Request) (Stream, error) {
-	body, err := encodeOpenAI(req, true)
+	body, err := p.encode(req, true)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +133,7 @@ func (p *OpenAI) Stream(ctx context.Context, req *chat.Request) (Stream, error) 
 	if err != nil {
 		return nil, err
 	}
-	return startStream(ctx, events, &openAIDecoder{})
+	return startStream(ctx, events, &openAIDecoder{usage: p.usageFix()})
 }
 
 // openAIDecoder reads chat completion chunks from "data:" events until
@@ -102,6 +141,8 @@ func (p *OpenAI) Stream(ctx context.Context, req *chat.Request) (Stream, error) 
 type openAIDecoder struct {
 	finished bool // a choice has its finish_reason
 	started  bool // a chunk was read
+	// usage, when set, reads a server's own usage fields.
+	usage func([]byte, *chat.Usage) *chat.Usage
 }
 
 var doneMarker = []byte("[DONE]")
@@ -129,6 +170,9 @@ func (d *openAIDecoder) decode(ev sseEvent) (*chat.Chunk, error) {
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			d.finished = true
 		}
+	}
+	if d.usage != nil {
+		c.Usage = d.usage(data, c.Usage)
 	}
 	if c.Usage != nil {
 		c.Usage = c.Usage.Clamped()

@@ -52,7 +52,11 @@ type Error struct {
 	Status     int           // HTTP status for KindStatus
 	RetryAfter time.Duration // from a Retry-After header, 0 when absent
 	Message    string        // the upstream's message, shortened
-	Err        error
+	// Code is the provider's own name for the error, when it gave one:
+	// rate_limit_exceeded, overloaded_error, RESOURCE_EXHAUSTED,
+	// ThrottlingException, …
+	Code string
+	Err  error
 }
 
 func (e *Error) Error() string {

@@ -21,11 +21,19 @@ type eventDecoder interface {
 	complete() bool
 }
 
-// sseStream is a Stream over an HTTP response body of server-sent events.
+// eventSource reads one framing of events from a response body: the
+// server-sent events of most APIs, or AWS's binary event stream. Next
+// returns io.EOF at a clean end, io.ErrUnexpectedEOF when the body ends
+// inside an event, and errEventTooLarge for an event over the bound.
+type eventSource interface {
+	Next() (sseEvent, error)
+}
+
+// sseStream is a Stream over an HTTP response body of events.
 type sseStream struct {
 	ctx     context.Context
 	body    io.ReadCloser
-	events  *sseReader
+	events  eventSource
 	dec     eventDecoder
 	pending *chat.Chunk // the first chunk, read ahead by startStream
 	err     error       // sticky: once the stream failed or ended, Recv repeats it
@@ -38,7 +46,12 @@ var _ Stream = (*sseStream)(nil)
 // output reaches the caller from Stream and the router can still retry or
 // fall back without the client having seen a byte.
 func startStream(ctx context.Context, body io.ReadCloser, dec eventDecoder) (Stream, error) {
-	s := &sseStream{ctx: ctx, body: body, events: newSSEReader(body, MaxEventBytes), dec: dec}
+	return startEvents(ctx, body, newSSEReader(body, MaxEventBytes), dec)
+}
+
+// startEvents is startStream for any framing of events.
+func startEvents(ctx context.Context, body io.ReadCloser, events eventSource, dec eventDecoder) (Stream, error) {
+	s := &sseStream{ctx: ctx, body: body, events: events, dec: dec}
 	c, err := s.next(false)
 	if err != nil {
 		s.Close()

@@ -566,6 +566,7 @@ func (t *Trace) Summary() Summary {
 		CostUSD:      t.CostUSD,
 		Validation:   len(t.Validation),
 		Cached:       t.Cached,
+		PriceUnknown: t.PriceUnknown,
 	}
 	for i := len(t.Feedback) - 1; i >= 0; i-- {
 		fb := &t.Feedback[i]

@@ -49,8 +49,15 @@ type Trace struct {
 	CachedTokens   int     `json:"cached_tokens,omitempty"`
 	TokensEstimate bool    `json:"tokens_estimated,omitempty"` // counted locally, the provider reported none
 	CostUSD        float64 `json:"cost_usd"`
-	TTFT           Millis  `json:"ttft_ms,omitempty"`     // time to first token, streams only
-	Upstream       Millis  `json:"upstream_ms,omitempty"` // time spent in provider calls
+	// PriceSource says where the price came from: config, the price table
+	// with its version, self-hosted, or unknown; PriceUnknown marks a call
+	// whose cost_usd is 0 because no price is known, not because it was
+	// free.
+	PriceSource     string `json:"price_source,omitempty"`
+	PriceUnknown    bool   `json:"price_unknown,omitempty"`
+	ReasoningTokens int    `json:"reasoning_tokens,omitempty"`
+	TTFT            Millis `json:"ttft_ms,omitempty"`     // time to first token, streams only
+	Upstream        Millis `json:"upstream_ms,omitempty"` // time spent in provider calls
 
 	Attempts   []Attempt         `json:"attempts,omitempty"`
 	Fallbacks  int               `json:"fallbacks,omitempty"`
@@ -141,4 +148,6 @@ type Summary struct {
 	Validation   int       `json:"validation_failures,omitempty"`
 	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
 	Cached       bool      `json:"cached,omitempty"`
+	// PriceUnknown: CostUSD is 0 because the model has no known price.
+	PriceUnknown bool `json:"price_unknown,omitempty"`
 }

@@ -9,6 +9,10 @@
 // A Fake with no faults and no delays does little per request beyond
 // decoding the request, so a gateway benchmark can use it as its upstream
 // without measuring the fake.
+//
+// For every other provider, and for exact wire formats, a Replay serves
+// Recordings: answers written from the providers' API references as
+// HTTP/1.1 responses (and AWS event-stream frames), optionally cut mid-body.
 package fake
 
 import (
