@@ -159,3 +159,26 @@ func TestPanicInStageIsRecordedAs500(t *testing.T) {
 		t.Fatalf("the panicking call was not recorded as a 500")
 	}
 }
+
+// An exporter builds its spans from the trace alone: the trace carries the
+// caller's span, the gateway's, the sampling parameters and the answer's id.
+func TestTraceCarriesWhatExportersNeed(t *testing.T) {
+	g, traces := newTestGateway(t, &scripted{name: "primary"})
+	temp := 0.3
+	parent, span := trace.NewSpanID(), trace.NewSpanID()
+	c := &Call{ID: "r7", TraceID: trace.NewTraceID(), ParentID: parent, SpanID: span, Received: time.Now(), Secret: testKey,
+		Req: &chat.Request{Model: "main", MaxTokens: 64, Temperature: &temp, Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	tr := (*traces)[0]
+	if tr.ParentID != parent.String() || tr.SpanID != span.String() {
+		t.Fatalf("parent %q span %q, want %s and %s", tr.ParentID, tr.SpanID, parent, span)
+	}
+	if tr.Params == nil || tr.Params.MaxTokens != 64 || tr.Params.Temperature == nil || *tr.Params.Temperature != 0.3 || tr.Params.TopP != nil {
+		t.Fatalf("params %+v, want max_tokens 64 and temperature 0.3 only", tr.Params)
+	}
+	if tr.ResponseID != "chatcmpl-r7" || strings.Join(tr.FinishReasons, ",") != "stop" {
+		t.Fatalf("response id %q finish reasons %v, want chatcmpl-r7 and [stop]", tr.ResponseID, tr.FinishReasons)
+	}
+}
