@@ -53,8 +53,10 @@ func (g *Gateway) Swap(s *Snapshot) { g.snap.Store(s) }
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
-// Observer counts cache lookups and validation failures.
+// Observer counts calls in flight, cache lookups and validation failures.
 type Observer interface {
+	CallStarted()
+	CallEnded()
 	CacheLookup(feature string, hit bool)
 	ValidationFailure(feature, release, reason string)
 }
@@ -83,6 +85,10 @@ var stages = []stage{
 // becomes a 500 and is recorded like any other failure.
 func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 	c.Snap = g.snap.Load()
+	if g.Obs != nil {
+		g.Obs.CallStarted()
+		defer g.Obs.CallEnded()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			g.Log.Error("panic in pipeline", "request_id", c.ID, "panic", p, "stack", string(debug.Stack()))
