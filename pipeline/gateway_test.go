@@ -182,3 +182,38 @@ func TestTraceCarriesWhatExportersNeed(t *testing.T) {
 		t.Fatalf("response id %q finish reasons %v, want chatcmpl-r7 and [stop]", tr.ResponseID, tr.FinishReasons)
 	}
 }
+
+// countingObserver records what the gateway tells an Observer.
+type countingObserver struct {
+	mu             sync.Mutex
+	started, ended int
+	models         []string
+}
+
+func (o *countingObserver) CallStarted() { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *countingObserver) CallEnded()   { o.mu.Lock(); o.ended++; o.mu.Unlock() }
+func (o *countingObserver) DeclareBreakers(models ...string) {
+	o.mu.Lock()
+	o.models = models
+	o.mu.Unlock()
+}
+func (o *countingObserver) CacheLookup(string, bool)         {}
+func (o *countingObserver) ValidationFailure(_, _, _ string) {}
+
+func TestObserverHearsCallsAndModels(t *testing.T) {
+	g, _ := newTestGateway(t, &scripted{name: "primary"}, &scripted{name: "backup"})
+	obs := &countingObserver{}
+	g.Obs = obs
+	g.Swap(g.Snapshot())
+	if strings.Join(obs.models, ",") != "primary,backup" {
+		t.Fatalf("declared %v, want the configured models", obs.models)
+	}
+	for _, secret := range []string{testKey, "wrong"} {
+		c := &Call{ID: "r", Received: time.Now(), Secret: secret,
+			Req: &chat.Request{Model: "main", Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+		g.Serve(context.Background(), c)
+	}
+	if obs.started != 2 || obs.ended != 2 {
+		t.Fatalf("started %d ended %d, want 2 and 2 whatever the outcome", obs.started, obs.ended)
+	}
+}

@@ -131,10 +131,14 @@ type genaiKey struct{ op, provider, reqModel, respModel, errType string }
 
 var overflowGenAI = genaiKey{OperationChat, Overflow, Overflow, Overflow, ""}
 
+// genaiSeries are the resolved series of one genaiKey, each made on first
+// use, so a key never shows an empty histogram it has no values for (a
+// failed call has no tokens, a plain call no time to first token).
 type genaiSeries struct {
-	duration            prometheus.Observer
-	tokensIn, tokensOut prometheus.Observer
-	ttft, perToken      prometheus.Observer
+	duration *seriesCache[genaiKey, prometheus.Observer]
+	tokens   *seriesCache[genaiKey, [2]prometheus.Observer] // input, output
+	ttft     *seriesCache[genaiKey, prometheus.Observer]
+	perToken *seriesCache[genaiKey, prometheus.Observer]
 }
 
 type genaiVecs struct {
@@ -166,30 +170,45 @@ func newGenAIVecs(reg prometheus.Registerer) *genaiVecs {
 	return v
 }
 
-func (v *genaiVecs) series(k genaiKey) *genaiSeries {
+func (v *genaiVecs) series() *genaiSeries {
 	return &genaiSeries{
-		duration:  v.duration.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, k.errType),
-		tokensIn:  v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "input"),
-		tokensOut: v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "output"),
-		ttft:      v.ttft.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel),
-		perToken:  v.perToken.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel),
+		duration: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
+			return v.duration.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, k.errType)
+		}),
+		tokens: newSeriesCache(overflowGenAI, func(k genaiKey) [2]prometheus.Observer {
+			return [2]prometheus.Observer{
+				v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "input"),
+				v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "output"),
+			}
+		}),
+		ttft: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
+			return v.ttft.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel)
+		}),
+		perToken: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
+			return v.perToken.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel)
+		}),
 	}
 }
 
 // ObserveGenAI records one call in the GenAI series.
 func (m *Metrics) ObserveGenAI(g *GenAI) {
-	s := m.genai.get(genaiKey{g.Operation, g.Provider, g.RequestModel, g.ResponseModel, g.ErrorType})
-	s.duration.Observe(g.Duration)
-	if g.InputTokens > 0 {
-		s.tokensIn.Observe(float64(g.InputTokens))
-	}
-	if g.OutputTokens > 0 {
-		s.tokensOut.Observe(float64(g.OutputTokens))
+	s := m.genai
+	k := genaiKey{g.Operation, g.Provider, g.RequestModel, g.ResponseModel, g.ErrorType}
+	s.duration.get(k).Observe(g.Duration)
+	k.errType = "" // only the duration carries error.type
+	if g.InputTokens > 0 || g.OutputTokens > 0 {
+		tok := s.tokens.get(k)
+		if g.InputTokens > 0 {
+			tok[0].Observe(float64(g.InputTokens))
+		}
+		if g.OutputTokens > 0 {
+			tok[1].Observe(float64(g.OutputTokens))
+		}
 	}
 	if g.TTFT > 0 {
-		s.ttft.Observe(g.TTFT)
+		s.ttft.get(k).Observe(g.TTFT)
 	}
 	if g.TimePerOutput > 0 {
-		s.perToken.Observe(g.TimePerOutput)
+		s.perToken.get(k).Observe(g.TimePerOutput)
 	}
 }

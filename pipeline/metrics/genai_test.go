@@ -73,6 +73,10 @@ func TestGenAISeries(t *testing.T) {
 		`gen_ai_server_time_to_first_token_seconds_sum{`+base+`} 0.3`,
 		`gen_ai_server_time_per_output_token_seconds_count{`+base+`} 1`,
 	)
+	if strings.Contains(body, `gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="none"`) ||
+		strings.Contains(body, `gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="none"`) {
+		t.Fatalf("a failed call left empty series:\n%s", grepLines(body, "gen_ai_"))
+	}
 	if strings.Contains(body, "no-such-model") {
 		t.Fatal("a name the caller made up became a label value")
 	}
