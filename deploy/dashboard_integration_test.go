@@ -326,18 +326,41 @@ func needBinary(t *testing.T, name, install string) string {
 	return p
 }
 
-// buildGantry builds the gantry binary from this checkout as the Makefile
-// and the Dockerfile do.
+// buildGantry builds the gantry binary from this checkout with the
+// Dockerfile's own build line, so the tests run what the image ships.
 func buildGantry(t *testing.T) string {
 	t.Helper()
+	line := dockerBuildLine(t)
 	bin := filepath.Join(t.TempDir(), "gantry")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	line = strings.NewReplacer("${VERSION}", testVersion, "/out/gantry", bin).Replace(line)
+	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", line, err, out)
 	}
 	return bin
+}
+
+const testVersion = "v0.0.0-test"
+
+// dockerBuildLine is the command of the Dockerfile's RUN line that builds
+// the binary.
+func dockerBuildLine(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if cmd, ok := strings.CutPrefix(l, "RUN "); ok && strings.Contains(cmd, "go build") {
+			found = append(found, cmd)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("Dockerfile: %d RUN lines with go build, want 1", len(found))
+	}
+	return found[0]
 }
 
 // start runs a program until the test ends; its output goes to the test
