@@ -206,3 +206,30 @@ func keys(m map[string]sdktrace.ReadOnlySpan) []string {
 	}
 	return out
 }
+
+// FuzzInputMessages: whatever text a trace holds, the rebuilt messages are
+// valid JSON in the conventions' shape, and text with any content gives
+// at least one message.
+func FuzzInputMessages(f *testing.F) {
+	for _, s := range []string{"", "user: hi\n", "system: a\nuser: b\nc\n", "no role\nuser: x", "user: \n\n\n", "tool: {\"a\":1}\n\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		out := inputMessages(text)
+		if out == "" {
+			if strings.Trim(text, "\n") != "" {
+				t.Fatalf("text %q gave no messages", text)
+			}
+			return
+		}
+		var msgs []message
+		if err := json.Unmarshal([]byte(out), &msgs); err != nil {
+			t.Fatalf("not JSON for %q: %v", text, err)
+		}
+		for _, m := range msgs {
+			if len(m.Parts) != 1 || m.Parts[0].Type != "text" || m.Role == "" {
+				t.Fatalf("message %+v for %q", m, text)
+			}
+		}
+	})
+}
