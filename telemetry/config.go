@@ -11,6 +11,7 @@ package telemetry
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -174,4 +175,12 @@ func checkURL(what, v string) error {
 		return fmt.Errorf("OTLP %s %q: %w", what, v, err)
 	}
 	return nil
+}
+
+// RegisterFlags adds the agent's OTLP flags to fs, writing into c. Each
+// flag left unset leaves the matching OTEL_* variable in charge.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Endpoint, "otlp-endpoint", "", "OpenTelemetry collector base URL, e.g. http://collector:4318 (default $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)")
+	fs.StringVar(&c.Protocol, "otlp-protocol", "", "OTLP protocol: http/protobuf or grpc (default $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)")
+	fs.BoolVar(&c.CaptureContent, "otlp-capture-content", false, "export prompts and answers on spans, as traces hold them (redacted unless the feature captures)")
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"flag"
 	"strings"
 	"testing"
 )
@@ -83,5 +84,22 @@ func TestResolve(t *testing.T) {
 				t.Fatalf("capture %v, want %v", r.capture, tt.capture)
 			}
 		})
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	clearEnv(t)
+	var c Config
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--otlp-endpoint", "http://otel:4317", "--otlp-protocol", "grpc", "--otlp-capture-content"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.traces.on || r.traces.protocol != ProtocolGRPC || r.traces.endpoint != "http://otel:4317" || !r.capture {
+		t.Fatalf("flags resolved to %+v", r)
 	}
 }
