@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -131,14 +132,39 @@ type genaiKey struct{ op, provider, reqModel, respModel, errType string }
 
 var overflowGenAI = genaiKey{OperationChat, Overflow, Overflow, Overflow, ""}
 
-// genaiSeries are the resolved series of one genaiKey, each made on first
-// use, so a key never shows an empty histogram it has no values for (a
-// failed call has no tokens, a plain call no time to first token).
+// genaiSeries are the series one genaiKey touches. The duration exists
+// for every key; the others are made on first use, so a key never shows
+// an empty histogram it has no values for (a failed call has no tokens, a
+// plain call no time to first token). Two calls may both make one: the
+// vec returns the same series to both.
 type genaiSeries struct {
-	duration *seriesCache[genaiKey, prometheus.Observer]
-	tokens   *seriesCache[genaiKey, [2]prometheus.Observer] // input, output
-	ttft     *seriesCache[genaiKey, prometheus.Observer]
-	perToken *seriesCache[genaiKey, prometheus.Observer]
+	v              *genaiVecs
+	k              genaiKey
+	duration       prometheus.Observer
+	tokens         atomic.Pointer[[2]prometheus.Observer] // input, output
+	ttft, perToken atomic.Pointer[prometheus.Observer]
+}
+
+func (s *genaiSeries) tokenObservers() *[2]prometheus.Observer {
+	if o := s.tokens.Load(); o != nil {
+		return o
+	}
+	k := s.k
+	o := &[2]prometheus.Observer{
+		s.v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "input"),
+		s.v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "output"),
+	}
+	s.tokens.Store(o)
+	return o
+}
+
+func lazyObserver(p *atomic.Pointer[prometheus.Observer], vec *prometheus.HistogramVec, k genaiKey) prometheus.Observer {
+	if o := p.Load(); o != nil {
+		return *o
+	}
+	o := vec.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel)
+	p.Store(&o)
+	return o
 }
 
 type genaiVecs struct {
@@ -170,34 +196,16 @@ func newGenAIVecs(reg prometheus.Registerer) *genaiVecs {
 	return v
 }
 
-func (v *genaiVecs) series() *genaiSeries {
-	return &genaiSeries{
-		duration: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
-			return v.duration.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, k.errType)
-		}),
-		tokens: newSeriesCache(overflowGenAI, func(k genaiKey) [2]prometheus.Observer {
-			return [2]prometheus.Observer{
-				v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "input"),
-				v.tokens.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, "output"),
-			}
-		}),
-		ttft: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
-			return v.ttft.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel)
-		}),
-		perToken: newSeriesCache(overflowGenAI, func(k genaiKey) prometheus.Observer {
-			return v.perToken.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel)
-		}),
-	}
+func (v *genaiVecs) series(k genaiKey) *genaiSeries {
+	return &genaiSeries{v: v, k: k, duration: v.duration.WithLabelValues(k.op, k.provider, k.reqModel, k.respModel, k.errType)}
 }
 
 // ObserveGenAI records one call in the GenAI series.
 func (m *Metrics) ObserveGenAI(g *GenAI) {
-	s := m.genai
-	k := genaiKey{g.Operation, g.Provider, g.RequestModel, g.ResponseModel, g.ErrorType}
-	s.duration.get(k).Observe(g.Duration)
-	k.errType = "" // only the duration carries error.type
+	s := m.genai.get(genaiKey{g.Operation, g.Provider, g.RequestModel, g.ResponseModel, g.ErrorType})
+	s.duration.Observe(g.Duration)
 	if g.InputTokens > 0 || g.OutputTokens > 0 {
-		tok := s.tokens.get(k)
+		tok := s.tokenObservers()
 		if g.InputTokens > 0 {
 			tok[0].Observe(float64(g.InputTokens))
 		}
@@ -206,9 +214,9 @@ func (m *Metrics) ObserveGenAI(g *GenAI) {
 		}
 	}
 	if g.TTFT > 0 {
-		s.ttft.get(k).Observe(g.TTFT)
+		lazyObserver(&s.ttft, s.v.ttft, s.k).Observe(g.TTFT)
 	}
 	if g.TimePerOutput > 0 {
-		s.perToken.get(k).Observe(g.TimePerOutput)
+		lazyObserver(&s.perToken, s.v.perToken, s.k).Observe(g.TimePerOutput)
 	}
 }

@@ -114,7 +114,7 @@ type Metrics struct {
 	caches   *seriesCache[[2]string, prometheus.Counter]
 	fbs      *seriesCache[[3]string, prometheus.Counter]
 	breakers *seriesCache[string, prometheus.Gauge]
-	genai    *genaiSeries
+	genai    *seriesCache[genaiKey, *genaiSeries]
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -177,7 +177,7 @@ func New() *Metrics {
 		return m.breaker.WithLabelValues(k)
 	})
 	m.gv = newGenAIVecs(m.reg)
-	m.genai = m.gv.series()
+	m.genai = newSeriesCache(overflowGenAI, m.gv.series)
 	m.SetBuildInfo("")
 	return m
 }
