@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/gantry
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test bench run fuzz clean
+.PHONY: build test test-integration bench run fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
@@ -11,6 +11,14 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Real programs: an agent built as the Dockerfile builds it, scraped by
+# Prometheus (Debian package prometheus), and spans sent to Jaeger
+# (GANTRY_JAEGER=path; build it with: go build -C tools -o bin/jaeger
+# github.com/jaegertracing/jaeger/cmd/jaeger). .ci/run provides both.
+test-integration:
+	$(GO) vet -tags integration ./deploy/ ./telemetry/
+	$(GO) test -tags integration -count=1 -timeout 10m ./deploy/ ./telemetry/
 
 run: build
 	$(BIN) agent --dev

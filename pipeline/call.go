@@ -34,6 +34,7 @@ type Call struct {
 	ID       string        // request id, unique per call
 	TraceID  trace.TraceID // W3C trace id
 	ParentID trace.SpanID  // caller's span id from traceparent, if any
+	SpanID   trace.SpanID  // the gateway's span, as the response's traceparent names it
 	Received time.Time
 	Entry    string
 	Secret   string // the presented key; cleared by authenticate

@@ -48,13 +48,27 @@ type Gateway struct {
 
 // Swap installs a new snapshot. Calls already running finish on the one they
 // started with.
-func (g *Gateway) Swap(s *Snapshot) { g.snap.Store(s) }
+func (g *Gateway) Swap(s *Snapshot) {
+	g.snap.Store(s)
+	if g.Obs != nil && s.Config != nil {
+		models := make([]string, len(s.Config.Models))
+		for i, m := range s.Config.Models {
+			models[i] = m.Name
+		}
+		g.Obs.DeclareBreakers(models...)
+	}
+}
 
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
-// Observer counts cache lookups and validation failures.
+// Observer counts calls in flight, cache lookups and validation failures,
+// and hears the configured models at each swap so every breaker is shown
+// before its first change.
 type Observer interface {
+	CallStarted()
+	CallEnded()
+	DeclareBreakers(models ...string)
 	CacheLookup(feature string, hit bool)
 	ValidationFailure(feature, release, reason string)
 }
@@ -83,6 +97,10 @@ var stages = []stage{
 // becomes a 500 and is recorded like any other failure.
 func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 	c.Snap = g.snap.Load()
+	if g.Obs != nil {
+		g.Obs.CallStarted()
+		defer g.Obs.CallEnded()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			g.Log.Error("panic in pipeline", "request_id", c.ID, "panic", p, "stack", string(debug.Stack()))

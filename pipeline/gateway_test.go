@@ -189,3 +189,61 @@ func TestCallsOfOneTraceKeepTheirOwnIDs(t *testing.T) {
 		t.Fatalf("%d calls listed in the shared trace, want 2", n)
 	}
 }
+
+// An exporter builds its spans from the trace alone: the trace carries the
+// caller's span, the gateway's, the sampling parameters and the answer's id.
+func TestTraceCarriesWhatExportersNeed(t *testing.T) {
+	g, traces := newTestGateway(t, &scripted{name: "primary"})
+	temp := 0.3
+	parent, span := trace.NewSpanID(), trace.NewSpanID()
+	c := &Call{ID: "r7", TraceID: trace.NewTraceID(), ParentID: parent, SpanID: span, Received: time.Now(), Secret: testKey,
+		Req: &chat.Request{Model: "main", MaxTokens: 64, Temperature: &temp, Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	tr := (*traces)[0]
+	if tr.ParentID != parent.String() || tr.SpanID != span.String() {
+		t.Fatalf("parent %q span %q, want %s and %s", tr.ParentID, tr.SpanID, parent, span)
+	}
+	if tr.Params == nil || tr.Params.MaxTokens != 64 || tr.Params.Temperature == nil || *tr.Params.Temperature != 0.3 || tr.Params.TopP != nil {
+		t.Fatalf("params %+v, want max_tokens 64 and temperature 0.3 only", tr.Params)
+	}
+	if tr.ResponseID != "chatcmpl-r7" || strings.Join(tr.FinishReasons, ",") != "stop" {
+		t.Fatalf("response id %q finish reasons %v, want chatcmpl-r7 and [stop]", tr.ResponseID, tr.FinishReasons)
+	}
+}
+
+// countingObserver records what the gateway tells an Observer.
+type countingObserver struct {
+	mu             sync.Mutex
+	started, ended int
+	models         []string
+}
+
+func (o *countingObserver) CallStarted() { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *countingObserver) CallEnded()   { o.mu.Lock(); o.ended++; o.mu.Unlock() }
+func (o *countingObserver) DeclareBreakers(models ...string) {
+	o.mu.Lock()
+	o.models = models
+	o.mu.Unlock()
+}
+func (o *countingObserver) CacheLookup(string, bool)         {}
+func (o *countingObserver) ValidationFailure(_, _, _ string) {}
+
+func TestObserverHearsCallsAndModels(t *testing.T) {
+	g, _ := newTestGateway(t, &scripted{name: "primary"}, &scripted{name: "backup"})
+	obs := &countingObserver{}
+	g.Obs = obs
+	g.Swap(g.Snapshot())
+	if strings.Join(obs.models, ",") != "primary,backup" {
+		t.Fatalf("declared %v, want the configured models", obs.models)
+	}
+	for _, secret := range []string{testKey, "wrong"} {
+		c := &Call{ID: "r", Received: time.Now(), Secret: secret,
+			Req: &chat.Request{Model: "main", Messages: []chat.Message{{Role: "user", Content: chat.Text("hi")}}}}
+		g.Serve(context.Background(), c)
+	}
+	if obs.started != 2 || obs.ended != 2 {
+		t.Fatalf("started %d ended %d, want 2 and 2 whatever the outcome", obs.started, obs.ended)
+	}
+}

@@ -48,8 +48,25 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	if !capture {
 		t.Output = redact(t.Output)
 	}
+	if !c.SpanID.IsZero() {
+		t.SpanID = c.SpanID.String()
+	}
+	if !c.ParentID.IsZero() {
+		t.ParentID = c.ParentID.String()
+	}
 	if c.Req != nil {
 		t.Requested = c.Req.Model
+		if c.Req.OutputLimit() > 0 || c.Req.Temperature != nil || c.Req.TopP != nil || c.Req.Seed != nil {
+			t.Params = &trace.Params{MaxTokens: c.Req.OutputLimit(), Temperature: c.Req.Temperature, TopP: c.Req.TopP, Seed: c.Req.Seed}
+		}
+	}
+	if c.Resp != nil {
+		t.ResponseID = c.Resp.ID
+		for _, ch := range c.Resp.Choices {
+			if ch.FinishReason != "" {
+				t.FinishReasons = append(t.FinishReasons, ch.FinishReason)
+			}
+		}
 	}
 	if c.Key != nil {
 		t.Key, t.Team = c.Key.Name, c.Key.Team

@@ -4,13 +4,17 @@
 //
 // Labels only ever carry configured names (feature, release, model,
 // provider, target) and small fixed vocabularies (status class, reason,
-// direction, outcome), never user, key or trace ids. As a last guard each
+// direction, outcome), never user, key or trace ids. The gen_ai_* series
+// follow the OpenTelemetry GenAI semantic conventions under their
+// Prometheus names; deploy/METRICS.md lists every series and its bounds. As a last guard each
 // metric keeps at most MaxSeries label combinations; further ones are
 // counted under the value "other".
 package metrics
 
 import (
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +103,9 @@ type Metrics struct {
 	cache      *prometheus.CounterVec
 	feedback   *prometheus.CounterVec
 	dropped    prometheus.Counter
+	inFlight   prometheus.Gauge
+	build      *prometheus.GaugeVec
+	gv         *genaiVecs
 
 	calls    *seriesCache[callKey, *callSeries]
 	errs     *seriesCache[[2]string, prometheus.Counter]
@@ -107,6 +114,7 @@ type Metrics struct {
 	caches   *seriesCache[[2]string, prometheus.Counter]
 	fbs      *seriesCache[[3]string, prometheus.Counter]
 	breakers *seriesCache[string, prometheus.Gauge]
+	genai    *seriesCache[genaiKey, *genaiSeries]
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -141,7 +149,11 @@ func New() *Metrics {
 		Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open."}, []string{"target"})
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "traces_dropped_total",
 		Help: "Traces dropped because the recording queue was full."})
-	m.reg.MustRegister(m.breaker, m.dropped,
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "requests_in_flight",
+		Help: "Calls the gateway is serving now, streams included."})
+	m.build = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+		Help: "Always 1; its labels name the running build: version, VCS revision and Go version."}, []string{"version", "revision", "goversion"})
+	m.reg.MustRegister(m.breaker, m.dropped, m.inFlight, m.build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -164,6 +176,9 @@ func New() *Metrics {
 	m.breakers = newSeriesCache(Overflow, func(k string) prometheus.Gauge {
 		return m.breaker.WithLabelValues(k)
 	})
+	m.gv = newGenAIVecs(m.reg)
+	m.genai = newSeriesCache(overflowGenAI, m.gv.series)
+	m.SetBuildInfo("")
 	return m
 }
 
@@ -286,6 +301,9 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 		}
 	}
 	m.ObserveCall(&c)
+	if g, ok := GenAIOf(t); ok {
+		m.ObserveGenAI(&g)
+	}
 	for i := range t.Attempts {
 		a := &t.Attempts[i]
 		m.ObserveAttempt(a.Provider, a.Model, a.Status)
@@ -326,6 +344,44 @@ func (m *Metrics) CacheLookup(feature string, hit bool) {
 // SetBreaker sets a target's circuit breaker state.
 func (m *Metrics) SetBreaker(target string, state BreakerState) {
 	m.breakers.get(label(target)).Set(float64(state))
+}
+
+// DeclareBreakers shows each target's breaker as closed until it first
+// changes: the router reports changes only, and a series that appears
+// only once a circuit opens cannot be graphed or alerted on beside its
+// peers. Targets already reported keep their state. Call it with the
+// configured model names after each configuration swap.
+func (m *Metrics) DeclareBreakers(targets ...string) {
+	for _, t := range targets {
+		m.breakers.get(label(t)) // a new gauge starts at 0, closed
+	}
+}
+
+// CallStarted and CallEnded bracket a call for the in-flight gauge; the
+// gateway calls both, whatever the call's outcome.
+func (m *Metrics) CallStarted() { m.inFlight.Inc() }
+
+// CallEnded ends what CallStarted began.
+func (m *Metrics) CallEnded() { m.inFlight.Dec() }
+
+// SetBuildInfo names the running build in gantry_build_info. version is
+// what the binary was stamped with; when empty, the module version Go
+// recorded is used ("(devel)" for a build from a checkout). The revision
+// and Go version come from the build itself.
+func (m *Metrics) SetBuildInfo(version string) {
+	rev, gover := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	m.build.Reset()
+	m.build.WithLabelValues(label(version), label(rev), gover).Set(1)
 }
 
 // TraceDropped counts a trace the recording queue dropped. Its method

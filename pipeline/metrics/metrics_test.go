@@ -220,7 +220,7 @@ func BenchmarkObserveCall(b *testing.B) {
 func BenchmarkObserveTrace(b *testing.B) {
 	m := New()
 	t := &trace.Trace{Feature: "support-answer", Release: "support-answer@v1", Model: "gpt-4o-mini", Provider: "openai",
-		Status: "ok", HTTPStatus: 200, Duration: 800, Upstream: 795, InputTokens: 300, OutputTokens: 120, CostUSD: 0.0004,
+		Requested: "feature/support-answer", Route: "support-answer", Status: "ok", HTTPStatus: 200, Duration: 800, Upstream: 795, InputTokens: 300, OutputTokens: 120, CostUSD: 0.0004,
 		Attempts: []trace.Attempt{{Model: "gpt-4o-mini", Provider: "openai", Status: "ok"}}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

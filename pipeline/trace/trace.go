@@ -18,9 +18,13 @@ type Trace struct {
 	ID        string    `json:"id"`                 // the call's id, unique per call
 	TraceID   string    `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
 	RequestID string    `json:"request_id"`         // the same as ID
-	Start     time.Time `json:"start"`
-	Duration  Millis    `json:"duration_ms"`
-	Node      string    `json:"node,omitempty"` // agent that served it
+	// SpanID is the gateway's span for this call, ParentID the caller's
+	// span from its traceparent (empty when it sent none): 16 hex digits.
+	SpanID   string    `json:"span_id,omitempty"`
+	ParentID string    `json:"parent_id,omitempty"`
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Node     string    `json:"node,omitempty"` // agent that served it
 
 	Entry       string `json:"entry"` // chat or invoke
 	Feature     string `json:"feature,omitempty"`
@@ -38,6 +42,13 @@ type Trace struct {
 	Provider  string `json:"provider,omitempty"`
 	Stream    bool   `json:"stream,omitempty"`
 	Cached    bool   `json:"cached,omitempty"`
+	// Params are the model parameters sent upstream; nil before the
+	// prompt stage set them.
+	Params *Params `json:"params,omitempty"`
+	// ResponseID is the completion id the client got; FinishReasons why
+	// each choice ended (stop, length, tool_calls, …).
+	ResponseID    string   `json:"response_id,omitempty"`
+	FinishReasons []string `json:"finish_reasons,omitempty"`
 
 	Status     string `json:"status"`          // ok or error
 	HTTPStatus int    `json:"http_status"`     // what the client got
@@ -69,6 +80,14 @@ type Trace struct {
 	Output     string            `json:"output,omitempty"` // redacted unless captured
 	Feedback   []Feedback        `json:"feedback,omitempty"`
 	Attrs      map[string]string `json:"attrs,omitempty"`
+}
+
+// Params are the sampling parameters of a call, as exporters report them.
+type Params struct {
+	MaxTokens   int      `json:"max_tokens,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	Seed        *int64   `json:"seed,omitempty"`
 }
 
 // Attempt is one provider call.
