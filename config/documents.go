@@ -5,8 +5,14 @@ import (
 	"regexp"
 )
 
-// MaxDocumentIDBytes bounds a document's id in a collection.
-const MaxDocumentIDBytes = 200
+// Bounds of a collection's documents.
+const (
+	// MaxDocumentIDBytes bounds a document's id.
+	MaxDocumentIDBytes = 200
+	// MaxDocumentBodyBytes bounds a document as it is stored and fetched
+	// between agents: its text, title and metadata, encoded.
+	MaxDocumentBodyBytes = 4 << 20
+)
 
 var documentIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 

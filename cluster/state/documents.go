@@ -16,7 +16,7 @@ const (
 	// MaxDocuments bounds one collection's documents.
 	MaxDocuments = 10000
 	// MaxDocumentBytes bounds one stored document body.
-	MaxDocumentBytes = 4 << 20
+	MaxDocumentBytes = config.MaxDocumentBodyBytes
 	// MaxDocumentsBytes bounds the bodies of all collections together.
 	MaxDocumentsBytes = 1 << 30
 	// maxOriginLen bounds the agent id a put names as its origin.
