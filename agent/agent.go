@@ -64,6 +64,8 @@ type Options struct {
 
 	// adminTimeouts shorten the admin API's waits on the cluster in tests.
 	adminTimeouts admin.Timeouts
+	// docTimings pace the document side; tests shorten them.
+	docTimings docTimings
 }
 
 // Default bounds of the trace store.
@@ -90,6 +92,10 @@ type Server struct {
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
+
+	// documents keeps collections' bodies and brings indexes to the
+	// cluster's manifests.
+	documents *docSide
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
@@ -233,6 +239,10 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return nil, nil, fmt.Errorf("trace store: %w", err)
 	}
 	s.docs, err = retrieval.OpenStore(filepath.Join(opts.DataDir, "collections"))
+	if err != nil {
+		return nil, nil, err
+	}
+	s.documents, err = newDocSide(opts.Log, opts.NodeID, opts.DataDir, s.docs, opts.docTimings, s.metrics.Registry())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -408,7 +418,7 @@ func (s *Server) adminAPI() *admin.API {
 		NodeID:        s.opts.NodeID,
 		Gateway:       s.gw,
 		Traces:        s.store,
-		Docs:          s.docs,
+		Documents:     s.documents,
 		Ledger:        s.ledger,
 		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
 		Stopping:      s.stopping,

@@ -42,6 +42,7 @@ type replica struct {
 	serve func(*config.Config) error
 	spend *spendSide // nil unless budgets are granted by the cluster
 	stats *statsSide
+	docs  *docSide
 	// cancel stops the loops, wg waits for them.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -137,7 +138,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	if lone {
 		expect = 0
 	}
-	r := &replica{log: s.log, nodeID: s.opts.NodeID, serve: s.Reload, spend: s.spend, stats: s.stats, advanced: make(chan struct{})}
+	r := &replica{log: s.log, nodeID: s.opts.NodeID, serve: s.Reload, spend: s.spend, stats: s.stats, docs: s.documents, advanced: make(chan struct{})}
 	node, err := cluster.Open(ctx, cluster.Options{
 		NodeID:            s.opts.NodeID,
 		RaftAddr:          raftAddr,
@@ -155,6 +156,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		TLS:               s.raftTLS(),
 		HTTPClient:        s.peerClient(),
 		Unserved:          r.unservedReason,
+		Blobs:             s.documents.served(),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -187,6 +189,7 @@ func (r *replica) start(sp seedPlan) {
 		r.wg.Go(func() { r.syncSpend(ctx) })
 	}
 	r.wg.Go(func() { r.syncStats(ctx) })
+	r.wg.Go(func() { r.syncDocuments(ctx) })
 	if sp.cfg != nil || sp.dev {
 		r.wg.Go(func() { r.seed(ctx, sp) })
 	}

@@ -19,7 +19,6 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
-	"gantry/pipeline/retrieval"
 	"gantry/pipeline/trace"
 )
 
@@ -49,7 +48,8 @@ type Deps struct {
 	NodeID  string
 	Gateway *pipeline.Gateway
 	Traces  *trace.Store
-	Docs    *retrieval.Store
+	// Documents is nil when the agent runs without a cluster node.
+	Documents Documents
 	// Ledger is this agent's own budget ledger.
 	Ledger *budget.Local
 	// Burn is the cluster's burn rate per hour of a shared budget in a
@@ -96,7 +96,10 @@ var routes = []route{
 	{"GET /admin/v1/feed", api.RoleViewer, (*API).feed, false},
 	{"GET /admin/v1/overview", api.RoleViewer, (*API).overview, false},
 	{"GET /admin/v1/budgets", api.RoleViewer, (*API).budgets, false},
-	{"POST /admin/v1/collections/{name}/documents", api.RoleOperator, (*API).ingest, false},
+	{"GET " + api.PathCollections, api.RoleViewer, (*API).listCollections, true},
+	{"GET " + api.PathCollections + "/{name}/documents", api.RoleViewer, (*API).listDocuments, true},
+	{"POST " + api.PathCollections + "/{name}/documents", api.RoleOperator, (*API).ingest, true},
+	{"DELETE " + api.PathCollections + "/{name}/documents/{id...}", api.RoleOperator, (*API).deleteDocument, true},
 
 	{"GET " + api.PathStatus, api.RoleViewer, (*API).getStatus, true},
 	{"GET " + api.PathMembers, api.RoleViewer, (*API).getMembers, true},

@@ -43,8 +43,8 @@ type DocumentEntry struct {
 	Origin string `json:"origin,omitempty"`
 }
 
-// Manifest returns the manifest of a collection; a collection without
-// documents has the zero Manifest.
+// Manifest returns the manifest of a collection; a collection that never
+// had documents has the zero Manifest.
 func (s *State) Manifest(collection string) Manifest {
 	return s.Documents[collection]
 }
@@ -170,20 +170,14 @@ func deleteDocuments(tx *txn) error {
 	return nil
 }
 
-// setManifest replaces a collection's manifest; an empty one is dropped.
+// setManifest replaces a collection's manifest. An emptied one is kept
+// with its index, so agents can tell that their indexes reflect it.
 func (tx *txn) setManifest(collection string, m Manifest) {
 	docs := maps.Clone(tx.next.Documents)
 	if docs == nil {
 		docs = map[string]Manifest{}
 	}
-	if len(m.Documents) == 0 {
-		delete(docs, collection)
-	} else {
-		docs[collection] = m
-	}
-	if len(docs) == 0 {
-		docs = nil
-	}
+	docs[collection] = m
 	tx.next.Documents = docs
 }
 
@@ -233,8 +227,8 @@ func idList(ids []string) string {
 func checkManifests(docs map[string]Manifest) error {
 	var total int64
 	for name, m := range docs {
-		if len(m.Documents) == 0 || len(m.Documents) > MaxDocuments {
-			return fmt.Errorf("collection %s: %d documents, want 1..%d", name, len(m.Documents), MaxDocuments)
+		if len(m.Documents) > MaxDocuments {
+			return fmt.Errorf("collection %s: %d documents, more than the limit of %d", name, len(m.Documents), MaxDocuments)
 		}
 		var bytes int64
 		for id, d := range m.Documents {

@@ -95,8 +95,8 @@ func TestDocumentManifest(t *testing.T) {
 		{name: "delete one, named twice", typ: command.DeleteDocuments, payload: command.DocumentIDs{Collection: "help", IDs: []string{"a", "a"}}, check: wantDocs("help", 1, 6)},
 		{name: "delete the last", typ: command.DeleteDocuments, payload: command.DocumentIDs{Collection: "help", IDs: []string{"guides/b"}},
 			check: func(t *testing.T, s *State) {
-				if _, ok := s.Documents["help"]; ok {
-					t.Fatal("an empty manifest is kept")
+				if m, ok := s.Documents["help"]; !ok || len(m.Documents) != 0 || m.Index != s.Index {
+					t.Fatalf("emptied manifest %+v (kept %v); want it kept, empty, at the command's index %d", m, ok, s.Index)
 				}
 				wantDocs("kb", 1, 5)(t, s)
 			}},

@@ -374,10 +374,21 @@ func (ix *Index) prepare(d Document, hash string) (cut, error) {
 		return cut{}, err
 	}
 	c := cut{id: d.ID, chunks: chunks, meta: metaTerms(d.Metadata), rec: indexed{Hash: hash, Chunks: len(chunks)}}
+	// A document's chunks share its title and a section's share their
+	// headings, so each distinct string is analysed once.
+	lengths := map[string]int{}
+	length := func(s string) int {
+		n, ok := lengths[s]
+		if !ok {
+			n = len(ix.analyzer.Analyze([]byte(s)))
+			lengths[s] = n
+		}
+		return n
+	}
 	for _, ch := range chunks {
 		c.rec.Lengths[0] += len(ix.analyzer.Analyze([]byte(ch.Text)))
-		c.rec.Lengths[1] += len(ix.analyzer.Analyze([]byte(strings.Join(ch.Headings, " > "))))
-		c.rec.Lengths[2] += len(ix.analyzer.Analyze([]byte(ch.Title)))
+		c.rec.Lengths[1] += length(strings.Join(ch.Headings, " > "))
+		c.rec.Lengths[2] += length(ch.Title)
 		c.rec.Lengths[3] += len(c.meta)
 	}
 	return c, nil

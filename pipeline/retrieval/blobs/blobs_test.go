@@ -125,3 +125,23 @@ func TestCollect(t *testing.T) {
 		t.Fatalf("collected %d freshly stored blobs", n)
 	}
 }
+
+func TestPutAll(t *testing.T) {
+	s, _ := open(t, 1<<10)
+	bodies := [][]byte{[]byte("one"), []byte("two"), []byte("one"), []byte("three")}
+	hashes, err := s.PutAll(bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range bodies {
+		if hashes[i] != Sum(b) {
+			t.Fatalf("hash %d is %s, want that of %q", i, hashes[i], b)
+		}
+		if got, err := s.Get(hashes[i]); err != nil || string(got) != string(b) {
+			t.Fatalf("body %d: %q %v", i, got, err)
+		}
+	}
+	if _, err := s.PutAll([][]byte{[]byte("fine"), make([]byte, 2<<10)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an oversized body among others: %v, want ErrTooLarge", err)
+	}
+}
