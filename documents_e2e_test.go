@@ -78,33 +78,45 @@ func helpCorpus(n int) []map[string]any {
 
 // ask invokes help-answer on a and returns the sources it retrieved.
 func (c *testCluster) ask(a *agentProc, question string) ([]trace.Source, error) {
+	_, sources, err := c.askRelease(a, question)
+	return sources, err
+}
+
+// askRelease is ask that also returns the release that answered.
+func (c *testCluster) askRelease(a *agentProc, question string) (string, []trace.Source, error) {
 	body, _ := json.Marshal(map[string]any{"vars": map[string]string{"question": question}})
 	req, _ := http.NewRequest("POST", "http://"+a.http+"/v1/features/help-answer/invoke", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+clusterKey)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s: invoke: %d %s", a.id, resp.StatusCode, data)
+		return "", nil, fmt.Errorf("%s: invoke: %d %s", a.id, resp.StatusCode, data)
 	}
 	var out struct {
+		Release string         `json:"release"`
 		Sources []trace.Source `json:"sources"`
 	}
-	return out.Sources, json.Unmarshal(data, &out)
+	err = json.Unmarshal(data, &out)
+	return out.Release, out.Sources, err
 }
 
 // caughtUp reports whether a's indexes of the help collection reflect its
 // manifest at index or later.
-func (c *testCluster) caughtUp(a *agentProc, index uint64) bool {
+func (c *testCluster) caughtUp(a *agentProc, index uint64) bool { return c.caughtUpWith(a, index, 1) }
+
+// caughtUpWith is caughtUp with the number of indexes (chunking rule sets)
+// the collection must have.
+func (c *testCluster) caughtUpWith(a *agentProc, index uint64, indexes int) bool {
 	var cols api.Collections
 	if _, err := c.call(a, "GET", api.PathCollections, nil, &cols); err != nil || len(cols.Collections) != 1 {
 		return false
 	}
 	h := cols.Collections[0]
-	return h.CaughtUp && h.ManifestIndex >= index && cols.StateIndex >= index
+	return h.CaughtUp && h.ManifestIndex >= index && cols.StateIndex >= index && len(h.Indexes) == indexes
 }
 
 // sameSources asks every question on every agent and fails unless all of
@@ -229,6 +241,33 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 		t.Fatalf("late agent's snapshot index %d (%v): want a snapshot installed from the leader, past the upload at %d", st.SnapshotIndex, err, ing.Index)
 	}
 	c.sameSources(questions, c.agents)
+	before, _ := c.ask(c.agents[0], questions[0])
+
+	// A release with other chunking rules, made through one agent, gets
+	// its index built from the kept documents on every agent.
+	rel := map[string]any{"system": "Answer from the context.", "template": []map[string]string{{"role": "user", "content": "{{question}}"}},
+		"variables": []map[string]any{{"name": "question", "required": true}}, "route": "cheap",
+		"retrieval": map[string]any{"collection": "help", "top_k": 5, "chunking": map[string]any{"size_tokens": 48, "markdown": true}}}
+	var created api.Release
+	if _, err := c.call(c.agents[2], "POST", api.ReleasesPath("help-answer"), rel, &created); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.call(c.agents[2], "POST", api.LabelsPath("help-answer"), api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: created.Version}, nil); err != nil {
+		t.Fatal(err)
+	}
+	built := c.waitFor("every agent builds the new rules' index and serves the new release", time.Minute, func() bool {
+		for _, a := range c.agents {
+			if r, _, err := c.askRelease(a, questions[0]); err != nil || r != created.ID || !c.caughtUpWith(a, ing.Index, 2) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("a release with new chunking rules was served from its own index on all four agents %s after its promote", built.Round(time.Millisecond))
+	c.sameSources(questions, c.agents)
+	if after, _ := c.ask(c.agents[0], questions[0]); after[0].Index == before[0].Index {
+		t.Fatalf("the new release retrieved from the old index %s", after[0].Index)
+	}
 
 	// A delete through the late agent reaches every agent.
 	var del api.Ingested
@@ -237,7 +276,7 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	}
 	c.waitFor("every agent drops the deleted article", 30*time.Second, func() bool {
 		for _, a := range c.agents {
-			if !c.caughtUp(a, del.Index) {
+			if !c.caughtUpWith(a, del.Index, 2) {
 				return false
 			}
 		}

@@ -100,6 +100,9 @@ func putDocuments(tx *txn) error {
 	case len(p.Origin) > maxOriginLen:
 		return fmt.Errorf("%w: origin longer than %d bytes", ErrInvalid, maxOriginLen)
 	}
+	if err := checkNoSecrets(p); err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(p.Documents))
 	for _, d := range p.Documents {
 		if err := checkDocumentRef(d); err != nil {
@@ -152,6 +155,9 @@ func deleteDocuments(tx *txn) error {
 		return fmt.Errorf("%w: no document ids", ErrInvalid)
 	case len(p.IDs) > MaxDocuments:
 		return fmt.Errorf("%w: %d ids in one command, more than the limit of %d", ErrInvalid, len(p.IDs), MaxDocuments)
+	}
+	if err := checkNoSecrets(p); err != nil {
+		return err
 	}
 	before := tx.next.Manifest(p.Collection)
 	for _, id := range p.IDs {

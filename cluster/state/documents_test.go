@@ -65,6 +65,7 @@ func TestDocumentManifest(t *testing.T) {
 		{name: "empty body", typ: command.PutDocuments, payload: putDocs("help", command.DocumentRef{ID: "a", Hash: sum(""), Size: 0}), wantErr: ErrInvalid},
 		{name: "body over the limit", typ: command.PutDocuments, payload: putDocs("help", command.DocumentRef{ID: "a", Hash: sum("a"), Size: MaxDocumentBytes + 1}), wantErr: ErrInvalid},
 		{name: "one id twice", typ: command.PutDocuments, payload: putDocs("help", ref("a", "alpha"), ref("a", "beta")), wantErr: ErrInvalid},
+		{name: "an id shaped like a key", typ: command.PutDocuments, payload: putDocs("help", ref("sk-proj-abcdefghijklmnopqrstuvwx", "alpha")), wantErr: ErrInvalid},
 		{name: "origin too long", typ: command.PutDocuments, payload: command.Documents{Collection: "help", Origin: strings.Repeat("n", 65), Documents: []command.DocumentRef{ref("a", "alpha")}}, wantErr: ErrInvalid},
 		{name: "put two", typ: command.PutDocuments, payload: putDocs("help", ref("a", "alpha"), ref("guides/b", "bravo!")),
 			check: func(t *testing.T, s *State) {
