@@ -77,6 +77,10 @@ type docSide struct {
 	pass     uint64
 	advanced chan struct{}
 
+	// kick asks the loop for a whole pass: bodies were stored that an
+	// incomplete pass may have lacked.
+	kick chan struct{}
+
 	// Only the loop touches these.
 	lastKey  string
 	complete bool
@@ -95,7 +99,7 @@ func newDocSide(log *slog.Logger, node, dataDir string, store *retrieval.Store, 
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "gantry", Name: name, Help: help}, []string{"collection"})
 	}
 	d := &docSide{log: log, node: node, blobs: bs, store: store, timing: t.withDefaults(),
-		status: map[string]api.Collection{}, caughtUp: map[string]uint64{}, advanced: make(chan struct{}),
+		status: map[string]api.Collection{}, caughtUp: map[string]uint64{}, advanced: make(chan struct{}), kick: make(chan struct{}, 1),
 		behind: gauge("collection_behind",
 			"1 while this agent's indexes of the collection do not reflect its replicated manifest; retrieval answers from them as they are."),
 		missing: gauge("collection_documents_missing",
@@ -112,7 +116,14 @@ func newDocSide(log *slog.Logger, node, dataDir string, store *retrieval.Store, 
 }
 
 // Store keeps uploaded bodies; see admin.Documents.
-func (d *docSide) Store(bodies [][]byte) ([]string, error) { return d.blobs.PutAll(bodies) }
+func (d *docSide) Store(bodies [][]byte) ([]string, error) {
+	hashes, err := d.blobs.PutAll(bodies)
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	return hashes, err
+}
 
 // WaitIndexed returns once every index of the collection reflects the
 // replicated state at index; see admin.Documents.
@@ -172,23 +183,44 @@ func (d *docSide) load(id, hash string) (retrieval.Document, error) {
 	return retrieval.DecodeBody(id, b)
 }
 
-// syncDocuments runs a pass whenever the replicated state changes, again
-// after a pause while a pass leaves something missing, and every gcEvery
-// to collect unused bodies, until ctx ends.
+// syncDocuments runs a pass whenever the replicated state changes in a way
+// that matters to collections, again after a pause (doubling up to a
+// minute) while a pass leaves something missing, and every gcEvery to
+// collect unused bodies, until ctx ends. Other state changes, such as
+// spend batches twice a second, only confirm a complete pass.
 func (r *replica) syncDocuments(ctx context.Context) {
 	d := r.docs
 	ch := r.Subscribe(ctx)
 	gc := time.NewTicker(d.timing.gcEvery)
 	defer gc.Stop()
 	wait := d.timing.retry
+	var retry *time.Timer
+	retryDue := false
 	for {
-		complete := d.sync(ctx, r.Node, r.State())
-		var retry <-chan time.Time
-		if complete {
-			wait = d.timing.retry
-		} else {
-			retry = time.After(wait)
-			wait = min(2*wait, time.Minute)
+		st := r.State()
+		key := syncKey(st)
+		switch {
+		case key == d.lastKey && (d.complete || !retryDue):
+			// Nothing new for collections; one left behind waits for
+			// its retry.
+			d.confirm(st)
+		default:
+			retryDue = false
+			if retry != nil {
+				retry.Stop()
+				retry = nil
+			}
+			if d.sync(ctx, r.Node, st, key) {
+				wait = d.timing.retry
+			} else {
+				retry = time.NewTimer(wait)
+				wait = min(2*wait, time.Minute)
+			}
+		}
+		d.collect(st)
+		var retryC <-chan time.Time
+		if retry != nil {
+			retryC = retry.C
 		}
 		select {
 		case <-ctx.Done():
@@ -197,8 +229,10 @@ func (r *replica) syncDocuments(ctx context.Context) {
 			if !ok {
 				return
 			}
-		case <-retry:
-			d.lastKey = "" // a retry runs the whole pass
+		case <-retryC:
+			retry, retryDue = nil, true
+		case <-d.kick:
+			retryDue = !d.complete
 		case <-gc.C:
 		}
 	}
@@ -216,24 +250,25 @@ func syncKey(st *state.State) string {
 	return b.String()
 }
 
-// sync runs one pass over st and reports whether every collection is
-// caught up.
-func (d *docSide) sync(ctx context.Context, node *cluster.Node, st *state.State) bool {
-	key := syncKey(st)
-	if key == d.lastKey && d.complete {
-		// Nothing that matters changed since a complete pass: every
-		// collection is caught up with this state too.
-		d.mu.Lock()
-		for name := range d.status {
+// confirm records that the last pass holds for st too, since nothing that
+// matters to collections changed: those caught up then are caught up with
+// st.
+func (d *docSide) confirm(st *state.State) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, c := range d.status {
+		if c.CaughtUp {
 			d.caughtUp[name] = st.Index
 		}
-		d.pass = st.Index
-		close(d.advanced)
-		d.advanced = make(chan struct{})
-		d.mu.Unlock()
-		d.collect(st)
-		return true
 	}
+	d.pass = st.Index
+	close(d.advanced)
+	d.advanced = make(chan struct{})
+}
+
+// sync runs one pass over st, whose syncKey is key, and reports whether
+// every collection is caught up.
+func (d *docSide) sync(ctx context.Context, node *cluster.Node, st *state.State, key string) bool {
 	status := map[string]api.Collection{}
 	complete := true
 	for _, col := range st.Config.Collections {
@@ -266,7 +301,6 @@ func (d *docSide) sync(ctx context.Context, node *cluster.Node, st *state.State)
 	d.mu.Unlock()
 	d.report(was, status)
 	d.lastKey, d.complete = key, complete
-	d.collect(st)
 	return complete
 }
 

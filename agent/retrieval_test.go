@@ -161,6 +161,7 @@ func TestNewChunkingRulesAreBuiltFromKeptDocuments(t *testing.T) {
 	a.must(201, "POST", api.ReleasesPath("help-answer"), devAdmin, rel, &created)
 	a.must(200, "POST", api.LabelsPath("help-answer"), devAdmin, api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: created.Version}, nil)
 	eventually(t, "the new rules' index catches up", func() bool {
+		cols = api.Collections{}
 		a.must(200, "GET", api.PathCollections, devAdmin, nil, &cols)
 		return len(cols.Collections) == 1 && cols.Collections[0].CaughtUp && len(cols.Collections[0].Indexes) == 4
 	})
@@ -228,4 +229,64 @@ func hasBlob(t *testing.T, dir, hash string) bool {
 		t.Fatal(err)
 	}
 	return s.Has(hash)
+}
+
+// An agent that lacks a body says so and keeps answering from its indexes
+// as they are; once the body is back it catches up on its own.
+func TestMissingBodyIsReportedUntilItIsBack(t *testing.T) {
+	// A retry a minute away: the upload below must not wait for it.
+	a := startHelpAgent(t, func(o *Options) { o.docTimings = docTimings{retry: time.Minute} })
+	a.must(200, "POST", api.DocumentsPath("help"), devAdmin, helpDocs, nil)
+	var list api.DocumentList
+	a.must(200, "GET", api.DocumentsPath("help"), devAdmin, nil, &list)
+	battery := list.Documents[0]
+	if battery.ID != "battery" {
+		t.Fatalf("manifest %+v", list.Documents)
+	}
+	hx := strings.TrimPrefix(battery.Hash, blobs.Prefix)
+	if err := os.Remove(filepath.Join(a.dataDir, "documents", hx[:2], hx)); err != nil {
+		t.Fatal(err)
+	}
+
+	// New rules need every body; this lone agent has nowhere to fetch
+	// the lost one from.
+	var created api.Release
+	a.must(201, "POST", api.ReleasesPath("help-answer"), devAdmin, helpRelease(0, 24), &created)
+	a.must(200, "POST", api.LabelsPath("help-answer"), devAdmin, api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: created.Version}, nil)
+	var cols api.Collections
+	eventually(t, "the collection is reported behind", func() bool {
+		cols = api.Collections{}
+		a.must(200, "GET", api.PathCollections, devAdmin, nil, &cols)
+		c := cols.Collections[0]
+		return len(c.Indexes) == 4 && !c.CaughtUp && c.Missing == 1 && strings.Contains(c.Error, battery.Hash)
+	})
+	var metrics string
+	a.do("GET", "/metrics", "", nil, &metrics)
+	for _, want := range []string{`gantry_collection_behind{collection="help"} 1`, `gantry_collection_documents_missing{collection="help"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+	if rel, sources := a.askHelp(t, factoryReset); rel != created.ID || sources[0].Document != "reset" {
+		t.Fatalf("while behind, %s served %v; want the new release answering from what its index has", rel, sources)
+	}
+
+	// The same upload again brings the body back; the manifest does not
+	// change, and the agent takes it up at once.
+	var ing api.Ingested
+	a.must(200, "POST", api.DocumentsPath("help"), devAdmin, helpDocs, &ing)
+	cols = api.Collections{}
+	a.must(200, "GET", api.PathCollections, devAdmin, nil, &cols)
+	if c := cols.Collections[0]; !ing.Indexed || !c.CaughtUp || c.Missing != 0 || c.Error != "" {
+		t.Fatalf("after the body came back: upload %+v, collection %+v", ing, c)
+	}
+	for _, ix := range cols.Collections[0].Indexes {
+		if ix.Applied != cols.Collections[0].ManifestIndex || ix.Chunks == 0 {
+			t.Fatalf("index %+v has not applied manifest %d", ix, cols.Collections[0].ManifestIndex)
+		}
+	}
+	a.do("GET", "/metrics", "", nil, &metrics)
+	if !strings.Contains(metrics, `gantry_collection_behind{collection="help"} 0`) {
+		t.Fatal("gantry_collection_behind stays 1 after catching up")
+	}
 }
