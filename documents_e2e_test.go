@@ -183,7 +183,7 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	req, _ := http.NewRequest("POST", "http://"+c.agents[1].http+api.DocumentsPath("help"), bytes.NewReader(upload))
 	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
 	sent := time.Now()
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	resp, err := (&http.Client{Timeout: 3 * time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,9 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal(data, &ing) != nil || !ing.Indexed || ing.Documents != len(docs) {
 		t.Fatalf("upload through %s: %d %s", c.agents[1].id, resp.StatusCode, data)
 	}
-	everywhere := c.waitFor("every agent serves the upload", time.Minute, func() bool {
+	// Generous waits: under the race detector, with other packages'
+	// tests on the same cores, cutting 1 MB takes tens of seconds.
+	everywhere := c.waitFor("every agent serves the upload", 3*time.Minute, func() bool {
 		for _, a := range c.agents {
 			if !c.caughtUp(a, ing.Index) {
 				return false
@@ -235,7 +237,7 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	})
 	late := c.addAgent("n4")
 	joined := time.Now()
-	c.waitFor("the late agent catches up with the collection", time.Minute, func() bool { return c.caughtUp(late, ing.Index) })
+	c.waitFor("the late agent catches up with the collection", 3*time.Minute, func() bool { return c.caughtUp(late, ing.Index) })
 	t.Logf("an agent joining later served the collection %s after it started", time.Since(joined).Round(time.Millisecond))
 	if st, err := c.status(late); err != nil || st.SnapshotIndex <= ing.Index {
 		t.Fatalf("late agent's snapshot index %d (%v): want a snapshot installed from the leader, past the upload at %d", st.SnapshotIndex, err, ing.Index)
@@ -255,7 +257,7 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	if _, err := c.call(c.agents[2], "POST", api.LabelsPath("help-answer"), api.LabelMove{Action: api.ActionPromote, Label: api.LabelProduction, To: created.Version}, nil); err != nil {
 		t.Fatal(err)
 	}
-	built := c.waitFor("every agent builds the new rules' index and serves the new release", time.Minute, func() bool {
+	built := c.waitFor("every agent builds the new rules' index and serves the new release", 3*time.Minute, func() bool {
 		for _, a := range c.agents {
 			if r, _, err := c.askRelease(a, questions[0]); err != nil || r != created.ID || !c.caughtUpWith(a, ing.Index, 2) {
 				return false
