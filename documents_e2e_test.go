@@ -191,7 +191,9 @@ func TestDocumentsAreTheClusters(t *testing.T) {
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	acked := time.Now()
-	if resp.StatusCode != 200 || json.Unmarshal(data, &ing) != nil || !ing.Indexed || ing.Documents != len(docs) {
+	// 202: committed, but the agent had not indexed it within a minute,
+	// which only a very slow machine sees; the waits below cover it.
+	if (resp.StatusCode != 200 && resp.StatusCode != 202) || json.Unmarshal(data, &ing) != nil || ing.Indexed != (resp.StatusCode == 200) || ing.Documents != len(docs) {
 		t.Fatalf("upload through %s: %d %s", c.agents[1].id, resp.StatusCode, data)
 	}
 	// Generous waits: under the race detector, with other packages'
