@@ -69,6 +69,8 @@ type Options struct {
 	// adminTimeouts and bodyTimeout shorten the agent's waits in tests.
 	adminTimeouts admin.Timeouts
 	bodyTimeout   time.Duration
+	// docTimings pace the document side; tests shorten them.
+	docTimings docTimings
 }
 
 // Default bounds of the trace store.
@@ -95,6 +97,10 @@ type Server struct {
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
+
+	// documents keeps collections' bodies and brings indexes to the
+	// cluster's manifests.
+	documents *docSide
 }
 
 // Run starts an agent and serves until ctx is cancelled, then shuts down
@@ -248,6 +254,10 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return nil, nil, fmt.Errorf("trace store: %w", err)
 	}
 	s.docs, err = retrieval.OpenStore(filepath.Join(opts.DataDir, "collections"))
+	if err != nil {
+		return nil, nil, err
+	}
+	s.documents, err = newDocSide(opts.Log, opts.NodeID, opts.DataDir, s.docs, opts.docTimings, s.metrics.Registry())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -425,7 +435,7 @@ func (s *Server) adminAPI() *admin.API {
 		NodeID:        s.opts.NodeID,
 		Gateway:       s.gw,
 		Traces:        s.store,
-		Docs:          s.docs,
+		Documents:     s.documents,
 		Ledger:        s.ledger,
 		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
 		Stopping:      s.stopping,

@@ -27,9 +27,10 @@ import (
 
 // clusterAgent is an agent run by Run, with its own single-node cluster.
 type clusterAgent struct {
-	t    *testing.T
-	base string
-	s    *Server
+	t       *testing.T
+	base    string
+	s       *Server
+	dataDir string
 }
 
 // startClusterAgent runs a dev agent through Run and waits until the
@@ -69,7 +70,7 @@ func startClusterAgent(t *testing.T, mutate func(*Options)) *clusterAgent {
 	var a *clusterAgent
 	select {
 	case addr := <-ready:
-		a = &clusterAgent{t: t, base: "http://" + addr}
+		a = &clusterAgent{t: t, base: "http://" + addr, dataDir: opts.DataDir}
 	case err := <-done:
 		t.Fatalf("agent did not start: %v", err)
 	case <-time.After(30 * time.Second):

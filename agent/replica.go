@@ -42,6 +42,7 @@ type replica struct {
 	serve func(*config.Config) error
 	spend *spendSide // nil unless budgets are granted by the cluster
 	stats *statsSide
+	docs  *docSide
 	// cancel stops the loops, wg waits for them.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -162,6 +163,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	s.wireSpend()
 	r := newReplica(s.log, s.opts.NodeID, s.Reload)
 	r.spend, r.stats, r.catchUpWait = s.spend, s.stats, cmp.Or(s.opts.Cluster.CatchUpWait, DefaultCatchUpWait)
+	r.docs = s.documents
 	node, err := cluster.Open(ctx, cluster.Options{
 		NodeID:            s.opts.NodeID,
 		RaftAddr:          raftAddr,
@@ -179,6 +181,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		TLS:               s.raftTLS(),
 		HTTPClient:        s.peerClient(),
 		Unserved:          r.unservedReason,
+		Blobs:             s.documents.served(),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -225,6 +228,7 @@ func (r *replica) start(sp seedPlan) {
 		r.wg.Go(func() { r.syncSpend(ctx) })
 	}
 	r.wg.Go(func() { r.syncStats(ctx) })
+	r.wg.Go(func() { r.syncDocuments(ctx) })
 	if sp.cfg != nil || sp.dev {
 		r.wg.Go(func() { r.seed(ctx, sp) })
 	}

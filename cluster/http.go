@@ -56,6 +56,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST "+pathRead, n.handleRead)
 	mux.HandleFunc("POST "+pathRemove, n.handleRemove)
 	mux.HandleFunc("GET "+pathStatus, n.handleStatus)
+	mux.HandleFunc("GET "+pathBlobs+"{hash}", n.handleBlob)
 	return n.authenticate(mux)
 }
 

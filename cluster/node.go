@@ -87,6 +87,9 @@ type Options struct {
 	// HTTPClient carries forwarded requests [a client with a 10s timeout].
 	// With TLS on, it should present the same certificate.
 	HTTPClient *http.Client
+	// Blobs are the document bodies this agent serves to the others; nil
+	// serves none.
+	Blobs Blobs
 	// Unserved says why this agent does not serve the replicated
 	// configuration, "" when it does; Status reports it so that the
 	// member list shows an agent left on an older configuration.

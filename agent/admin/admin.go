@@ -19,7 +19,6 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
-	"gantry/pipeline/retrieval"
 	"gantry/pipeline/trace"
 )
 
@@ -49,7 +48,8 @@ type Deps struct {
 	NodeID  string
 	Gateway *pipeline.Gateway
 	Traces  *trace.Store
-	Docs    *retrieval.Store
+	// Documents is nil when the agent runs without a cluster node.
+	Documents Documents
 	// Ledger is this agent's own budget ledger.
 	Ledger *budget.Local
 	// Burn is the cluster's burn rate per hour of a shared budget in a
@@ -98,7 +98,10 @@ var routes = []route{
 	{"GET /admin/v1/feed", config.RoleViewer, (*API).feed, false},
 	{"GET /admin/v1/overview", config.RoleViewer, (*API).overview, false},
 	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
-	{"POST /admin/v1/collections/{name}/documents", config.RoleOperator, (*API).ingest, false},
+	{"GET " + api.PathCollections, config.RoleViewer, (*API).listCollections, true},
+	{"GET " + api.PathCollections + "/{name}/documents", config.RoleViewer, (*API).listDocuments, true},
+	{"POST " + api.PathCollections + "/{name}/documents", config.RoleOperator, (*API).ingest, true},
+	{"DELETE " + api.PathCollections + "/{name}/documents/{id...}", config.RoleOperator, (*API).deleteDocument, true},
 
 	{"GET " + api.PathStatus, config.RoleViewer, (*API).getStatus, true},
 	{"GET " + api.PathMembers, config.RoleViewer, (*API).getMembers, true},

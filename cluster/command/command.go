@@ -64,6 +64,11 @@ const (
 	// skippable: an agent that predates it ignores it and only misses
 	// counts, which are advisory, instead of stopping its state machine.
 	CommitStats Type = "commit_stats"
+	// PutDocuments and DeleteDocuments change a collection's replicated
+	// manifest: which documents it holds and the hash of each body. The
+	// bodies themselves never travel through the log.
+	PutDocuments    Type = "put_documents"
+	DeleteDocuments Type = "delete_documents"
 )
 
 // Envelope is one command as it is written to the log. Time is set once, by

@@ -154,3 +154,27 @@ func (s Spend) PayloadVersion() int {
 type Stats struct {
 	Batch stats.Batch `json:"batch"`
 }
+
+// DocumentRef names one document body of a collection by its content: the
+// SHA-256 of the stored body ("sha256:" and 64 hex digits) and its size in
+// bytes. Agents fetch bodies they lack from each other by hash.
+type DocumentRef struct {
+	ID   string `json:"id"`
+	Hash string `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// Documents is the payload of PutDocuments: documents added to or replaced
+// in a collection. Origin is the agent that took the upload and holds the
+// bodies, which the others ask first.
+type Documents struct {
+	Collection string        `json:"collection"`
+	Origin     string        `json:"origin,omitempty"`
+	Documents  []DocumentRef `json:"documents"`
+}
+
+// DocumentIDs is the payload of DeleteDocuments.
+type DocumentIDs struct {
+	Collection string   `json:"collection"`
+	IDs        []string `json:"ids"`
+}

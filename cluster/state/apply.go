@@ -46,6 +46,10 @@ var handlers = map[command.Type]handler{
 	command.GrantSpend:     {1, grantSpend},
 	command.CommitSpend:    {2, commitSpend},
 	command.CommitStats:    {1, commitStats},
+
+	// Document manifests of collections; see documents.go.
+	command.PutDocuments:    {1, putDocuments},
+	command.DeleteDocuments: {1, deleteDocuments},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.
@@ -129,6 +133,7 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 			return slices.ContainsFunc(budgets, func(b config.Budget) bool { return b.Name == name })
 		})
 		tx.next.Stats = tx.next.Stats.Prune(tx.next.hasRelease)
+		tx.next.Documents = pruneDocuments(tx.next.Documents, &tx.next.Config)
 	}
 	n := tx.next
 	n.Index = index

@@ -17,7 +17,13 @@ import (
 
 // snapshotFormat is the version of the encoding below. A newer agent may read
 // older formats; an older agent refuses newer ones rather than guess.
-const snapshotFormat = 1
+// Format 2 adds document manifests and is written only when the state has
+// some, so an agent that predates them refuses exactly the snapshots it
+// would misread.
+const (
+	snapshotFormat          = 1
+	snapshotFormatDocuments = 2
+)
 
 // MaxSnapshotBytes bounds a snapshot an agent will read.
 const MaxSnapshotBytes = 1 << 30
@@ -36,6 +42,7 @@ type wire struct {
 	Members      []Member                 `json:"members,omitempty"`
 	Spend        spend.Ledger             `json:"spend"`
 	Stats        stats.Table              `json:"stats,omitzero"`
+	Documents    map[string]Manifest      `json:"documents,omitempty"`
 	Audit        []AuditRecord            `json:"audit,omitempty"`
 	AuditSeq     uint64                   `json:"audit_seq"`
 	Requests     []appliedRequest         `json:"requests,omitempty"`
@@ -43,8 +50,12 @@ type wire struct {
 }
 
 func (s *State) wire() wire {
+	format := snapshotFormat
+	if len(s.Documents) > 0 {
+		format = snapshotFormatDocuments
+	}
 	return wire{
-		Format:       snapshotFormat,
+		Format:       format,
 		Index:        s.Index,
 		Config:       s.Config,
 		ConfigIndex:  s.ConfigIndex,
@@ -54,6 +65,7 @@ func (s *State) wire() wire {
 		Members:      s.Members,
 		Spend:        s.Spend,
 		Stats:        s.Stats,
+		Documents:    s.Documents,
 		Audit:        s.audit.records(),
 		AuditSeq:     s.AuditSeq,
 		Requests:     s.requests.list(),
@@ -84,11 +96,17 @@ func Decode(r io.Reader) (*State, error) {
 		}
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
-	if w.Format != snapshotFormat {
-		return nil, fmt.Errorf("decode state: format %d, this agent reads %d", w.Format, snapshotFormat)
+	if w.Format != snapshotFormat && w.Format != snapshotFormatDocuments {
+		return nil, fmt.Errorf("decode state: format %d, this agent reads %d and %d", w.Format, snapshotFormat, snapshotFormatDocuments)
 	}
 	if err := w.check(); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if err := checkManifests(w.Documents); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if len(w.Documents) == 0 {
+		w.Documents = nil
 	}
 	return &State{
 		Index:        w.Index,
@@ -100,6 +118,7 @@ func Decode(r io.Reader) (*State, error) {
 		Members:      w.Members,
 		Spend:        w.Spend,
 		Stats:        w.Stats,
+		Documents:    w.Documents,
 		audit:        auditFrom(w.Audit),
 		AuditSeq:     w.AuditSeq,
 		requests:     requestsFrom(w.Requests, w.RequestSeq),

@@ -81,6 +81,8 @@ type State struct {
 	Spend spend.Ledger `json:"spend"`
 	// Stats are the cluster-wide traffic counters of each release.
 	Stats stats.Table `json:"stats,omitzero"`
+	// Documents holds the manifest of each collection with documents.
+	Documents map[string]Manifest `json:"documents,omitempty"`
 	// AuditSeq numbers the audit records; Audit returns the newest.
 	AuditSeq uint64 `json:"audit_seq"`
 

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"unicode/utf8"
+
+	"gantry/config"
 )
 
 // Limits of what a collection accepts, so one upload cannot exhaust memory or
@@ -14,7 +16,7 @@ import (
 const (
 	MaxDocumentBytes  = 2 << 20
 	MaxLineBytes      = 32 << 10
-	MaxDocIDBytes     = 200
+	MaxDocIDBytes     = config.MaxDocumentIDBytes
 	MaxTitleBytes     = 512
 	MaxMetadata       = 32
 	MaxMetaValueBytes = 256
@@ -40,10 +42,7 @@ type Document struct {
 // ErrDocument is wrapped by every error that refuses a document.
 var ErrDocument = errors.New("document refused")
 
-var (
-	docIDRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
-	metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-)
+var metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // Check refuses a document that is not text or is too large, saying why.
 func (d Document) Check() error {
@@ -54,13 +53,8 @@ func (d Document) Check() error {
 		}
 		return fmt.Errorf("%w: %q: %s", ErrDocument, id, fmt.Sprintf(format, args...))
 	}
-	switch {
-	case d.ID == "":
-		return fail("no id")
-	case len(d.ID) > MaxDocIDBytes:
-		return fail("id longer than %d bytes", MaxDocIDBytes)
-	case !docIDRE.MatchString(d.ID):
-		return fail("id may hold only letters, digits and . _ : / - and must start with a letter or digit")
+	if err := config.CheckDocumentID(d.ID); err != nil {
+		return fail("%s", err)
 	}
 	switch d.Format {
 	case "", FormatText, FormatMarkdown:

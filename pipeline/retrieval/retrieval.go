@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -180,4 +181,34 @@ func For(ctx context.Context, store *Store, cfg *config.Config, strat config.Ret
 		return nil, strat, err
 	}
 	return ix, strat, nil
+}
+
+// RuleSets are the chunking rules a collection is indexed by: its own and
+// every set a release retrieving from it pins, defaults applied, one per
+// hash, sorted by hash. Each has an index on every agent.
+func RuleSets(cfg *config.Config, collection string) []config.Chunking {
+	col, ok := cfg.Collection(collection)
+	if !ok || col.URL != "" {
+		return nil
+	}
+	byHash := map[string]config.Chunking{}
+	add := func(c config.Chunking) { c = c.WithDefaults(); byHash[c.Hash()] = c }
+	add(col.Chunking)
+	for _, f := range cfg.Features {
+		for _, rel := range f.Releases {
+			if rel.Retrieval != nil && rel.Retrieval.Collection == collection {
+				add(*rel.Retrieval.WithDefaults(col).Chunking)
+			}
+		}
+	}
+	hashes := make([]string, 0, len(byHash))
+	for h := range byHash {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	out := make([]config.Chunking, len(hashes))
+	for i, h := range hashes {
+		out[i] = byHash[h]
+	}
+	return out
 }
