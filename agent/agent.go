@@ -351,14 +351,23 @@ func (s *Server) reloadFile() {
 // Feedback counts a stored signal in the metrics and the per-release
 // counters; before is the trace as it was before the signal.
 func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
+	if before.Evaluation() {
+		return // not production traffic: no release is judged by it
+	}
 	s.metrics.Feedback(before.Feature, before.Release, fb)
 	s.stats.feedback(before, fb)
 }
 
 // record observes metrics and queues the trace; it never blocks.
+// Evaluation calls stay out of the production series and the cluster's
+// per-release counters, which canary analysis compares.
 func (s *Server) record(t *trace.Trace) {
-	s.metrics.ObserveTrace(t)
-	s.stats.record(t)
+	if t.Evaluation() {
+		s.metrics.ObserveEvalTrace(t)
+	} else {
+		s.metrics.ObserveTrace(t)
+		s.stats.record(t)
+	}
 	s.recorder.Record(t)
 }
 

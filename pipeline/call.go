@@ -41,6 +41,14 @@ type Call struct {
 	Emit func(*chat.Chunk) error
 	// NoCache bypasses the response cache for this call.
 	NoCache bool
+	// Evaluation traffic, honoured only for keys allowed to evaluate
+	// (config.Key.Eval): Pin serves that release version of the feature
+	// instead of the one its labels assign, and EvalRun and EvalCase name
+	// the run and case the call belongs to. Such calls stay out of the
+	// production counters; see Evaluation.
+	Pin      int
+	EvalRun  string
+	EvalCase string
 
 	// Filled by the stages.
 	Snap        *Snapshot
@@ -67,6 +75,7 @@ type Call struct {
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         error
+	CostUSD     float64 // what the call cost, once Serve returns
 
 	permit *limit.Permit // rate-limit permit, returned in end
 	held   bool          // a budget hold to settle or release in end
@@ -97,3 +106,12 @@ func (c *Call) Output() string {
 	}
 	return b.String()
 }
+
+// LabelPinned is the label of a call pinned to a release: no label chose
+// it.
+const LabelPinned = trace.LabelPinned
+
+// Evaluation reports whether the call is evaluation traffic: pinned to a
+// release or marked as part of a run. Production counters, canary
+// analysis and per-release metrics leave such calls out.
+func (c *Call) Evaluation() bool { return c.Pin != 0 || c.EvalRun != "" }

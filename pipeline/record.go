@@ -39,6 +39,8 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		Sources:    c.Sources,
 		Policy:     c.Decisions,
 		Cached:     c.Cached,
+		EvalRun:    c.EvalRun,
+		EvalCase:   c.EvalCase,
 	}
 	capture := c.Feature != nil && c.Snap != nil && c.Snap.Policy != nil && c.Snap.Policy.Capture(c.Feature.Name)
 	t.Input, t.Output = bodyText(c.Messages, capture), c.Output()

@@ -21,6 +21,9 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			cerr = err.(*chat.Error)
 		}
 	}
+	if cerr == nil {
+		cerr = evalHeaders(r, c)
+	}
 	if cerr != nil {
 		h.reject(w, c, cerr)
 		return
@@ -41,6 +44,7 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
+		evalResponseHeaders(w, c)
 		httpio.JSON(w, http.StatusOK, c.Resp)
 		return
 	}
