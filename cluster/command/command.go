@@ -64,6 +64,14 @@ const (
 	// skippable: an agent that predates it ignores it and only misses
 	// counts, which are advisory, instead of stopping its state machine.
 	CommitStats Type = "commit_stats"
+	// Evaluation: datasets, run records, comparison verdicts and the
+	// analysis of live canaries (payloads in eval.go).
+	PutDataset    Type = "put_dataset"
+	DeleteDataset Type = "delete_dataset"
+	RecordRun     Type = "record_run"
+	RecordVerdict Type = "record_verdict"
+	CanaryBegin   Type = "canary_begin"
+	CanaryDecide  Type = "canary_decide"
 )
 
 // Envelope is one command as it is written to the log. Time is set once, by

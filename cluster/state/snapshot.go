@@ -35,6 +35,7 @@ type wire struct {
 	Members      []Member                 `json:"members,omitempty"`
 	Spend        spend.Ledger             `json:"spend"`
 	Stats        stats.Table              `json:"stats,omitzero"`
+	Eval         Eval                     `json:"eval,omitzero"`
 	Audit        []AuditRecord            `json:"audit,omitempty"`
 	AuditSeq     uint64                   `json:"audit_seq"`
 	Requests     []appliedRequest         `json:"requests,omitempty"`
@@ -52,6 +53,7 @@ func (s *State) wire() wire {
 		Members:      s.Members,
 		Spend:        s.Spend,
 		Stats:        s.Stats,
+		Eval:         s.Eval,
 		Audit:        s.audit.records(),
 		AuditSeq:     s.AuditSeq,
 		Requests:     s.requests.list(),
@@ -91,6 +93,9 @@ func Decode(r io.Reader) (*State, error) {
 	if err := w.Stats.Check(); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
+	if err := w.Eval.check(); err != nil {
+		return nil, fmt.Errorf("decode state: evaluation: %w", err)
+	}
 	return &State{
 		Index:        w.Index,
 		Config:       w.Config,
@@ -100,6 +105,7 @@ func Decode(r io.Reader) (*State, error) {
 		Members:      w.Members,
 		Spend:        w.Spend,
 		Stats:        w.Stats,
+		Eval:         w.Eval,
 		audit:        auditFrom(w.Audit),
 		AuditSeq:     w.AuditSeq,
 		requests:     requestsFrom(w.Requests, w.RequestSeq),

@@ -77,6 +77,8 @@ type State struct {
 	Spend spend.Ledger `json:"spend"`
 	// Stats are the cluster-wide traffic counters of each release.
 	Stats stats.Table `json:"stats,omitzero"`
+	// Eval holds datasets, run records, verdicts and canary analyses.
+	Eval Eval `json:"eval,omitzero"`
 	// AuditSeq numbers the audit records; Audit returns the newest.
 	AuditSeq uint64 `json:"audit_seq"`
 
@@ -133,6 +135,13 @@ type Result struct {
 	Skipped bool `json:"skipped,omitempty"`
 	// Amount is what a GrantSpend granted.
 	Amount float64 `json:"amount,omitempty"`
+	// Unchanged is set when the command found nothing to change: a
+	// dataset pushed with its latest content, a canary already analysed.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Verdict is what a RecordVerdict judged; Outcome what a CanaryDecide
+	// decided (continue, regression or pass).
+	Verdict string `json:"verdict,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Budget returns the named budget of the configuration.
