@@ -284,7 +284,7 @@ func loadConfig(opts *Options) (*config.Config, error) {
 	if opts.DevAdminToken == "" {
 		opts.DevAdminToken = "gat_" + randomHex(16)
 	}
-	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(opts.DevKey)})
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(opts.DevKey), Eval: true})
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

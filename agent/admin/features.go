@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"gantry/agent/httpio"
 	"gantry/api"
@@ -41,6 +42,11 @@ func apiFeature(st *state.State, f config.Feature, spec bool, origins map[string
 		out.Releases = append(out.Releases, ar)
 	}
 	out.History = st.LabelHistory[f.Name]
+	out.Eval = f.Eval
+	if _, analysed := st.Eval.Canaries[f.Name]; analysed || f.Labels.Live() {
+		c := apiCanary(st, f, time.Now())
+		out.CanaryAnalysis = &c
+	}
 	if step, err := config.PlanMove(f, out.History, config.LabelMove{Action: config.MoveRollback}); err == nil {
 		out.Rollback = &api.LabelStep{Label: step.Label, From: step.From, To: step.To}
 	} else {
