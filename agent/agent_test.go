@@ -42,7 +42,7 @@ func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
 		t.Fatalf("build agent: %v", err)
 	}
 	if cfg != nil {
-		cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey)})
+		cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey), Eval: true})
 		if err := s.Reload(cfg); err != nil {
 			t.Fatalf("load config: %v", err)
 		}
