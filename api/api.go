@@ -284,6 +284,9 @@ type Release struct {
 	Note      string    `json:"note,omitempty"`
 	// Spec is the release itself; list endpoints may leave it out.
 	Spec *config.Release `json:"spec,omitempty"`
+	// Gate is where the release stands against its feature's promotion
+	// gate, when the feature has one (its verdict without case lists).
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // LabelChange is one move of a label: who moved it, from and to which

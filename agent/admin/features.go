@@ -39,6 +39,15 @@ func apiFeature(st *state.State, f config.Feature, spec bool, origins map[string
 			rc := r
 			ar.Spec = &rc
 		}
+		if f.Eval != nil && f.Eval.Gate && r.Version != f.Labels.Production {
+			g := apiGate(st, f.Name, r.Version)
+			if g.Verdict != nil {
+				v := *g.Verdict
+				v.Regressions, v.Improvements, v.Errored = nil, nil, nil
+				g.Verdict = &v
+			}
+			ar.Gate = &g
+		}
 		out.Releases = append(out.Releases, ar)
 	}
 	out.History = st.LabelHistory[f.Name]
