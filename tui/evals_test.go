@@ -18,7 +18,7 @@ func fixtureEvals() EvalsMsg {
 	reg := api.Verdict{Verdict: compare.Verdict{Verdict: compare.Regression, Feature: "support-answer", Baseline: 2, Candidate: 3,
 		BaselineRun: "run-2a", CandidateRun: "run-3a", Dataset: "support-smoke", DatasetVersion: 4, Cases: 40, Paired: 40,
 		BaselinePassRate: 0.95, CandidatePassRate: 0.8,
-		Reasons: []string{"1 critical case(s) do not pass: refund-policy", "7 cases broke and 1 were fixed: McNemar p = 0.0703 < 0.05"},
+		Reasons:          []string{"1 critical case(s) do not pass: refund-policy", "7 cases broke and 1 were fixed: McNemar p = 0.0703 < 0.05"},
 		CriticalFailures: []string{"refund-policy"},
 		Regressions: []compare.CaseDiff{
 			{Case: "refund-policy", Critical: true, Baseline: evalrun.Pass, Candidate: evalrun.Fail, BaselineScore: 1, CandidateScore: 0.5},
