@@ -480,6 +480,12 @@ Call it:
 
 Or point any OpenAI SDK at base URL %[1]s/v1 with the virtual key.
 
+Evaluate a release on the example dataset, and compare the draft v2 with it:
+
+  export GANTRY_AGENT=%[1]s GANTRY_TOKEN=%[3]s GANTRY_KEY=%[2]s
+  gantry eval run --feature ticket-triage --release 1 --dataset ticket-triage-smoke
+  gantry eval compare --feature ticket-triage --candidate 2 --dataset ticket-triage-smoke
+
 `, base, key, token)
 }
 
