@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"unicode"
+	"unicode/utf8"
 
 	"gantry/agent/httpio"
 	"gantry/pipeline"
@@ -71,6 +72,9 @@ func evalHeaders(r *http.Request, c *pipeline.Call) *chat.Error {
 }
 
 func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
 			return false

@@ -540,6 +540,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	line, _, _ := traceLine(mk(3))
 	f.Add(line)
 	f.Add([]byte(`{"feedback":{"id":"ab","feedback":{"thumbs":"up"}}}`))
+	f.Add([]byte(`{"evaluations":{"id":"ab","evaluations":[{"gen_ai.evaluation.name":"is-json","gen_ai.evaluation.score.label":"pass","gen_ai.evaluation.score.value":1}]}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		r, err := decodeRecord(line)
 		if err != nil {
@@ -548,10 +549,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		// Whatever decodes must encode again and decode to the same id.
 		var again []byte
 		var id string
-		if r.Trace != nil {
+		switch {
+		case r.Trace != nil:
 			again, _, err = traceLine(r.Trace)
 			id = r.Trace.ID
-		} else {
+		case r.Evaluations != nil:
+			again, err = json.Marshal(record{Evaluations: r.Evaluations})
+			id = r.Evaluations.ID
+		default:
 			again, err = feedbackLine(r.Feedback)
 			id = r.Feedback.ID
 		}
@@ -562,7 +567,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", again, err)
 		}
-		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) {
+		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) || (r2.Evaluations != nil && r2.Evaluations.ID != id) {
 			t.Fatalf("id changed on round trip: %s", again)
 		}
 	})
