@@ -58,7 +58,7 @@ func (p *CanaryPolicy) Action() string {
 }
 
 // Bounds of the evaluation and canary settings. They match what
-// eval/canary.Policy.Check accepts, which a test holds them to.
+// eval/canary.Policy.Check accepts (cluster/state tests hold them to it).
 const (
 	MinCanarySamples     = 10
 	MaxCanarySamples     = 1_000_000_000

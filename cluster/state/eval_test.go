@@ -371,3 +371,43 @@ func TestOutcomesAreBoundedAcrossRuns(t *testing.T) {
 		t.Fatalf("comparing a run without outcomes: %v", err)
 	}
 }
+
+// Every canary policy the configuration accepts is one the analysis
+// accepts, at the edges of each bound, and just past them the
+// configuration refuses it.
+func TestCanaryPolicyBoundsAgree(t *testing.T) {
+	valid := func(p config.CanaryPolicy) error {
+		cfg := config.Config{
+			Providers: []config.Provider{{Name: "sim", Kind: config.KindSim}},
+			Models:    []config.Model{{Name: "m1", Provider: "sim"}},
+			Features:  []config.Feature{{Name: "f", Releases: []config.Release{{Version: 1, Route: "m1"}}, Labels: config.Labels{Production: 1}, Canary: &p}},
+		}
+		return cfg.Validate()
+	}
+	edges := []config.CanaryPolicy{
+		{MinSamples: config.MinCanarySamples}, {MinSamples: config.MaxCanarySamples},
+		{MaxDuration: config.Duration(config.MinCanaryDuration)}, {MaxDuration: config.Duration(config.MaxCanaryDuration)},
+		{Alpha: config.MaxCanaryAlpha}, {Alpha: 1e-6}, {Tau: 1}, {MinFeedback: 1}, {MinFeedback: config.MaxCanarySamples},
+		{MaxLatencyIncrease: config.MaxCanaryIncrease, MaxCostIncrease: config.MaxCanaryIncrease},
+		{},
+	}
+	for _, p := range edges {
+		if err := valid(p); err != nil {
+			t.Fatalf("%+v: the configuration refuses it: %v", p, err)
+		}
+		if err := CanaryPolicy(&p).Check(); err != nil {
+			t.Fatalf("%+v: the configuration accepts it, the analysis refuses it: %v", p, err)
+		}
+	}
+	beyond := []config.CanaryPolicy{
+		{MinSamples: config.MinCanarySamples - 1}, {MinSamples: config.MaxCanarySamples + 1},
+		{MaxDuration: config.Duration(config.MinCanaryDuration - time.Second)}, {MaxDuration: config.Duration(config.MaxCanaryDuration + time.Second)},
+		{Alpha: config.MaxCanaryAlpha + 0.01}, {Tau: 1.01}, {MinFeedback: -1},
+		{MaxLatencyIncrease: config.MaxCanaryIncrease + 1},
+	}
+	for _, p := range beyond {
+		if valid(p) == nil {
+			t.Fatalf("%+v: the configuration accepts a policy past its bounds", p)
+		}
+	}
+}
