@@ -244,8 +244,8 @@ func canaryConfig(seeds []int) string {
 //
 // At a 10% canary weight 20 calls per second give the canary 120 calls a
 // minute, too few to be sure of a 10-point difference within one; this
-// test uses a 50% weight (600 canary calls a minute) and allows two
-// minutes, and logs how long each detection took.
+// test uses a 50% weight (600 canary calls a minute) and allows two and
+// a half minutes, and logs how long each detection took.
 func TestCanaryRollsBackARegressionOnly(t *testing.T) {
 	seeds := []int{1, 2, 3}
 	c := startClusterWith(t, canaryConfig(seeds))
@@ -312,10 +312,13 @@ func TestCanaryRollsBackARegressionOnly(t *testing.T) {
 	})
 	// The equal canaries keep going a while longer.
 	time.Sleep(15 * time.Second)
+	// A failed validation is repaired with a second model call, so the
+	// worse canary is also slower: either shows first.
+	caused := map[string]bool{"validation_failure_rate": true, "latency_p95": true}
 	for _, f := range bad {
 		cn := canaryOf(f)
-		if cn.Live || cn.Decision == nil || cn.Decision.Outcome != "regression" || cn.Decision.Metric != "validation_failure_rate" {
-			t.Fatalf("%s: %+v", f, cn)
+		if cn.Live || cn.Decision == nil || cn.Decision.Outcome != "regression" || !caused[cn.Decision.Metric] {
+			t.Fatalf("%s: %+v %+v", f, cn, cn.Decision)
 		}
 		var feat api.Feature
 		c.call(c.agents[1], "GET", api.ReleasesPath(f)+"?consistent=1", nil, &feat)
@@ -337,7 +340,7 @@ func TestCanaryRollsBackARegressionOnly(t *testing.T) {
 	for _, e := range audit.Entries {
 		if strings.HasPrefix(e.Reason, "automatic rollback") {
 			rollbacks[strings.TrimPrefix(e.Target, "labels/")]++
-			if !strings.Contains(e.Reason, "validation_failure_rate") || !strings.Contains(e.Reason, "canary and") {
+			if !strings.Contains(e.Reason, "always-valid p =") || !strings.Contains(e.Reason, "canary and") {
 				t.Fatalf("rollback audited without its numbers: %q", e.Reason)
 			}
 		}
