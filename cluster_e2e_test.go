@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"gantry/api"
+	"gantry/cli"
 	"gantry/config"
 )
 
@@ -531,18 +532,26 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 		}
 	}
 
-	// An agent stopped with SIGTERM leaves the cluster (handing over
-	// leadership if it led) and joins again when it restarts.
+	// An agent stopped with SIGTERM stays a member, shown unhealthy while
+	// it is down, and serves again as a voter when it restarts: a restart
+	// is not a departure.
 	gone := c.agents[1]
 	gone.stop(t)
 	others := []*agentProc{c.agents[0], c.agents[2]}
-	c.waitFor("the others drop the agent that left", 20*time.Second, func() bool {
+	c.waitFor("the others show the stopped agent down", 20*time.Second, func() bool {
 		var ms api.Members
-		_, err := c.call(others[0], "GET", api.PathMembers, nil, &ms)
-		return err == nil && len(ms.Members) == 2 && c.leader(others) != ""
+		if _, err := c.call(others[0], "GET", api.PathMembers, nil, &ms); err != nil || len(ms.Members) != 3 || c.leader(others) == "" {
+			return false
+		}
+		for _, m := range ms.Members {
+			if m.ID == gone.id {
+				return !m.Healthy && m.Voter
+			}
+		}
+		return false
 	})
 	gone.start(t)
-	c.waitFor("the agent that left joins again as a voter", 30*time.Second, func() bool {
+	c.waitFor("the restarted agent is a healthy voter again", 30*time.Second, func() bool {
 		var ms api.Members
 		if _, err := c.call(others[0], "GET", api.PathMembers, nil, &ms); err != nil || len(ms.Members) != 3 {
 			return false
@@ -575,14 +584,22 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 }
 
 // TestAgentReloadAppliesConfigFile runs a lone agent with --config: it
-// forms a cluster of its own, seeds it from the file, and on SIGHUP applies
-// the edited file as one change.
+// forms a cluster of its own and seeds it from the file. An operator then
+// promotes a release and creates a key; a reload of the same file changes
+// nothing, a reload of an edited file changes only what the edit declares,
+// `gantry apply` keeps what a file stopped declaring until --prune, an
+// empty document is refused, and through all of it the promotion and the
+// key stay.
 func TestAgentReloadAppliesConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "gantry.yaml")
-	if err := os.WriteFile(file, []byte(clusterConfig()), 0o600); err != nil {
-		t.Fatal(err)
+	write := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	write(clusterConfig())
 	ports := freePorts(t, 2)
 	log, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
@@ -591,7 +608,7 @@ func TestAgentReloadAppliesConfigFile(t *testing.T) {
 	defer log.Close()
 	a := &agentProc{id: "solo", http: "127.0.0.1:" + strconv.Itoa(ports[0]), log: log,
 		args: []string{"agent", "--node-id", "solo", "--http-addr", "127.0.0.1:" + strconv.Itoa(ports[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(ports[1]),
-			"--data-dir", filepath.Join(dir, "data"), "--config", file, "--log-level", "warn"}}
+			"--data-dir", filepath.Join(dir, "data"), "--config", file, "--log-level", "info"}}
 	c := &testCluster{t: t, agents: []*agentProc{a}, hc: &http.Client{Timeout: 10 * time.Second}}
 	a.start(t)
 	t.Cleanup(func() {
@@ -609,42 +626,135 @@ func TestAgentReloadAppliesConfigFile(t *testing.T) {
 	if f.Labels.Production != 1 {
 		t.Fatalf("labels %+v, want production v1 from the file", f.Labels)
 	}
-	edited := strings.Replace(clusterConfig(), "labels: {production: 1}", "labels: {production: 2}", 1)
-	if err := os.WriteFile(file, []byte(edited), 0o600); err != nil {
+	gantry := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := cli.Run(context.Background(), args[0], append(args[1:], "--agent", a.http, "--token", clusterAdmin), &out); err != nil {
+			t.Fatalf("gantry %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	gantry("release", "promote", "answer", "2")
+	var app api.KeySecret
+	if _, err := c.call(a, "POST", api.PathKeys, api.KeyCreate{Name: "app"}, &app); err != nil {
 		t.Fatal(err)
 	}
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	c.waitFor("SIGHUP applies the edited file", 10*time.Second, func() bool {
-		_, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f)
-		return err == nil && f.Labels.Production == 2
-	})
+	kept := func(when string) {
+		t.Helper()
+		if _, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f); err != nil || f.Labels.Production != 2 {
+			t.Fatalf("%s: labels %+v (%v), want the operator's production v2", when, f.Labels, err)
+		}
+		if served, _, err := keyCall(c.hc, a, app.Secret); !served || err != nil {
+			t.Fatalf("%s: the key made through the API no longer works (%v)", when, err)
+		}
+	}
+	auditSeq := func() uint64 {
+		var l api.AuditList
+		if _, err := c.call(a, "GET", api.PathAudit+"?limit=1", nil, &l); err != nil || len(l.Entries) == 0 {
+			t.Fatalf("audit: %+v %v", l, err)
+		}
+		return l.Entries[0].Seq
+	}
+	reload := func(what string) {
+		t.Helper()
+		before := logSize(t, log)
+		a.cmd.Process.Signal(syscall.SIGHUP)
+		c.waitFor(what, 10*time.Second, func() bool { return strings.Contains(logSince(t, log, before), "reload") })
+	}
+
+	seq := auditSeq()
+	reload("the reload of an unchanged file is logged")
+	kept("after a reload of the same file")
+	if got := auditSeq(); got != seq {
+		t.Fatalf("a reload of an unchanged file wrote audit records %d..%d", seq+1, got)
+	}
+
+	edited := strings.Replace(clusterConfig(), "targets: [{model: sim-small, weight: 1}]", "targets: [{model: sim-small, weight: 1}]\n    retry: {attempts: 3}", 1) +
+		"budgets:\n  - {name: team-cap, scope: team, match: finance, period: day, limit_usd: 100}\n"
+	write(edited)
+	reload("the reload of an edited file is logged")
+	kept("after a reload of an edited file")
 	var audit api.AuditList
-	if _, err := c.call(a, "GET", api.PathAudit+"?limit=1", nil, &audit); err != nil {
+	if _, err := c.call(a, "GET", api.PathAudit+"?limit=10", nil, &audit); err != nil {
 		t.Fatal(err)
 	}
-	if len(audit.Entries) != 1 || audit.Entries[0].Command != "apply_config" || !strings.Contains(audit.Entries[0].Actor, "reload") {
-		t.Fatalf("newest audit entry %+v, want the reload's apply_config", audit.Entries)
+	var targets []string
+	for _, e := range audit.Entries {
+		if e.Seq > seq {
+			if e.Command != "apply_config" || !strings.Contains(e.Actor, "reload") {
+				t.Fatalf("audit entry %+v, want the reload's", e)
+			}
+			targets = append(targets, e.Target)
+		}
 	}
+	slices.Sort(targets)
+	if !slices.Equal(targets, []string{"budgets/team-cap", "routes/cheap"}) {
+		t.Fatalf("the reload audited %v, want each object it changed", targets)
+	}
+
+	// apply keeps what the file stopped declaring until --prune, and never
+	// prunes what the API made.
+	write(clusterConfig())
+	if out := gantry("apply", "-f", file); !strings.Contains(out, "~ routes/cheap") || !strings.Contains(out, "! budgets/team-cap: no longer in the file") ||
+		!strings.Contains(out, "retry.attempts: 3 -> -") {
+		t.Fatalf("gantry apply printed:\n%s", out)
+	}
+	if out := gantry("apply", "-f", file, "--prune", "--dry-run"); !strings.Contains(out, "- budgets/team-cap") || strings.Contains(out, "keys/app") {
+		t.Fatalf("gantry apply --prune --dry-run printed:\n%s", out)
+	}
+	gantry("apply", "-f", file, "--prune")
+	kept("after an apply with --prune")
+	var out api.Budgets
+	if _, err := c.call(a, "GET", api.PathBudgets, nil, &out); err != nil || len(out.Budgets) != 0 {
+		t.Fatalf("budgets after the prune: %+v %v", out.Budgets, err)
+	}
+
+	// An empty document is refused and changes nothing.
+	st, _ := c.status(a)
+	for _, body := range []string{"", "# only\n# comments\n"} {
+		resp, b := c.configRequest(a, "PUT", "", []byte(body), "")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "declares nothing") {
+			t.Fatalf("PUT %q: %s %s, want 400 saying it declares nothing", body, resp.Status, b)
+		}
+	}
+	if now, _ := c.status(a); now.StateHash != st.StateHash {
+		t.Fatal("an empty document changed the state")
+	}
+
 	// A broken file is refused and the agent keeps serving.
-	if err := os.WriteFile(file, []byte("models: [{name: m, provider: nope}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	write("models: [{name: m, provider: nope}]\n")
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(300 * time.Millisecond)
 	if err := c.chat(a); err != nil {
 		t.Fatalf("after a refused reload: %v", err)
 	}
-	if _, err := c.call(a, "GET", api.ReleasesPath("answer"), nil, &f); err != nil || f.Labels.Production != 2 {
-		t.Fatalf("a broken file changed the state: %+v %v", f.Labels, err)
+	kept("after a refused reload")
+}
+
+// logSize is how much of an agent's log is written.
+func logSize(t *testing.T, f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return fi.Size()
+}
+
+// logSince is what the agent logged after offset.
+func logSince(t *testing.T, f *os.File, offset int64) string {
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b[min(offset, int64(len(b))):])
 }
 
 // configRequest sends method to a's configuration endpoint (reads are
 // consistent) with body and, when etag is set, If-Match; it returns the
 // answer and its body.
-func (c *testCluster) configRequest(a *agentProc, method string, body []byte, etag string) (*http.Response, []byte) {
+func (c *testCluster) configRequest(a *agentProc, method, query string, body []byte, etag string) (*http.Response, []byte) {
 	c.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+a.http+api.PathConfig+"?consistent=1", bytes.NewReader(body))
+	req, _ := http.NewRequest(method, "http://"+a.http+api.PathConfig+"?consistent=1"+query, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
 	if etag != "" {
 		req.Header.Set("If-Match", etag)
@@ -660,9 +770,9 @@ func (c *testCluster) configRequest(a *agentProc, method string, body []byte, et
 
 // putConfig writes a YAML configuration through a and returns the status
 // and the answer.
-func (c *testCluster) putConfig(a *agentProc, yaml string) (int, string) {
+func (c *testCluster) putConfig(a *agentProc, yaml, query string) (int, string) {
 	c.t.Helper()
-	resp, body := c.configRequest(a, "PUT", []byte(yaml), "")
+	resp, body := c.configRequest(a, "PUT", query, []byte(yaml), "")
 	return resp.StatusCode, string(body)
 }
 
@@ -692,10 +802,10 @@ models:
     provider: upstream
     price: {input: 0.15, output: 0.60}
 `, 1)
-	if code, body := c.putConfig(lacking, withUpstream); code != http.StatusBadRequest || !strings.Contains(body, keyVar) {
+	if code, body := c.putConfig(lacking, withUpstream, ""); code != http.StatusBadRequest || !strings.Contains(body, keyVar) {
 		t.Fatalf("write through the agent without %s: %d %s; want 400 naming the variable", keyVar, code, body)
 	}
-	if code, body := c.putConfig(keyed, withUpstream); code != http.StatusOK {
+	if code, body := c.putConfig(keyed, withUpstream, ""); code != http.StatusOK {
 		t.Fatalf("write through an agent with %s: %d %s", keyVar, code, body)
 	}
 	c.waitFor("the member list to show the agent left on the older configuration, and only that one", 10*time.Second, func() bool {
@@ -724,8 +834,9 @@ models:
 		t.Fatalf("gantry_config_unserved on the agent without %s = %q, want 1", keyVar, got)
 	}
 
-	// Taking the provider out again brings every agent onto one state.
-	if code, body := c.putConfig(keyed, clusterConfig()); code != http.StatusOK {
+	// Taking the provider out again (a prune: the file no longer declares
+	// it) brings every agent onto one state.
+	if code, body := c.putConfig(keyed, clusterConfig(), "&prune=1"); code != http.StatusOK {
 		t.Fatalf("write without the provider: %d %s", code, body)
 	}
 	c.waitConverged(15 * time.Second)

@@ -94,6 +94,7 @@ func runAgent(args []string) error {
 	fs.IntVar(&o.Cluster.Voters, "voters", 3, "how many agents vote: 3 or 5; later agents join as non-voters")
 	fs.Uint64Var(&o.Cluster.SnapshotThreshold, "raft-snapshot-threshold", 8192, "snapshot the state and compact the Raft log after this many new entries, keeping as many behind it")
 	fs.DurationVar(&o.Cluster.SnapshotInterval, "raft-snapshot-interval", 2*time.Minute, "how often to check the snapshot threshold")
+	fs.DurationVar(&o.Cluster.CatchUpWait, "catch-up-wait", agent.DefaultCatchUpWait, "how long a starting agent waits for a leader to confirm the cluster's state (answering 503 meanwhile) before it serves what it applied before it stopped, marked stale")
 	fs.StringVar(&o.TLS.Cert, "tls-cert", "", "mutual TLS: this agent's certificate (PEM), for both its HTTP server and Raft, as server and client")
 	fs.StringVar(&o.TLS.Key, "tls-key", "", "mutual TLS: the certificate's private key (PEM)")
 	fs.StringVar(&o.TLS.CA, "tls-ca", "", "mutual TLS: CA certificates (PEM) that every agent and HTTP client must be signed by")

@@ -198,14 +198,14 @@ func startBudgetCluster(t *testing.T) *testCluster {
 // would: read, edit, write back only if nothing changed in between.
 func addBudget(t *testing.T, c *testCluster, b config.Budget) {
 	t.Helper()
-	resp, body := c.configRequest(c.agents[0], "GET", nil, "")
+	resp, body := c.configRequest(c.agents[0], "GET", "", nil, "")
 	var cfg config.Config
 	if err := json.Unmarshal(body, &cfg); err != nil || resp.Header.Get("ETag") == "" {
 		t.Fatalf("GET config: %s, ETag %q: %v", body, resp.Header.Get("ETag"), err)
 	}
 	cfg.Budgets = append(cfg.Budgets, b)
 	edited, _ := json.Marshal(cfg)
-	if resp, body := c.configRequest(c.agents[0], "PUT", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
+	if resp, body := c.configRequest(c.agents[0], "PUT", "", edited, resp.Header.Get("ETag")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT config: %s: %s", resp.Status, body)
 	}
 }
@@ -305,11 +305,11 @@ func TestClusterBudgetExhaustedAcrossAgents(t *testing.T) {
 	t.Logf("limit %.4f USD, slice %.7f: spent %.7f (%s); %d calls served, %d refused", spendLimit, slice, got, by, d.served.Load(), d.refused.Load())
 }
 
-// TestLeavingAgentGivesItsGrantBack spends a little from three agents so
+// TestStoppedAgentGivesItsGrantBack spends a little from three agents so
 // each holds a grant, stops one with SIGTERM, and checks on another agent
 // that the leaver's spend is committed and its grant is gone, so what it
 // held can be granted to the others.
-func TestLeavingAgentGivesItsGrantBack(t *testing.T) {
+func TestStoppedAgentGivesItsGrantBack(t *testing.T) {
 	c := startBudgetCluster(t)
 	d := &spendDriver{c: c, spent: map[string]float64{}}
 	deadline := time.Now().Add(30 * time.Second)

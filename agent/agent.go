@@ -106,9 +106,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer s.close()
 	s.tls = creds
-	reapCtx, stopReaper := context.WithCancel(ctx)
-	defer stopReaper()
-	go s.runReaper(reapCtx)
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
@@ -127,6 +124,9 @@ func Run(ctx context.Context, opts Options) error {
 			s.cl.close()
 		}
 	}()
+	reapCtx, stopReaper := context.WithCancel(ctx)
+	defer stopReaper()
+	go s.runReaper(reapCtx)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -139,22 +139,27 @@ func Run(ctx context.Context, opts Options) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.serve(srv, ln) }()
 	addr := ln.Addr().String()
-	s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir,
-		"providers", len(cfg.Providers), "models", len(cfg.Models), "features", len(cfg.Features))
+	s.log.Info("agent listening; serving once it has caught up with its cluster", "node", opts.NodeID, "http", addr, "data_dir", opts.DataDir)
 	if opts.Ready != nil {
 		opts.Ready(addr)
 	}
-	if opts.Dev {
-		printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
-		if s.tls != nil {
-			fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
-		}
-	}
+	serving := s.cl.serving
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
+		case <-serving:
+			serving = nil
+			snap := s.gw.Snapshot()
+			s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "state_index", s.cl.Served(),
+				"providers", len(snap.Config.Providers), "models", len(snap.Config.Models), "features", len(snap.Config.Features))
+			if opts.Dev {
+				printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
+				if s.tls != nil {
+					fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
+				}
+			}
 		case err := <-errc:
 			return fmt.Errorf("http server: %w", err)
 		case <-hup:
@@ -173,7 +178,7 @@ func Run(ctx context.Context, opts Options) error {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
 	if s.cl != nil {
-		s.cl.leave(s.opts.DataDir)
+		s.cl.stop()
 	}
 	return nil
 }
@@ -224,8 +229,9 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return provider.New(p, os.Getenv, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
-	snap, err := pipeline.Compile(cfg, s.set)
-	if err != nil {
+	// The file is checked in full now, so a broken one stops the start;
+	// it is served only once the cluster has it (see replica.catchUp).
+	if _, err := pipeline.Compile(cfg, s.set); err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	s.store, err = trace.Open(filepath.Join(opts.DataDir, "traces"), trace.Limits{MaxCount: opts.TraceMaxCount, MaxBytes: opts.TraceMaxBytes})
@@ -249,7 +255,6 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		Retrieve:      s.retrieve,
 	}
 	s.wirePolicy()
-	s.gw.Swap(snap)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
@@ -284,7 +289,8 @@ func loadConfig(opts *Options) (*config.Config, error) {
 	if opts.DevAdminToken == "" {
 		opts.DevAdminToken = "gat_" + randomHex(16)
 	}
-	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(opts.DevKey), Eval: true})
+	// The dev key is registered at run time once the cluster is seeded,
+	// like any key made through the API, so no file reload removes it.
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -398,7 +404,7 @@ func upstreamTransport() *http.Transport {
 // API, the cluster's own API, metrics and health.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	gateway.New(s.gw, s.store, s.record, s).Route(mux)
+	gateway.New(s.gw, s.store, s.record, s, s.notServing).Route(mux)
 	s.adminAPI().Route(mux)
 	if s.cl != nil {
 		mux.Handle(cluster.PathPrefix, s.cl.Handler())
@@ -424,6 +430,7 @@ func (s *Server) adminAPI() *admin.API {
 		TraceMaxCount: s.opts.TraceMaxCount,
 		StatsInterval: statsSyncInterval,
 		Compiles:      s.compiles,
+		NotServing:    s.notServing,
 		Timeouts:      s.opts.adminTimeouts,
 	}
 	for i, t := range s.opts.AdminTokens {
@@ -439,18 +446,34 @@ func (s *Server) adminAPI() *admin.API {
 }
 
 // readyz answers 200 once the gateway serves a configuration, with the
-// state index it was compiled from.
+// state index it was compiled from, and 503 with the reason before.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	snap := s.gw.Snapshot()
-	if snap == nil || !hasConfig(snap.Config) {
-		httpio.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no configuration", "node": s.opts.NodeID})
+	if why := s.notServing(); why != "" {
+		w.Header().Set("Retry-After", "1")
+		httpio.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not serving", "reason": why, "node": s.opts.NodeID})
 		return
 	}
-	var served uint64
+	out := map[string]any{"status": "ready", "node": s.opts.NodeID}
 	if s.cl != nil {
-		served = s.cl.Served()
+		out["serving_index"] = s.cl.Served()
+		if s.cl.stale.Load() {
+			out["status"], out["reason"] = "stale", s.cl.unservedReason()
+		}
 	}
-	httpio.JSON(w, http.StatusOK, map[string]any{"status": "ready", "node": s.opts.NodeID, "serving_index": served})
+	httpio.JSON(w, http.StatusOK, out)
+}
+
+// notServing says why the gateway serves nothing yet, "" once it does.
+func (s *Server) notServing() string {
+	if s.gw.Snapshot() != nil {
+		return ""
+	}
+	if s.cl != nil {
+		if why := s.cl.unservedReason(); why != "" {
+			return why
+		}
+	}
+	return "this agent serves no configuration yet"
 }
 
 func printDevBanner(w io.Writer, base, key, token string) {

@@ -37,15 +37,16 @@ func startAgentB(t testing.TB, cfg *config.Config) *testAgent {
 	t.Helper()
 	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, DataDir: t.TempDir(), NodeID: "test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard}
-	s, _, err := build(&opts)
+	s, seed, err := build(&opts)
 	if err != nil {
 		t.Fatalf("build agent: %v", err)
 	}
-	if cfg != nil {
-		cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey), Eval: true})
-		if err := s.Reload(cfg); err != nil {
-			t.Fatalf("load config: %v", err)
-		}
+	if cfg == nil {
+		cfg = seed
+	}
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey), Eval: true})
+	if err := s.Reload(cfg); err != nil {
+		t.Fatalf("load config: %v", err)
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {

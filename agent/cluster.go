@@ -32,15 +32,14 @@ type ClusterOptions struct {
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often the threshold is checked [2m].
 	SnapshotInterval time.Duration
+	// CatchUpWait is how long a starting agent waits for a leader to
+	// confirm the cluster's state before it serves the state it applied
+	// before it stopped, marked stale [15s].
+	CatchUpWait time.Duration
 }
 
 // DefaultRaftAddr is where an agent's Raft transport listens by default.
 const DefaultRaftAddr = "127.0.0.1:7401"
-
-// leftMarker is written into the data dir after the agent left its cluster,
-// so the next start joins afresh instead of waiting on a cluster that no
-// longer counts it.
-const leftMarker = "cluster-left"
 
 // minSnapshotThreshold keeps snapshots from running after every few writes.
 const minSnapshotThreshold = 32

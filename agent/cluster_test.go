@@ -420,17 +420,21 @@ func TestClusterConfigApply(t *testing.T) {
 	var cur string
 	a.must(200, "GET", api.PathConfig+"?format=yaml&consistent=1", devAdmin, nil, nil)
 	a.do("GET", api.PathConfig+"?format=yaml", devAdmin, nil, &cur)
-	next := strings.Replace(cur, "canary_weight: 10", "canary_weight: 40", 1)
+	const desc = "Answers a customer's question about their order."
+	next := strings.Replace(cur, desc, "Answers customers.", 1)
 	if next == cur {
-		t.Fatalf("the served YAML has no canary weight to change:\n%s", cur)
+		t.Fatalf("the served YAML has no description to change:\n%s", cur)
 	}
 
 	var before api.Status
 	a.must(200, "GET", api.PathStatus, devAdmin, nil, &before)
 	var plan api.ConfigResult
 	a.must(200, "PUT", api.PathConfig+"?dry_run=1", devAdmin, next, &plan)
-	if !plan.DryRun || len(plan.Changes) != 1 || plan.Changes[0].Kind != "features" || plan.Changes[0].Name != "support-answer" || plan.Changes[0].Op != api.OpChange {
+	if !plan.DryRun || len(plan.Changes) != 1 || plan.Changes[0].Kind != "features" || plan.Changes[0].Name != "support-answer" || plan.Changes[0].Op != config.OpChange {
 		t.Fatalf("dry run changes %+v", plan.Changes)
+	}
+	if f := plan.Changes[0].Fields; len(f) != 1 || f[0].Path != "description" || f[0].New != `"Answers customers."` {
+		t.Fatalf("dry run fields %+v, want description old -> new", f)
 	}
 	var mid api.Status
 	a.must(200, "GET", api.PathStatus, devAdmin, nil, &mid)
@@ -445,8 +449,8 @@ func TestClusterConfigApply(t *testing.T) {
 	}
 	var fs api.Features
 	a.must(200, "GET", api.PathFeatures, devAdmin, nil, &fs)
-	if fs.Features[0].Labels.CanaryWeight != 40 {
-		t.Fatalf("canary weight %d after apply, want 40", fs.Features[0].Labels.CanaryWeight)
+	if fs.Features[0].Description != "Answers customers." {
+		t.Fatalf("description %q after apply", fs.Features[0].Description)
 	}
 	var same api.ConfigResult
 	a.must(200, "PUT", api.PathConfig+"?dry_run=1", devAdmin, next, &same)
@@ -455,6 +459,13 @@ func TestClusterConfigApply(t *testing.T) {
 	}
 	if same.BaseIndex != res.Index {
 		t.Fatalf("dry run base index %d, want %d: the index the configuration last changed", same.BaseIndex, res.Index)
+	}
+	// Labels in a file place a feature's labels when it is created, and
+	// only then.
+	var moved api.ConfigResult
+	a.must(200, "PUT", api.PathConfig+"?dry_run=1", devAdmin, strings.Replace(next, "canary_weight: 10", "canary_weight: 40", 1), &moved)
+	if len(moved.Changes) != 0 {
+		t.Fatalf("a file moving the canary of an existing feature reports changes %+v", moved.Changes)
 	}
 
 	// Read, edit, write back with If-Match: a write made in between makes
@@ -478,8 +489,8 @@ func TestClusterConfigApply(t *testing.T) {
 	if etag != api.ConfigETag(res.Index) {
 		t.Fatalf("ETag %q, want %q", etag, api.ConfigETag(res.Index))
 	}
-	mine := strings.Replace(yaml, "canary_weight: 40", "canary_weight: 20", 1)
-	theirs := strings.Replace(yaml, "canary_weight: 40", "canary_weight: 30", 1)
+	mine := strings.Replace(yaml, "Answers customers.", "Answers them all.", 1)
+	theirs := strings.Replace(yaml, "Answers customers.", "Answers briefly.", 1)
 	if resp, body := ifMatch("PUT", etag, theirs); resp.StatusCode != 200 {
 		t.Fatalf("first conditional write: %s %s", resp.Status, body)
 	}
@@ -488,8 +499,8 @@ func TestClusterConfigApply(t *testing.T) {
 		t.Fatalf("stale write: %s %s, want 412 stale", resp.Status, body)
 	}
 	a.must(200, "GET", api.PathFeatures, devAdmin, nil, &fs)
-	if w := fs.Features[0].Labels.CanaryWeight; w != 30 {
-		t.Fatalf("canary weight %d after a stale write, want the 30 written first", w)
+	if d := fs.Features[0].Description; d != "Answers briefly." {
+		t.Fatalf("description %q after a stale write, want the one written first", d)
 	}
 	if resp, body := ifMatch("PUT", `"x"`, mine); resp.StatusCode != 400 || !strings.Contains(body, "If-Match") {
 		t.Fatalf("malformed If-Match: %s %s, want 400 naming If-Match", resp.Status, body)
@@ -502,6 +513,8 @@ func TestClusterConfigApply(t *testing.T) {
 		{"bad reference", "models:\n  - name: m\n    provider: nope\n", "models[0].provider"},
 		{"bad template", strings.Replace(next, "{{customer}}", "{{customer", 1), "support-answer@v1"},
 		{"changed release", strings.Replace(next, "Answer in at most three sentences.", "Be brief.", 1), "immutable"},
+		{"empty document", "", "declares nothing"},
+		{"only comments", "# nothing\n# here\n", "declares nothing"},
 	}
 	for _, tc := range cases {
 		var e api.ErrorResponse
@@ -589,7 +602,7 @@ func applied(t *testing.T, st *state.State, typ command.Type, payload any) *stat
 // the serving index without a compile.
 func TestSwapState(t *testing.T) {
 	a := startAgent(t, quietConfig())
-	r := &replica{log: a.s.log, serve: a.s.Reload, advanced: make(chan struct{})}
+	r := newReplica(a.s.log, "test", a.s.Reload)
 
 	cfg := quietConfig()
 	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Hash: config.HashKey(devKey)})
@@ -610,16 +623,18 @@ func TestSwapState(t *testing.T) {
 		t.Fatalf("a token change recompiled the configuration or left the serving index at %d", r.Served())
 	}
 
+	// A provider whose key variable is unset on this agent does not
+	// compile here.
 	broken := *cfg
-	broken.Features = slices.Clone(cfg.Features)
-	broken.Features[0].Releases = append(slices.Clone(cfg.Features[0].Releases), config.Release{Version: 3, Route: "default",
-		Template: []config.Message{{Role: "user", Content: "{{question"}}})
+	broken.Providers = append(slices.Clone(cfg.Providers), config.Provider{Name: "remote", Kind: config.KindOpenAI,
+		BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "GANTRY_TEST_UNSET_API_KEY"})
+	broken.Models = append(slices.Clone(cfg.Models), config.Model{Name: "remote-m", Provider: "remote"})
 	st3 := applied(t, st2, command.ApplyConfig, command.Config{Config: broken})
 	r.swapState(st3)
 	if a.s.gw.Snapshot() != snap1 || r.Served() != st2.Index {
 		t.Fatalf("a configuration that does not compile replaced the serving one")
 	}
-	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "support-answer") {
+	if why := r.unservedReason(); !strings.Contains(why, fmt.Sprintf("index %d does not compile", st3.Index)) || !strings.Contains(why, "GANTRY_TEST_UNSET_API_KEY") {
 		t.Fatalf("unserved reason %q does not say which index and what failed", why)
 	}
 	// A later command that leaves the broken configuration as it is must
@@ -631,13 +646,10 @@ func TestSwapState(t *testing.T) {
 			r.Served(), st2.Index, r.Followed(), st3b.Index)
 	}
 
-	fixed := *cfg
-	fixed.Features = slices.Clone(cfg.Features)
-	fixed.Features[0].Labels = config.Labels{Production: 1}
-	st4 := applied(t, st3b, command.ApplyConfig, command.Config{Config: fixed})
+	st4 := applied(t, st3b, command.ApplyConfig, command.Config{Config: *cfg, Prune: true})
 	r.swapState(st4)
-	if f, _ := a.s.gw.Snapshot().Feature("support-answer"); f.Labels.Production != 1 || r.Served() != st4.Index {
-		t.Fatalf("after a fixed configuration the gateway serves v%d at index %d", f.Labels.Production, r.Served())
+	if snap := a.s.gw.Snapshot(); snap == snap1 || len(snap.Config.Providers) != len(cfg.Providers) || r.Served() != st4.Index {
+		t.Fatalf("after a fixed configuration the gateway serves %d providers at index %d", len(snap.Config.Providers), r.Served())
 	}
 	if why := r.unservedReason(); why != "" {
 		t.Fatalf("after a fixed configuration the agent still reports %q", why)

@@ -30,12 +30,12 @@ func canarySecret(clusterSecret string) []byte {
 }
 
 // wirePolicy gives the gateway its rate limiter, budget ledger and
-// response cache.
+// response cache. The cluster side puts grants in front of the ledger
+// when it opens (wireSpend).
 func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gw.Limiter = limit.New(limit.Options{Share: s.limitShare})
 	s.gw.Ledger = s.ledger
-	s.wireSpend()
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()

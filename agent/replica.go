@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -62,9 +62,29 @@ type replica struct {
 	// is the last one that did not compile, so it is not compiled again
 	// at every later index. Only the follow loop touches them.
 	compiled, refused *config.Config
-	// unserved is why the configuration at the state's index is not
-	// served, nil when it is.
+	// unserved is why the gateway does not serve the cluster's current
+	// configuration (catching up, stale, or it does not compile here),
+	// nil when it does; stale is set while it serves what the agent
+	// applied before it stopped because no leader confirms anything newer.
 	unserved atomic.Pointer[string]
+	stale    atomic.Bool
+	// serving is closed when the gateway first serves a configuration.
+	serving     chan struct{}
+	servingOnce sync.Once
+	// catchUpWait bounds how long a restarted agent waits for a leader
+	// before it serves what it applied before it stopped.
+	catchUpWait time.Duration
+}
+
+// DefaultCatchUpWait is how long an agent waits for a leader to confirm
+// the cluster's state before it serves the state it applied before it
+// stopped, marked stale.
+const DefaultCatchUpWait = 15 * time.Second
+
+// newReplica returns a replica whose follow loop serves configurations
+// through serve; the node comes later.
+func newReplica(log *slog.Logger, nodeID string, serve func(*config.Config) error) *replica {
+	return &replica{log: log, nodeID: nodeID, serve: serve, advanced: make(chan struct{}), serving: make(chan struct{})}
 }
 
 // Served is the state index the gateway's configuration was compiled from.
@@ -116,6 +136,11 @@ func (r *replica) unservedReason() string {
 	return ""
 }
 
+func (r *replica) setUnserved(format string, args ...any) {
+	why := fmt.Sprintf(format, args...)
+	r.unserved.Store(&why)
+}
+
 // openCluster opens the agent's cluster node once its HTTP address is
 // known, follows the replicated state into the gateway, and seeds a fresh
 // cluster with seed when the agent has a configuration of its own.
@@ -131,16 +156,15 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 			raftAddr = "127.0.0.1:0"
 		}
 	}
-	if err := s.rejoinAfterLeave(&co); err != nil {
-		return err
-	}
 	lone := !co.multi()
 	expect := co.BootstrapExpect
 	if lone {
 		expect = 0
 	}
-	r := &replica{log: s.log, nodeID: s.opts.NodeID, serve: s.Reload, spend: s.spend, stats: s.stats, advanced: make(chan struct{}),
-		canaries: newCanaryWatch(s.opts.NodeID, s.metrics.Registry())}
+	s.wireSpend()
+	r := newReplica(s.log, s.opts.NodeID, s.Reload)
+	r.spend, r.stats, r.catchUpWait = s.spend, s.stats, cmp.Or(s.opts.Cluster.CatchUpWait, DefaultCatchUpWait)
+	r.canaries = newCanaryWatch(s.opts.NodeID, s.metrics.Registry())
 	node, err := cluster.Open(ctx, cluster.Options{
 		NodeID:            s.opts.NodeID,
 		RaftAddr:          raftAddr,
@@ -164,13 +188,21 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	}
 	r.Node = node
 	s.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "config_unserved",
-		Help: "1 while this agent serves an older configuration than the cluster's because the newer one does not compile here; GET /admin/v1/status says why."},
+		Help: "1 while this agent does not serve the cluster's current configuration: catching up after a start, serving a stale state without a leader, or the newer one does not compile here; GET /admin/v1/status says why."},
 		func() float64 {
 			if r.unservedReason() != "" {
 				return 1
 			}
 			return 0
-		}))
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "config_stale",
+			Help: "1 while this agent serves the state it applied before it stopped because no leader has confirmed a newer one since it started."},
+			func() float64 {
+				if r.stale.Load() {
+					return 1
+				}
+				return 0
+			}))
 	s.cl = r
 	var sp seedPlan
 	if s.opts.Dev || s.opts.ConfigFile != "" {
@@ -181,11 +213,17 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	return nil
 }
 
-// start runs the replica's loops until close.
+// start runs the replica's loops until close. The gateway serves nothing
+// until the agent has caught up with the cluster (see catchUp).
 func (r *replica) start(sp seedPlan) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Go(func() { r.followState(ctx) })
+	r.setUnserved("catching up with the cluster: waiting for a leader to confirm its latest state")
+	r.wg.Go(func() {
+		if r.catchUp(ctx) {
+			r.followState(ctx)
+		}
+	})
 	if r.spend != nil {
 		r.wg.Go(func() { r.syncSpend(ctx) })
 	}
@@ -196,56 +234,73 @@ func (r *replica) start(sp seedPlan) {
 	}
 }
 
-// rejoinAfterLeave moves aside the Raft state of an agent that left its
-// cluster, so it joins again as a new member.
-func (s *Server) rejoinAfterLeave(co *ClusterOptions) error {
-	marker := filepath.Join(s.opts.DataDir, leftMarker)
-	if _, err := os.Stat(marker); err != nil {
-		return nil
+// catchUp waits until this agent's state holds everything the cluster had
+// committed when it started: a consistent read through the leader. Raft
+// replays the log meanwhile, but nothing of it is served, so the gateway
+// never serves an intermediate configuration (a key revoked later, a label
+// that moved since). Budget grants are resumed before the first call. With
+// no leader for catchUpWait it serves what the agent applied before it
+// stopped, says it is stale, and keeps trying. It reports false when ctx
+// ended first.
+func (r *replica) catchUp(ctx context.Context) bool {
+	start := time.Now()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := r.ConsistentState(cctx)
+		cancel()
+		if err == nil {
+			if r.spend != nil {
+				r.spend.waitFirstSync(ctx, 2*time.Second)
+			}
+			// Judge the current state afresh, whatever was served stale.
+			r.stale.Store(false)
+			r.refused = nil
+			r.served.Store(0)
+			r.log.Info("caught up with the cluster", "index", st.Index, "took", time.Since(start).Round(time.Millisecond))
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if waited := time.Since(start); waited >= r.catchUpWait && !r.stale.Load() {
+			rec := r.Recovered()
+			if cur := r.State(); cur.Index > rec.Index {
+				rec = cur
+			}
+			r.stale.Store(true)
+			r.swapState(rec)
+			if rec.Index == r.served.Load() && hasConfig(&rec.Config) {
+				r.setUnserved("no leader reachable for %s: serving the state at index %d this agent applied before it stopped, which may be older than the cluster's", waited.Round(time.Second), rec.Index)
+				r.log.Warn("no cluster leader; serving what this agent applied before it stopped", "index", rec.Index, "waited", waited.Round(time.Second))
+			}
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return false
+		}
 	}
-	dir := filepath.Join(s.opts.DataDir, "raft")
-	old := dir + ".left"
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("cluster: clear %s: %w", old, err)
-	}
-	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cluster: move aside the state of the cluster this agent left: %w", err)
-	}
-	if err := os.Remove(marker); err != nil {
-		return fmt.Errorf("cluster: %w", err)
-	}
-	// The others formed the cluster long ago; join it rather than wait
-	// for a bootstrap that will not come.
-	co.BootstrapExpect = 0
-	s.log.Info("this agent left its cluster before; joining again", "old_state", old)
-	return nil
 }
 
-// leave hands leadership over and takes the agent out of a cluster of
-// several, after committing its last spend and counters; a lone agent just
-// stops. dataDir records that it left.
-func (r *replica) leave(dataDir string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	members, err := r.Members(ctx)
-	if err != nil || len(members) <= 1 {
-		return
-	}
+// stop commits the agent's last spend, giving its budget grants back, and
+// its last per-release counters, once no call is in flight. The agent stays
+// a member: a restart is not a departure, and taking a voter out for every
+// restart would shrink the quorum under the cluster. `gantry members
+// remove` takes an agent out for good. Spend that cannot be committed
+// (no leader) is kept on disk and committed after the next start.
+func (r *replica) stop() {
 	if r.Leader() == "" {
-		// Without a quorum nobody can record the departure.
-		r.log.Warn("the cluster has no leader; stopping without leaving it")
+		r.log.Warn("the cluster has no leader; the last spend is kept for the next start and the last counters are lost")
+		if r.spend != nil {
+			r.spend.keep(r.log)
+		}
 		return
 	}
 	r.flushSpend()
 	r.flushStats()
-	if err := r.Leave(ctx); err != nil {
-		r.log.Warn("could not leave the cluster cleanly; the others will see this agent as failed", "err", err)
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := r.HandOver(ctx); err != nil {
+		r.log.Warn("could not hand leadership over; the others elect a leader after a timeout", "err", err)
 	}
-	if err := os.WriteFile(filepath.Join(dataDir, leftMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
-		r.log.Warn("left the cluster but could not record it", "err", err)
-	}
-	r.log.Info("left the cluster")
 }
 
 // close stops the loops and the node.
@@ -284,7 +339,11 @@ func (r *replica) followState(ctx context.Context) {
 
 func (r *replica) swapState(st *state.State) {
 	defer r.follow(st.Index)
-	if !hasConfig(&st.Config) || st.Index <= r.served.Load() {
+	if !hasConfig(&st.Config) {
+		r.setUnserved("the cluster holds no configuration yet (index %d): apply one, or start an agent with --config to seed it", st.Index)
+		return
+	}
+	if st.Index <= r.served.Load() {
 		return
 	}
 	cfg := st.Config
@@ -304,8 +363,11 @@ func (r *replica) swapState(st *state.State) {
 		return
 	}
 	r.compiled, r.refused = &cfg, nil
-	r.unserved.Store(nil)
+	if !r.stale.Load() {
+		r.unserved.Store(nil)
+	}
 	r.served.Store(st.Index)
+	r.servingOnce.Do(func() { close(r.serving) })
 	r.log.Debug("configuration swapped", "index", st.Index)
 }
 
@@ -424,14 +486,26 @@ func keyIndex(keys []config.Key, name string) int {
 }
 
 // applyFile applies a configuration file to the cluster as one change, on
-// SIGHUP.
+// SIGHUP, as `gantry apply` does without --prune: only what the file
+// declares and changed since it was last applied. A file that changes
+// nothing is not written to the log; each change is logged.
 func (r *replica) applyFile(path string) {
 	cfg, err := config.LoadFile(path)
 	if err == nil {
 		err = release.CheckConfig(cfg)
 	}
+	if err == nil && cfg.DeclaresNothing() {
+		err = errors.New("the file declares nothing")
+	}
 	if err != nil {
 		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	st, err := r.ConsistentState(ctx)
+	if err != nil {
+		r.log.Error("reload refused: the cluster's current state cannot be read", "file", path, "err", err)
 		return
 	}
 	env, err := command.New(command.ApplyConfig, command.Config{Config: *cfg})
@@ -440,12 +514,27 @@ func (r *replica) applyFile(path string) {
 		return
 	}
 	env.Actor = "agent:" + r.nodeID + " (reload of " + filepath.Base(path) + ")"
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
+	env.Time = time.Now().UTC()
+	dry := env
+	dry.RequestID = "dry-run"
+	next, _, err := st.Apply(st.Index+1, dry)
+	if err != nil {
+		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
+		return
+	}
+	changes := config.Changes(&st.Config, &next.Config, st.Declared, cfg)
+	if !config.ChangesAnything(changes) {
+		r.log.Info("configuration file reloaded: it changes nothing", "file", path)
+		return
+	}
 	res, err := r.Apply(ctx, env)
 	if err != nil {
 		r.log.Error("reload refused; the cluster keeps its configuration", "file", path, "err", err)
 		return
 	}
-	r.log.Info("configuration file applied to the cluster", "file", path, "index", res.Index)
+	for _, c := range changes {
+		if c.Op == config.OpAdd || c.Op == config.OpRemove || c.Op == config.OpChange {
+			r.log.Info("configuration file reloaded", "file", path, "index", res.Index, "op", c.Op, "object", c.Kind+"/"+c.Name, "fields", len(c.Fields))
+		}
+	}
 }

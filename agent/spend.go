@@ -2,6 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -34,6 +40,57 @@ type spendSide struct {
 	failures prometheus.Counter
 	// burn samples the cluster's committed spend of each tracked budget.
 	burn burnMeter
+	// synced is closed after the first sync that reached the cluster: from
+	// then on the wallet holds what it was granted.
+	synced     chan struct{}
+	syncedOnce sync.Once
+	unsentPath string
+}
+
+// unsentFile keeps spend an agent could not commit when it stopped; the
+// next start sends it first.
+const unsentFile = "spend-unsent.json"
+
+// keep writes the wallet's uncommitted spend to the data dir.
+func (sp *spendSide) keep(log *slog.Logger) {
+	batches := sp.wallet.Unsent()
+	if len(batches) == 0 {
+		return
+	}
+	b, _ := json.Marshal(batches)
+	if err := os.WriteFile(sp.unsentPath, b, 0o600); err != nil {
+		log.Error("cannot keep the spend not yet committed; it is lost", "err", err, "batches", len(batches))
+		return
+	}
+	log.Info("spend not yet committed kept for the next start", "file", sp.unsentPath, "batches", len(batches))
+}
+
+// requeueKept gives the wallet the spend a previous run kept.
+func (sp *spendSide) requeueKept() error {
+	b, err := os.ReadFile(sp.unsentPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var batches []spend.Batch
+	if err := json.Unmarshal(b, &batches); err != nil {
+		return fmt.Errorf("%s: %w", sp.unsentPath, err)
+	}
+	sp.wallet.Requeue(batches)
+	return nil
+}
+
+// waitFirstSync waits, at most d, until the wallet has synced once.
+func (sp *spendSide) waitFirstSync(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-sp.synced:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // grantTracked reports whether the cluster keeps scope s: budgets other than
@@ -43,16 +100,14 @@ func grantTracked(s budget.Scope) bool {
 	return spend.Tracked(s.Budget) && s.Key == s.Budget.Name
 }
 
-// wireSpend puts the grant-backed ledger in front of the local one when
-// the agent starts as one of several. A lone agent is the only spender, so
-// its local ledger is already exact and needs no grant before its first
-// call.
+// wireSpend puts the grant-backed ledger in front of the local one once
+// the agent opens its cluster node, lone agents included: spend committed
+// to the cluster's log outlives a restart, where a local ledger's would
+// start from nothing.
 func (s *Server) wireSpend() {
-	if !s.opts.Cluster.multi() {
-		return
-	}
 	w := spend.NewWallet(s.opts.NodeID, 0)
-	s.spend = &spendSide{ledger: budget.NewGranted(s.ledger, w, grantTracked), wallet: w,
+	s.spend = &spendSide{ledger: budget.NewGranted(s.ledger, w, grantTracked), wallet: w, synced: make(chan struct{}),
+		unsentPath: filepath.Join(s.opts.DataDir, unsentFile),
 		grant: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_grant_usd",
 			Help: "What this agent may still reserve of each budget enforced across the cluster."}, []string{"budget"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_grant_sync_failures_total",
@@ -60,6 +115,9 @@ func (s *Server) wireSpend() {
 	}
 	s.metrics.Registry().MustRegister(s.spend.grant, s.spend.failures)
 	s.gw.Ledger = s.spend.ledger
+	if err := s.spend.requeueKept(); err != nil {
+		s.log.Error("cannot read the spend kept by the last run; it is not committed", "err", err)
+	}
 }
 
 // slice is how much of b to ask for at a time: the cluster's default, but
@@ -76,6 +134,12 @@ func (sp *spendSide) sync(ctx context.Context, node *cluster.Node) error {
 	err := node.SyncWallet(ctx, sp.wallet, sp.slice)
 	if err != nil {
 		sp.failures.Inc()
+	} else {
+		sp.syncedOnce.Do(func() {
+			// What an earlier run kept is committed now.
+			os.Remove(sp.unsentPath)
+			close(sp.synced)
+		})
 	}
 	st := node.State()
 	sp.observe(st.Config.Budgets)
@@ -119,6 +183,7 @@ func (r *replica) flushSpend() {
 	r.spend.syncMu.Lock()
 	defer r.spend.syncMu.Unlock()
 	if err := r.CloseWallet(ctx, r.spend.wallet); err != nil {
+		r.spend.keep(r.log)
 		r.log.Warn("could not commit the last spend batch and return the grants before leaving", "err", err)
 	}
 }

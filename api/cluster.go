@@ -23,7 +23,7 @@ import (
 //	POST   /admin/v1/tokens                        TokenCreate -> TokenSecret
 //	POST   /admin/v1/tokens/{name}/revoke          -> Token
 //	GET    /admin/v1/config                        config.Config as JSON (?format=yaml for YAML)
-//	PUT    /admin/v1/config                        YAML or JSON config.Config -> ConfigResult (?dry_run=1)
+//	PUT    /admin/v1/config                        YAML or JSON config.Config -> ConfigResult (?dry_run=1&prune=1&force=REASON)
 //
 // Reads take ?consistent=1 to see every write acknowledged before them.
 // Writes answer 503 (CodeUnavailable) while the cluster has no leader.
@@ -141,21 +141,10 @@ type TokenSecret struct {
 	Index  uint64 `json:"index"`
 }
 
-// Config change ops.
-const (
-	OpAdd    = "add"
-	OpRemove = "remove"
-	OpChange = "change"
-)
-
-// ConfigChange is one object a configuration adds, removes or changes,
-// e.g. {Kind: "features", Name: "support-answer", Op: "change"}.
-type ConfigChange struct {
-	Kind   string `json:"kind"`
-	Name   string `json:"name"`
-	Op     string `json:"op"`
-	Detail string `json:"detail,omitempty"`
-}
+// ConfigChange is what applying a file does to one object, field by field,
+// e.g. {Kind: "routes", Name: "cheap", Op: "change", Fields: [{Path:
+// "retry.attempts", Old: "2", New: "3"}]}; Op is one of config.Op*.
+type ConfigChange = config.Change
 
 // ConfigResult answers PUT /admin/v1/config: what the configuration changes
 // and, unless it was a dry run, the log index that applied it.

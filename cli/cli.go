@@ -56,6 +56,8 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	// Flags of particular commands; each command reads the ones it needs.
 	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
+	prune := fs.Bool("prune", false, "apply: also remove what an earlier file declared and this one does not")
+	force := fs.String("force", "", "apply: the reason to let a prune remove every provider, feature or key; release promote: the reason to promote past the evaluation gate (both go to the audit log)")
 	from := fs.Int("from", 0, "release: the version the moved label points at now; refused if it moved since")
 	reason := fs.String("reason", "", "release: why, for the audit log")
 	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
@@ -66,7 +68,6 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	models := fs.String("models", "", "keys create: comma-separated models the key may call (default all)")
 	maxBudget := fs.Float64("max-budget", 0, "keys create: lifetime spend cap in USD")
 	role := fs.String("role", "", "tokens create: viewer, operator or admin")
-	force := fs.Bool("force", false, "release promote: promote past the evaluation gate (needs --reason, which the audit log keeps)")
 	version := fs.Int("version", 0, "dataset show: the version (default the latest)")
 	critical := fs.Bool("critical", false, "dataset add-trace: make the new case critical")
 	feature := fs.String("feature", "", "eval: the feature")
@@ -108,9 +109,9 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	switch cmd {
 	case "apply":
 		if *file == "" {
-			return fmt.Errorf("%w: gantry apply -f FILE [--dry-run]", ErrUsage)
+			return fmt.Errorf("%w: gantry apply -f FILE [--dry-run] [--prune [--force REASON]]", ErrUsage)
 		}
-		return e.apply(ctx, *file, *dryRun)
+		return e.apply(ctx, *file, *dryRun, *prune, *force)
 	case "get":
 		switch sub {
 		case "members":
@@ -151,9 +152,17 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 		case "promote":
 			v, _, err := versions(pos[2:], 1)
 			if err != nil {
-				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R] [--force --reason R]: %v", ErrUsage, err)
+				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R] [--force REASON]: %v", ErrUsage, err)
 			}
-			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MovePromote, From: *from, To: v[0], Reason: *reason, Force: *force})
+			why, forced := *reason, *force != ""
+			if forced {
+				// As with apply, forcing takes its reason as its value.
+				if strings.HasPrefix(*force, "-") || (why != "" && why != *force) {
+					return fmt.Errorf("%w: --force takes the reason to promote past the evaluation gate: --force \"why\"", ErrUsage)
+				}
+				why = *force
+			}
+			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MovePromote, From: *from, To: v[0], Reason: why, Force: forced})
 		case "rollback":
 			if len(pos) > 2 {
 				return fmt.Errorf("%w: gantry release rollback FEATURE [--from N] [--reason R] undoes the last rollout and takes no version; 'gantry release promote FEATURE VERSION' moves production to a version", ErrUsage)
@@ -360,7 +369,7 @@ func (e *env) query() string {
 	return ""
 }
 
-func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
+func (e *env) apply(ctx context.Context, file string, dryRun, prune bool, force string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -369,14 +378,22 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	if _, err := config.Parse(file, data); err != nil {
 		return err
 	}
+	q := url.Values{}
+	if prune {
+		q.Set("prune", "1")
+	}
+	if force != "" {
+		q.Set("force", force)
+	}
+	path := api.PathConfig + "?" + q.Encode()
 	var plan api.ConfigResult
-	if err := e.c.call(ctx, "PUT", api.PathConfig+"?dry_run=1", data, &plan); err != nil {
+	if err := e.c.call(ctx, "PUT", path+"&dry_run=1", data, &plan); err != nil {
 		return err
 	}
-	if dryRun || len(plan.Changes) == 0 {
+	if dryRun || !config.ChangesAnything(plan.Changes) {
 		return e.print(plan, func(w *tabwriter.Writer) {
 			printChanges(w, plan.Changes)
-			if len(plan.Changes) > 0 {
+			if dryRun && config.ChangesAnything(plan.Changes) {
 				fmt.Fprintln(w, "dry run: nothing applied")
 			}
 		})
@@ -384,7 +401,7 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	// Apply exactly the changes shown: refused if the configuration
 	// changed since the dry run.
 	var res api.ConfigResult
-	if err := e.c.callIf(ctx, "PUT", api.PathConfig, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
+	if err := e.c.callIf(ctx, "PUT", path, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {
@@ -393,18 +410,26 @@ func (e *env) apply(ctx context.Context, file string, dryRun bool) error {
 	})
 }
 
+// printChanges prints a plan as Terraform prints one: + added, - removed,
+// ~ changed with each field old -> new, and the objects left alone with
+// why.
 func printChanges(w io.Writer, cs []api.ConfigChange) {
-	if len(cs) == 0 {
+	if !config.ChangesAnything(cs) {
 		fmt.Fprintln(w, "no changes")
-		return
 	}
 	for _, c := range cs {
-		sign := map[string]string{api.OpAdd: "+", api.OpRemove: "-", api.OpChange: "~"}[c.Op]
+		sign := map[string]string{config.OpAdd: "+", config.OpRemove: "-", config.OpChange: "~", config.OpUnlisted: "!", config.OpSkip: "="}[c.Op]
 		line := fmt.Sprintf("%s %s/%s", sign, c.Kind, c.Name)
-		if c.Detail != "" {
-			line += "  (" + c.Detail + ")"
+		if c.Kind == c.Name {
+			line = sign + " " + c.Kind
+		}
+		if c.Note != "" {
+			line += ": " + c.Note
 		}
 		fmt.Fprintln(w, line)
+		for _, f := range c.Fields {
+			fmt.Fprintf(w, "    %s: %s -> %s\n", f.Path, orDash(f.Old), orDash(f.New))
+		}
 	}
 }
 

@@ -141,10 +141,13 @@ func TestEvaluationCommands(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != api.CodeGated || !strings.Contains(ae.Message, "critical") {
 		t.Fatalf("promotion of a regression: %v", err)
 	}
-	if _, err := runWith(context.Background(), io.Discard, "release", "promote", "ticket-triage", "2", "--force"); !errors.Is(err, ErrUsage) {
-		t.Fatalf("forced without a reason: %v", err)
+	if _, err := runWith(context.Background(), io.Discard, "release", "promote", "ticket-triage", "2", "--force", "--reason", "x"); !errors.Is(err, ErrUsage) {
+		t.Fatalf("forced without its reason as its value: %v", err)
 	}
-	cmd("release", "promote", "ticket-triage", "2", "--force", "--reason", "the schema moves to the client")
+	if _, err := runWith(context.Background(), io.Discard, "release", "promote", "ticket-triage", "2", "--force", " "); err == nil {
+		t.Fatal("forced with a blank reason")
+	}
+	cmd("release", "promote", "ticket-triage", "2", "--force", "the schema moves to the client")
 	if out := cmd("audit"); !strings.Contains(out, "gate/ticket-triage@v2") || !strings.Contains(out, "the schema moves to the client") {
 		t.Fatalf("forced promotion not audited:\n%s", out)
 	}

@@ -766,3 +766,50 @@ func TestLeavingAgentReturnsItsGrant(t *testing.T) {
 		t.Fatalf("balance after the return: %v, want a full slice of 5", got)
 	}
 }
+
+// A node restarted while the rest of its cluster is down has no leader to
+// tell it which log entries are committed, so its state machine holds only
+// its snapshot; Recovered still has everything it applied before it
+// stopped, snapshot and later entries, and no more.
+func TestRestartWithoutLeaderRecoversWhatItApplied(t *testing.T) {
+	nodes := startCluster(t, 3, 3)
+	l := leaderOf(t, nodes)
+	apply(t, l, env(t, command.ApplyConfig, command.Config{Config: seedConfig()}))
+	apply(t, l, env(t, command.PutKey, command.Key{Key: config.Key{Name: "app", Hash: config.HashKey("gk_app-key-000001")}}))
+	for i := range 5 {
+		apply(t, l, env(t, command.CreateRelease, newRelease(fmt.Sprintf("before the snapshot %d", i))))
+	}
+	f := followerOf(t, nodes)
+	waitConverged(t, nodes)
+	if err := f.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	snapIndex := f.State().Index
+	for i := range 5 {
+		apply(t, l, env(t, command.CreateRelease, newRelease(fmt.Sprintf("after the snapshot %d", i))))
+	}
+	apply(t, l, env(t, command.RevokeKey, command.Name{Name: "app"}))
+	want := waitConverged(t, nodes)
+	wantIndex := f.State().Index
+	opts := f.opts
+	for _, n := range nodes {
+		n.stop()
+	}
+
+	opts.RaftAddr, opts.Join = f.RaftAddr(), nil
+	n, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if got := n.State().Index; got > snapIndex {
+		t.Fatalf("without a leader the state machine applied up to %d, past its snapshot at %d", got, snapIndex)
+	}
+	r := n.Recovered()
+	if r.Index != wantIndex || r.Hash() != want {
+		t.Fatalf("recovered state at index %d (hash %s), want the applied one at %d (hash %s)", r.Index, r.Hash(), wantIndex, want)
+	}
+	if len(r.Config.Keys) != 1 || !r.Config.Keys[0].Revoked {
+		t.Fatalf("the recovered state lost the revocation: %+v", r.Config.Keys)
+	}
+}

@@ -183,22 +183,34 @@ func (n *Node) Leave(ctx context.Context) error {
 	if len(f.Configuration().Servers) <= 1 {
 		return nil
 	}
-	if n.IsLeader() {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			return fmt.Errorf("leave: hand over leadership: %w", err)
-		}
-		for n.IsLeader() || n.Leader() == "" || n.Leader() == n.opts.NodeID {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("leave: wait for a new leader: %w", ctx.Err())
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+	if err := n.HandOver(ctx); err != nil {
+		return fmt.Errorf("leave: %w", err)
 	}
 	if err := n.RemoveMember(ctx, n.opts.NodeID); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	n.log.Info("cluster left")
+	return nil
+}
+
+// HandOver passes leadership to another voter when this node leads a
+// cluster of several, and waits until one leads, so a stopping leader does
+// not make the others wait out an election timeout before they accept
+// writes. It does nothing on a follower or a lone node.
+func (n *Node) HandOver(ctx context.Context) error {
+	if !n.IsLeader() || n.Servers() <= 1 {
+		return nil
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("hand over leadership: %w", err)
+	}
+	for n.IsLeader() || n.Leader() == "" || n.Leader() == n.opts.NodeID {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a new leader: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	return nil
 }
 

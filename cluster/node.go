@@ -214,6 +214,12 @@ type Node struct {
 	// servers is how many servers the raft configuration had when the
 	// reconcile loop last looked; the request path reads it.
 	servers atomic.Int32
+
+	// recovered is what the node had applied before it last stopped;
+	// marked is the index the applied marker holds.
+	recovered *state.State
+	markMu    sync.Mutex
+	marked    uint64
 }
 
 // Open starts the node. It returns once raft runs; joining and bootstrapping
@@ -293,6 +299,19 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		opts: opts, log: opts.Logger.With("node", opts.NodeID), raft: r, fsm: f, trans: trans, store: store, logs: logs,
 		ctx: nctx, cancel: cancel, announced: map[string]state.Member{},
 	}
+	marked, err := readMarker(filepath.Join(dir, appliedFile))
+	n.marked = marked
+	if err == nil {
+		start := time.Now()
+		n.recovered, err = recoverState(f.state.Load(), logs, marked)
+		n.log.Debug("replayed the log up to what this node had applied", "index", n.recovered.Index, "took", time.Since(start))
+	}
+	if err != nil {
+		n.log.Warn("cannot tell what this node applied before it stopped; serving without a leader falls back to its snapshot", "err", err)
+		if n.recovered == nil {
+			n.recovered = f.state.Load()
+		}
+	}
 	if opts.Bootstrap && !existing {
 		cfg := raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter}}}
 		if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -302,6 +321,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n.goLoop(n.leaderLoop)
 	n.goLoop(n.reconcileLoop)
+	n.goLoop(n.markerLoop)
 	if opts.DiskStallThreshold > 0 {
 		n.goLoop(n.watchdogLoop)
 	}
@@ -338,6 +358,7 @@ func (n *Node) Close() error {
 	if err := n.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("shut down raft: %w", err))
 	}
+	n.mark()
 	if err := n.trans.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close raft transport: %w", err))
 	}

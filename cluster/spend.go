@@ -27,9 +27,16 @@ func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(confi
 		slice = DefaultSlice
 	}
 	var errs []error
-	if b, ok := w.NextBatch(); ok {
+	// Batches kept from before a restart go first, all of them: one may
+	// be final and give back grants, and must not take a grant made after
+	// it. Then one batch of what settled since.
+	for range w.Kept() + 1 {
+		b, ok := w.NextBatch()
+		if !ok {
+			break
+		}
 		if err := n.commitBatch(ctx, w, b); err != nil {
-			errs = append(errs, err)
+			return err
 		}
 	}
 	if w.Closed() {

@@ -124,10 +124,11 @@ func CLICommand(r ActionRequest) string {
 	if r.From != 0 {
 		args = append(args, "--from", strconv.Itoa(r.From))
 	}
-	if r.Force && r.Kind == KindPromote {
-		args = append(args, "--force")
-	}
-	if r.Reason != "" {
+	switch {
+	case r.Force && r.Kind == KindPromote:
+		// Forcing takes its reason as its value.
+		args = append(args, "--force", shellQuote(r.Reason))
+	case r.Reason != "":
 		args = append(args, "--reason", shellQuote(r.Reason))
 	}
 	return strings.Join(args, " ")

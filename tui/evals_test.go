@@ -182,7 +182,7 @@ func TestGatedPromotionNeedsAReasonAndForces(t *testing.T) {
 	press(t, a, k.NextField)
 	press(t, a, k.NextField)
 	got := only[ActionRequest](t, press(t, a, k.Confirm))
-	if !got.Force || got.CLI != "gantry release promote support-answer 3 --from 2 --force --reason hotfix" {
+	if !got.Force || got.CLI != "gantry release promote support-answer 3 --from 2 --force hotfix" {
 		t.Fatalf("request %+v", got)
 	}
 	if m := got.LabelMove(); !m.Force || m.Check() != nil {

@@ -68,7 +68,9 @@ type Deps struct {
 	TraceMaxCount int
 	// StatsInterval is how often agents commit per-release counters.
 	StatsInterval time.Duration
-	Timeouts      Timeouts
+	// NotServing says why the gateway has no configuration yet.
+	NotServing func() string
+	Timeouts   Timeouts
 	// Compiles reports whether this agent's gateway could serve a
 	// configuration, without serving it.
 	Compiles func(*config.Config) error
@@ -140,6 +142,16 @@ var routes = []route{
 
 func handler(h http.HandlerFunc) func(*API, http.ResponseWriter, *http.Request) {
 	return func(_ *API, w http.ResponseWriter, r *http.Request) { h(w, r) }
+}
+
+// served is the configuration the gateway serves, or nil after answering
+// 503 with why it serves none yet.
+func (a *API) served(w http.ResponseWriter) *config.Config {
+	if snap := a.Gateway.Snapshot(); snap != nil {
+		return snap.Config
+	}
+	httpio.APIError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "this agent is not serving yet: "+a.NotServing())
+	return nil
 }
 
 // Route mounts every admin endpoint on mux behind authentication.

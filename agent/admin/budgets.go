@@ -27,7 +27,10 @@ const BudgetWindow = 30 * time.Minute
 // model.
 func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	cfg := a.Gateway.Snapshot().Config
+	cfg := a.served(w)
+	if cfg == nil {
+		return
+	}
 	recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
 	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(BudgetWindow / time.Second), Budgets: []api.Budget{}}
 	users := map[string][]budget.Usage{}

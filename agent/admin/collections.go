@@ -23,7 +23,10 @@ const maxIngestBytes = 32 << 20
 // reads the chunks it was evaluated with.
 func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	cfg := a.Gateway.Snapshot().Config
+	cfg := a.served(w)
+	if cfg == nil {
+		return
+	}
 	col, ok := cfg.Collection(name)
 	if !ok {
 		httpio.APIError(w, http.StatusNotFound, "collection_not_found", "no collection "+name+" in the configuration")

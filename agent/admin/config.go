@@ -1,13 +1,9 @@
 package admin
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"gantry/agent/httpio"
@@ -55,14 +51,24 @@ func withoutHashes(keys []config.Key) []config.Key {
 	return out
 }
 
-// putConfig serves PUT /admin/v1/config: a whole configuration (YAML or
-// JSON) replaces the current one as one change. It is validated, its
-// releases compiled, and the command tried on the current state before it
-// is proposed; ?dry_run=1 stops there and only reports the changes.
+// putConfig serves PUT /admin/v1/config: a configuration file (YAML or
+// JSON) declared onto the cluster's state as one change. It changes only
+// what the file declares and what the file changed since it was last
+// applied, never what operators did at run time (labels, releases and keys
+// made through the API); ?prune=1 also removes what an earlier file
+// declared and this one does not, and ?force=REASON lets a prune remove
+// every provider, feature or key, with the reason in the audit log. The
+// file is validated, its releases compiled and the command tried on the
+// current state before it is proposed; the answer lists every object it
+// changes, field by field. ?dry_run=1 stops before proposing.
 func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, config.MaxFileBytes+1))
 	if err != nil {
 		badRequest(w, "request body: %v", err)
+		return
+	}
+	if len(body) > config.MaxFileBytes {
+		httpio.APIError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Sprintf("the configuration is larger than %d bytes", config.MaxFileBytes))
 		return
 	}
 	cfg, err := config.Parse("config", body)
@@ -70,11 +76,16 @@ func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "invalid configuration: %s", problemsOf(err))
 		return
 	}
+	if cfg.DeclaresNothing() {
+		badRequest(w, "the configuration declares nothing (an empty document, or only comments); nothing was applied")
+		return
+	}
 	if err := release.CheckConfig(cfg); err != nil {
 		badRequest(w, "invalid configuration: %s", problems(err))
 		return
 	}
-	p := command.Config{Config: *cfg}
+	q := r.URL.Query()
+	p := command.Config{Config: *cfg, Prune: flag(q.Get("prune")), Force: q.Get("force")}
 	if v := r.Header.Get("If-Match"); v != "" {
 		n, err := api.ParseConfigETag(v)
 		if err != nil {
@@ -104,8 +115,12 @@ func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "this agent cannot serve the configuration, so it is not applied (set what it needs on every agent first): %v", err)
 		return
 	}
-	out := api.ConfigResult{BaseIndex: st.ConfigIndex, Changes: configChanges(&st.Config, cfg)}
-	if v := r.URL.Query().Get("dry_run"); v == "1" || v == "true" {
+	changes := config.Changes(&st.Config, &next.Config, st.Declared, cfg)
+	if !callerRole(r).Allows(config.RoleAdmin) {
+		changes = withoutKeyHashes(changes)
+	}
+	out := api.ConfigResult{BaseIndex: st.ConfigIndex, Changes: changes}
+	if flag(q.Get("dry_run")) {
 		out.DryRun = true
 		httpio.JSON(w, http.StatusOK, out)
 		return
@@ -119,128 +134,18 @@ func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
 	httpio.JSON(w, http.StatusOK, out)
 }
 
-// configChanges lists the named objects next adds, removes or changes
-// compared with cur, kind by kind in the order of config.Config's fields,
-// then by name. Objects are compared by their JSON encoding.
-func configChanges(cur, next *config.Config) []api.ConfigChange {
-	out := []api.ConfigChange{}
-	a, b := objects(cur), objects(next)
-	for _, kind := range kinds(cur, next) {
-		names := map[string]bool{}
-		for n := range a[kind] {
-			names[n] = true
-		}
-		for n := range b[kind] {
-			names[n] = true
-		}
-		sorted := make([]string, 0, len(names))
-		for n := range names {
-			sorted = append(sorted, n)
-		}
-		sort.Strings(sorted)
-		for _, n := range sorted {
-			oa, inA := a[kind][n]
-			ob, inB := b[kind][n]
-			switch {
-			case !inA:
-				out = append(out, api.ConfigChange{Kind: kind, Name: n, Op: api.OpAdd})
-			case !inB:
-				out = append(out, api.ConfigChange{Kind: kind, Name: n, Op: api.OpRemove})
-			case oa != ob:
-				c := api.ConfigChange{Kind: kind, Name: n, Op: api.OpChange}
-				if kind == "features" {
-					c.Detail = featureDetail(cur, next, n)
-				}
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
+// flag reads a boolean query parameter.
+func flag(v string) bool { return v == "1" || v == "true" }
 
-// objects maps kind -> name -> JSON of every named object of a config;
-// fields that are not lists (limits) appear under their own name.
-func objects(c *config.Config) map[string]map[string]string {
-	var generic map[string]json.RawMessage
-	b, _ := json.Marshal(c)
-	_ = json.Unmarshal(b, &generic)
-	out := map[string]map[string]string{}
-	for kind, raw := range generic {
-		var list []json.RawMessage
-		m := map[string]string{}
-		if json.Unmarshal(raw, &list) == nil {
-			for i, item := range list {
-				var named struct {
-					Name string `json:"name"`
-				}
-				_ = json.Unmarshal(item, &named)
-				if named.Name == "" {
-					named.Name = "#" + strconv.Itoa(i)
-				}
-				m[named.Name] = string(item)
-			}
-		} else if string(raw) != "{}" && string(raw) != "null" {
-			m[kind] = string(raw)
-		}
-		out[kind] = m
-	}
-	return out
-}
-
-func kinds(cs ...*config.Config) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range cs {
-		b, _ := json.Marshal(c)
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.Token() // {
-		for dec.More() {
-			t, err := dec.Token()
-			if err != nil {
-				break
-			}
-			k, _ := t.(string)
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				break
-			}
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, k)
+// withoutKeyHashes blanks key hashes in changes, as GET does for anyone
+// but admins.
+func withoutKeyHashes(cs []api.ConfigChange) []api.ConfigChange {
+	for i, c := range cs {
+		for j, f := range c.Fields {
+			if c.Kind == "keys" && f.Path == "hash" {
+				cs[i].Fields[j].Old, cs[i].Fields[j].New = "", ""
 			}
 		}
 	}
-	return out
-}
-
-// featureDetail says what changes in a feature: new releases and label
-// moves.
-func featureDetail(cur, next *config.Config, name string) string {
-	var fa, fb config.Feature
-	for _, f := range cur.Features {
-		if f.Name == name {
-			fa = f
-		}
-	}
-	for _, f := range next.Features {
-		if f.Name == name {
-			fb = f
-		}
-	}
-	var parts []string
-	for _, r := range fb.Releases {
-		if _, ok := fa.Release(r.Version); !ok {
-			parts = append(parts, fmt.Sprintf("new release v%d", r.Version))
-		}
-	}
-	for _, r := range fa.Releases {
-		if _, ok := fb.Release(r.Version); !ok {
-			parts = append(parts, fmt.Sprintf("drops release v%d", r.Version))
-		}
-	}
-	if fa.Labels != fb.Labels {
-		parts = append(parts, fmt.Sprintf("labels production=v%d canary=v%d@%d%% -> production=v%d canary=v%d@%d%%",
-			fa.Labels.Production, fa.Labels.Canary, fa.Labels.CanaryWeight, fb.Labels.Production, fb.Labels.Canary, fb.Labels.CanaryWeight))
-	}
-	return strings.Join(parts, ", ")
+	return cs
 }

@@ -10,7 +10,10 @@ import (
 
 // chatCompletions serves POST /v1/chat/completions.
 func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	snap := h.gw.Snapshot()
+	snap := h.snapshot(w)
+	if snap == nil {
+		return
+	}
 	c := newCall(r, pipeline.EntryChat)
 	setTraceHeaders(w, c)
 	body, cerr := readBody(w, r, snap.Limits.MaxBodyBytes)
@@ -72,7 +75,10 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 // models serves GET /v1/models: what the caller's key may name.
 func (h *Handlers) models(w http.ResponseWriter, r *http.Request) {
-	snap := h.gw.Snapshot()
+	snap := h.snapshot(w)
+	if snap == nil {
+		return
+	}
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
 		httpio.ChatError(w, err.(*chat.Error))

@@ -24,7 +24,10 @@ const maxFeedbackText = 16 << 10
 // feedback serves POST /v1/feedback: a user signal attached to a trace the
 // same key (or team) produced.
 func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
-	snap := h.gw.Snapshot()
+	snap := h.snapshot(w)
+	if snap == nil {
+		return
+	}
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
 		httpio.ChatError(w, err.(*chat.Error))

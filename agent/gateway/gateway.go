@@ -27,6 +27,8 @@ type Handlers struct {
 	traces  *trace.Store
 	record  func(*trace.Trace)
 	counter FeedbackCounter
+	// notServing says why the gateway has no configuration to serve yet.
+	notServing func() string
 	// fbMu makes reading a trace's latest signal and storing the next one
 	// one step, so two signals at once on a trace cannot both be counted
 	// as replacing none. Feedback is rare and written to disk one at a time.
@@ -41,9 +43,21 @@ type FeedbackCounter interface {
 
 // New returns the handlers of gw. record receives the traces of requests
 // refused before the pipeline ran; traces holds the traces feedback refers
-// to.
-func New(gw *pipeline.Gateway, traces *trace.Store, record func(*trace.Trace), counter FeedbackCounter) *Handlers {
-	return &Handlers{gw: gw, traces: traces, record: record, counter: counter}
+// to; notServing says why gw has no snapshot yet.
+func New(gw *pipeline.Gateway, traces *trace.Store, record func(*trace.Trace), counter FeedbackCounter, notServing func() string) *Handlers {
+	return &Handlers{gw: gw, traces: traces, record: record, counter: counter, notServing: notServing}
+}
+
+// snapshot is the configuration a call is served from, or nil after
+// answering 503: an agent that does not know the cluster's current state
+// serves nothing rather than something it cannot vouch for.
+func (h *Handlers) snapshot(w http.ResponseWriter) *pipeline.Snapshot {
+	if snap := h.gw.Snapshot(); snap != nil {
+		return snap
+	}
+	httpio.ChatError(w, &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeServer, Code: "not_serving",
+		Message: "this agent is not serving yet: " + h.notServing(), RetryAfter: time.Second})
+	return nil
 }
 
 // Route mounts the gateway's endpoints on mux.

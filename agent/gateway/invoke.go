@@ -38,7 +38,10 @@ type InvokeResponse struct {
 
 // invoke serves POST /v1/features/{name}/invoke.
 func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
-	snap := h.gw.Snapshot()
+	snap := h.snapshot(w)
+	if snap == nil {
+		return
+	}
 	c := newCall(r, pipeline.EntryInvoke)
 	setTraceHeaders(w, c)
 	body, cerr := readBody(w, r, snap.Limits.MaxBodyBytes)

@@ -101,8 +101,8 @@ func TestNewVersionsPayloadsByWhatTheyCarry(t *testing.T) {
 	}{
 		{"label move", MoveLabel, Label{Feature: "f", Action: config.MovePromote, Version: 2}, 3},
 		{"label move from a version", MoveLabel, Label{Feature: "f", Action: config.MovePromote, Version: 2, From: &from}, 3},
-		{"config", ApplyConfig, Config{}, 1},
-		{"config if unchanged", ApplyConfig, Config{IfIndex: &one}, 2},
+		{"config", ApplyConfig, Config{}, 3},
+		{"config if unchanged", ApplyConfig, Config{IfIndex: &one}, 3},
 		{"spend batch", CommitSpend, Spend{}, 1},
 		{"final spend batch", CommitSpend, Spend{Batch: spend.Batch{Final: true}}, 2},
 		{"token", PutToken, TokenPayload{}, 1},

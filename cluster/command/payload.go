@@ -107,25 +107,29 @@ type ObjectName struct {
 	Name string `json:"name"`
 }
 
-// Config is the payload of ApplyConfig: a whole declarative configuration
-// that replaces the current one in one step.
+// Config is the payload of ApplyConfig: a configuration file declared onto
+// the state in one step. Since payload version 3 it changes only what the
+// file declares and leaves what operators did at run time (see
+// cluster/state/declare.go); versions 1 and 2 replaced the whole
+// configuration, and old logs replay that way.
 type Config struct {
 	Config config.Config `json:"config"`
 	// IfIndex, when set, must be the state's ConfigIndex when the command
 	// applies, so a configuration read, edited and written back never
 	// undoes a change made in between (0: no configuration was ever
-	// applied). Payload version 2.
+	// applied).
 	IfIndex *uint64 `json:"if_index,omitempty"`
+	// Prune removes the objects an earlier file declared and this one
+	// does not.
+	Prune bool `json:"prune,omitempty"`
+	// Force, the reason why, lets an apply remove every provider, feature
+	// or key; it goes to the audit log.
+	Force string `json:"force,omitempty"`
 }
 
-// PayloadVersion is 2 with IfIndex, which an agent that knows only
-// version 1 would ignore.
-func (c Config) PayloadVersion() int {
-	if c.IfIndex != nil {
-		return 2
-	}
-	return 1
-}
+// PayloadVersion is 3: an agent that knows only the replacing versions
+// would apply the file differently, so it must halt rather than diverge.
+func (c Config) PayloadVersion() int { return 3 }
 
 // Member is the payload of PutMember: where an agent can be reached.
 type Member struct {

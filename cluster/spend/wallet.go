@@ -23,6 +23,7 @@ type Wallet struct {
 	balance map[string]float64 // granted, not yet reserved or spent
 	pending map[string]float64 // settled, not yet in a batch
 	batch   *Batch             // the batch being committed, resent until acknowledged
+	queue   []Batch            // batches kept from before a restart, sent before new ones
 	seq     uint64             // last batch sequence used
 	grants  map[string]uint64  // per budget, grant requests acknowledged
 	period  map[string]string  // per budget, the period the balance was granted in
@@ -68,6 +69,58 @@ func (w *Wallet) Resume(seq uint64) {
 	defer w.mu.Unlock()
 	if seq > w.seq && w.batch == nil {
 		w.seq = seq
+	}
+	kept := w.queue[:0]
+	for _, b := range w.queue {
+		if b.Seq > seq {
+			kept = append(kept, b)
+		}
+	}
+	w.queue = kept
+}
+
+// Unsent is the spend not yet committed, as batches: the one being
+// committed and one more of what settled since. An agent that stops
+// without reaching a leader keeps them on disk and gives them to Requeue
+// when it starts again; they keep their sequence numbers, so each is
+// committed once however often it is sent.
+func (w *Wallet) Unsent() []Batch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := append([]Batch(nil), w.queue...)
+	if w.batch != nil {
+		out = append(out, *w.batch)
+	}
+	if len(w.pending) > 0 {
+		w.seq++
+		nb := Batch{Agent: w.agent, Seq: w.seq}
+		for budget, amount := range w.pending {
+			nb.Items = append(nb.Items, Item{Budget: budget, Amount: amount})
+		}
+		out = append(out, nb)
+	}
+	return out
+}
+
+// Kept is how many batches from before a restart wait to be sent.
+func (w *Wallet) Kept() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
+// Requeue takes batches an earlier run of this agent could not commit;
+// they are sent, in order, before anything new. Call it before Resume,
+// which drops those the ledger already holds.
+func (w *Wallet) Requeue(batches []Batch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, b := range batches {
+		if b.Agent != w.agent || b.Seq <= w.seq {
+			continue
+		}
+		w.queue = append(w.queue, b)
+		w.seq = b.Seq
 	}
 }
 
@@ -117,6 +170,12 @@ func (w *Wallet) NextBatch() (b Batch, ok bool) {
 	defer w.mu.Unlock()
 	if w.batch != nil {
 		return *w.batch, true
+	}
+	if len(w.queue) > 0 {
+		b := w.queue[0]
+		w.queue = w.queue[1:]
+		w.batch = &b
+		return b, true
 	}
 	if len(w.pending) == 0 && (!w.closed || w.finalSent) {
 		return Batch{}, false

@@ -40,7 +40,7 @@ var handlers = map[command.Type]handler{
 	command.RevokeToken:    {1, revokeToken},
 	command.PutObject:      {1, putObject},
 	command.DeleteObject:   {1, deleteObject},
-	command.ApplyConfig:    {2, applyConfig},
+	command.ApplyConfig:    {3, applyConfig},
 	command.PutMember:      {1, putMember},
 	command.DeleteMember:   {1, deleteMember},
 	command.GrantSpend:     {1, grantSpend},
@@ -493,6 +493,7 @@ func putKey(tx *txn) error {
 	tx.next.Config.Keys, before = put(tx.next.Config.Keys, keyName, p.Key)
 	tx.configChanged = true
 	tx.record("key/"+p.Key.Name, anyOf(before), p.Key, "")
+	tx.released("keys/" + p.Key.Name)
 	return nil
 }
 
@@ -511,6 +512,7 @@ func revokeKey(tx *txn) error {
 	tx.next.Config.Keys = keys
 	tx.configChanged = true
 	tx.record("key/"+p.Name, before, keys[i], "")
+	tx.released("keys/" + p.Name)
 	return nil
 }
 
@@ -586,6 +588,12 @@ func applyConfig(tx *txn) error {
 	}
 	if err := checkNoSecrets(p.Config); err != nil {
 		return err
+	}
+	if len(p.Force) > command.MaxReasonLen {
+		return fmt.Errorf("%w: force reason longer than %d bytes", ErrInvalid, command.MaxReasonLen)
+	}
+	if tx.env.Version >= 3 {
+		return declareConfig(tx, p.Config, p.Prune, p.Force)
 	}
 	old := tx.next.Config
 	cfg := p.Config

@@ -30,6 +30,7 @@ type wire struct {
 	Index        uint64                   `json:"index"`
 	Config       config.Config            `json:"config"`
 	ConfigIndex  uint64                   `json:"config_index"`
+	Declared     map[string]string        `json:"declared,omitempty"`
 	LabelHistory map[string][]LabelChange `json:"label_history,omitempty"`
 	Tokens       []command.Token          `json:"tokens,omitempty"`
 	Members      []Member                 `json:"members,omitempty"`
@@ -48,6 +49,7 @@ func (s *State) wire() wire {
 		Index:        s.Index,
 		Config:       s.Config,
 		ConfigIndex:  s.ConfigIndex,
+		Declared:     s.Declared,
 		LabelHistory: s.LabelHistory,
 		Tokens:       s.Tokens,
 		Members:      s.Members,
@@ -100,6 +102,7 @@ func Decode(r io.Reader) (*State, error) {
 		Index:        w.Index,
 		Config:       w.Config,
 		ConfigIndex:  w.ConfigIndex,
+		Declared:     w.Declared,
 		LabelHistory: w.LabelHistory,
 		Tokens:       w.Tokens,
 		Members:      w.Members,

@@ -69,6 +69,10 @@ type State struct {
 	// ConfigIndex is the log index of the last command that changed
 	// Config; a write can be made conditional on it (If-Match).
 	ConfigIndex uint64 `json:"config_index"`
+	// Declared holds, for each object a configuration file declared (as
+	// kind/name), a digest of its declaration as last applied; nil in a
+	// state that predates it. See declare.go.
+	Declared map[string]string `json:"declared,omitempty"`
 	// LabelHistory holds, per feature, the newest label moves, oldest first.
 	LabelHistory map[string][]LabelChange `json:"label_history,omitempty"`
 	Tokens       []command.Token          `json:"tokens,omitempty"`

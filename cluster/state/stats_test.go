@@ -118,13 +118,12 @@ func TestStatsGoWithTheirRelease(t *testing.T) {
 	if len(s.Stats.Releases) != 1 {
 		t.Fatalf("releases with stats: %d, want 1", len(s.Stats.Releases))
 	}
-	// A configuration without v1 drops its counters.
+	// A configuration apply that prunes the feature drops its counters.
 	cfg := s.Config
 	f := cfg.Features[0]
-	f.Releases = f.Releases[1:]
-	f.Labels = config.Labels{Production: 2}
+	f.Name = "renamed"
 	cfg.Features = []config.Feature{f}
-	s, _ = mustApply(t, s, 4, mk(t, command.ApplyConfig, command.Config{Config: cfg}, "drop-v1"))
+	s, _ = mustApply(t, s, 4, mk(t, command.ApplyConfig, command.Config{Config: cfg, Prune: true}, "drop-support"))
 	if len(s.Stats.Releases) != 0 {
 		t.Fatalf("stats of a removed release kept: %v", s.Stats.Releases)
 	}
