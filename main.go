@@ -32,7 +32,9 @@ Usage:
   gantry console [flags]   watch traces, costs and releases; promote and roll back
   gantry apply -f FILE     apply a whole configuration as one change
   gantry get KIND          list members, features, releases FEATURE, routes, budgets, keys
-  gantry release ...       list, diff, promote, rollback, canary
+  gantry release ...       list, diff, promote (gated by evaluation), rollback, canary
+  gantry dataset ...       push -f FILE, list, show NAME, add-trace NAME TRACE_ID
+  gantry eval ...          run a dataset against a release; compare a candidate with production
   gantry audit             show the audit log
   gantry members remove ID remove a dead agent from the cluster
   gantry keys ...          create, rotate, revoke virtual keys
@@ -53,8 +55,12 @@ func main() {
 		err = runAgent(args)
 	case "console":
 		err = runConsole(args)
-	case "apply", "get", "release", "audit", "members", "keys", "tokens":
-		err = cli.Run(context.Background(), cmd, args, os.Stdout)
+	case "apply", "get", "release", "audit", "members", "keys", "tokens", "dataset", "eval":
+		// Interrupted, an evaluation run stops sending cases and keeps
+		// what finished, to be resumed.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = cli.Run(ctx, cmd, args, os.Stdout)
+		stop()
 	case "version", "--version", "-v":
 		fmt.Println("gantry", version)
 	case "help", "-h", "--help":

@@ -376,14 +376,23 @@ func (s *Server) reloadFile() {
 // Feedback counts a stored signal in the metrics and the per-release
 // counters; before is the trace as it was before the signal.
 func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
+	if before.Evaluation() {
+		return // not production traffic: no release is judged by it
+	}
 	s.metrics.Feedback(before.Feature, before.Release, fb)
 	s.stats.feedback(before, fb)
 }
 
 // record observes metrics and queues the trace; it never blocks.
+// Evaluation calls stay out of the production series and the cluster's
+// per-release counters, which canary analysis compares.
 func (s *Server) record(t *trace.Trace) {
-	s.metrics.ObserveTrace(t)
-	s.stats.record(t)
+	if t.Evaluation() {
+		s.metrics.ObserveEvalTrace(t)
+	} else {
+		s.metrics.ObserveTrace(t)
+		s.stats.record(t)
+	}
 	s.recorder.Record(t)
 }
 
@@ -514,6 +523,12 @@ Call it:
   curl -H "Authorization: Bearer %[3]s" "%[1]s/admin/v1/traces?limit=5"
 
 Or point any OpenAI SDK at base URL %[1]s/v1 with the virtual key.
+
+Evaluate a release on the example dataset, and compare the draft v2 with it:
+
+  export GANTRY_AGENT=%[1]s GANTRY_TOKEN=%[3]s GANTRY_KEY=%[2]s
+  gantry eval run --feature ticket-triage --release 1 --dataset ticket-triage-smoke
+  gantry eval compare --feature ticket-triage --candidate 2 --dataset ticket-triage-smoke
 
 `, base, key, token)
 }

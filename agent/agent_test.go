@@ -50,7 +50,7 @@ func startAgentWith(t testing.TB, cfg *config.Config, edit func(*Options)) *test
 	if cfg == nil {
 		cfg = seed
 	}
-	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey)})
+	cfg.Keys = append(cfg.Keys, config.Key{Name: "dev", Team: "dev", Hash: config.HashKey(devKey), Eval: true})
 	if err := s.Reload(cfg); err != nil {
 		t.Fatalf("load config: %v", err)
 	}

@@ -43,6 +43,8 @@ type replica struct {
 	spend *spendSide // nil unless budgets are granted by the cluster
 	stats *statsSide
 	docs  *docSide
+	// canaries is the leader's canary analysis (canary.go).
+	canaries *canaryWatch
 	// cancel stops the loops, wg waits for them.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -164,6 +166,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 	r := newReplica(s.log, s.opts.NodeID, s.Reload)
 	r.spend, r.stats, r.catchUpWait = s.spend, s.stats, cmp.Or(s.opts.Cluster.CatchUpWait, DefaultCatchUpWait)
 	r.docs = s.documents
+	r.canaries = newCanaryWatch(s.opts.NodeID, s.metrics.Registry())
 	node, err := cluster.Open(ctx, cluster.Options{
 		NodeID:            s.opts.NodeID,
 		RaftAddr:          raftAddr,
@@ -229,6 +232,7 @@ func (r *replica) start(sp seedPlan) {
 	}
 	r.wg.Go(func() { r.syncStats(ctx) })
 	r.wg.Go(func() { r.syncDocuments(ctx) })
+	r.wg.Go(func() { r.watchCanaries(ctx) })
 	if sp.cfg != nil || sp.dev {
 		r.wg.Go(func() { r.seed(ctx, sp) })
 	}
@@ -451,8 +455,9 @@ func (r *replica) seedOnce(ctx context.Context, sp seedPlan) error {
 		return nil
 	}
 	hash := config.HashKey(sp.devKey)
-	if i := keyIndex(st.Config.Keys, "dev"); i < 0 || st.Config.Keys[i].Hash != hash || st.Config.Keys[i].Revoked {
-		env, err := command.New(command.PutKey, command.Key{Key: config.Key{Name: "dev", Team: "dev", Hash: hash}})
+	if i := keyIndex(st.Config.Keys, "dev"); i < 0 || st.Config.Keys[i].Hash != hash || st.Config.Keys[i].Revoked || !st.Config.Keys[i].Eval {
+		// The dev key may run evaluations, so the example works at once.
+		env, err := command.New(command.PutKey, command.Key{Key: config.Key{Name: "dev", Team: "dev", Hash: hash, Eval: true}})
 		if err != nil {
 			return err
 		}
@@ -472,7 +477,7 @@ func (r *replica) seedOnce(ctx context.Context, sp seedPlan) error {
 			return fmt.Errorf("register the dev admin token: %w", err)
 		}
 	}
-	return nil
+	return r.seedDataset(wctx, st, actor)
 }
 
 func keyIndex(keys []config.Key, name string) int {

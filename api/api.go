@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"gantry/config"
@@ -312,6 +313,9 @@ type Release struct {
 	Note      string    `json:"note,omitempty"`
 	// Spec is the release itself; list endpoints may leave it out.
 	Spec *config.Release `json:"spec,omitempty"`
+	// Gate is where the release stands against its feature's promotion
+	// gate, when the feature has one (its verdict without case lists).
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // LabelChange is one move of a label: who moved it, from and to which
@@ -331,6 +335,10 @@ type Feature struct {
 	// Nil with RollbackRefused saying why when there is nothing to undo.
 	Rollback        *LabelStep `json:"rollback,omitempty"`
 	RollbackRefused string     `json:"rollback_refused,omitempty"`
+	// Eval is the feature's evaluation dataset and gate; CanaryAnalysis
+	// the analysis of its live (or last) canary.
+	Eval           *config.EvalPolicy `json:"eval,omitempty"`
+	CanaryAnalysis *Canary            `json:"canary_analysis,omitempty"`
 }
 
 // LabelStep is what a label move does: the label it changes, from and to
@@ -444,6 +452,9 @@ type LabelMove struct {
 	To      int    `json:"to,omitempty"`     // promote and canary: the version
 	Weight  int    `json:"weight,omitempty"` // canary: percent, 1..100
 	Reason  string `json:"reason,omitempty"`
+	// Force promotes past the feature's evaluation gate; it needs a
+	// reason, which the audit log keeps.
+	Force bool `json:"force,omitempty"`
 }
 
 // Check reports what is wrong with a move before it is sent.
@@ -455,11 +466,16 @@ func (m LabelMove) Check() error {
 		return fmt.Errorf("versions are positive numbers")
 	case len(m.Reason) > MaxReasonLen:
 		return fmt.Errorf("reason: longer than %d bytes", MaxReasonLen)
+	case m.Force && m.Action != config.MovePromote:
+		return fmt.Errorf("force applies to promote only: other moves are never gated")
 	}
 	switch m.Action {
 	case config.MovePromote:
 		if m.To == 0 || m.Weight != 0 {
 			return fmt.Errorf("promote takes a version and no weight")
+		}
+		if m.Force && strings.TrimSpace(m.Reason) == "" {
+			return fmt.Errorf("forcing a promotion past the evaluation gate needs a reason")
 		}
 	case config.MoveCanary:
 		if m.To == 0 || m.Weight < 1 || m.Weight > config.MaxCanaryWeight {

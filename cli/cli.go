@@ -32,12 +32,19 @@ var ErrUsage = errors.New("usage")
 type env struct {
 	c          *client
 	out        io.Writer
+	errOut     io.Writer // progress and warnings, apart from the output
 	json       bool
 	consistent bool
 }
 
-// Run runs the operator command cmd with its arguments, writing to out.
+// Run runs the operator command cmd with its arguments, writing to out;
+// progress and warnings go to standard error.
 func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
+	return RunWith(ctx, cmd, args, out, os.Stderr)
+}
+
+// RunWith is Run with progress and warnings written to errOut.
+func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("gantry "+cmd, flag.ContinueOnError)
 	fs.SetOutput(out)
 	agentURL := fs.String("agent", envOr("GANTRY_AGENT", "127.0.0.1:7400"), "agent admin URL; a bare host:port means https with --tls-*, else http (default $GANTRY_AGENT)")
@@ -50,7 +57,7 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	file := fs.String("f", "", "apply: configuration file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "apply: show the changes without applying them")
 	prune := fs.Bool("prune", false, "apply: also remove what an earlier file declared and this one does not")
-	force := fs.String("force", "", "apply: the reason to let a prune remove every provider, feature or key (goes to the audit log)")
+	force := fs.String("force", "", "apply: the reason to let a prune remove every provider, feature or key; release promote: the reason to promote past the evaluation gate (both go to the audit log)")
 	from := fs.Int("from", 0, "release: the version the moved label points at now; refused if it moved since")
 	reason := fs.String("reason", "", "release: why, for the audit log")
 	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
@@ -61,6 +68,20 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	models := fs.String("models", "", "keys create: comma-separated models the key may call (default all)")
 	maxBudget := fs.Float64("max-budget", 0, "keys create: lifetime spend cap in USD")
 	role := fs.String("role", "", "tokens create: viewer, operator or admin")
+	version := fs.Int("version", 0, "dataset show: the version (default the latest)")
+	critical := fs.Bool("critical", false, "dataset add-trace: make the new case critical")
+	feature := fs.String("feature", "", "eval: the feature")
+	evalRelease := fs.Int("release", 0, "eval run: the release version to run")
+	ds := fs.String("dataset", "", "eval: the dataset")
+	dsVersion := fs.Int("dataset-version", 0, "eval: the dataset version (default the latest)")
+	repeat := fs.Int("repeat", 1, "eval: run every case this many times; a case passes only if every repeat does")
+	concurrency := fs.Int("concurrency", 4, "eval: cases in flight at once")
+	key := fs.String("key", os.Getenv("GANTRY_KEY"), "eval: virtual key allowed to evaluate (eval: true) for the gateway calls (default $GANTRY_KEY)")
+	judge := fs.String("judge", os.Getenv("GANTRY_JUDGE_MODEL"), "eval: model, route or feature/<name> that grades llm-rubric and faithfulness assertions (default $GANTRY_JUDGE_MODEL)")
+	runsDir := fs.String("runs-dir", "", "eval: where runs keep their results, to be resumed (default the user cache dir)")
+	fresh := fs.Bool("fresh", false, "eval: start new runs instead of resuming or reusing recorded ones")
+	candidate := fs.Int("candidate", 0, "eval compare: the candidate release version")
+	baseline := fs.String("baseline", "production", "eval compare: production or a release version")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -72,7 +93,9 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e := &env{c: newTLSClient(*agentURL, *token, creds.Client()), out: out, json: *format == "json", consistent: *consistent}
+	e := &env{c: newTLSClient(*agentURL, *token, creds.Client()), out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
+	spec := evalSpec{feature: *feature, release: *evalRelease, dataset: *ds, datasetVersion: *dsVersion, repeat: *repeat,
+		concurrency: *concurrency, key: *key, judge: *judge, runsDir: *runsDir, fresh: *fresh, tls: creds.Client()}
 	arg := func(i int, what string) (string, error) {
 		if i >= len(pos) {
 			return "", fmt.Errorf("%w: gantry %s needs %s", ErrUsage, cmd, what)
@@ -129,9 +152,17 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		case "promote":
 			v, _, err := versions(pos[2:], 1)
 			if err != nil {
-				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R]: %v", ErrUsage, err)
+				return fmt.Errorf("%w: gantry release promote FEATURE VERSION [--from N] [--reason R] [--force REASON]: %v", ErrUsage, err)
 			}
-			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MovePromote, From: *from, To: v[0], Reason: *reason})
+			why, forced := *reason, *force != ""
+			if forced {
+				// As with apply, forcing takes its reason as its value.
+				if strings.HasPrefix(*force, "-") || (why != "" && why != *force) {
+					return fmt.Errorf("%w: --force takes the reason to promote past the evaluation gate: --force \"why\"", ErrUsage)
+				}
+				why = *force
+			}
+			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MovePromote, From: *from, To: v[0], Reason: why, Force: forced})
 		case "rollback":
 			if len(pos) > 2 {
 				return fmt.Errorf("%w: gantry release rollback FEATURE [--from N] [--reason R] undoes the last rollout and takes no version; 'gantry release promote FEATURE VERSION' moves production to a version", ErrUsage)
@@ -154,6 +185,45 @@ func Run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 			return e.move(ctx, api.LabelMove{Feature: f, Action: config.MoveCanary, From: *from, To: v[0], Weight: *weight, Reason: *reason})
 		}
 		return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)
+	case "dataset":
+		switch sub {
+		case "push":
+			if *file == "" {
+				return fmt.Errorf("%w: gantry dataset push -f FILE (YAML or JSONL)", ErrUsage)
+			}
+			return e.pushDataset(ctx, *file)
+		case "list":
+			return e.datasets(ctx)
+		case "show":
+			name, err := arg(1, "a dataset: gantry dataset show NAME [--version N]")
+			if err != nil {
+				return err
+			}
+			return e.showDataset(ctx, name, *version)
+		case "add-trace":
+			if len(pos) != 3 {
+				return fmt.Errorf("%w: gantry dataset add-trace NAME TRACE_ID [--critical]", ErrUsage)
+			}
+			return e.addTrace(ctx, pos[1], pos[2], *critical)
+		}
+		return fmt.Errorf("%w: gantry dataset push -f FILE | list | show NAME [--version N] | add-trace NAME TRACE_ID", ErrUsage)
+	case "eval":
+		if err := spec.check(); err != nil && (sub == "run" || sub == "compare") {
+			return err
+		}
+		switch sub {
+		case "run":
+			if *evalRelease < 1 {
+				return fmt.Errorf("%w: gantry eval run --feature F --release V --dataset NAME [--repeat K] [--concurrency C]", ErrUsage)
+			}
+			return e.evalRun(ctx, spec)
+		case "compare":
+			if *candidate < 1 {
+				return fmt.Errorf("%w: gantry eval compare --feature F --candidate V [--baseline production|N] --dataset NAME", ErrUsage)
+			}
+			return e.evalCompare(ctx, spec, *candidate, *baseline)
+		}
+		return fmt.Errorf("%w: gantry eval run|compare --feature F --dataset NAME ...", ErrUsage)
 	case "audit":
 		return e.audit(ctx, *limit)
 	case "members":

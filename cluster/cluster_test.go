@@ -301,7 +301,7 @@ func TestRejectedCommandsNeverReachTheLog(t *testing.T) {
 		{"not found forwarded", f, env(t, command.DeleteRoute, command.Name{Name: "nope"}), state.ErrNotFound},
 		{"conflict forwarded", f, env(t, command.PutFeature, command.Feature{Feature: config.Feature{Name: "support", Releases: []config.Release{{Version: 5, Route: "r1"}}}}), state.ErrConflict},
 		{"secret forwarded", f, env(t, command.PutProvider, command.Provider{Provider: config.Provider{Name: "o", Kind: config.KindOpenAI, BaseURL: "https://u:p@example.com"}}), state.ErrInvalid},
-		{"unknown type", f, command.Envelope{Type: "put_dataset", Version: 1, Payload: []byte(`{}`)}, state.ErrUnknownCommand},
+		{"unknown type", f, command.Envelope{Type: "put_widget", Version: 1, Payload: []byte(`{}`)}, state.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,7 +318,7 @@ func TestRejectedCommandsNeverReachTheLog(t *testing.T) {
 		t.Fatalf("log grew from %d to %d on rejected commands", before, got)
 	}
 	// A skippable unknown command is committed and ignored.
-	res := apply(t, f, command.Envelope{Type: "put_dataset", Version: 1, Skippable: true, Payload: []byte(`{}`)})
+	res := apply(t, f, command.Envelope{Type: "put_widget", Version: 1, Skippable: true, Payload: []byte(`{}`)})
 	if !res.Skipped {
 		t.Fatalf("result %+v, want skipped", res)
 	}

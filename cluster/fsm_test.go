@@ -31,13 +31,13 @@ func TestFSMHaltsOnAnUnknownCommand(t *testing.T) {
 		wantHalt bool
 	}{
 		{"unknown type", func(t *testing.T) *raft.Log {
-			return logEntry(t, 2, "put_dataset", map[string]string{"name": "d"}, "u", false)
+			return logEntry(t, 2, "put_widget", map[string]string{"name": "d"}, "u", false)
 		}, true},
 		{"unknown format byte", func(t *testing.T) *raft.Log {
 			return &raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{7, '{', '}'}}
 		}, true},
 		{"unknown skippable type", func(t *testing.T) *raft.Log {
-			return logEntry(t, 2, "put_dataset", map[string]string{"name": "d"}, "u", true)
+			return logEntry(t, 2, "put_widget", map[string]string{"name": "d"}, "u", true)
 		}, false},
 		{"invalid payload", func(t *testing.T) *raft.Log {
 			return logEntry(t, 2, command.PutModel, []int{1}, "u", false)

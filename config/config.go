@@ -68,6 +68,10 @@ type SimSettings struct {
 	RateLimitRate float64 `yaml:"rate_limit_rate" json:"rate_limit_rate,omitempty"`
 	TimeoutRate   float64 `yaml:"timeout_rate" json:"timeout_rate,omitempty"`
 	CutRate       float64 `yaml:"cut_rate" json:"cut_rate,omitempty"`
+	// InvalidRate is how often an answer to a JSON response format breaks
+	// the requested schema (a required property left out), as a model's
+	// answer sometimes does, so validation failures can be simulated.
+	InvalidRate float64 `yaml:"invalid_rate" json:"invalid_rate,omitempty"`
 	// Seed makes a simulator's choices repeatable; 0 seeds from the clock.
 	Seed int64 `yaml:"seed" json:"seed,omitempty"`
 }
@@ -214,6 +218,10 @@ type Feature struct {
 	Labels    Labels     `yaml:"labels" json:"labels"`
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	Safety    *Safety    `yaml:"safety" json:"safety,omitempty"`
+	// Eval names the feature's evaluation dataset and whether promotion
+	// is gated on it; Canary how a live canary is judged (see eval.go).
+	Eval   *EvalPolicy   `yaml:"eval" json:"eval,omitempty"`
+	Canary *CanaryPolicy `yaml:"canary" json:"canary,omitempty"`
 }
 
 // OutputCap is the output-token cap of the feature.
@@ -328,6 +336,12 @@ type Key struct {
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	// MaxBudgetUSD is a lifetime spend cap of the key; 0 means none.
 	MaxBudgetUSD float64 `yaml:"max_budget_usd" json:"max_budget_usd,omitempty"`
+	// Eval lets the key run evaluations: pin a call to any release of a
+	// feature it may call (X-Gantry-Release) and mark calls as evaluation
+	// traffic, which production counters leave out. Off by default: a
+	// pinned call reaches releases no label serves, and unmarked traffic
+	// is what canary analysis relies on.
+	Eval bool `yaml:"eval" json:"eval,omitempty"`
 }
 
 // Limits are size limits of the gateway.

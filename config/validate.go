@@ -250,6 +250,7 @@ func (cfg *Config) Validate() error {
 	}
 	cfg.validatePolicy(c)
 	c.stringSizes(cfg)
+	cfg.validateEval(c)
 	if len(c.problems) > 0 {
 		return c.problems
 	}
@@ -273,6 +274,7 @@ func (c *checker) sim(path string, s SimSettings) {
 	c.rate(path+".rate_limit_rate", s.RateLimitRate)
 	c.rate(path+".timeout_rate", s.TimeoutRate)
 	c.rate(path+".cut_rate", s.CutRate)
+	c.rate(path+".invalid_rate", s.InvalidRate)
 	if s.LatencyP99 != 0 && s.LatencyP99 < s.LatencyP50 {
 		c.add(path+".latency_p99", "p99 %s is below p50 %s", s.LatencyP99, s.LatencyP50)
 	}

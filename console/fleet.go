@@ -382,6 +382,9 @@ func (f *Fleet) poll(ctx context.Context) {
 	if rs, err := firstOf(ctx, agents, (*Client).ReleaseStats); err == nil {
 		f.send(tui.ReleaseStatsMsg(rs))
 	}
+	if ev, err := firstOf(ctx, agents, (*Client).Evals); err == nil {
+		f.send(ev)
+	}
 }
 
 // firstOf asks the first reachable agent for cluster-wide data: every

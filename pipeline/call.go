@@ -51,6 +51,14 @@ type Call struct {
 	// provider is asked for vectors, which land in Embedding.
 	Embed     *chat.EmbeddingRequest
 	Embedding *chat.EmbeddingResponse
+	// Evaluation traffic, honoured only for keys allowed to evaluate
+	// (config.Key.Eval): Pin serves that release version of the feature
+	// instead of the one its labels assign, and EvalRun and EvalCase name
+	// the run and case the call belongs to. Such calls stay out of the
+	// production counters; see Evaluation.
+	Pin      int
+	EvalRun  string
+	EvalCase string
 
 	// Filled by the stages.
 	Snap        *Snapshot
@@ -77,6 +85,7 @@ type Call struct {
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         error
+	CostUSD     float64 // what the call cost, once Serve returns
 
 	permit       *limit.Permit    // rate-limit permit, returned in end
 	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
@@ -125,3 +134,11 @@ func (c *Call) countOutput(count func(string) int) int {
 	}
 	return n
 }
+// LabelPinned is the label of a call pinned to a release: no label chose
+// it.
+const LabelPinned = trace.LabelPinned
+
+// Evaluation reports whether the call is evaluation traffic: pinned to a
+// release or marked as part of a run. Production counters, canary
+// analysis and per-release metrics leave such calls out.
+func (c *Call) Evaluation() bool { return c.Pin != 0 || c.EvalRun != "" }

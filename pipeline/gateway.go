@@ -108,6 +108,7 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 		}
 		c.Err = err
 		t := g.Trace(c)
+		c.CostUSD = t.CostUSD
 		g.end(c, t.CostUSD, t.InputTokens+t.OutputTokens)
 		if g.Record != nil {
 			g.Record(t)
@@ -132,6 +133,10 @@ func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	c.Secret = ""
 	k, err := Authenticate(c.Snap, secret)
 	c.Key = k
+	if err == nil && c.Evaluation() && !k.Eval {
+		return &chat.Error{Status: http.StatusForbidden, Type: chat.TypePermission, Code: "evaluation_not_allowed",
+			Message: "key " + k.Name + " may not run evaluations: pinning a release (X-Gantry-Release) and marking evaluation traffic (X-Gantry-Eval-Run) need a key with eval: true"}
+	}
 	return err
 }
 
@@ -178,9 +183,18 @@ func (g *Gateway) resolve(_ context.Context, c *Call) error {
 			who = c.ID // no user: assign each call on its own
 		}
 		version, label := release.Assign(f.Name, f.Labels, who)
+		if c.Pin != 0 {
+			if f.Release(c.Pin) == nil {
+				return chat.NotFound("release_not_found", "feature %q has no release v%d", fname, c.Pin)
+			}
+			version, label = c.Pin, LabelPinned
+		}
 		c.Feature, c.Release, c.Label = f, f.Release(version), label
 		c.Route = c.Release.Route
 	} else {
+		if c.Pin != 0 {
+			return chat.BadRequest("model", "X-Gantry-Release pins a release of a feature; %q is not a feature (name one as %s<name>)", name, FeaturePrefix)
+		}
 		r, ok := c.Snap.Route(name)
 		if !ok {
 			return chat.NotFound("model_not_found", "model %q does not exist; GET /v1/models lists what this gateway serves", name)

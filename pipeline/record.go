@@ -39,6 +39,8 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		Sources:    c.Sources,
 		Policy:     c.Decisions,
 		Cached:     c.Cached,
+		EvalRun:    c.EvalRun,
+		EvalCase:   c.EvalCase,
 	}
 	if !c.TraceID.IsZero() {
 		t.TraceID = c.TraceID.String()

@@ -50,7 +50,7 @@ func (g *Gateway) validateSchema(ctx context.Context, c *Call) error {
 		for _, f := range failures {
 			c.Validation = append(c.Validation, kind+" "+f.String())
 		}
-		if g.Obs != nil && c.Release != nil {
+		if g.Obs != nil && c.Release != nil && !c.Evaluation() {
 			g.Obs.ValidationFailure(c.Release.Feature, c.Release.ID, kind)
 		}
 		if c.Streamed {

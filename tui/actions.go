@@ -81,6 +81,9 @@ type ActionRequest struct {
 	To      int    // version it will point at; 0 ends a canary
 	Weight  int    // canary percent
 	Reason  string
+	// Force promotes past the feature's evaluation gate; the reason is
+	// then required and goes to the audit log.
+	Force bool
 	// CLI is the equivalent gantry command, for the command log and for
 	// anyone who wants to script the same change.
 	CLI string
@@ -88,7 +91,7 @@ type ActionRequest struct {
 
 // LabelMove is the request as the admin API takes it.
 func (r ActionRequest) LabelMove() api.LabelMove {
-	m := api.LabelMove{Feature: r.Feature, Action: string(r.Kind), From: r.From, Reason: r.Reason}
+	m := api.LabelMove{Feature: r.Feature, Action: string(r.Kind), From: r.From, Reason: r.Reason, Force: r.Force && r.Kind == KindPromote}
 	if r.Kind == KindPromote || r.Kind == KindCanary {
 		m.To, m.Weight = r.To, r.Weight
 	}
@@ -121,7 +124,11 @@ func CLICommand(r ActionRequest) string {
 	if r.From != 0 {
 		args = append(args, "--from", strconv.Itoa(r.From))
 	}
-	if r.Reason != "" {
+	switch {
+	case r.Force && r.Kind == KindPromote:
+		// Forcing takes its reason as its value.
+		args = append(args, "--force", shellQuote(r.Reason))
+	case r.Reason != "":
 		args = append(args, "--reason", shellQuote(r.Reason))
 	}
 	return strings.Join(args, " ")

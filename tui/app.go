@@ -47,6 +47,7 @@ const (
 	ViewReleases
 	ViewCluster
 	ViewLog
+	ViewEvals
 )
 
 // viewNames are the names : accepts, in tab order; aliases follow.
@@ -64,6 +65,8 @@ var viewNames = []struct {
 	{"trace", ViewTrace, false},
 	{"budgets", ViewCosts, false},
 	{"members", ViewCluster, false},
+	{"evals", ViewEvals, false},
+	{"evaluations", ViewEvals, false},
 }
 
 // commands are what : completes, besides view names.
@@ -121,6 +124,7 @@ type App struct {
 	releases *releasesView
 	cluster  *clusterView
 	log      *logView
+	evals    *evalsView
 
 	cur     ViewID
 	history []ViewID
@@ -174,6 +178,7 @@ func New(o Options) *App {
 		releases: newReleasesView(e),
 		cluster:  newClusterView(e),
 		log:      newLogView(e),
+		evals:    newEvalsView(e),
 		help:     help.New(),
 
 		feedBatch: o.FeedBatch,
@@ -217,6 +222,8 @@ func (a *App) view(id ViewID) view {
 		return a.cluster
 	case ViewLog:
 		return a.log
+	case ViewEvals:
+		return a.evals
 	}
 	return a.overview
 }
@@ -226,7 +233,7 @@ func (a *App) view(id ViewID) view {
 func (a *App) SetSize(w, h int) {
 	a.w, a.h = w, h
 	a.help.Width = w
-	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog} {
+	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog, ViewEvals} {
 		a.view(id).SetSize(w, max(1, h-4))
 	}
 	if a.dialog != nil {
@@ -291,6 +298,8 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		a.costs.Update(msg)
 	case ReleaseStatsMsg:
 		a.releases.Update(msg)
+	case EvalsMsg:
+		a.evals.Update(msg)
 	case DiffMsg:
 		a.releases.Update(msg)
 		if a.dialog != nil {

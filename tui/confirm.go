@@ -40,7 +40,10 @@ type confirmDialog struct {
 	err     string
 	closed  bool // set by the closing key, so a second enter cannot send twice
 	moved   int  // where the label points now, when it moved since the dialog opened; -1 when not
-	w, h    int
+	// gate is the promoted release's standing against the feature's
+	// evaluation gate, nil when the feature has none.
+	gate *api.Gate
+	w, h int
 }
 
 // dialogClosedMsg tells the App the dialog closed; Req is set when it
@@ -91,6 +94,9 @@ func newConfirmDialog(e *env, m confirmMsg, stats func() map[string]api.ReleaseS
 	if m.Req.Kind == KindCanary {
 		d.fields = []field{fieldWeight}
 		d.weight = []rune(strconv.Itoa(m.Req.Weight))
+	}
+	if r, ok := m.Feature.Release(m.Req.To); ok && m.Req.Kind == KindPromote && r.Gate != nil && r.Gate.Gated {
+		d.gate = r.Gate
 	}
 	d.fields = append(d.fields, fieldReason, fieldCancel, fieldConfirm)
 	d.focus = len(d.fields) - 2 // Cancel
@@ -146,6 +152,15 @@ func (d *confirmDialog) request() (ActionRequest, error) {
 			return r, fmt.Errorf("weight must be a whole number from 1 to %d (%s ends a canary)", config.MaxCanaryWeight, d.env.keys.Abort.Help().Key)
 		}
 		r.Weight = w
+	}
+	if d.gate != nil && d.gate.Refusal != "" {
+		// The gate refuses this release: confirming forces it, with the
+		// reason the audit log keeps next to the verdict it overrides.
+		r.Force = true
+		if r.Reason == "" {
+			r.CLI = CLICommand(r)
+			return r, fmt.Errorf("the evaluation gate refuses v%d; type a reason to force the promotion", r.To)
+		}
 	}
 	r.CLI = CLICommand(r)
 	return r, nil
@@ -264,6 +279,14 @@ func (d *confirmDialog) view(w, h int) string {
 		versions = []int{prod, r.From, r.To}
 	}
 	add("changes", d.diff)
+	if g := d.gate; g != nil {
+		add("gate", gateText(g))
+		if g.Verdict != nil {
+			for _, why := range g.Verdict.Reasons[:min(2, len(g.Verdict.Reasons))] {
+				add("", clean(why, false))
+			}
+		}
+	}
 	if d.moved >= 0 {
 		b = append(b, st.Err.Render(fmt.Sprintf("! %s moved to v%d since this opened: cancel and look again", r.Label, d.moved)))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -170,7 +171,8 @@ func (v *overviewView) View() string {
 	return fillLines(lines, v.h)
 }
 
-// canaryLines compares each live canary with its production release.
+// canaryLines compares each live canary with its production release, and
+// says how the cluster's analysis of it stands.
 func (v *overviewView) canaryLines() []string {
 	if v.ov == nil {
 		return nil
@@ -180,8 +182,15 @@ func (v *overviewView) canaryLines() []string {
 		stats[r.Release] = r
 	}
 	var out []string
+	now := v.env.now()
 	for _, f := range v.releases {
+		an := canaryText(f.CanaryAnalysis, now)
 		if f.Labels.Canary == 0 {
+			// A canary the analysis rolled back within the hour stays in
+			// view: it is the first thing to explain.
+			if c := f.CanaryAnalysis; c != nil && c.Action == "rolled_back" && now.Sub(c.Decided) < time.Hour {
+				out = append(out, v.env.st.Err.Render(fmt.Sprintf("  %s canary %s", f.Name, an)))
+			}
 			continue
 		}
 		c, okc := stats[fmt.Sprintf("%s@v%d", f.Name, f.Labels.Canary)]
@@ -189,17 +198,20 @@ func (v *overviewView) canaryLines() []string {
 		head := fmt.Sprintf("  %s canary v%d at %d%%, against production v%d:", f.Name, f.Labels.Canary, f.Labels.CanaryWeight, f.Labels.Production)
 		if !okc || !okp || c.Requests == 0 || p.Requests == 0 {
 			out = append(out, head+" no traffic yet")
-			continue
+		} else {
+			out = append(out, head)
+			cv, pv := rate(c.ValidationFailures, c.Requests), rate(p.ValidationFailures, p.Requests)
+			cd, pd := rate(c.FeedbackDown, c.Requests), rate(p.FeedbackDown, p.Requests)
+			line := fmt.Sprintf("    err %s%s/%s  val %s%s/%s  thumbs-down %s%s/%s  p95 %s%s/%s",
+				pct(c.ErrorRate()), trend(c.ErrorRate(), p.ErrorRate(), 0.01), pct(p.ErrorRate()),
+				pct(cv), trend(cv, pv, 0.01), pct(pv),
+				pct(cd), trend(cd, pd, 0.01), pct(pd),
+				ms(c.P95), trend(float64(c.P95), float64(p.P95), float64(p.P95)*0.2), ms(p.P95))
+			out = append(out, line)
 		}
-		out = append(out, head)
-		cv, pv := rate(c.ValidationFailures, c.Requests), rate(p.ValidationFailures, p.Requests)
-		cd, pd := rate(c.FeedbackDown, c.Requests), rate(p.FeedbackDown, p.Requests)
-		line := fmt.Sprintf("    err %s%s/%s  val %s%s/%s  thumbs-down %s%s/%s  p95 %s%s/%s",
-			pct(c.ErrorRate()), trend(c.ErrorRate(), p.ErrorRate(), 0.01), pct(p.ErrorRate()),
-			pct(cv), trend(cv, pv, 0.01), pct(pv),
-			pct(cd), trend(cd, pd, 0.01), pct(pd),
-			ms(c.P95), trend(float64(c.P95), float64(p.P95), float64(p.P95)*0.2), ms(p.P95))
-		out = append(out, line)
+		if an != "" {
+			out = append(out, "    analysis: "+an)
+		}
 	}
 	return out
 }

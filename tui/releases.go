@@ -401,6 +401,13 @@ func (v *releasesView) View() string {
 	// The selected feature's latest label moves: who, what, when, why.
 	if sel, ok := v.selected(); ok {
 		f := v.features[sel.f]
+		// The live canary's analysis and the selected release's gate.
+		if c := canaryText(f.CanaryAnalysis, now); c != "" {
+			lines = append(lines, "", "Canary analysis: "+c)
+		}
+		if g := gateText(sel.r.Gate); g != "" {
+			lines = append(lines, fmt.Sprintf("Gate of v%d %s", sel.r.Version, g))
+		}
 		room := v.h - len(lines) - 1
 		if room > 0 {
 			lines = append(lines, "", st.Header.Render("History of "+f.Name))

@@ -122,6 +122,18 @@ var routes = []route{
 	{"POST " + api.PathTokens + "/{name}/revoke", config.RoleAdmin, (*API).revokeToken, true},
 	{"GET " + api.PathConfig, config.RoleViewer, (*API).getConfig, true},
 	{"PUT " + api.PathConfig, config.RoleAdmin, (*API).putConfig, true},
+	{"POST " + api.PathDatasets, config.RoleOperator, (*API).pushDataset, true},
+	{"GET " + api.PathDatasets, config.RoleViewer, (*API).getDatasets, true},
+	{"GET " + api.PathDatasets + "/{name}", config.RoleViewer, (*API).getDataset, true},
+	{"DELETE " + api.PathDatasets + "/{name}", config.RoleOperator, (*API).deleteDataset, true},
+	{"POST " + api.PathDatasets + "/{name}/cases/from-trace", config.RoleOperator, (*API).caseFromTrace, true},
+	{"POST " + api.PathRuns, config.RoleOperator, (*API).recordRun, true},
+	{"GET " + api.PathRuns, config.RoleViewer, (*API).getRuns, true},
+	{"GET " + api.PathRuns + "/{id}", config.RoleViewer, (*API).getRun, true},
+	{"POST " + api.PathCompare, config.RoleOperator, (*API).compare, true},
+	{"GET " + api.PathVerdicts, config.RoleViewer, (*API).getVerdicts, true},
+	{"GET " + api.PathFeatures + "/{name}/gate", config.RoleViewer, (*API).getGate, true},
+	{"GET " + api.PathFeatures + "/{name}/canary", config.RoleViewer, (*API).getCanary, true},
 
 	// Go's profiler, so an operator can see where an agent spends its CPU
 	// under real traffic.

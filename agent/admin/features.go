@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"gantry/agent/httpio"
 	"gantry/api"
@@ -38,9 +39,23 @@ func apiFeature(st *state.State, f config.Feature, spec bool, origins map[string
 			rc := r
 			ar.Spec = &rc
 		}
+		if f.Eval != nil && f.Eval.Gate && r.Version != f.Labels.Production {
+			g := apiGate(st, f.Name, r.Version)
+			if g.Verdict != nil {
+				v := *g.Verdict
+				v.Regressions, v.Improvements, v.Errored = nil, nil, nil
+				g.Verdict = &v
+			}
+			ar.Gate = &g
+		}
 		out.Releases = append(out.Releases, ar)
 	}
 	out.History = st.LabelHistory[f.Name]
+	out.Eval = f.Eval
+	if _, analysed := st.Eval.Canaries[f.Name]; analysed || f.Labels.Live() {
+		c := apiCanary(st, f, time.Now())
+		out.CanaryAnalysis = &c
+	}
 	if step, err := config.PlanMove(f, out.History, config.LabelMove{Action: config.MoveRollback}); err == nil {
 		out.Rollback = &api.LabelStep{Label: step.Label, From: step.From, To: step.To}
 	} else {

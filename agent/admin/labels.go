@@ -7,6 +7,7 @@ import (
 	"gantry/agent/httpio"
 	"gantry/api"
 	"gantry/cluster/command"
+	"gantry/config"
 )
 
 // moveLabel serves POST /admin/v1/features/{name}/labels. The move means
@@ -31,9 +32,23 @@ func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	cmd := command.Label{Feature: name, Action: m.Action, Version: m.To, Weight: m.Weight, Reason: m.Reason}
+	cmd := command.Label{Feature: name, Action: m.Action, Version: m.To, Weight: m.Weight, Reason: m.Reason, Force: m.Force}
 	if m.From != 0 {
 		cmd.From = &m.From
+	}
+	if m.Action == config.MovePromote && !m.Force {
+		// Say why the gate refuses, with its own code, before asking; the
+		// state machine checks the gate again when the move applies.
+		st, ok := a.latest(w, r)
+		if !ok {
+			return
+		}
+		if f, ok := st.Feature(name); ok {
+			if g := st.Gate(f, m.To); g.Refusal != "" {
+				httpio.APIError(w, http.StatusConflict, api.CodeGated, "promotion gate: "+g.Refusal)
+				return
+			}
+		}
 	}
 	res, err := a.apply(r, command.MoveLabel, cmd)
 	if err != nil {

@@ -27,6 +27,9 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if j := r.Header.Get("X-Gantry-Journey"); cerr == nil && len(j) > maxJourney {
 		cerr = chat.BadRequest("X-Gantry-Journey", "the X-Gantry-Journey header is longer than %d bytes", maxJourney)
 	}
+	if cerr == nil {
+		cerr = evalHeaders(r, c)
+	}
 	if cerr != nil {
 		h.reject(w, c, cerr)
 		return
@@ -47,6 +50,7 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
+		evalResponseHeaders(w, c)
 		httpio.JSON(w, http.StatusOK, c.Resp)
 		return
 	}

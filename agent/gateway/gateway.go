@@ -84,6 +84,7 @@ func (h *Handlers) Route(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/models", h.models)
 	mux.HandleFunc("POST /v1/features/{name}/invoke", h.invoke)
 	mux.HandleFunc("POST /v1/feedback", h.feedback)
+	mux.HandleFunc("POST /v1/evaluations", h.evaluations)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		httpio.ChatError(w, chat.NotFound("unknown_url", "%s %s is not an endpoint of this gateway", r.Method, r.URL.Path))
 	})

@@ -29,6 +29,11 @@ type InvokeResponse struct {
 	Model       string         `json:"model"`
 	Usage       *chat.Usage    `json:"usage,omitempty"`
 	Sources     []trace.Source `json:"sources"`
+	// Evaluation calls also get what assertions judge beyond the output:
+	// the call's cost, the model's tool calls and the retrieved context.
+	CostUSD   *float64        `json:"cost_usd,omitempty"`
+	ToolCalls []chat.ToolCall `json:"tool_calls,omitempty"`
+	Context   string          `json:"context,omitempty"`
 }
 
 // invoke serves POST /v1/features/{name}/invoke.
@@ -45,6 +50,9 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 		cerr = decodeInvoke(body, &in)
 	}
 	c.Req = &chat.Request{Model: pipeline.FeaturePrefix + r.PathValue("name")}
+	if cerr == nil {
+		cerr = evalHeaders(r, c)
+	}
 	if cerr != nil {
 		h.reject(w, c, cerr)
 		return
@@ -74,6 +82,14 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Sources == nil {
 		out.Sources = []trace.Source{}
+	}
+	if c.Evaluation() {
+		cost := c.CostUSD
+		out.CostUSD, out.Context = &cost, c.Context
+		if len(c.Resp.Choices) > 0 {
+			out.ToolCalls = c.Resp.Choices[0].Message.ToolCalls
+		}
+		evalResponseHeaders(w, c)
 	}
 	httpio.JSON(w, http.StatusOK, out)
 }

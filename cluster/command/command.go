@@ -69,6 +69,14 @@ const (
 	// bodies themselves never travel through the log.
 	PutDocuments    Type = "put_documents"
 	DeleteDocuments Type = "delete_documents"
+	// Evaluation: datasets, run records, comparison verdicts and the
+	// analysis of live canaries (payloads in eval.go).
+	PutDataset    Type = "put_dataset"
+	DeleteDataset Type = "delete_dataset"
+	RecordRun     Type = "record_run"
+	RecordVerdict Type = "record_verdict"
+	CanaryBegin   Type = "canary_begin"
+	CanaryDecide  Type = "canary_decide"
 )
 
 // Envelope is one command as it is written to the log. Time is set once, by

@@ -56,13 +56,23 @@ type Label struct {
 	// a move committed by someone else in between is always caught.
 	// Payload version 2.
 	From *int `json:"from,omitempty"`
+	// Force promotes past the feature's evaluation gate; it needs a
+	// Reason, which the audit log keeps with the verdict it overrode.
+	// Payload version 4.
+	Force bool `json:"force,omitempty"`
 }
 
 // PayloadVersion is 3: a move means what config.PlanMove says (rollback
 // ends a live canary; abort exists), which an agent that knows only the
 // moves of versions 1 and 2 would apply differently, so it must halt
-// rather than diverge.
-func (l Label) PayloadVersion() int { return 3 }
+// rather than diverge. A forced promotion is 4, since an agent that does
+// not know the gate would not record what was overridden.
+func (l Label) PayloadVersion() int {
+	if l.Force {
+		return 4
+	}
+	return 3
+}
 
 // Key is the payload of PutKey. Only the hash of the secret is carried.
 type Key struct {

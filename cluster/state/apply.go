@@ -33,7 +33,7 @@ var handlers = map[command.Type]handler{
 	command.PutFeature:     {1, putFeature},
 	command.DeleteFeature:  {1, deleteFeature},
 	command.CreateRelease:  {1, createRelease},
-	command.MoveLabel:      {3, moveLabel},
+	command.MoveLabel:      {4, moveLabel},
 	command.PutKey:         {1, putKey},
 	command.RevokeKey:      {1, revokeKey},
 	command.PutToken:       {1, putToken},
@@ -50,6 +50,12 @@ var handlers = map[command.Type]handler{
 	// Document manifests of collections; see documents.go.
 	command.PutDocuments:    {1, putDocuments},
 	command.DeleteDocuments: {1, deleteDocuments},
+	command.PutDataset:     {1, putDataset},
+	command.DeleteDataset:  {1, deleteDataset},
+	command.RecordRun:      {1, recordRun},
+	command.RecordVerdict:  {1, recordVerdict},
+	command.CanaryBegin:    {1, canaryBegin},
+	command.CanaryDecide:   {1, canaryDecide},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.
@@ -134,6 +140,7 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 		})
 		tx.next.Stats = tx.next.Stats.Prune(tx.next.hasRelease)
 		tx.next.Documents = pruneDocuments(tx.next.Documents, &tx.next.Config)
+		tx.next.Eval = tx.next.Eval.prune(&tx.next.Config)
 	}
 	n := tx.next
 	n.Index = index
@@ -338,6 +345,7 @@ func putFeature(tx *txn) error {
 		next := cur
 		next.Description = f.Description
 		next.MaxTokens = f.MaxTokens
+		next.Eval, next.Canary = f.Eval, f.Canary
 		tx.next.Config.Features, _ = put(tx.next.Config.Features, featureName, next)
 		tx.record("feature/"+f.Name, featureSummary(cur), featureSummary(next), "")
 	} else {
@@ -445,6 +453,11 @@ func moveLabel(tx *txn) error {
 	f, ok := tx.next.Feature(p.Feature)
 	if !ok {
 		return fmt.Errorf("feature: %w: %q", ErrNotFound, p.Feature)
+	}
+	if p.Action == config.MovePromote {
+		if err := tx.checkGate(p, f); err != nil {
+			return err
+		}
 	}
 	plan := config.PlanMove
 	if tx.env.Version < 3 {

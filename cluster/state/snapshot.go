@@ -43,6 +43,7 @@ type wire struct {
 	Spend        spend.Ledger             `json:"spend"`
 	Stats        stats.Table              `json:"stats,omitzero"`
 	Documents    map[string]Manifest      `json:"documents,omitempty"`
+	Eval         Eval                     `json:"eval,omitzero"`
 	Audit        []AuditRecord            `json:"audit,omitempty"`
 	AuditSeq     uint64                   `json:"audit_seq"`
 	Requests     []appliedRequest         `json:"requests,omitempty"`
@@ -66,6 +67,7 @@ func (s *State) wire() wire {
 		Spend:        s.Spend,
 		Stats:        s.Stats,
 		Documents:    s.Documents,
+		Eval:         s.Eval,
 		Audit:        s.audit.records(),
 		AuditSeq:     s.AuditSeq,
 		Requests:     s.requests.list(),
@@ -108,6 +110,9 @@ func Decode(r io.Reader) (*State, error) {
 	if len(w.Documents) == 0 {
 		w.Documents = nil
 	}
+	if err := w.Eval.check(); err != nil {
+		return nil, fmt.Errorf("decode state: evaluation: %w", err)
+	}
 	return &State{
 		Index:        w.Index,
 		Config:       w.Config,
@@ -119,6 +124,7 @@ func Decode(r io.Reader) (*State, error) {
 		Spend:        w.Spend,
 		Stats:        w.Stats,
 		Documents:    w.Documents,
+		Eval:         w.Eval,
 		audit:        auditFrom(w.Audit),
 		AuditSeq:     w.AuditSeq,
 		requests:     requestsFrom(w.Requests, w.RequestSeq),

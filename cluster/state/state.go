@@ -83,6 +83,8 @@ type State struct {
 	Stats stats.Table `json:"stats,omitzero"`
 	// Documents holds the manifest of each collection with documents.
 	Documents map[string]Manifest `json:"documents,omitempty"`
+	// Eval holds datasets, run records, verdicts and canary analyses.
+	Eval Eval `json:"eval,omitzero"`
 	// AuditSeq numbers the audit records; Audit returns the newest.
 	AuditSeq uint64 `json:"audit_seq"`
 
@@ -139,6 +141,13 @@ type Result struct {
 	Skipped bool `json:"skipped,omitempty"`
 	// Amount is what a GrantSpend granted.
 	Amount float64 `json:"amount,omitempty"`
+	// Unchanged is set when the command found nothing to change: a
+	// dataset pushed with its latest content, a canary already analysed.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Verdict is what a RecordVerdict judged; Outcome what a CanaryDecide
+	// decided (continue, regression or pass).
+	Verdict string `json:"verdict,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Budget returns the named budget of the configuration.

@@ -280,8 +280,8 @@ func TestUnknownCommands(t *testing.T) {
 		wantErr   error
 		skipped   bool
 	}{
-		{"unknown skippable type", "put_dataset", 1, true, nil, true},
-		{"unknown type", "put_dataset", 1, false, ErrUnknownCommand, false},
+		{"unknown skippable type", "put_widget", 1, true, nil, true},
+		{"unknown type", "put_widget", 1, false, ErrUnknownCommand, false},
 		{"newer version skippable", command.PutProvider, 2, true, nil, true},
 		{"newer version", command.PutProvider, 2, false, ErrUnknownCommand, false},
 	}
@@ -507,8 +507,8 @@ func TestLabelMoveFromIsCheckedWhenItApplies(t *testing.T) {
 	if _, _, err := s.Apply(7, func() command.Envelope { e.RequestID = "again"; return e }()); !errors.Is(err, ErrConflict) {
 		t.Fatalf("canary from nowhere while v3 is canary: err %v, want a conflict", err)
 	}
-	if !Known(command.MoveLabel, 3) || Known(command.MoveLabel, 4) {
-		t.Fatal("MoveLabel is payload version 3")
+	if !Known(command.MoveLabel, 4) || Known(command.MoveLabel, 5) {
+		t.Fatal("MoveLabel is payload version 4")
 	}
 }
 

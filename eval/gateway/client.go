@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gantry/eval/assert"
 	"gantry/eval/run"
@@ -55,6 +56,9 @@ type Client struct {
 	// JudgeModel is what a judge call names as its model: a model, a
 	// route alias or feature/<name>.
 	JudgeModel string
+	// RunID marks judge calls as evaluation traffic of the run, so they
+	// stay out of production counters and report their cost.
+	RunID string
 }
 
 var (
@@ -149,8 +153,12 @@ func (c *Client) Grade(ctx context.Context, g assert.Grading) (assert.Grade, err
 	}
 	zero := 0.0
 	body := map[string]any{"model": c.JudgeModel, "messages": assert.JudgePrompt(g), "temperature": zero, "max_tokens": 300}
+	h := http.Header{}
+	if c.RunID != "" {
+		h.Set(HeaderEvalRun, c.RunID)
+	}
 	var resp chat.Response
-	hdr, err := c.post(ctx, "/v1/chat/completions", http.Header{}, body, &resp)
+	hdr, err := c.post(ctx, "/v1/chat/completions", h, body, &resp)
 	if err != nil {
 		return assert.Grade{}, err
 	}
@@ -160,6 +168,64 @@ func (c *Client) Grade(ctx context.Context, g assert.Grading) (assert.Grade, err
 	}
 	gr.Score, gr.Reason, err = assert.ParseGrade(resp.Choices[0].Message.Content.Text)
 	return gr, err
+}
+
+// Events are a repeat's assertion results as gen_ai.evaluation.result
+// events: the assertion type, its score, pass, fail or error, and why.
+func Events(r run.CaseResult, at time.Time) []trace.Evaluation {
+	out := make([]trace.Evaluation, 0, min(len(r.Assertions), trace.MaxEvaluations))
+	for _, a := range r.Assertions {
+		if len(out) == trace.MaxEvaluations {
+			break
+		}
+		ev := trace.Evaluation{Time: at, Name: a.Type, ScoreValue: a.Score, ScoreLabel: trace.EvalFail, Explanation: clip(a.Reason, 1<<10)}
+		switch {
+		case a.Error != "":
+			ev.ScoreLabel, ev.ErrorType = trace.EvalError, clip(a.Error, 1<<10)
+		case a.Pass:
+			ev.ScoreLabel = trace.EvalPass
+		}
+		if ev.ScoreValue != nil && !(*ev.ScoreValue >= 0 && *ev.ScoreValue <= 1) {
+			ev.ScoreValue = nil
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Evaluate attaches a repeat's assertion results to the trace of its call
+// (POST /v1/evaluations), linked by the trace id. The gateway records a
+// trace shortly after it answers, so a trace not found yet is asked for
+// again a few times.
+func (c *Client) Evaluate(ctx context.Context, runID string, r run.CaseResult) error {
+	if r.TraceID == "" || len(r.Assertions) == 0 {
+		return nil
+	}
+	body := map[string]any{"trace_id": r.TraceID, "run": runID, "evaluations": Events(r, time.Now().UTC())}
+	var out struct{}
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		_, err := c.post(ctx, "/v1/evaluations", http.Header{}, body, &out)
+		var ge *Error
+		if err == nil || !errors.As(err, &ge) || ge.Status != http.StatusNotFound || wait > 2*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (c *Client) post(ctx context.Context, path string, h http.Header, body any, into any) (http.Header, error) {

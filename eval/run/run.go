@@ -119,7 +119,12 @@ type Options struct {
 	Env assert.Env
 	// Progress, if set, is called after each repeat, from one goroutine
 	// at a time; it must return quickly.
-	Progress    func(Progress)
+	Progress func(Progress)
+	// Judged, if set, is called with each repeat's result as soon as it
+	// is judged, from the worker that ran it (so concurrently), before it
+	// is recorded; the gateway runner attaches the result to the call's
+	// trace there.
+	Judged      func(ctx context.Context, r CaseResult)
 	CaseTimeout time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -201,6 +206,9 @@ func Run(ctx context.Context, target Target, opts Options) (Result, error) {
 			defer wg.Done()
 			for j := range ch {
 				r := runCase(ctx, target, opts, plans[j.idx], j, now)
+				if opts.Judged != nil {
+					opts.Judged(ctx, r)
+				}
 				mu.Lock()
 				if dir != nil && writeErr == nil {
 					writeErr = dir.append(r)

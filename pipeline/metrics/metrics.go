@@ -102,6 +102,8 @@ type Metrics struct {
 	validation *prometheus.CounterVec
 	cache      *prometheus.CounterVec
 	feedback   *prometheus.CounterVec
+	evalCalls  *prometheus.CounterVec
+	evalCost   *prometheus.CounterVec
 	dropped    prometheus.Counter
 	inFlight   prometheus.Gauge
 	build      *prometheus.GaugeVec
@@ -113,6 +115,8 @@ type Metrics struct {
 	valid    *seriesCache[[3]string, prometheus.Counter]
 	caches   *seriesCache[[2]string, prometheus.Counter]
 	fbs      *seriesCache[[3]string, prometheus.Counter]
+	evals    *seriesCache[[3]string, prometheus.Counter]
+	evalCs   *seriesCache[string, prometheus.Counter]
 	breakers *seriesCache[string, prometheus.Gauge]
 	genai    *seriesCache[genaiKey, *genaiSeries]
 }
@@ -144,6 +148,8 @@ func New() *Metrics {
 	m.attempts = counter("upstream_attempts_total", "Provider attempts by outcome (ok or failure kind).", "provider", "model", "outcome")
 	m.validation = counter("validation_failures_total", "Outputs that failed validation, by reason.", "feature", "release", "reason")
 	m.feedback = counter("feedback_total", "User feedback by feature, release and signal (up, down, score).", "feature", "release", "signal")
+	m.evalCalls = counter("eval_calls_total", "Evaluation calls (pinned to a release or made for a run), kept out of the production series above, by feature, release and status (ok, error).", "feature", "release", "status")
+	m.evalCost = counter("eval_cost_usd_total", "Spend of evaluation calls in US dollars, by feature.", "feature")
 	m.cache = counter("cache_requests_total", "Response cache lookups by result (hit, miss).", "feature", "result")
 	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "circuit_breaker_state",
 		Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open."}, []string{"target"})
@@ -172,6 +178,12 @@ func New() *Metrics {
 	})
 	m.caches = newSeriesCache([2]string{Overflow, Overflow}, func(k [2]string) prometheus.Counter {
 		return m.cache.WithLabelValues(k[0], k[1])
+	})
+	m.evals = newSeriesCache([3]string{Overflow, Overflow, Overflow}, func(k [3]string) prometheus.Counter {
+		return m.evalCalls.WithLabelValues(k[0], k[1], k[2])
+	})
+	m.evalCs = newSeriesCache(Overflow, func(k string) prometheus.Counter {
+		return m.evalCost.WithLabelValues(k)
 	})
 	m.breakers = newSeriesCache(Overflow, func(k string) prometheus.Gauge {
 		return m.breaker.WithLabelValues(k)
@@ -303,6 +315,25 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 	m.ObserveCall(&c)
 	if g, ok := GenAIOf(t); ok {
 		m.ObserveGenAI(&g)
+	}
+	for i := range t.Attempts {
+		a := &t.Attempts[i]
+		m.ObserveAttempt(a.Provider, a.Model, a.Status)
+	}
+}
+
+// ObserveEvalTrace counts a finished evaluation call apart from production
+// traffic, so evaluation runs do not move a release's request, error,
+// latency and cost series that dashboards and canary analysis read. Its
+// provider attempts are counted as any: the providers served them.
+func (m *Metrics) ObserveEvalTrace(t *trace.Trace) {
+	status := "ok"
+	if t.Status != "" && t.Status != "ok" {
+		status = "error"
+	}
+	m.evals.get([3]string{label(t.Feature), label(t.Release), status}).Inc()
+	if t.CostUSD > 0 {
+		m.evalCs.get(label(t.Feature)).Add(t.CostUSD)
 	}
 	for i := range t.Attempts {
 		a := &t.Attempts[i]

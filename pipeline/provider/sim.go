@@ -169,12 +169,32 @@ func (s *Sim) answer(req *chat.Request, p *simPlan) error {
 		if err != nil {
 			return &Error{Kind: KindStatus, Status: 400, Message: "the simulator cannot satisfy the response schema: " + err.Error()}
 		}
+		if s.set.InvalidRate > 0 && s.rng.Float64() < s.set.InvalidRate {
+			out = simBreak(schema, out)
+		}
 		p.pieces = splitJSON(out)
 		return nil
 	}
 	n := s.set.OutputTokens/2 + s.rng.IntN(s.set.OutputTokens+1)
 	p.pieces = simWords(s.rng, max(n, 1))
 	return nil
+}
+
+// simBreak makes a schema-valid answer invalid the way a model's answer
+// often is: an object loses its first required property; anything else
+// becomes an empty array, which an object or scalar schema refuses.
+func simBreak(schema json.RawMessage, out string) string {
+	var sch struct {
+		Required []string `json:"required"`
+	}
+	var obj map[string]any
+	if json.Unmarshal(schema, &sch) == nil && len(sch.Required) > 0 && json.Unmarshal([]byte(out), &obj) == nil {
+		delete(obj, sch.Required[0])
+		if b, err := json.Marshal(obj); err == nil {
+			return string(b)
+		}
+	}
+	return "[]"
 }
 
 // simTool picks the tool the simulated model calls, if any: the one

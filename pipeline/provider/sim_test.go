@@ -464,3 +464,43 @@ func BenchmarkSimJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestSimInvalidRate(t *testing.T) {
+	const schema = `{"type":"object","required":["category","priority"],"properties":{"category":{"enum":["billing"]},"priority":{"type":"integer"}}}`
+	sch, err := jsonschema.UnmarshalJSON(strings.NewReader(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("schema.json", sch); err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := c.Compile("schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rate := range []float64{0, 0.2, 1} {
+		s := NewSim(config.SimSettings{Seed: 7, InvalidRate: rate})
+		const n = 2000
+		invalid := 0
+		for range n {
+			req := simRequest()
+			req.ResponseFormat = &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: "t", Schema: json.RawMessage(schema)}}
+			resp, err := s.Complete(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := jsonschema.UnmarshalJSON(strings.NewReader(resp.Choices[0].Message.Content.Text))
+			if err != nil {
+				t.Fatalf("an invalid answer is still JSON: %v", err)
+			}
+			if compiled.Validate(v) != nil {
+				invalid++
+			}
+		}
+		// Binomial(2000, 0.2) has a standard deviation of about 18.
+		if got := float64(invalid) / n; got < rate-0.04 || got > rate+0.04 {
+			t.Fatalf("invalid_rate %v: %d of %d answers broke the schema", rate, invalid, n)
+		}
+	}
+}

@@ -30,8 +30,14 @@ const (
 
 // record is one line of a segment.
 type record struct {
-	Trace    *Trace          `json:"trace,omitempty"`
-	Feedback *feedbackRecord `json:"feedback,omitempty"`
+	Trace       *Trace            `json:"trace,omitempty"`
+	Feedback    *feedbackRecord   `json:"feedback,omitempty"`
+	Evaluations *evaluationRecord `json:"evaluations,omitempty"`
+}
+
+type evaluationRecord struct {
+	ID          string       `json:"id"`
+	Evaluations []Evaluation `json:"evaluations"`
 }
 
 // feedbackRecord names its call by the call's id. Records written before
@@ -119,9 +125,24 @@ func decodeRecord(line []byte) (*record, error) {
 	if dec.More() {
 		return nil, errors.New("data after the record")
 	}
+	n := 0
+	for _, set := range []bool{r.Trace != nil, r.Feedback != nil, r.Evaluations != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case r.Trace != nil && r.Feedback != nil:
-		return nil, errors.New("record holds both a trace and feedback")
+	case n > 1:
+		return nil, errors.New("record holds more than one of a trace, feedback and evaluations")
+	case r.Evaluations != nil:
+		if r.Evaluations.ID == "" || len(r.Evaluations.Evaluations) > MaxEvaluations {
+			return nil, errors.New("evaluations without a trace id, or too many")
+		}
+		for i := range r.Evaluations.Evaluations {
+			if err := r.Evaluations.Evaluations[i].Validate(); err != nil {
+				return nil, err
+			}
+		}
 	case r.Trace != nil:
 		if r.Trace.ID == "" {
 			return nil, errors.New("trace without an id")

@@ -21,6 +21,8 @@ var (
 	ErrAmbiguous     = errors.New("several calls share this trace id")
 	ErrClosed        = errors.New("trace store closed")
 	ErrFeedbackLimit = errors.New("trace has all the feedback it can hold")
+	// ErrNotEvaluation: evaluation results go only on evaluation traffic.
+	ErrNotEvaluation = errors.New("trace is not evaluation traffic")
 )
 
 // Default and hard limits. A store is bounded even when its caller asks
@@ -32,6 +34,11 @@ const (
 	// maxFeedback bounds the feedback one trace takes, which also bounds
 	// the records it keeps alive on disk.
 	maxFeedback = 16
+	// MaxEvaluations bounds the evaluation results one trace takes: every
+	// assertion of a case, shared ones included.
+	MaxEvaluations = 64
+	// maxEvalText bounds an evaluation's name and explanation.
+	maxEvalText = 1 << 10
 	// maxFeedbackText bounds a comment or correction.
 	maxFeedbackText = 4 << 10
 	// maxCaptured is what an oversized trace keeps of its input and output.
@@ -197,6 +204,13 @@ func (s *Store) replay(rec *record, seg uint64) {
 		}
 		s.disk.ref(seg)
 		s.attach(e, rec.Feedback.Feedback, seg)
+	case rec.Evaluations != nil:
+		e := s.byID[rec.Evaluations.ID]
+		if e == nil {
+			return
+		}
+		s.disk.ref(seg)
+		s.attachEvaluations(e, rec.Evaluations.Evaluations, seg)
 	default:
 		s.skipped.Add(1)
 	}
@@ -522,6 +536,100 @@ func (s *Store) attach(e *entry, fb Feedback, seg uint64) {
 	}
 }
 
+// Evaluate attaches evaluation results (gen_ai.evaluation.result events)
+// to an evaluation trace, by trace id, and persists them. Results beyond
+// MaxEvaluations are refused; a trace that is not evaluation traffic
+// takes none (ErrNotEvaluation), so results cannot be pinned on
+// production calls.
+func (s *Store) Evaluate(id string, evs []Evaluation) error {
+	if len(evs) == 0 {
+		return errors.New("no evaluation results")
+	}
+	for i := range evs {
+		if err := evs[i].Validate(); err != nil {
+			return fmt.Errorf("evaluation %d: %w", i, err)
+		}
+		if evs[i].Time.IsZero() {
+			evs[i].Time = time.Now().UTC()
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.done {
+		return ErrClosed
+	}
+	s.mu.RLock()
+	e := s.byID[id]
+	s.mu.RUnlock()
+	switch {
+	case e == nil:
+		return fmt.Errorf("evaluations for %q: %w", id, ErrNotFound)
+	case e.t.EvalRun == "":
+		return fmt.Errorf("evaluations for %q: %w", id, ErrNotEvaluation)
+	case len(e.t.Evaluations)+len(evs) > MaxEvaluations:
+		return fmt.Errorf("evaluations for %q: %d results with the %d it holds, more than %d", id, len(evs), len(e.t.Evaluations), MaxEvaluations)
+	}
+	var seg uint64
+	if s.disk != nil {
+		b, err := json.Marshal(record{Evaluations: &evaluationRecord{ID: e.t.ID, Evaluations: evs}})
+		if err != nil {
+			return fmt.Errorf("evaluations for %q: %w", id, err)
+		}
+		if seg, err = s.disk.append(append(b, '\n')); err == nil {
+			err = s.disk.flush()
+		}
+		if err != nil {
+			s.fail(err)
+			return fmt.Errorf("evaluations for %q: %w", id, err)
+		}
+		s.disk.ref(seg)
+	}
+	s.mu.Lock()
+	s.attachEvaluations(e, evs, seg)
+	s.mu.Unlock()
+	if s.disk != nil {
+		s.disk.removeDead()
+	}
+	return nil
+}
+
+// attachEvaluations replaces e's trace by a copy carrying evs, as attach
+// does for feedback.
+func (s *Store) attachEvaluations(e *entry, evs []Evaluation, seg uint64) {
+	t := *e.t
+	all := append(append(make([]Evaluation, 0, len(t.Evaluations)+len(evs)), t.Evaluations...), evs...)
+	if len(all) > MaxEvaluations {
+		all = all[len(all)-MaxEvaluations:]
+	}
+	t.Evaluations = all
+	e.t = &t
+	if seg != 0 {
+		e.segs = append(e.segs, seg)
+	}
+	if size, err := encodedSize(&t); err == nil {
+		s.bytes += size - e.size
+		e.size = size
+	}
+	for s.bytes > s.lim.MaxBytes && len(s.entries)-s.head > 1 {
+		s.evictOldest()
+	}
+}
+
+// Validate checks an evaluation result's values and sizes.
+func (ev *Evaluation) Validate() error {
+	switch {
+	case ev.Name == "" || len(ev.Name) > 64:
+		return errors.New("an evaluation needs a name (the assertion type) of at most 64 bytes")
+	case ev.ScoreLabel != EvalPass && ev.ScoreLabel != EvalFail && ev.ScoreLabel != EvalError:
+		return fmt.Errorf("score label %q: want %s, %s or %s", ev.ScoreLabel, EvalPass, EvalFail, EvalError)
+	case ev.ScoreValue != nil && !(*ev.ScoreValue >= 0 && *ev.ScoreValue <= 1):
+		return fmt.Errorf("score %v: want a number from 0 to 1", *ev.ScoreValue)
+	case len(ev.Explanation) > maxEvalText || len(ev.ErrorType) > maxEvalText:
+		return fmt.Errorf("explanation or error type longer than %d bytes", maxEvalText)
+	}
+	return nil
+}
+
 // Validate checks a feedback signal's values and sizes.
 func (fb *Feedback) Validate() error {
 	switch fb.Thumbs {
@@ -567,6 +675,7 @@ func (t *Trace) Summary() Summary {
 		Validation:   len(t.Validation),
 		Cached:       t.Cached,
 		PriceUnknown: t.PriceUnknown,
+		EvalRun:      t.EvalRun,
 	}
 	for i := len(t.Feedback) - 1; i >= 0; i-- {
 		fb := &t.Feedback[i]

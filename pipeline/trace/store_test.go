@@ -609,6 +609,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"trace":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r1","start":"2026-11-01T12:00:00Z"}}`))
 	f.Add([]byte(`{"feedback":{"id":"0af7651916cd43dd8448eb211c80319c","request_id":"r1","feedback":{"score":1,"comment":"\u00e9"}}}`))
 	f.Add([]byte(`{"trace":{"id":"a","feedback":[{"thumbs":"sideways"}],"attrs":{"k":"v"}},"feedback":null}`))
+	f.Add([]byte(`{"evaluations":{"id":"ab","evaluations":[{"gen_ai.evaluation.name":"is-json","gen_ai.evaluation.score.label":"pass","gen_ai.evaluation.score.value":1}]}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		r, err := decodeRecord(line)
 		if err != nil {
@@ -617,10 +618,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		// Whatever decodes must encode again and decode to the same id.
 		var again []byte
 		var id string
-		if r.Trace != nil {
+		switch {
+		case r.Trace != nil:
 			again, _, err = traceLine(r.Trace)
 			id = r.Trace.ID
-		} else {
+		case r.Evaluations != nil:
+			again, err = json.Marshal(record{Evaluations: r.Evaluations})
+			id = r.Evaluations.ID
+		default:
 			again, err = feedbackLine(r.Feedback)
 			id = r.Feedback.ID
 		}
@@ -631,14 +636,17 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", again, err)
 		}
-		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) {
+		if (r2.Trace != nil && r2.Trace.ID != id) || (r2.Feedback != nil && r2.Feedback.ID != id) || (r2.Evaluations != nil && r2.Evaluations.ID != id) {
 			t.Fatalf("id changed on round trip: %s", again)
 		}
 		// A second round trip changes nothing at all.
 		var third []byte
-		if r2.Trace != nil {
+		switch {
+		case r2.Trace != nil:
 			third, _, err = traceLine(r2.Trace)
-		} else {
+		case r2.Evaluations != nil:
+			third, err = json.Marshal(record{Evaluations: r2.Evaluations})
+		default:
 			third, err = feedbackLine(r2.Feedback)
 		}
 		if err != nil || string(third) != string(again) {

@@ -80,6 +80,14 @@ type Trace struct {
 	Output     string            `json:"output,omitempty"` // redacted unless captured
 	Feedback   []Feedback        `json:"feedback,omitempty"`
 	Attrs      map[string]string `json:"attrs,omitempty"`
+
+	// EvalRun and EvalCase mark evaluation traffic: the run and case the
+	// call was made for. Production counters leave such calls out.
+	EvalRun  string `json:"eval_run,omitempty"`
+	EvalCase string `json:"eval_case,omitempty"`
+	// Evaluations are the gen_ai.evaluation.result events the run
+	// attached once it judged the answer.
+	Evaluations []Evaluation `json:"evaluations,omitempty"`
 }
 
 // Params are the sampling parameters of a call, as exporters report them.
@@ -89,6 +97,41 @@ type Params struct {
 	TopP        *float64 `json:"top_p,omitempty"`
 	Seed        *int64   `json:"seed,omitempty"`
 }
+
+// Evaluation is a gen_ai.evaluation.result event of the OpenTelemetry
+// GenAI conventions: one assertion's verdict on the call's answer. The
+// JSON names of its attributes are the conventions' own.
+type Evaluation struct {
+	Time time.Time `json:"time"`
+	// Name is the assertion's type, such as icontains or llm-rubric.
+	Name string `json:"gen_ai.evaluation.name"`
+	// ScoreValue is the score in 0..1, for kinds that grade.
+	ScoreValue *float64 `json:"gen_ai.evaluation.score.value,omitempty"`
+	// ScoreLabel is pass or fail; error when the assertion could not be
+	// evaluated.
+	ScoreLabel  string `json:"gen_ai.evaluation.score.label"`
+	Explanation string `json:"gen_ai.evaluation.explanation,omitempty"`
+	// ErrorType says why an assertion could not be evaluated.
+	ErrorType string `json:"error.type,omitempty"`
+}
+
+// LabelPinned is the label of a call an evaluation pinned to a release.
+const LabelPinned = "pinned"
+
+// Evaluation reports whether the call was evaluation traffic: pinned to a
+// release or made for an evaluation run. Production counters and
+// per-release metrics leave such calls out.
+func (t *Trace) Evaluation() bool { return t.EvalRun != "" || t.Label == LabelPinned }
+
+// EvaluationEvent is the name of the event an Evaluation is.
+const EvaluationEvent = "gen_ai.evaluation.result"
+
+// Score labels of an Evaluation.
+const (
+	EvalPass  = "pass"
+	EvalFail  = "fail"
+	EvalError = "error"
+)
 
 // Attempt is one provider call.
 type Attempt struct {
@@ -169,4 +212,6 @@ type Summary struct {
 	Cached       bool      `json:"cached,omitempty"`
 	// PriceUnknown: CostUSD is 0 because the model has no known price.
 	PriceUnknown bool `json:"price_unknown,omitempty"`
+	// EvalRun names the evaluation run the call was made for, if any.
+	EvalRun string `json:"eval_run,omitempty"`
 }
