@@ -134,6 +134,7 @@ func (c *Call) countOutput(count func(string) int) int {
 	}
 	return n
 }
+
 // LabelPinned is the label of a call pinned to a release: no label chose
 // it.
 const LabelPinned = trace.LabelPinned

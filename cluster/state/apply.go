@@ -50,12 +50,12 @@ var handlers = map[command.Type]handler{
 	// Document manifests of collections; see documents.go.
 	command.PutDocuments:    {1, putDocuments},
 	command.DeleteDocuments: {1, deleteDocuments},
-	command.PutDataset:     {1, putDataset},
-	command.DeleteDataset:  {1, deleteDataset},
-	command.RecordRun:      {1, recordRun},
-	command.RecordVerdict:  {1, recordVerdict},
-	command.CanaryBegin:    {1, canaryBegin},
-	command.CanaryDecide:   {1, canaryDecide},
+	command.PutDataset:      {1, putDataset},
+	command.DeleteDataset:   {1, deleteDataset},
+	command.RecordRun:       {1, recordRun},
+	command.RecordVerdict:   {1, recordVerdict},
+	command.CanaryBegin:     {1, canaryBegin},
+	command.CanaryDecide:    {1, canaryDecide},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.

@@ -15,9 +15,9 @@ import "time"
 // calls share. Records written before the two were apart have the W3C id in
 // ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
-	ID        string    `json:"id"`                 // the call's id, unique per call
-	TraceID   string    `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
-	RequestID string    `json:"request_id"`         // the same as ID
+	ID        string `json:"id"`                 // the call's id, unique per call
+	TraceID   string `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
+	RequestID string `json:"request_id"`         // the same as ID
 	// SpanID is the gateway's span for this call, ParentID the caller's
 	// span from its traceparent (empty when it sent none): 16 hex digits.
 	SpanID   string    `json:"span_id,omitempty"`
