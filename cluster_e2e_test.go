@@ -864,3 +864,46 @@ func (c *testCluster) metric(a *agentProc, name string) string {
 	}
 	return ""
 }
+
+// TestWritesThroughAnyAgent creates releases one after another through
+// alternating agents, none naming a version: the replicated command
+// numbers each, so none is refused as a conflict. Then a key created with
+// ?wait=all works on every agent the moment the write answers.
+func TestWritesThroughAnyAgent(t *testing.T) {
+	c := startCluster(t)
+	c.waitFor("a leader all agents agree on", 30*time.Second, func() bool { return c.leader(c.agents) != "" })
+	c.waitConverged(15 * time.Second)
+	rel := config.Release{System: "Answer briefly.", Template: []config.Message{{Role: "user", Content: "{{question}}"}},
+		Variables: []config.Variable{{Name: "question", Required: true}}, Route: "cheap"}
+	const creates = 200
+	for i := range creates {
+		a := c.agents[i%len(c.agents)]
+		var out api.Release
+		if _, err := c.call(a, "POST", api.ReleasesPath("answer"), rel, &out); err != nil {
+			t.Fatalf("create %d through %s: %v", i+1, a.id, err)
+		}
+		if want := i + 3; out.Version != want {
+			t.Fatalf("create %d through %s made v%d, want v%d", i+1, a.id, out.Version, want)
+		}
+	}
+
+	leader := c.byID(c.leader(c.agents))
+	var key api.KeySecret
+	req, _ := http.NewRequest("POST", "http://"+leader.http+api.PathKeys+"?wait=all", strings.NewReader(`{"name":"everywhere"}`))
+	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&key)
+	resp.Body.Close()
+	served := strings.Split(resp.Header.Get(api.HeaderServedBy), ",")
+	if resp.StatusCode != http.StatusCreated || len(served) != 3 || resp.Header.Get(api.HeaderNotServed) != "" {
+		t.Fatalf("key create with wait=all: %d, served by %q, not by %q", resp.StatusCode, served, resp.Header.Get(api.HeaderNotServed))
+	}
+	for _, a := range c.agents {
+		if ok, _, err := keyCall(c.hc, a, key.Secret); !ok || err != nil {
+			t.Fatalf("%s refused the key right after the write answered (%v)", a.id, err)
+		}
+	}
+}

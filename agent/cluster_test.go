@@ -276,7 +276,7 @@ func TestClusterReleasesAndLabels(t *testing.T) {
 	if got := a.do("POST", api.ReleasesPath("support-answer"), devAdmin, bad, &e); got != 400 {
 		t.Fatalf("invalid release: status %d, want 400", got)
 	}
-	for _, want := range []string{"support-answer@v3.route", "no-such-route", "support-answer@v3.template"} {
+	for _, want := range []string{"support-answer@next.route", "no-such-route", "support-answer@next.template"} {
 		if !strings.Contains(e.Error.Message, want) {
 			t.Fatalf("invalid release message %q lacks %q", e.Error.Message, want)
 		}

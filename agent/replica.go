@@ -184,6 +184,7 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 		TLS:               s.raftTLS(),
 		HTTPClient:        s.peerClient(),
 		Unserved:          r.unservedReason,
+		Serving:           r.Served,
 		Blobs:             s.documents.served(),
 	})
 	if err != nil {

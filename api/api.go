@@ -293,7 +293,9 @@ type Member struct {
 	LastContact  time.Time `json:"last_contact,omitzero"`
 	LastIndex    uint64    `json:"last_index"`
 	AppliedIndex uint64    `json:"applied_index"`
-	Error        string    `json:"error,omitempty"` // why it is unhealthy
+	// ServingIndex is the state index the member's gateway serves.
+	ServingIndex uint64 `json:"serving_index"`
+	Error        string `json:"error,omitempty"` // why it is unhealthy
 }
 
 // Members is the cluster's membership.

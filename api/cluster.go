@@ -158,6 +158,15 @@ type ConfigResult struct {
 	Changes   []ConfigChange `json:"changes"`
 }
 
+// Writes sent with ?wait=all answer once every healthy member's gateway
+// serves the change, or after a bounded wait, and say which members do in
+// HeaderServedBy (ids, comma-separated) and which do not, with why, in
+// HeaderNotServed.
+const (
+	HeaderServedBy  = "X-Gantry-Served-By"
+	HeaderNotServed = "X-Gantry-Not-Served"
+)
+
 // ConfigETag is the entity tag of the configuration applied at index: GET
 // /admin/v1/config returns it as ETag, PUT honours it in If-Match and
 // answers 412 when the configuration has changed since.

@@ -35,6 +35,42 @@ type env struct {
 	errOut     io.Writer // progress and warnings, apart from the output
 	json       bool
 	consistent bool
+	wait       bool // writes wait for every healthy agent
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) (set bool) {
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// write sends a change, waiting for every agent when e.wait, and prints
+// which agents serve it when it waited.
+func (e *env) write(ctx context.Context, method, path string, in, out any) error {
+	return e.writeIf(ctx, method, path, "", in, out)
+}
+
+// writeIf is write with an If-Match header when ifMatch is not empty.
+func (e *env) writeIf(ctx context.Context, method, path, ifMatch string, in, out any) error {
+	if e.wait {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "wait=all"
+	}
+	if err := e.c.callIf(ctx, method, path, ifMatch, in, out); err != nil {
+		return err
+	}
+	if e.wait {
+		if by := e.c.header.Get(api.HeaderServedBy); by != "" {
+			fmt.Fprintf(e.errOut, "served by %s\n", strings.ReplaceAll(by, ",", ", "))
+		}
+		if not := e.c.header.Get(api.HeaderNotServed); not != "" {
+			fmt.Fprintf(e.errOut, "not yet served by %s\n", not)
+		}
+	}
+	return nil
 }
 
 // Run runs the operator command cmd with its arguments, writing to out;
@@ -62,6 +98,7 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	reason := fs.String("reason", "", "release: why, for the audit log")
 	weight := fs.Int("weight", 0, "release canary: percent of traffic, 1..100")
 	abort := fs.Bool("abort", false, "release canary: end the live canary")
+	wait := fs.Bool("wait", false, "writes: answer once every healthy agent serves the change, naming any that does not (the default for keys and tokens)")
 	limit := fs.Int("limit", 50, "audit: how many entries")
 	team := fs.String("team", "", "keys create: the key's team")
 	features := fs.String("features", "", "keys create: comma-separated features the key may call (default all)")
@@ -94,6 +131,10 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 		return err
 	}
 	e := &env{c: newTLSClient(*agentURL, *token, creds.Client()), out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
+	// Key and token changes wait for every agent unless told not to: a
+	// key that works on one agent and is refused by the next is the
+	// surprise --wait exists for.
+	e.wait = *wait || ((cmd == "keys" || cmd == "tokens") && !flagSet(fs, "wait"))
 	spec := evalSpec{feature: *feature, release: *evalRelease, dataset: *ds, datasetVersion: *dsVersion, repeat: *repeat,
 		concurrency: *concurrency, key: *key, judge: *judge, runsDir: *runsDir, fresh: *fresh, tls: creds.Client()}
 	arg := func(i int, what string) (string, error) {
@@ -250,7 +291,7 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			}
 			in := api.KeyCreate{Name: name, Team: *team, Features: split(*features), Models: split(*models), MaxBudgetUSD: *maxBudget}
 			var out api.KeySecret
-			if err := e.c.call(ctx, "POST", api.PathKeys, in, &out); err != nil {
+			if err := e.write(ctx, "POST", api.PathKeys, in, &out); err != nil {
 				return err
 			}
 			return e.secret(out)
@@ -261,13 +302,13 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			}
 			if sub == "rotate" {
 				var out api.KeySecret
-				if err := e.c.call(ctx, "POST", api.KeyPath(name, "rotate"), nil, &out); err != nil {
+				if err := e.write(ctx, "POST", api.KeyPath(name, "rotate"), nil, &out); err != nil {
 					return err
 				}
 				return e.secret(out)
 			}
 			var out api.Key
-			if err := e.c.call(ctx, "POST", api.KeyPath(name, "revoke"), nil, &out); err != nil {
+			if err := e.write(ctx, "POST", api.KeyPath(name, "revoke"), nil, &out); err != nil {
 				return err
 			}
 			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "key %s revoked\n", out.Name) })
@@ -283,7 +324,7 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 				return err
 			}
 			var out api.TokenSecret
-			if err := e.c.call(ctx, "POST", api.PathTokens, api.TokenCreate{Name: name, Role: *role}, &out); err != nil {
+			if err := e.write(ctx, "POST", api.PathTokens, api.TokenCreate{Name: name, Role: *role}, &out); err != nil {
 				return err
 			}
 			return e.print(out, func(w *tabwriter.Writer) {
@@ -295,7 +336,7 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 				return err
 			}
 			var out api.Token
-			if err := e.c.call(ctx, "POST", api.TokenPath(name, "revoke"), nil, &out); err != nil {
+			if err := e.write(ctx, "POST", api.TokenPath(name, "revoke"), nil, &out); err != nil {
 				return err
 			}
 			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "token %s revoked\n", out.Name) })
@@ -401,7 +442,7 @@ func (e *env) apply(ctx context.Context, file string, dryRun, prune bool, force 
 	// Apply exactly the changes shown: refused if the configuration
 	// changed since the dry run.
 	var res api.ConfigResult
-	if err := e.c.callIf(ctx, "PUT", path, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
+	if err := e.writeIf(ctx, "PUT", path, api.ConfigETag(plan.BaseIndex), data, &res); err != nil {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {
@@ -507,7 +548,7 @@ func (e *env) move(ctx context.Context, m api.LabelMove) error {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	var res api.LabelMoveResult
-	if err := e.c.call(ctx, "POST", api.LabelsPath(m.Feature), m, &res); err != nil {
+	if err := e.write(ctx, "POST", api.LabelsPath(m.Feature), m, &res); err != nil {
 		return err
 	}
 	return e.print(res, func(w *tabwriter.Writer) {

@@ -19,6 +19,8 @@ type client struct {
 	base  string
 	token string
 	hc    *http.Client
+	// header is the last answer's header.
+	header http.Header
 }
 
 func newClient(agent, token string) *client { return newTLSClient(agent, token, nil) }
@@ -86,6 +88,7 @@ func (c *client) callIf(ctx context.Context, method, path, ifMatch string, in, o
 		return fmt.Errorf("agent %s unreachable: %w", c.base, err)
 	}
 	defer resp.Body.Close()
+	c.header = resp.Header
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)

@@ -357,6 +357,8 @@ type Status struct {
 	// Unserved is why this agent serves an older configuration than its
 	// state holds; empty when it serves the state's.
 	Unserved string `json:"unserved,omitempty"`
+	// ServingIndex is the state index the agent's gateway serves.
+	ServingIndex uint64 `json:"serving_index"`
 }
 
 // snapshotIndex reads the index of the latest snapshot from raft's stats,
@@ -391,6 +393,9 @@ func (n *Node) Status() Status {
 	}
 	if n.opts.Unserved != nil {
 		st.Unserved = n.opts.Unserved()
+	}
+	if n.opts.Serving != nil {
+		st.ServingIndex = n.opts.Serving()
 	}
 	return st
 }

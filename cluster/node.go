@@ -94,6 +94,9 @@ type Options struct {
 	// configuration, "" when it does; Status reports it so that the
 	// member list shows an agent left on an older configuration.
 	Unserved func() string
+	// Serving is the state index the agent's data plane serves, for
+	// Status; writes that wait for every member read it.
+	Serving func() uint64
 	// TLS, when set, runs the Raft transport over mutual TLS 1.3: it
 	// listens with the config's certificate and requires peers' client
 	// certificates verified against ClientCAs, and it dials with the same

@@ -119,7 +119,7 @@ func (a *API) putConfig(w http.ResponseWriter, r *http.Request) {
 		httpio.JSON(w, http.StatusOK, out)
 		return
 	}
-	res, err := a.apply(r, command.ApplyConfig, p)
+	res, err := a.apply(w, r, command.ApplyConfig, p)
 	if err != nil {
 		writeErr(w, err)
 		return

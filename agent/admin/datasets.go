@@ -39,7 +39,7 @@ func (a *API) pushDataset(w http.ResponseWriter, r *http.Request) {
 
 // putDataset commits a dataset's content and answers with its version.
 func (a *API) putDataset(w http.ResponseWriter, r *http.Request, p command.Dataset, c *dataset.Case) {
-	res, err := a.apply(r, command.PutDataset, p)
+	res, err := a.apply(w, r, command.PutDataset, p)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -117,7 +117,7 @@ func (a *API) getDataset(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteDataset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	res, err := a.apply(r, command.DeleteDataset, command.Name{Name: name})
+	res, err := a.apply(w, r, command.DeleteDataset, command.Name{Name: name})
 	if err != nil {
 		writeErr(w, err)
 		return

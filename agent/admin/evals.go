@@ -23,7 +23,7 @@ func (a *API) recordRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := command.Run{Summary: in.Summary, DatasetHash: in.DatasetHash, Repeat: in.Repeat, Outcomes: in.Outcomes}
-	res, err := a.apply(r, command.RecordRun, p)
+	res, err := a.apply(w, r, command.RecordRun, p)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -107,7 +107,7 @@ func (a *API) compare(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "feature, baseline_run and candidate_run are required")
 		return
 	}
-	res, err := a.apply(r, command.RecordVerdict, command.Verdict{Feature: in.Feature, BaselineRun: in.BaselineRun, CandidateRun: in.CandidateRun, Thresholds: in.Thresholds})
+	res, err := a.apply(w, r, command.RecordVerdict, command.Verdict{Feature: in.Feature, BaselineRun: in.BaselineRun, CandidateRun: in.CandidateRun, Thresholds: in.Thresholds})
 	if err != nil {
 		writeErr(w, err)
 		return

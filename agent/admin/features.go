@@ -111,30 +111,35 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	st, f, ok := a.feature(w, r)
+	// A consistent read: an agent that just started, or lags, still
+	// judges the release against the cluster's current configuration.
+	st, ok := a.latest(w, r)
 	if !ok {
 		return
 	}
-	next := 1
-	for _, x := range f.Releases {
-		next = max(next, x.Version+1)
-	}
-	if rel.Version == 0 {
-		rel.Version = next
-	} else if rel.Version != next {
-		httpio.APIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("release v%d requested, the next version of %s is v%d; releases are immutable", rel.Version, f.Name, next))
+	name := r.PathValue("name")
+	f, ok := st.Feature(name)
+	if !ok {
+		httpio.APIError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no feature %q", name))
 		return
+	}
+	// Version 0 takes the next number when the command applies, so
+	// creates through different agents never race for one; an explicit
+	// version must be that next number then, or the create is refused.
+	what := "the new release of " + f.Name
+	if rel.Version != 0 {
+		what = config.ReleaseID(f.Name, rel.Version)
 	}
 	pinned, err := release.Pin(&st.Config, rel)
 	if err != nil {
-		badRequest(w, "%s: %v", config.ReleaseID(f.Name, rel.Version), err)
+		badRequest(w, "%s: %v", what, err)
 		return
 	}
 	if err := release.Check(&st.Config, f.Name, pinned); err != nil {
 		badRequest(w, "invalid release: %s", problems(err))
 		return
 	}
-	res, err := a.apply(r, command.CreateRelease, command.Release{Feature: f.Name, Release: pinned})
+	res, err := a.apply(w, r, command.CreateRelease, command.Release{Feature: f.Name, Release: pinned})
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -58,7 +58,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) putKey(w http.ResponseWriter, r *http.Request, k config.Key, secret string, status int) {
-	res, err := a.apply(r, command.PutKey, command.Key{Key: k})
+	res, err := a.apply(w, r, command.PutKey, command.Key{Key: k})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -101,7 +101,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := a.apply(r, command.RevokeKey, command.Name{Name: k.Name}); err != nil {
+	if _, err := a.apply(w, r, command.RevokeKey, command.Name{Name: k.Name}); err != nil {
 		writeErr(w, err)
 		return
 	}

@@ -50,7 +50,7 @@ func (a *API) moveLabel(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	res, err := a.apply(r, command.MoveLabel, cmd)
+	res, err := a.apply(w, r, command.MoveLabel, cmd)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -31,6 +31,7 @@ func (a *API) getMembers(w http.ResponseWriter, r *http.Request) {
 			am.LastContact = st.LastContact
 			am.LastIndex = st.LastLogIndex
 			am.AppliedIndex = st.StateIndex
+			am.ServingIndex = st.ServingIndex
 			am.Healthy = st.Halted == "" && (st.RaftState == api.RoleLeader || st.Leader != "")
 			switch {
 			case st.Halted != "":

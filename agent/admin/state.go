@@ -1,10 +1,13 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
+	"gantry/api"
 	"gantry/cluster/command"
 	"gantry/cluster/state"
 )
@@ -64,8 +67,11 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) (*state.State, bool
 
 // apply commits one command on behalf of the caller and waits until this
 // agent's gateway has taken it in, so a read right after sees the change,
-// whether it reads the state or what the gateway serves.
-func (a *API) apply(r *http.Request, t command.Type, payload any) (state.Result, error) {
+// whether it reads the state or what the gateway serves. With ?wait=all it
+// then waits, at most WaitAllTimeout, until every healthy member's gateway
+// serves it, and names in api.HeaderServedBy and api.HeaderNotServed who
+// did and who did not.
+func (a *API) apply(w http.ResponseWriter, r *http.Request, t command.Type, payload any) (state.Result, error) {
 	env, err := command.New(t, payload)
 	if err != nil {
 		return state.Result{}, err
@@ -77,5 +83,57 @@ func (a *API) apply(r *http.Request, t command.Type, payload any) (state.Result,
 	if err != nil {
 		return res, err
 	}
-	return res, a.Cluster.WaitFollowed(ctx, res.Index)
+	if err := a.Cluster.WaitFollowed(ctx, res.Index); err != nil {
+		return res, err
+	}
+	if r.URL.Query().Get("wait") == "all" {
+		served, not := a.waitAll(r.Context(), res.Index)
+		w.Header().Set(api.HeaderServedBy, strings.Join(served, ","))
+		if len(not) > 0 {
+			w.Header().Set(api.HeaderNotServed, strings.Join(not, ", "))
+		}
+	}
+	return res, nil
+}
+
+// WaitAllTimeout bounds how long a write with ?wait=all waits for the
+// other members to serve it.
+const WaitAllTimeout = 10 * time.Second
+
+// waitAll waits until every member whose gateway serves the cluster's
+// configuration serves index, at most WaitAllTimeout. It returns the
+// members that do and, for the others, who and why not: not yet within
+// the wait, unreachable, or not serving the cluster's configuration.
+func (a *API) waitAll(ctx context.Context, index uint64) (served, not []string) {
+	ctx, cancel := context.WithTimeout(ctx, WaitAllTimeout)
+	defer cancel()
+	for {
+		served, not = served[:0], not[:0]
+		waiting := false
+		ms, err := a.Cluster.Members(ctx)
+		if err != nil {
+			return nil, []string{"members: " + err.Error()}
+		}
+		for _, m := range ms {
+			switch st := m.Status; {
+			case st == nil:
+				not = append(not, m.ID+" (unreachable: "+m.Error+")")
+			case st.ServingIndex >= index:
+				served = append(served, m.ID)
+			case st.Halted != "" || st.Unserved != "":
+				not = append(not, m.ID+" (not serving the cluster's configuration: "+cmp.Or(st.Halted, st.Unserved)+")")
+			default:
+				waiting = true
+				not = append(not, m.ID+" (not within "+WaitAllTimeout.String()+")")
+			}
+		}
+		if !waiting {
+			return served, not
+		}
+		select {
+		case <-ctx.Done():
+			return served, not
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -44,7 +44,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	rand.Read(b[:])
 	secret := "gat_" + hex.EncodeToString(b[:])
 	t := command.Token{Name: in.Name, Hash: config.HashKey(secret), Role: config.Role(in.Role)}
-	res, err := a.apply(r, command.PutToken, command.TokenPayload{Token: t})
+	res, err := a.apply(w, r, command.PutToken, command.TokenPayload{Token: t})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -54,7 +54,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, err := a.apply(r, command.RevokeToken, command.Name{Name: name}); err != nil {
+	if _, err := a.apply(w, r, command.RevokeToken, command.Name{Name: name}); err != nil {
 		writeErr(w, err)
 		return
 	}

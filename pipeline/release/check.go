@@ -68,6 +68,9 @@ func templateProblem(err error) config.Problem {
 // "support-answer@v3.template[0]", or nil.
 func Check(cfg *config.Config, feature string, rel config.Release) error {
 	prefix := config.ReleaseID(feature, rel.Version)
+	if rel.Version == 0 {
+		prefix = feature + "@next" // numbered when the create applies
+	}
 	var ps config.ValidationError
 	add := func(p config.Problem) {
 		if p.Path == "" {
@@ -87,6 +90,14 @@ func Check(cfg *config.Config, feature string, rel config.Release) error {
 		if f.Name == feature {
 			fi = i
 		}
+	}
+	if rel.Version == 0 && fi >= 0 {
+		// Checked as the number it will most likely get; the create
+		// numbers it when it applies.
+		for _, r := range scratch.Features[fi].Releases {
+			rel.Version = max(rel.Version, r.Version)
+		}
+		rel.Version++
 	}
 	if fi < 0 {
 		scratch.Features = append(scratch.Features, config.Feature{Name: feature, Labels: config.Labels{Production: rel.Version}})

@@ -231,7 +231,8 @@ func TestCheck(t *testing.T) {
 		{"duplicate tool", "support-answer", mod(func(r *config.Release) { r.Tools = []config.Tool{{Name: "t"}, {Name: "t"}} }), `support-answer@v3.tools[1].name: tool "t" is defined twice`},
 		{"bad role", "support-answer", mod(func(r *config.Release) { r.Template[0].Role = "bot" }), `support-answer@v3.template[0].role: unknown role "bot"`},
 		{"immutable", "support-answer", mod(func(r *config.Release) { r.Version = 2 }), `support-answer@v2.version: v2 already exists with other content`},
-		{"bad version", "support-answer", mod(func(r *config.Release) { r.Version = 0 }), `support-answer@v0.version: versions start at 1`},
+		{"bad version", "support-answer", mod(func(r *config.Release) { r.Version = -1 }), `support-answer@v-1.version: versions start at 1`},
+		{"unnumbered, checked as the next", "support-answer", mod(func(r *config.Release) { r.Version = 0; r.Route = "nope" }), `support-answer@next.route: unknown route or model "nope"`},
 		{"bad feature name", "no spaces", good, `no spaces@v3.feature: feature name "no spaces"`},
 	}
 	for _, tt := range tests {
