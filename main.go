@@ -37,8 +37,8 @@ Usage:
   gantry eval ...          run a dataset against a release; compare a candidate with production
   gantry audit             show the audit log
   gantry members remove ID remove a dead agent from the cluster
-  gantry keys ...          create, rotate, revoke virtual keys
-  gantry tokens ...        create, list, revoke admin tokens
+  gantry keys ...          create, rotate, revoke virtual keys; new and hash for files
+  gantry tokens ...        create, list, revoke admin tokens; generate a bootstrap token
   gantry version           print the version
 
 Run 'gantry agent -h' for the agent's flags.
@@ -78,6 +78,16 @@ func main() {
 	}
 }
 
+// agentEnv documents the agent's environment in 'gantry agent -h'.
+const agentEnv = `
+Environment:
+  GANTRY_CLUSTER_SECRET  the cluster secret, the same on every agent (--cluster-secret)
+  GANTRY_ADMIN_TOKENS    comma-separated admin tokens this agent alone accepts, besides the
+                         cluster's replicated ones: a break-glass way in to one agent. A new
+                         cluster gets its first replicated token from --bootstrap-token-file.
+  <NAME>_API_KEY         provider keys, named by each provider's api_key_env
+`
+
 func runAgent(args []string) error {
 	fs := flag.NewFlagSet("gantry agent", flag.ContinueOnError)
 	var o agent.Options
@@ -102,9 +112,24 @@ func runAgent(args []string) error {
 	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
 	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
 	fs.StringVar(&o.ProviderKeyPattern, "provider-key-env", config.DefaultKeyEnvPattern, "regular expression a provider's api_key_env must match; the agent's own secrets (GANTRY_*) and cloud credentials are refused whatever it says")
+	tokenFile := fs.String("bootstrap-token-file", "", "file holding the first admin token of a new cluster: registered as the admin token \"bootstrap\" while the cluster has none ('gantry tokens generate > FILE' makes one)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gantry agent [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), agentEnv)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("agent: --bootstrap-token-file: %w", err)
+		}
+		if o.BootstrapToken = strings.TrimSpace(string(b)); len(o.BootstrapToken) < config.MinTokenLen {
+			return fmt.Errorf("agent: --bootstrap-token-file %s: a token of at least %d characters is needed; 'gantry tokens generate' makes one", *tokenFile, config.MinTokenLen)
+		}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))

@@ -48,6 +48,10 @@ type Options struct {
 	DevAdminToken string
 	// AdminTokens are accepted on the admin API besides the dev token.
 	AdminTokens []string
+	// BootstrapToken is registered as the replicated admin token
+	// "bootstrap" when the cluster has no admin token yet: a new cluster's
+	// way in (read from --bootstrap-token-file).
+	BootstrapToken string
 	// ProviderKeyPattern is what a provider's api_key_env must match
 	// (default names ending in _API_KEY); the agent's own secrets and
 	// cloud credentials can never be named, whatever it says.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,9 +209,9 @@ func (s *Server) openCluster(ctx context.Context, httpAddr string, seed *config.
 				return 0
 			}))
 	s.cl = r
-	var sp seedPlan
+	sp := seedPlan{bootstrapToken: s.opts.BootstrapToken}
 	if s.opts.Dev || s.opts.ConfigFile != "" {
-		sp = seedPlan{cfg: seed, dev: s.opts.Dev, devKey: s.opts.DevKey, devToken: s.opts.DevAdminToken}
+		sp.cfg, sp.dev, sp.devKey, sp.devToken = seed, s.opts.Dev, s.opts.DevKey, s.opts.DevAdminToken
 	}
 	r.start(sp)
 	s.log.Info("cluster node open", "raft_addr", node.RaftAddr(), "bootstrap", lone, "expect", expect, "join", co.Join)
@@ -234,7 +235,7 @@ func (r *replica) start(sp seedPlan) {
 	r.wg.Go(func() { r.syncStats(ctx) })
 	r.wg.Go(func() { r.syncDocuments(ctx) })
 	r.wg.Go(func() { r.watchCanaries(ctx) })
-	if sp.cfg != nil || sp.dev {
+	if sp.cfg != nil || sp.dev || sp.bootstrapToken != "" {
 		r.wg.Go(func() { r.seed(ctx, sp) })
 	}
 }
@@ -401,6 +402,9 @@ type seedPlan struct {
 	cfg              *config.Config
 	dev              bool
 	devKey, devToken string
+	// bootstrapToken becomes the admin token "bootstrap" of a cluster that
+	// has no admin token yet.
+	bootstrapToken string
 }
 
 // seed applies the agent's own configuration to a cluster whose state holds
@@ -452,6 +456,11 @@ func (r *replica) seedOnce(ctx context.Context, sp seedPlan) error {
 			return err
 		}
 	}
+	if sp.bootstrapToken != "" {
+		if err := r.bootstrapToken(wctx, st, sp.bootstrapToken, actor); err != nil {
+			return err
+		}
+	}
 	if !sp.dev {
 		return nil
 	}
@@ -479,6 +488,31 @@ func (r *replica) seedOnce(ctx context.Context, sp seedPlan) error {
 		}
 	}
 	return r.seedDataset(wctx, st, actor)
+}
+
+// bootstrapToken registers token as the replicated admin token "bootstrap"
+// when the cluster has no admin token yet; otherwise the file is not
+// needed and is ignored. Agents registering the same file at once write
+// one change.
+func (r *replica) bootstrapToken(ctx context.Context, st *state.State, token, actor string) error {
+	for _, t := range st.Tokens {
+		if t.Role == config.RoleAdmin && !t.Revoked {
+			r.log.Debug("the cluster has admin tokens; the bootstrap token file is not used")
+			return nil
+		}
+	}
+	hash := config.HashKey(token)
+	env, err := command.New(command.PutToken, command.TokenPayload{Token: command.Token{Name: "bootstrap", Hash: hash, Role: config.RoleAdmin}})
+	if err != nil {
+		return err
+	}
+	env.RequestID = "bootstrap-token-" + strings.TrimPrefix(hash, "sha256:")[:32]
+	env.Actor = actor
+	if _, err := r.Apply(ctx, env); err != nil {
+		return fmt.Errorf("register the bootstrap admin token: %w", err)
+	}
+	r.log.Info("the bootstrap admin token is registered; create your own admin tokens and revoke it (gantry tokens revoke bootstrap)")
+	return nil
 }
 
 func keyIndex(keys []config.Key, name string) int {

@@ -284,6 +284,25 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 		switch sub {
 		case "list":
 			return e.keys(ctx)
+		case "hash":
+			// For configuration files, which hold keys only as hashes.
+			key := ""
+			if len(pos) > 1 {
+				key = pos[1]
+			} else if b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096)); err == nil {
+				key = strings.TrimSpace(string(b))
+			}
+			if !config.WellFormedKey(key) {
+				return fmt.Errorf("%w: gantry keys hash KEY (or the key on standard input): want a virtual key such as %s...", ErrUsage, config.KeyPrefix)
+			}
+			fmt.Fprintln(e.out, config.HashKey(key))
+			return nil
+		case "new":
+			// A key for a configuration file: the secret to hand out and
+			// the hash the file holds.
+			secret, hash := config.NewKey()
+			fmt.Fprintf(e.out, "key   %s\nhash  %s\n", secret, hash)
+			return nil
 		case "create":
 			name, err := arg(1, "a key name: gantry keys create NAME")
 			if err != nil {
@@ -313,11 +332,15 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			}
 			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "key %s revoked\n", out.Name) })
 		}
-		return fmt.Errorf("%w: gantry keys list|create|rotate|revoke NAME", ErrUsage)
+		return fmt.Errorf("%w: gantry keys list|create|rotate|revoke NAME, or keys new|hash KEY for configuration files", ErrUsage)
 	case "tokens":
 		switch sub {
 		case "list":
 			return e.tokens(ctx)
+		case "generate":
+			// A token for --bootstrap-token-file; nothing is registered.
+			fmt.Fprintln(e.out, config.NewToken())
+			return nil
 		case "create":
 			name, err := arg(1, "a token name: gantry tokens create NAME --role ROLE")
 			if err != nil {
@@ -341,7 +364,7 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			}
 			return e.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "token %s revoked\n", out.Name) })
 		}
-		return fmt.Errorf("%w: gantry tokens list|create|revoke", ErrUsage)
+		return fmt.Errorf("%w: gantry tokens list|create|revoke, or tokens generate for --bootstrap-token-file", ErrUsage)
 	}
 	return fmt.Errorf("%w: unknown command %q", ErrUsage, cmd)
 }

@@ -96,6 +96,14 @@ func TestCommands(t *testing.T) {
 	}
 
 	contains(cmd("get", "members"), "ID", "ROLE", "cli", "leader", "true")
+	// Keys and tokens for files, made without an agent.
+	kn := cmd("keys", "new")
+	contains(kn, "key   gk_", "hash  sha256:")
+	key := strings.Fields(strings.Split(kn, "\n")[0])[1]
+	contains(cmd("keys", "hash", key), config.HashKey(key))
+	if tok := strings.TrimSpace(cmd("tokens", "generate")); !strings.HasPrefix(tok, config.TokenPrefix) || len(tok) < config.MinTokenLen {
+		t.Fatalf("tokens generate printed %q", tok)
+	}
 	contains(cmd("get", "features"), "support-answer", "v1", "v2@10%", "ticket-triage")
 	contains(cmd("get", "releases", "support-answer"), "v1", "production", "v2", "canary@10%")
 	contains(cmd("get", "routes"), "default", "sim-large:90", "cheap")

@@ -76,3 +76,18 @@ func validHash(h string) bool {
 	_, err := hex.DecodeString(rest)
 	return err == nil
 }
+
+// TokenPrefix starts every admin token Gantry makes.
+const TokenPrefix = "gat_"
+
+// MinTokenLen is the shortest admin token an agent accepts from a file.
+const MinTokenLen = 20
+
+// NewToken makes a random admin token.
+func NewToken() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("config: no randomness: " + err.Error())
+	}
+	return TokenPrefix + hex.EncodeToString(b[:])
+}
