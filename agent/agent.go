@@ -6,7 +6,9 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +94,12 @@ type Server struct {
 	recorder *trace.Recorder
 	metrics  *metrics.Metrics
 	mu       sync.Mutex // serialises reloads
+	// last is the configuration compiled last, kept for the swap that
+	// follows a check of the same one.
+	last struct {
+		sum  [32]byte
+		snap *pipeline.Snapshot
+	}
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
@@ -338,7 +346,7 @@ func devOnLoopback(addr string) error {
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap, err := pipeline.Compile(cfg, s.set)
+	snap, err := s.compile(cfg)
 	if err != nil {
 		return err
 	}
@@ -346,11 +354,32 @@ func (s *Server) Reload(cfg *config.Config) error {
 	return nil
 }
 
+// compile compiles cfg, or reuses the snapshot compiled last when cfg is
+// the same configuration: a write through this agent compiles the result
+// to check it can serve it, and the follow loop then swaps in that very
+// configuration. The caller holds mu.
+func (s *Server) compile(cfg *config.Config) (*pipeline.Snapshot, error) {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	if s.last.snap != nil && s.last.sum == sum {
+		return s.last.snap, nil
+	}
+	snap, err := pipeline.Compile(cfg, s.set)
+	if err != nil {
+		return nil, err
+	}
+	s.last.sum, s.last.snap = sum, snap
+	return snap, nil
+}
+
 // compiles reports whether the gateway could serve cfg, without serving it.
 func (s *Server) compiles(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := pipeline.Compile(cfg, s.set)
+	_, err := s.compile(cfg)
 	return err
 }
 

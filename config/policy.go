@@ -147,7 +147,7 @@ func (cfg *Config) validatePolicy(c *checker) {
 	}
 	teams := map[string]bool{}
 	for i, t := range cfg.Teams {
-		path := fmt.Sprintf("teams[%d]", i)
+		path := index("teams", i)
 		c.name(path+".name", "team", t.Name, teams)
 		c.rateLimit(path+".rate_limit", t.RateLimit)
 	}
@@ -157,7 +157,7 @@ func (cfg *Config) validatePolicy(c *checker) {
 	models := names(len(cfg.Models), func(i int) string { return cfg.Models[i].Name })
 
 	for i, k := range cfg.Keys {
-		path := fmt.Sprintf("keys[%d]", i)
+		path := index("keys", i)
 		c.rateLimit(path+".rate_limit", k.RateLimit)
 		if k.MaxBudgetUSD < 0 || k.MaxBudgetUSD > MaxBudgetUSD || math.IsNaN(k.MaxBudgetUSD) {
 			c.add(path+".max_budget_usd", "%v is outside 0..%g USD", k.MaxBudgetUSD, MaxBudgetUSD)
@@ -167,14 +167,14 @@ func (cfg *Config) validatePolicy(c *checker) {
 		}
 	}
 	for i, f := range cfg.Features {
-		path := fmt.Sprintf("features[%d]", i)
+		path := index("features", i)
 		c.rateLimit(path+".rate_limit", f.RateLimit)
 		c.safety(path+".safety", f.Safety)
 	}
 
 	seen := map[string]bool{}
 	for i, b := range cfg.Budgets {
-		path := fmt.Sprintf("budgets[%d]", i)
+		path := index("budgets", i)
 		c.name(path+".name", "budget", b.Name, seen)
 		switch b.Scope {
 		case ScopeGlobal, ScopeUser:

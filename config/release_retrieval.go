@@ -186,7 +186,7 @@ func CheckRetrieval(path string, r Retrieval, collections map[string]bool) []Pro
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := r.Filters[k]
-		if k == "" || len(k) > MaxNameLen || !nameRE.MatchString(k) {
+		if k == "" || len(k) > MaxNameLen || !validNameChars(k) {
 			add(path+".filters", "filter key %q is not a metadata name", k)
 		}
 		if len(v) > MaxNameLen*4 {

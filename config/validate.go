@@ -6,7 +6,10 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // ValidationError lists every problem found in a configuration.
@@ -39,7 +42,6 @@ const (
 )
 
 var (
-	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -55,7 +57,7 @@ func (c *checker) name(path, kind, name string, seen map[string]bool) {
 		c.add(path, "%s name is empty", kind)
 	case len(name) > MaxNameLen:
 		c.add(path, "%s name is longer than %d characters", kind, MaxNameLen)
-	case !nameRE.MatchString(name):
+	case !validNameChars(name):
 		c.add(path, "%s name %q may hold only letters, digits and . _ : - and must start with a letter or digit", kind, name)
 	case seen[name]:
 		c.add(path, "%s %q is defined twice", kind, name)
@@ -82,7 +84,7 @@ func (cfg *Config) Validate() error {
 
 	providers := map[string]bool{}
 	for i, p := range cfg.Providers {
-		path := fmt.Sprintf("providers[%d]", i)
+		path := index("providers", i)
 		c.name(path+".name", "provider", p.Name, providers)
 		switch p.Kind {
 		case KindOpenAI, KindAnthropic, KindGemini, KindAzure, KindBedrock, KindMistral, KindGroq, KindTogether,
@@ -119,7 +121,7 @@ func (cfg *Config) Validate() error {
 
 	models := map[string]bool{}
 	for i, m := range cfg.Models {
-		path := fmt.Sprintf("models[%d]", i)
+		path := index("models", i)
 		c.name(path+".name", "model", m.Name, models)
 		if !providers[m.Provider] {
 			c.add(path+".provider", "unknown provider %q", m.Provider)
@@ -138,7 +140,7 @@ func (cfg *Config) Validate() error {
 
 	routes := map[string]bool{}
 	for i, r := range cfg.Routes {
-		path := fmt.Sprintf("routes[%d]", i)
+		path := index("routes", i)
 		c.name(path+".name", "route", r.Name, routes)
 		if models[r.Name] {
 			c.add(path+".name", "route %q has the name of a model; clients could not tell them apart", r.Name)
@@ -148,7 +150,7 @@ func (cfg *Config) Validate() error {
 		}
 		total := 0
 		for j, t := range r.Targets {
-			tp := fmt.Sprintf("%s.targets[%d]", path, j)
+			tp := index(path+".targets", j)
 			if !models[t.Model] {
 				c.add(tp+".model", "unknown model %q", t.Model)
 			}
@@ -175,7 +177,7 @@ func (cfg *Config) Validate() error {
 
 	features := map[string]bool{}
 	for i, f := range cfg.Features {
-		path := fmt.Sprintf("features[%d]", i)
+		path := index("features", i)
 		c.name(path+".name", "feature", f.Name, features)
 		if len(f.Description) > MaxDescriptionBytes {
 			c.add(path+".description", "longer than %d bytes", MaxDescriptionBytes)
@@ -185,7 +187,7 @@ func (cfg *Config) Validate() error {
 		}
 		versions := map[int]bool{}
 		for j, r := range f.Releases {
-			rp := fmt.Sprintf("%s.releases[%d]", path, j)
+			rp := index(path+".releases", j)
 			if r.Version <= 0 {
 				c.add(rp+".version", "versions start at 1")
 			} else if versions[r.Version] {
@@ -216,7 +218,7 @@ func (cfg *Config) Validate() error {
 	keys := map[string]bool{}
 	hashes := map[string]bool{}
 	for i, k := range cfg.Keys {
-		path := fmt.Sprintf("keys[%d]", i)
+		path := index("keys", i)
 		c.name(path+".name", "key", k.Name, keys)
 		if !validHash(k.Hash) {
 			c.add(path+".hash", "want sha256: and 64 hex digits (the hash of the key, never the key)")
@@ -297,7 +299,7 @@ func (c *checker) release(path string, r Release, routes, models map[string]bool
 		c.add(path+".template", "more than %d messages", MaxTemplateMsgs)
 	}
 	for i, m := range r.Template {
-		mp := fmt.Sprintf("%s.template[%d]", path, i)
+		mp := index(path+".template", i)
 		switch m.Role {
 		case "system", "user", "assistant", "developer":
 		default:
@@ -309,7 +311,7 @@ func (c *checker) release(path string, r Release, routes, models map[string]bool
 	}
 	vars := map[string]bool{}
 	for i, v := range r.Variables {
-		vp := fmt.Sprintf("%s.variables[%d]", path, i)
+		vp := index(path+".variables", i)
 		c.name(vp+".name", "variable", v.Name, vars)
 		switch v.Type {
 		case "", "string", "number", "boolean", "list", "object":
@@ -357,51 +359,100 @@ func (c *checker) release(path string, r Release, routes, models map[string]bool
 // bounds more tightly, schemas and tool parameters included, and names
 // where a longer one is.
 func (c *checker) stringSizes(cfg *Config) {
-	var walk func(v reflect.Value, path string, depth int)
-	walk = func(v reflect.Value, path string, depth int) {
+	// at is the path so far, one step per level, made into a string only
+	// when a problem is reported: every configuration change checks every
+	// string, and most never need their path.
+	at := make([]pathSeg, 0, 16)
+	var walk func(v reflect.Value, depth int)
+	step := func(v reflect.Value, s pathSeg, depth int) {
+		at = append(at, s)
+		walk(v, depth+1)
+		at = at[:len(at)-1]
+	}
+	walk = func(v reflect.Value, depth int) {
 		if depth > 64 || !v.IsValid() {
 			return
 		}
 		switch v.Kind() {
 		case reflect.String:
 			if v.Len() > MaxTextBytes {
-				c.add(path, "a string of %d bytes, more than the limit of %d", v.Len(), MaxTextBytes)
+				c.add(pathOf(at), "a string of %d bytes, more than the limit of %d", v.Len(), MaxTextBytes)
 			}
 		case reflect.Pointer, reflect.Interface:
 			if !v.IsNil() {
-				walk(v.Elem(), path, depth+1)
+				walk(v.Elem(), depth+1)
 			}
 		case reflect.Struct:
-			t := v.Type()
-			for i := 0; i < t.NumField(); i++ {
-				f := t.Field(i)
-				if !f.IsExported() {
-					continue
+			for i, name := range fieldNames(v.Type()) {
+				if name != "" {
+					step(v.Field(i), pathSeg{name: name, index: -1}, depth)
 				}
-				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				if name == "" || name == "-" {
-					name = strings.ToLower(f.Name)
-				}
-				walk(v.Field(i), joinPath(path, name), depth+1)
 			}
 		case reflect.Slice, reflect.Array:
+			if k := v.Type().Elem().Kind(); k != reflect.String && k != reflect.Struct && k != reflect.Pointer && k != reflect.Interface &&
+				k != reflect.Slice && k != reflect.Map {
+				return // numbers and flags: nothing to check inside
+			}
 			for i := 0; i < v.Len(); i++ {
-				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1)
+				step(v.Index(i), pathSeg{index: i}, depth)
 			}
 		case reflect.Map:
 			it := v.MapRange()
 			for it.Next() {
 				k := fmt.Sprint(it.Key().Interface())
 				if len(k) > MaxTextBytes {
-					c.add(path, "a key of %d bytes, more than the limit of %d", len(k), MaxTextBytes)
+					c.add(pathOf(at), "a key of %d bytes, more than the limit of %d", len(k), MaxTextBytes)
 					continue
 				}
-				walk(it.Value(), joinPath(path, k), depth+1)
+				step(it.Value(), pathSeg{name: k, index: -1}, depth)
 			}
 		}
 	}
-	walk(reflect.ValueOf(cfg).Elem(), "", 0)
+	walk(reflect.ValueOf(cfg).Elem(), 0)
 }
+
+// pathSeg is one step of the path to a value: a named field or key, or a
+// list index (index >= 0).
+type pathSeg struct {
+	name  string
+	index int
+}
+
+func pathOf(at []pathSeg) string {
+	path := ""
+	for _, s := range at {
+		if s.index >= 0 {
+			path = fmt.Sprintf("%s[%d]", path, s.index)
+		} else {
+			path = joinPath(path, s.name)
+		}
+	}
+	return path
+}
+
+// fieldNames are the YAML names of a struct type's fields, "" for the
+// unexported; cached, since the same few types are walked every time.
+func fieldNames(t reflect.Type) []string {
+	if names, ok := fieldNameCache.Load(t); ok {
+		return names.([]string)
+	}
+	names := make([]string, t.NumField())
+	for i := range names {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			name = strings.ToLower(f.Name)
+		}
+		names[i] = name
+	}
+	fieldNameCache.Store(t, names)
+	return names
+}
+
+var fieldNameCache sync.Map // reflect.Type -> []string
 
 func joinPath(path, name string) string {
 	if path == "" {
@@ -413,5 +464,87 @@ func joinPath(path, name string) string {
 // ValidName reports whether s is a valid name of a configuration object:
 // 1..MaxNameLen letters, digits and . _ : -, starting with a letter or digit.
 func ValidName(s string) bool {
-	return s != "" && len(s) <= MaxNameLen && nameRE.MatchString(s)
+	return s != "" && len(s) <= MaxNameLen && validNameChars(s)
+}
+
+// validNameChars reports whether a non-empty name is letters, digits and
+// . _ : -, starting with a letter or digit. A loop, not a regular
+// expression: every configuration change checks every name.
+func validNameChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// index is path[i], made without fmt: validation builds one per object.
+func index(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
+}
+
+// ValidateKey checks one key of a configuration that Validate accepted
+// before only that key changed: the same rules Validate applies to it, at
+// the cost of that key rather than of the whole configuration. The
+// cluster changes keys at run time one at a time; checking everything for
+// each would make every key change cost as much as every key.
+func (cfg *Config) ValidateKey(name string) error {
+	c := &checker{}
+	c.count("keys", len(cfg.Keys))
+	i := -1
+	for j, k := range cfg.Keys {
+		if k.Name == name {
+			i = j
+		}
+	}
+	if i < 0 {
+		return nil
+	}
+	k := cfg.Keys[i]
+	path := index("keys", i)
+	c.name(path+".name", "key", k.Name, map[string]bool{})
+	if !validHash(k.Hash) {
+		c.add(path+".hash", "want sha256: and 64 hex digits (the hash of the key, never the key)")
+	}
+	for j, other := range cfg.Keys {
+		switch {
+		case j == i:
+		case other.Name == k.Name:
+			c.add(path+".name", "key %q is defined twice", k.Name)
+		case other.Hash == k.Hash:
+			c.add(path+".hash", "two keys have the same hash")
+		}
+	}
+	for j, f := range k.Features {
+		if !slices.ContainsFunc(cfg.Features, func(x Feature) bool { return x.Name == f }) {
+			c.add(index(path+".features", j), "unknown feature %q", f)
+		}
+	}
+	for j, m := range k.Models {
+		if !slices.ContainsFunc(cfg.Models, func(x Model) bool { return x.Name == m }) && !slices.ContainsFunc(cfg.Routes, func(r Route) bool { return r.Name == m }) {
+			c.add(index(path+".models", j), "unknown model or route %q", m)
+		}
+	}
+	c.rateLimit(path+".rate_limit", k.RateLimit)
+	if k.MaxBudgetUSD < 0 || k.MaxBudgetUSD > MaxBudgetUSD || math.IsNaN(k.MaxBudgetUSD) {
+		c.add(path+".max_budget_usd", "%v is outside 0..%g USD", k.MaxBudgetUSD, MaxBudgetUSD)
+	}
+	if k.Team != "" && len(cfg.Teams) > 0 && !slices.ContainsFunc(cfg.Teams, func(t Team) bool { return t.Name == k.Team }) {
+		c.add(path+".team", "unknown team %q", k.Team)
+	}
+	one := Config{Keys: []Key{k}}
+	n := len(c.problems)
+	c.stringSizes(&one)
+	for j := n; j < len(c.problems); j++ {
+		c.problems[j].Path = path + strings.TrimPrefix(c.problems[j].Path, "keys[0]")
+	}
+	if len(c.problems) > 0 {
+		return c.problems
+	}
+	return nil
 }

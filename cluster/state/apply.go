@@ -70,8 +70,11 @@ type txn struct {
 	env   command.Envelope
 	index uint64
 	next  *State
-	// configChanged asks for config.Validate on the result.
+	// configChanged asks for config.Validate on the result; onlyKey, when
+	// set, says the one change was to that key, which is all there is to
+	// check.
 	configChanged bool
+	onlyKey       string
 	result        Result
 	audit         []AuditRecord
 }
@@ -128,7 +131,11 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 		return s, Result{}, fmt.Errorf("%s: %w", env.Type, err)
 	}
 	if tx.configChanged {
-		if err := tx.next.Config.Validate(); err != nil {
+		validate := tx.next.Config.Validate
+		if tx.onlyKey != "" {
+			validate = func() error { return tx.next.Config.ValidateKey(tx.onlyKey) }
+		}
+		if err := validate(); err != nil {
 			return s, Result{}, fmt.Errorf("%s: %w: %w", env.Type, ErrInvalid, err)
 		}
 		if err := checkBounds(&tx.next.Config); err != nil {
@@ -496,7 +503,7 @@ func putKey(tx *txn) error {
 	}
 	var before *config.Key
 	tx.next.Config.Keys, before = put(tx.next.Config.Keys, keyName, p.Key)
-	tx.configChanged = true
+	tx.configChanged, tx.onlyKey = true, p.Key.Name
 	tx.record("key/"+p.Key.Name, anyOf(before), p.Key, "")
 	tx.released("keys/" + p.Key.Name)
 	return nil
@@ -515,7 +522,7 @@ func revokeKey(tx *txn) error {
 	before := keys[i]
 	keys[i].Revoked = true
 	tx.next.Config.Keys = keys
-	tx.configChanged = true
+	tx.configChanged, tx.onlyKey = true, p.Name
 	tx.record("key/"+p.Name, before, keys[i], "")
 	tx.released("keys/" + p.Name)
 	return nil
