@@ -13,6 +13,7 @@
 //	GET  /admin/v1/releases/stats              ClusterStats (query: window, feature, consistent)
 //	POST /admin/v1/features/{name}/labels      LabelMove -> LabelMoveResult
 //	GET  /admin/v1/budgets                     Budgets
+//	GET  /admin/v1/models                      Models
 //	GET  /admin/v1/audit                       AuditList (query: cursor, limit)
 //
 // Every error, whatever the endpoint, is an ErrorResponse:
