@@ -16,8 +16,10 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 
+	"gantry/api"
 	"gantry/config"
 	"gantry/pipeline"
+	"gantry/pipeline/price"
 )
 
 // The gateway's other client APIs, run by the official SDKs against an
@@ -467,4 +469,40 @@ func TestEmbeddingsThroughThePipeline(t *testing.T) {
 	if !errors.As(err, &oe) || oe.StatusCode != 429 {
 		t.Fatalf("over the key's rate limit: got %v, want a 429", err)
 	}
+}
+
+func TestUnknownPriceIsFlaggedNotFree(t *testing.T) {
+	cfg := quietConfig()
+	cfg.Models = append(cfg.Models, config.Model{Name: "mystery", Provider: "sim"})
+	a := startAgent(t, cfg)
+	resp := a.post("/v1/chat/completions", `{"model":"mystery","messages":[{"role":"user","content":"hi"}]}`)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	tr := a.waitTrace(resp.Header.Get("X-Request-Id"))
+	if !tr.PriceUnknown || tr.PriceSource != "unknown" || tr.CostUSD != 0 {
+		t.Fatalf("trace: unknown %v source %q cost %v", tr.PriceUnknown, tr.PriceSource, tr.CostUSD)
+	}
+	models := decode[api.Models](t, a.admin(api.PathModels))
+	byName := map[string]api.Model{}
+	for _, m := range models.Models {
+		byName[m.Name] = m
+	}
+	if m := byName["mystery"]; m.PriceKnown() || m.Provider != "sim" || m.Kind != "sim" {
+		t.Fatalf("mystery: %+v", m)
+	}
+	if m := byName["sim-large"]; m.PriceSource != price.SourceConfig || m.Price.Input != 2.5 || m.Upstream != "sim-large" {
+		t.Fatalf("sim-large: %+v", m)
+	}
+	spend := decode[api.Budgets](t, a.admin(api.PathBudgets)).Spend
+	for _, s := range spend {
+		if s.Dimension == api.DimModel && s.Name == "mystery" {
+			if s.Requests != 1 || s.Unpriced != 1 {
+				t.Fatalf("spend of mystery: %+v", s)
+			}
+			return
+		}
+	}
+	t.Fatalf("no spend row for mystery: %+v", spend)
 }

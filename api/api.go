@@ -570,6 +570,9 @@ type Spend struct {
 	Requests  int64   `json:"requests"`
 	Tokens    int64   `json:"tokens"`
 	CostUSD   float64 `json:"cost_usd"`
+	// Unpriced counts the requests to models of unknown price: their
+	// cost is not in CostUSD, which is then a lower bound.
+	Unpriced int64 `json:"unpriced,omitempty"`
 }
 
 // Budgets is the budgets endpoint: every budget and the window's spend.
