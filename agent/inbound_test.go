@@ -506,3 +506,26 @@ func TestUnknownPriceIsFlaggedNotFree(t *testing.T) {
 	}
 	t.Fatalf("no spend row for mystery: %+v", spend)
 }
+
+func TestEmbeddingsRepeatedAreCached(t *testing.T) {
+	a := startAgent(t, quietConfig())
+	body := `{"model":"sim-embed","input":["Where is my order?","Reset the thermostat"],"dimensions":16}`
+	var traces []string
+	for _, hdr := range [][]string{nil, nil, {"X-Gantry-Cache", "bypass"}} {
+		resp := a.post("/v1/embeddings", body, hdr...)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		traces = append(traces, resp.Header.Get("X-Request-Id"))
+	}
+	first, again, bypass := a.waitTrace(traces[0]), a.waitTrace(traces[1]), a.waitTrace(traces[2])
+	if first.Cached || !again.Cached || bypass.Cached || again.CostUSD != 0 || first.CostUSD <= 0 || bypass.CostUSD != first.CostUSD {
+		t.Fatalf("cached %v/%v/%v, cost %v/%v/%v: want the repeat alone served from the cache, free",
+			first.Cached, again.Cached, bypass.Cached, first.CostUSD, again.CostUSD, bypass.CostUSD)
+	}
+	if n := metricValue(t, a, `gantry_cache_requests_total{feature="none",result="hit"}`); n != 1 {
+		t.Fatalf("cache hits counted: %v, want 1", n)
+	}
+}
