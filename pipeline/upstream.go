@@ -53,52 +53,6 @@ func (g *Gateway) cacheKey(c *Call) (cache.Key, bool) {
 	return cache.KeyFor(c.Release.Hash, &req), true
 }
 
-// embedCached answers an embeddings call from the embeddings cache, and
-// otherwise calls the upstream and keeps its vectors for EmbedTTL. A hit
-// still passed the key, limits and budget stages and is traced, at no
-// cost, as cached.
-func (g *Gateway) embedCached(ctx context.Context, c *Call) error {
-	if g.EmbedCache == nil || g.EmbedTTL <= 0 || c.NoCache {
-		return g.route(ctx, c)
-	}
-	var targets []string
-	for _, t := range c.Route.all() {
-		targets = append(targets, t.Model.Name+"\x00"+t.Model.Provider+"\x00"+t.Model.UpstreamName())
-	}
-	key := cache.EmbeddingKeyFor(targets, c.Embed.Dimensions, c.Embed.Input)
-	b, hit := g.EmbedCache.Get(key)
-	if g.Obs != nil {
-		g.Obs.CacheLookup("", hit)
-	}
-	if hit {
-		var resp chat.EmbeddingResponse
-		if err := json.Unmarshal(b, &resp); err == nil && resp.Usage != nil {
-			if t, ok := c.Snap.models[resp.Model]; ok {
-				for i := range resp.Data {
-					resp.Data[i].Base64 = c.Embed.EncodingFormat == "base64"
-				}
-				c.Embedding, c.Answered, c.Cached = &resp, t, true
-				c.Usage, c.UsageKnown = chat.Usage{PromptTokens: resp.Usage.PromptTokens, TotalTokens: resp.Usage.PromptTokens}, true
-				return nil
-			}
-		}
-	}
-	if err := g.route(ctx, c); err != nil {
-		return err
-	}
-	// Kept as base64, a quarter of the size of a list of numbers.
-	keep := *c.Embedding
-	keep.Data = make([]chat.Embedding, len(c.Embedding.Data))
-	for i, e := range c.Embedding.Data {
-		e.Base64 = true
-		keep.Data[i] = e
-	}
-	if b, err := json.Marshal(&keep); err == nil {
-		g.EmbedCache.Put(key, b, g.EmbedTTL)
-	}
-	return nil
-}
-
 // storeCache keeps a validated answer for the release's cache TTL.
 func (g *Gateway) storeCache(c *Call) {
 	key, ok := g.cacheKey(c)
