@@ -20,6 +20,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/price"
+	"gantry/pipeline/provider/fake"
 )
 
 // The gateway's other client APIs, run by the official SDKs against an
@@ -527,5 +528,43 @@ func TestEmbeddingsRepeatedAreCached(t *testing.T) {
 	}
 	if n := metricValue(t, a, `gantry_cache_requests_total{feature="none",result="hit"}`); n != 1 {
 		t.Fatalf("cache hits counted: %v, want 1", n)
+	}
+}
+
+// A stream cut after output went out ends, on each API, with an error the
+// SDK reports, never with the end of a complete answer; an upstream's
+// 429 before output is retried on the fallback as on chat completions.
+func TestInboundStreamsCutAndRetried(t *testing.T) {
+	u := startWithUpstreams(t, fake.Options{Default: fake.Fault{CutAfter: 3}}, fake.Options{Default: fake.Fault{CutAfter: 3}}, policy())
+	a := u.a
+	ac := a.anthropic()
+	s := ac.Messages.NewStreaming(context.Background(), question("r"))
+	var kinds []string
+	for s.Next() {
+		kinds = append(kinds, s.Current().Type)
+	}
+	if s.Err() == nil || len(kinds) == 0 || kinds[len(kinds)-1] == "message_stop" {
+		t.Fatalf("messages: events %v, err %v; want output then an error", kinds, s.Err())
+	}
+	c := a.openai()
+	rs := c.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{Model: "r",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")}})
+	kinds = nil
+	for rs.Next() {
+		kinds = append(kinds, rs.Current().Type)
+	}
+	if len(kinds) < 2 || kinds[len(kinds)-1] != "response.failed" {
+		t.Fatalf("responses: events %v, err %v; want output then response.failed", kinds, rs.Err())
+	}
+
+	r := startWithUpstreams(t, fake.Options{Script: []fake.Fault{{Status: 429, RetryAfter: "1"}}}, fake.Options{}, policy())
+	rc := r.a.anthropic()
+	msg, err := rc.Messages.New(context.Background(), question("r"))
+	if err != nil {
+		t.Fatalf("after an upstream 429: %v", err)
+	}
+	tr := r.a.waitTrace(strings.TrimPrefix(msg.ID, "msg_"))
+	if tr.Status != "ok" || len(tr.Attempts) < 2 || tr.Attempts[0].Status != "http_429" {
+		t.Fatalf("trace attempts %+v", tr.Attempts)
 	}
 }
