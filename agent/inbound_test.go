@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -566,5 +568,32 @@ func TestInboundStreamsCutAndRetried(t *testing.T) {
 	tr := r.a.waitTrace(strings.TrimPrefix(msg.ID, "msg_"))
 	if tr.Status != "ok" || len(tr.Attempts) < 2 || tr.Attempts[0].Status != "http_429" {
 		t.Fatalf("trace attempts %+v", tr.Attempts)
+	}
+}
+
+func TestMessagesNotServingIsAnAnthropicError(t *testing.T) {
+	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, DataDir: t.TempDir(), NodeID: "test",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard}
+	s, _, err := build(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler()) // no configuration loaded yet
+	t.Cleanup(func() {
+		srv.Close()
+		s.close()
+	})
+	for _, path := range []string{"/v1/messages", "/v1/messages/count_tokens"} {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(`{"model":"sim-small","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("x-api-key", devKey)
+		req.Header.Set("anthropic-version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, msg := anthropicError(t, resp)
+		if resp.StatusCode != 503 || typ != "overloaded_error" || !strings.Contains(msg, "not serving") || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %s %q, Retry-After %q", path, resp.StatusCode, typ, msg, resp.Header.Get("Retry-After"))
+		}
 	}
 }
