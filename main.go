@@ -31,7 +31,7 @@ Usage:
   gantry agent [flags]     run an agent (gateway, admin API, metrics)
   gantry console [flags]   watch traces, costs and releases; promote and roll back
   gantry apply -f FILE     apply a whole configuration as one change
-  gantry get KIND          list members, features, releases FEATURE, routes, budgets, keys
+  gantry get KIND          list members, features, releases FEATURE, routes, models, budgets, keys
   gantry release ...       list, diff, promote (gated by evaluation), rollback, canary
   gantry dataset ...       push -f FILE, list, show NAME, add-trace NAME TRACE_ID
   gantry eval ...          run a dataset against a release; compare a candidate with production

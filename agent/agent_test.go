@@ -219,7 +219,7 @@ func TestGatewayRejectsBadInput(t *testing.T) {
 		{"missing key", "/v1/chat/completions", `{"model":"sim-small","messages":[{"role":"user","content":"x"}]}`, "", 401, "missing_api_key", ""},
 		{"wrong key", "/v1/chat/completions", `{"model":"sim-small","messages":[{"role":"user","content":"x"}]}`, "gk_wrong-key-0000000", 401, "invalid_api_key", ""},
 		{"missing variable", "/v1/features/ticket-triage/invoke", `{"vars":{}}`, devKey, 400, "", "vars"},
-		{"unknown URL", "/v1/embeddings", `{}`, devKey, 404, "unknown_url", ""},
+		{"unknown URL", "/v1/batches", `{}`, devKey, 404, "unknown_url", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,14 @@ import (
 // cacheBytes bounds the response cache.
 const cacheBytes = 16 << 20
 
+// The embeddings cache has its own bound, so documents embedded in bulk
+// do not push chat answers out, and keeps a vector for a day: a model
+// gives a text the same vector, and the key names the model.
+const (
+	embedCacheBytes = 32 << 20
+	embedCacheTTL   = 24 * time.Hour
+)
+
 // canarySecret keys the leak canaries. Agents of one cluster derive the
 // same secret from the cluster secret, so a release's canary is the same on
 // every agent; a lone agent makes its own.
@@ -29,14 +37,15 @@ func canarySecret(clusterSecret string) []byte {
 	return b
 }
 
-// wirePolicy gives the gateway its rate limiter, budget ledger and
-// response cache. The cluster side puts grants in front of the ledger
-// when it opens (wireSpend).
+// wirePolicy gives the gateway its rate limiter, budget ledger, response
+// cache and embeddings cache. The cluster side puts grants in front of the
+// ledger when it opens (wireSpend).
 func (s *Server) wirePolicy() {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gw.Limiter = limit.New(limit.Options{Share: s.limitShare})
 	s.gw.Ledger = s.ledger
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
+	s.gw.EmbedCache, s.gw.EmbedTTL = cache.New(embedCacheBytes, time.Now), embedCacheTTL
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_holds_reaped_total",

@@ -13,6 +13,7 @@
 //	GET  /admin/v1/releases/stats              ClusterStats (query: window, feature, consistent)
 //	POST /admin/v1/features/{name}/labels      LabelMove -> LabelMoveResult
 //	GET  /admin/v1/budgets                     Budgets
+//	GET  /admin/v1/models                      Models
 //	GET  /admin/v1/audit                       AuditList (query: cursor, limit)
 //
 // Every error, whatever the endpoint, is an ErrorResponse:
@@ -571,6 +572,9 @@ type Spend struct {
 	Requests  int64   `json:"requests"`
 	Tokens    int64   `json:"tokens"`
 	CostUSD   float64 `json:"cost_usd"`
+	// Unpriced counts the requests to models of unknown price: their
+	// cost is not in CostUSD, which is then a lower bound.
+	Unpriced int64 `json:"unpriced,omitempty"`
 }
 
 // Budgets is the budgets endpoint: every budget and the window's spend.

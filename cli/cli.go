@@ -20,6 +20,7 @@ import (
 
 	"gantry/api"
 	"gantry/config"
+	"gantry/pipeline/price"
 	"gantry/tlsconf"
 )
 
@@ -171,8 +172,10 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			return e.budgets(ctx)
 		case "keys":
 			return e.keys(ctx)
+		case "models":
+			return e.models(ctx)
 		}
-		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|budgets|keys", ErrUsage)
+		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|models|budgets|keys", ErrUsage)
 	case "release":
 		if sub == "" {
 			return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)
@@ -663,6 +666,52 @@ func (e *env) routes(ctx context.Context) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), orDash(strings.Join(r.Fallbacks, ",")), dur(r.Timeout), dur(r.Deadline))
 		}
 	})
+}
+
+// models prints each model the agent serves with the price a call is
+// charged at, per million tokens, and where it came from. A model of
+// unknown price is flagged: its calls are not counted free, but their cost
+// is unknown.
+func (e *env) models(ctx context.Context) error {
+	var out api.Models
+	if err := e.c.call(ctx, "GET", api.PathModels, nil, &out); err != nil {
+		return err
+	}
+	var unknown []string
+	err := e.print(out, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NAME\tPROVIDER\tKIND\tUPSTREAM\tINPUT/M\tOUTPUT/M\tCACHED/M\tREASONING/M\tPRICE FROM")
+		for _, m := range out.Models {
+			in, outp, cached, reasoning := "-", "-", "-", "-"
+			from := string(m.PriceSource)
+			switch m.PriceSource {
+			case price.SourceConfig, price.SourceTable:
+				p := m.Price
+				in, outp, cached, reasoning = perM(p.Input), perM(p.Output), perM(p.CachedInput), perM(p.Reasoning)
+				if m.PriceSource == price.SourceTable {
+					from = fmt.Sprintf("table %s (%s)", m.PriceTable, m.PriceEntry)
+				}
+			case price.SourceSelfHosted:
+				in, outp = "$0", "$0"
+			default:
+				in, from = "UNKNOWN PRICE", string(price.SourceUnknown)
+				unknown = append(unknown, m.Name)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Provider, m.Kind, m.Upstream, in, outp, cached, reasoning, from)
+		}
+	})
+	if err == nil && len(unknown) > 0 && !e.json {
+		fmt.Fprintf(e.errOut, "warning: no known price for %s: calls are traced as of unknown cost and count nothing against budgets; set models[].price\n",
+			strings.Join(unknown, ", "))
+	}
+	return err
+}
+
+// perM is a price per million tokens; 0 (as input or output) is "-".
+func perM(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return "$" + strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // budgets prints every budget with its spend this period: the cluster's

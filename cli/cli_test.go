@@ -225,3 +225,66 @@ func TestCommandErrors(t *testing.T) {
 		t.Fatalf("apply of an invalid file: %v, want an error naming the file", err)
 	}
 }
+
+func TestGetModelsFlagsUnknownPrices(t *testing.T) {
+	base := startAgent(t)
+	c := newClient(base, adminToken)
+	var cfg config.Config
+	if err := c.call(context.Background(), "GET", api.PathConfig, nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A model from the price table, a self-hosted one, and one priced
+	// nowhere.
+	cfg.Providers = append(cfg.Providers, config.Provider{Name: "openai", Kind: config.KindOpenAI}, config.Provider{Name: "local", Kind: config.KindOllama})
+	cfg.Models = append(cfg.Models, config.Model{Name: "mini", Provider: "openai", Upstream: "gpt-4o-mini-2024-07-18"},
+		config.Model{Name: "llama", Provider: "local", Upstream: "llama3.1:8b"}, config.Model{Name: "mystery", Provider: "sim"})
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "gantry.yaml")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := RunWith(context.Background(), args[0], append(args[1:], "--agent", base, "--token", adminToken), &out, &errOut); err != nil {
+			t.Fatalf("gantry %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String(), errOut.String()
+	}
+	run("apply", "-f", file)
+	out, warn := run("get", "models")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		rows[f[0]] = f
+	}
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"sim-large", []string{"sim-large", "sim", "sim", "sim-large", "$2.5", "$10", "$1.25", "-", "config"}},
+		{"mini", []string{"mini", "openai", "openai", "gpt-4o-mini-2024-07-18", "$0.15", "$0.6", "$0.075", "-", "table", "v1", "2025-10-01", "(gpt-4o-mini)"}},
+		{"llama", []string{"llama", "local", "ollama", "llama3.1:8b", "$0", "$0", "-", "-", "self-hosted"}},
+		{"mystery", []string{"mystery", "sim", "sim", "mystery", "UNKNOWN", "PRICE", "-", "-", "-", "unknown"}},
+	} {
+		if got := strings.Join(rows[tc.name], " "); got != strings.Join(tc.want, " ") {
+			t.Fatalf("row %s:\n got %s\nwant %s\n%s", tc.name, got, strings.Join(tc.want, " "), out)
+		}
+	}
+	if !strings.Contains(warn, "no known price for mystery:") {
+		t.Fatalf("no warning about the unknown price: %q", warn)
+	}
+	var js api.Models
+	out, _ = run("get", "models", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &js); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range js.Models {
+		if m.Name == "mystery" && (m.PriceKnown() || m.PriceSource != "unknown") || m.Name == "mini" && (m.PriceSource != "table" || m.PriceEntry != "gpt-4o-mini") {
+			t.Fatalf("json: %+v", m)
+		}
+	}
+}

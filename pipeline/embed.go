@@ -2,9 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"math"
 	"net/http"
 	"strings"
 
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/provider"
 )
@@ -54,4 +58,112 @@ func embed(ctx context.Context, c *Call, t *Target) error {
 		resp.Usage = &chat.EmbeddingUsage{PromptTokens: c.InputTokens, TotalTokens: c.InputTokens}
 	}
 	return nil
+}
+
+// embedCached answers an embeddings call from the embeddings cache, and
+// otherwise calls the upstream and keeps its vectors for EmbedTTL. A hit
+// still passed the key, limits and budget stages and is traced, at no
+// cost, as cached.
+func (g *Gateway) embedCached(ctx context.Context, c *Call) error {
+	if g.EmbedCache == nil || g.EmbedTTL <= 0 || c.NoCache {
+		return g.route(ctx, c)
+	}
+	var targets []string
+	for _, t := range c.Route.all() {
+		targets = append(targets, t.Model.Name+"\x00"+t.Model.Provider+"\x00"+t.Model.UpstreamName())
+	}
+	key := cache.EmbeddingKeyFor(targets, c.Embed.Dimensions, c.Embed.Input)
+	b, hit := g.EmbedCache.Get(key)
+	if g.Obs != nil {
+		g.Obs.CacheLookup("", hit)
+	}
+	if hit {
+		if resp, err := decodeEmbeddings(b); err == nil {
+			if t, ok := c.Snap.models[resp.Model]; ok {
+				for i := range resp.Data {
+					resp.Data[i].Base64 = c.Embed.EncodingFormat == "base64"
+				}
+				c.Embedding, c.Answered, c.Cached = resp, t, true
+				c.Usage, c.UsageKnown = chat.Usage{PromptTokens: resp.Usage.PromptTokens, TotalTokens: resp.Usage.PromptTokens}, true
+				return nil
+			}
+		}
+	}
+	if err := g.route(ctx, c); err != nil {
+		return err
+	}
+	g.EmbedCache.Put(key, encodeEmbeddings(c.Embedding), g.EmbedTTL)
+	return nil
+}
+
+// encodeEmbeddings packs an answer for the embeddings cache: the model's
+// name, the input tokens, then each vector's index, length and float32
+// values, little-endian. Decoding it is a copy, where JSON would cost more
+// than the simulator's call.
+func encodeEmbeddings(r *chat.EmbeddingResponse) []byte {
+	n := 0
+	for _, e := range r.Data {
+		n += 16 + 4*len(e.Vector)
+	}
+	b := make([]byte, 0, 16+len(r.Model)+n)
+	b = binary.AppendUvarint(b, uint64(len(r.Model)))
+	b = append(b, r.Model...)
+	tokens := 0
+	if r.Usage != nil {
+		tokens = r.Usage.PromptTokens
+	}
+	b = binary.AppendUvarint(b, uint64(tokens))
+	b = binary.AppendUvarint(b, uint64(len(r.Data)))
+	for _, e := range r.Data {
+		b = binary.AppendUvarint(b, uint64(e.Index))
+		b = binary.AppendUvarint(b, uint64(len(e.Vector)))
+		for _, v := range e.Vector {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+	}
+	return b
+}
+
+var errEmbeddingEntry = errors.New("embeddings cache entry is malformed")
+
+// decodeEmbeddings unpacks what encodeEmbeddings packed.
+func decodeEmbeddings(b []byte) (*chat.EmbeddingResponse, error) {
+	next := func() (int, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > 1<<31 {
+			return 0, false
+		}
+		b = b[n:]
+		return int(v), true
+	}
+	ln, ok := next()
+	if !ok || ln > len(b) {
+		return nil, errEmbeddingEntry
+	}
+	r := &chat.EmbeddingResponse{Object: chat.ObjectList, Model: string(b[:ln])}
+	b = b[ln:]
+	tokens, ok1 := next()
+	count, ok2 := next()
+	if !ok1 || !ok2 || count > chat.MaxEmbeddingInputs {
+		return nil, errEmbeddingEntry
+	}
+	r.Usage = &chat.EmbeddingUsage{PromptTokens: tokens, TotalTokens: tokens}
+	r.Data = make([]chat.Embedding, count)
+	for i := range r.Data {
+		index, ok1 := next()
+		dims, ok2 := next()
+		if !ok1 || !ok2 || 4*dims > len(b) {
+			return nil, errEmbeddingEntry
+		}
+		vec := make([]float32, dims)
+		for j := range vec {
+			vec[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+		}
+		b = b[4*dims:]
+		r.Data[i] = chat.Embedding{Index: index, Vector: vec}
+	}
+	if len(b) != 0 {
+		return nil, errEmbeddingEntry
+	}
+	return r, nil
 }

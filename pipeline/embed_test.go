@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"gantry/pipeline"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/internal/gwtest"
 	"gantry/pipeline/provider"
@@ -92,5 +94,42 @@ func TestSDKEmbeddings(t *testing.T) {
 	_, err = bad.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "sim-embed", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")}})
 	if !errors.As(err, &ae) || ae.StatusCode != 401 {
 		t.Fatalf("wrong key: got %v, want a 401", err)
+	}
+}
+
+func TestEmbeddingsCache(t *testing.T) {
+	g := gwtest.New(t)
+	g.EmbedCache, g.EmbedTTL = cache.New(1<<20, time.Now), time.Minute
+	call := func(format string, dims int, noCache bool) *pipeline.Call {
+		t.Helper()
+		c := &pipeline.Call{ID: "e", TraceID: trace.NewTraceID(), Received: time.Now(), Secret: gwtest.Key, NoCache: noCache}
+		req := &chat.EmbeddingRequest{Model: "sim-embed", Input: chat.EmbeddingInput{"Where is my order?", "Reset the thermostat"}, Dimensions: dims, EncodingFormat: format}
+		if err := pipeline.NewEmbeddingCall(c, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Serve(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := call("", 64, false)
+	again := call("base64", 64, false)
+	other := call("", 32, false)
+	bypass := call("", 64, true)
+	if first.Cached || !again.Cached || other.Cached || bypass.Cached {
+		t.Fatalf("cached: first %v, again %v, other dimensions %v, bypass %v; want only again", first.Cached, again.Cached, other.Cached, bypass.Cached)
+	}
+	for i := range first.Embedding.Data {
+		a, b := first.Embedding.Data[i], again.Embedding.Data[i]
+		if a.Index != b.Index || len(a.Vector) != 64 || fmt.Sprint(a.Vector) != fmt.Sprint(b.Vector) || a.Base64 || !b.Base64 {
+			t.Fatalf("vector %d from the cache differs or keeps the wrong format", i)
+		}
+	}
+	traces := g.Traces()
+	if tr := traces[1]; !tr.Cached || tr.CostUSD != 0 || tr.InputTokens != first.Embedding.Usage.PromptTokens || tr.Model != "sim-embed" {
+		t.Fatalf("cached call's trace: %+v", tr)
+	}
+	if tr := traces[0]; tr.Cached || tr.CostUSD <= 0 {
+		t.Fatalf("first call's trace: %+v", tr)
 	}
 }

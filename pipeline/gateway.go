@@ -39,6 +39,11 @@ type Gateway struct {
 	Limiter *limit.Limiter
 	Ledger  budget.Ledger
 	Cache   *cache.Cache
+	// EmbedCache keeps embeddings for EmbedTTL: a model gives the same
+	// text the same vector, so a repeated text is not paid for twice. Off
+	// when nil or EmbedTTL is 0.
+	EmbedCache *cache.Cache
+	EmbedTTL   time.Duration
 	// Obs hears what the trace does not carry in countable form.
 	Obs Observer
 	// Retrieve fetches a release's context for a query: the block for the

@@ -18,6 +18,9 @@ import (
 // routeCached answers from the response cache when the release allows it,
 // and otherwise calls the upstream.
 func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
+	if c.Embed != nil {
+		return g.embedCached(ctx, c)
+	}
 	key, ok := g.cacheKey(c)
 	if !ok {
 		return g.route(ctx, c)

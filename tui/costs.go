@@ -6,6 +6,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"gantry/api"
 )
@@ -172,10 +173,12 @@ func (v *costsView) View() string {
 	dim := spendDims[v.dim]
 	var rows []api.Spend
 	total := 0.0
+	var unpriced int64
 	for _, s := range v.b.Spend {
 		if s.Dimension == dim {
 			rows = append(rows, s)
 			total += s.CostUSD
+			unpriced += s.Unpriced
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -184,7 +187,17 @@ func (v *costsView) View() string {
 		}
 		return rows[i].Name < rows[j].Name
 	})
-	lines = append(lines, "", st.Header.Render(fmt.Sprintf("Spend by %s  (%s: by %s)  total %s", dim, v.env.keys.NextTab.Help().Key, spendDims[(v.dim+1)%len(spendDims)], usd(total))))
+	totalText := usd(total)
+	if unpriced > 0 {
+		// Calls to models of unknown price cost something nobody knows:
+		// the total is a lower bound, not the spend.
+		totalText += fmt.Sprintf(" + %s calls of unknown price", count(unpriced))
+	}
+	head := fmt.Sprintf("Spend by %s  (%s: by %s)  total %s", dim, v.env.keys.NextTab.Help().Key, spendDims[(v.dim+1)%len(spendDims)], totalText)
+	if ansi.StringWidth(head) > v.w {
+		head = fit(head, v.w, false)
+	}
+	lines = append(lines, "", st.Header.Render(head))
 	sw := layout(spendCols, v.w)
 	lines = append(lines, st.Header.Render(headerRow(spendCols, sw)))
 	room := v.h - len(lines)
@@ -196,8 +209,15 @@ func (v *costsView) View() string {
 		if total > 0 {
 			share = s.CostUSD / total
 		}
+		cost := usd(s.CostUSD)
+		switch {
+		case s.Unpriced == s.Requests:
+			cost = "unknown"
+		case s.Unpriced > 0:
+			cost += "+?"
+		}
 		lines = append(lines, renderRow(spendCols, sw, []string{
-			s.Name, count(s.Requests), count(s.Tokens), usd(s.CostUSD), bar(share, 10) + " " + pct(share),
+			s.Name, count(s.Requests), count(s.Tokens), cost, bar(share, 10) + " " + pct(share),
 		}, false))
 	}
 	if len(rows) == 0 {

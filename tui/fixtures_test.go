@@ -137,6 +137,9 @@ func summaries(n int, start time.Time) []trace.Summary {
 		if i%5 == 1 {
 			s.Validation = 1
 		}
+		if i%11 == 6 { // a model with no price anywhere
+			s.Model, s.CostUSD, s.PriceUnknown = "llama-local", 0, true
+		}
 		switch i % 4 {
 		case 1:
 			s.Feedback = "down"
@@ -159,7 +162,7 @@ func fixtureTrace() *trace.Trace {
 		ReleaseHash: "sha256:9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0",
 		Label:       "canary", User: "u-42", Key: "web", Team: "support",
 		Requested: "feature/support-answer", Route: "default", Model: "claude-haiku", Provider: "anthropic",
-		Status: "ok", HTTPStatus: 200, InputTokens: 812, OutputTokens: 164, CostUSD: 0.0031,
+		Status: "ok", HTTPStatus: 200, InputTokens: 812, OutputTokens: 164, CostUSD: 0.0031, PriceSource: "table v1 2025-10-01 (claude-3-5-haiku)",
 		Upstream: trace.Ms(2100 * time.Millisecond), Fallbacks: 1,
 		Attempts: []trace.Attempt{
 			{Model: "gpt-4o-mini", Provider: "openai", Offset: trace.Ms(150 * time.Millisecond), Duration: trace.Ms(1200 * time.Millisecond), Status: "timeout", Error: "upstream timed out after 1.2s", Backoff: trace.Ms(100 * time.Millisecond)},
@@ -272,6 +275,7 @@ func fixtureBudgets() api.Budgets {
 		Spend: []api.Spend{
 			{Dimension: "feature", Name: "support-answer", Requests: 9200, Tokens: 4_500_000, CostUSD: 46.8},
 			{Dimension: "feature", Name: "summarize", Requests: 3100, Tokens: 1_500_000, CostUSD: 14.9},
+			{Dimension: "feature", Name: "classify-ticket", Requests: 400, Tokens: 120_000, CostUSD: 0.9, Unpriced: 150},
 			{Dimension: "team", Name: "support", Requests: 9200, Tokens: 4_500_000, CostUSD: 46.8},
 			{Dimension: "model", Name: "claude-haiku", Requests: 900, Tokens: 400_000, CostUSD: 7.2},
 		},

@@ -87,6 +87,13 @@ func TestGoldenViews(t *testing.T) {
 			press(t, a, keys.Open)
 			send(t, a, TraceMsg{Trace: fixtureTrace()})
 		}},
+		{"trace-unknown-price", false, func(t *testing.T, a *App) {
+			press(t, a, keys.Traces)
+			press(t, a, keys.Open)
+			tr := fixtureTrace()
+			tr.Model, tr.CostUSD, tr.PriceSource, tr.PriceUnknown = "llama-local", 0, "unknown", true
+			send(t, a, TraceMsg{Trace: tr})
+		}},
 		{"costs", false, func(t *testing.T, a *App) { press(t, a, keys.Costs) }},
 		{"releases", false, func(t *testing.T, a *App) { press(t, a, keys.Releases) }},
 		{"releases-diff", false, func(t *testing.T, a *App) {

@@ -105,7 +105,11 @@ func traceLines(t *trace.Trace, st Styles, w int, loc *time.Location) []string {
 	if t.Status != "ok" {
 		status = "ERROR"
 	}
-	out = append(out, st.Title.Render(fmt.Sprintf("Trace %s  %s %d  %s  %s", t.ID, status, t.HTTPStatus, ms(t.Duration), usd(t.CostUSD))))
+	cost := usd(t.CostUSD)
+	if t.PriceUnknown {
+		cost = "cost unknown"
+	}
+	out = append(out, st.Title.Render(fmt.Sprintf("Trace %s  %s %d  %s  %s", t.ID, status, t.HTTPStatus, ms(t.Duration), cost)))
 	label := ""
 	if t.Label != "" {
 		label = " (" + t.Label + ")"
@@ -125,6 +129,12 @@ func traceLines(t *trace.Trace, st Styles, w int, loc *time.Location) []string {
 		est = " (estimated)"
 	}
 	add("tokens %d in / %d out, %d cached%s  ttft %s  upstream %s", t.InputTokens, t.OutputTokens, t.CachedTokens, est, ms(t.TTFT), ms(t.Upstream))
+	switch {
+	case t.PriceUnknown:
+		out = append(out, st.Warn.Render("price UNKNOWN: no configured or table price; counted as $0"))
+	case t.PriceSource != "":
+		add("price from %s", t.PriceSource)
+	}
 	if t.User != "" || t.Key != "" || t.Team != "" || t.Journey != "" {
 		add("user %s  key %s  team %s  journey %s", orDash(t.User), orDash(t.Key), orDash(t.Team), orDash(t.Journey))
 	}

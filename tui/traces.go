@@ -435,6 +435,10 @@ func traceCells(s *trace.Summary, stale map[string]bool, loc *time.Location) []s
 	if len(id) > 8 {
 		id = id[:8]
 	}
+	cost := usd(s.CostUSD)
+	if s.PriceUnknown { // not free: nobody knows
+		cost = "unknown"
+	}
 	return []string{
 		s.Start.In(loc).Format("15:04:05"),
 		node,
@@ -444,7 +448,7 @@ func traceCells(s *trace.Summary, stale map[string]bool, loc *time.Location) []s
 		status,
 		ms(s.Duration),
 		fmt.Sprintf("%d/%d", s.InputTokens, s.OutputTokens),
-		usd(s.CostUSD),
+		cost,
 		val,
 		fb,
 		id,

@@ -135,6 +135,9 @@ func spendBy(recent []trace.Summary) []api.Spend {
 		sp.Requests++
 		sp.Tokens += int64(t.InputTokens + t.OutputTokens)
 		sp.CostUSD += t.CostUSD
+		if t.PriceUnknown {
+			sp.Unpriced++
+		}
 	}
 	for _, t := range recent {
 		add("feature", t.Feature, t)

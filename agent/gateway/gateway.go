@@ -1,5 +1,6 @@
 // Package gateway is the agent's data plane over HTTP: the OpenAI-compatible
-// chat API, the feature API and feedback. Each handler builds a pipeline
+// chat, Responses and embeddings APIs, Anthropic's Messages API, the
+// feature API and feedback. Each handler builds a pipeline
 // Call from the request, runs it through the gateway, and writes out what
 // the pipeline left in it; nothing here decides policy.
 package gateway
@@ -70,10 +71,18 @@ func New(d Deps) *Handlers {
 // answering 503: an agent that does not know the cluster's current state
 // serves nothing rather than something it cannot vouch for.
 func (h *Handlers) snapshot(w http.ResponseWriter) *pipeline.Snapshot {
+	return h.snapshotOr(w, httpio.ChatError)
+}
+
+// errorWriter writes a gateway error in one client API's shape.
+type errorWriter func(http.ResponseWriter, *chat.Error)
+
+// snapshotOr is snapshot with the 503 written by fail.
+func (h *Handlers) snapshotOr(w http.ResponseWriter, fail errorWriter) *pipeline.Snapshot {
 	if snap := h.Gateway.Snapshot(); snap != nil {
 		return snap
 	}
-	httpio.ChatError(w, &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeServer, Code: "not_serving",
+	fail(w, &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeServer, Code: "not_serving",
 		Message: "this agent is not serving yet: " + h.NotServing(), RetryAfter: time.Second})
 	return nil
 }
@@ -81,12 +90,16 @@ func (h *Handlers) snapshot(w http.ResponseWriter) *pipeline.Snapshot {
 // Route mounts the gateway's endpoints on mux.
 func (h *Handlers) Route(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/chat/completions", h.chatCompletions)
+	mux.HandleFunc("POST /v1/messages", h.messages)
+	mux.HandleFunc("POST /v1/messages/count_tokens", h.countTokens)
+	mux.HandleFunc("POST /v1/responses", h.responses)
+	mux.HandleFunc("POST /v1/embeddings", h.embeddings)
 	mux.HandleFunc("GET /v1/models", h.models)
 	mux.HandleFunc("POST /v1/features/{name}/invoke", h.invoke)
 	mux.HandleFunc("POST /v1/feedback", h.feedback)
 	mux.HandleFunc("POST /v1/evaluations", h.evaluations)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		httpio.ChatError(w, chat.NotFound("unknown_url", "%s %s is not an endpoint of this gateway", r.Method, r.URL.Path))
+		errorsFor(r)(w, chat.NotFound("unknown_url", "%s %s is not an endpoint of this gateway", r.Method, r.URL.Path))
 	})
 }
 
@@ -163,10 +176,15 @@ func rateHeaders(w http.ResponseWriter, c *pipeline.Call) {
 // reject records a request refused before the pipeline ran, so malformed
 // traffic is visible in traces and metrics too.
 func (h *Handlers) reject(w http.ResponseWriter, c *pipeline.Call, e *chat.Error) {
+	h.rejectWith(w, c, e, httpio.ChatError)
+}
+
+// rejectWith is reject with the error written by fail.
+func (h *Handlers) rejectWith(w http.ResponseWriter, c *pipeline.Call, e *chat.Error, fail errorWriter) {
 	c.Secret = ""
 	c.Err = e
 	h.Record(h.Gateway.Trace(c))
-	httpio.ChatError(w, e)
+	fail(w, e)
 }
 
 // newID is a request id: 16 random bytes, hex.

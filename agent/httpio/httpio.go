@@ -1,7 +1,7 @@
 // Package httpio reads and writes the agent's HTTP: the bearer token of a
-// request, JSON answers, the gateway's OpenAI-shaped errors, the admin API's
-// one error shape, and server-sent events. Both planes use it, so each
-// shape is written in one place.
+// request, JSON answers, the gateway's OpenAI-shaped errors (Anthropic-shaped
+// on the Messages API), the admin API's one error shape, and server-sent
+// events. Both planes use it, so each shape is written in one place.
 package httpio
 
 import (
@@ -14,6 +14,7 @@ import (
 
 	"gantry/api"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/inbound/messages"
 )
 
 // Bearer is the token a request presents: `Authorization: Bearer <t>` (the
@@ -61,18 +62,36 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b.buf.Bytes())
 }
 
-// ChatError writes a gateway error in the OpenAI shape. It is the one
-// place that turns a pipeline error into an HTTP status.
+// ChatError writes a gateway error in the OpenAI shape. It and
+// MessagesError are the places that turn a pipeline error into an HTTP
+// status.
 func ChatError(w http.ResponseWriter, e *chat.Error) {
+	JSON(w, errorStatus(w, e), e.Body())
+}
+
+// MessagesError writes a gateway error in Anthropic's shape, for the
+// Messages API: {"type":"error","error":{"type":…,"message":…}}.
+func MessagesError(w http.ResponseWriter, e *chat.Error) {
+	status, body := messages.ErrorBody(e)
+	if status == e.Status {
+		status = errorStatus(w, e)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// errorStatus sets Retry-After when the error has one and returns the
+// status to send.
+func errorStatus(w http.ResponseWriter, e *chat.Error) int {
 	if e.RetryAfter > 0 {
 		secs := int((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	status := e.Status
-	if status == 499 { // the client is gone; nobody reads this
-		status = http.StatusBadRequest
+	if e.Status == 499 { // the client is gone; nobody reads this
+		return http.StatusBadRequest
 	}
-	JSON(w, status, e.Body())
+	return e.Status
 }
 
 // APIError writes the admin API's one error shape.

@@ -65,6 +65,17 @@ func (s *SSE) NamedEvent(name string, v any) error {
 	return s.send(s.out.Bytes())
 }
 
+// Named writes one event of type name holding data, already JSON, as it
+// is: the inbound translations hand out encoded events.
+func (s *SSE) Named(name string, data []byte) error {
+	s.buf = append(s.buf[:0], "event: "...)
+	s.buf = append(s.buf, name...)
+	s.buf = append(s.buf, "\ndata: "...)
+	s.buf = append(s.buf, data...)
+	s.buf = append(s.buf, '\n', '\n')
+	return s.send(s.buf)
+}
+
 // Raw writes one `data:` event holding data as it is.
 func (s *SSE) Raw(data []byte) error {
 	s.buf = append(s.buf[:0], "data: "...)

@@ -95,6 +95,29 @@ func KeyFor(releaseHash string, req *chat.Request) Key {
 	return k
 }
 
+// EmbeddingKeyFor is the key of an embeddings request: the identity of
+// the route's targets (each model's name, provider and upstream id, so a
+// configuration change never serves vectors of another model), the
+// dimensions and every input. The output encoding and the end user do not
+// change the vectors and are left out.
+func EmbeddingKeyFor(targets []string, dimensions int, inputs []string) Key {
+	h := sha256.New()
+	e := encoder{h: h}
+	e.str("gantry-embeddings-v1")
+	e.num(uint64(len(targets)))
+	for _, t := range targets {
+		e.str(t)
+	}
+	e.num(uint64(dimensions))
+	e.num(uint64(len(inputs)))
+	for _, in := range inputs {
+		e.str(in)
+	}
+	var k Key
+	h.Sum(k[:0])
+	return k
+}
+
 type encoder struct {
 	h   hash.Hash
 	buf [binary.MaxVarintLen64]byte

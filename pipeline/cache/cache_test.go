@@ -214,3 +214,23 @@ func BenchmarkGetPut(b *testing.B) {
 		}
 	})
 }
+
+func TestEmbeddingKeyFor(t *testing.T) {
+	targets := []string{"embed\x00openai\x00text-embedding-3-small"}
+	base := EmbeddingKeyFor(targets, 256, []string{"a b", "c"})
+	if base != EmbeddingKeyFor(targets, 256, []string{"a b", "c"}) {
+		t.Fatal("key not deterministic")
+	}
+	for name, k := range map[string]Key{
+		"upstream":   EmbeddingKeyFor([]string{"embed\x00openai\x00text-embedding-3-large"}, 256, []string{"a b", "c"}),
+		"dimensions": EmbeddingKeyFor(targets, 0, []string{"a b", "c"}),
+		"input":      EmbeddingKeyFor(targets, 256, []string{"a b", "d"}),
+		"split":      EmbeddingKeyFor(targets, 256, []string{"a", "b c"}),
+		"order":      EmbeddingKeyFor(targets, 256, []string{"c", "a b"}),
+		"one input":  EmbeddingKeyFor(targets, 256, []string{"a b"}),
+	} {
+		if k == base {
+			t.Fatalf("%s: same key", name)
+		}
+	}
+}
