@@ -29,9 +29,28 @@ func startAgent(t *testing.T) string {
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	// The example's simulators fail a few calls on purpose; these tests
+	// assert what single calls and evaluation runs do, so they serve it
+	// without those failures (validation failures stay: they are data).
+	cfg := config.Example()
+	for i, p := range cfg.Providers {
+		if p.Sim != nil {
+			sim := *p.Sim
+			sim.ErrorRate, sim.RateLimitRate, sim.TimeoutRate, sim.CutRate = 0, 0, 0, 0
+			cfg.Providers[i].Sim = &sim
+		}
+	}
+	quiet, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "gantry.yaml")
+	if err := os.WriteFile(file, quiet, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		done <- agent.Run(ctx, agent.Options{Dev: true, DevKey: "gk_cli-test-key-0001", DevAdminToken: adminToken, HTTPAddr: "127.0.0.1:0",
-			DataDir: t.TempDir(), NodeID: "cli", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard,
+			DataDir: t.TempDir(), NodeID: "cli", ConfigFile: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard,
 			Ready: func(addr string) { ready <- addr }})
 	}()
 	t.Cleanup(func() {
