@@ -1,11 +1,9 @@
 package config
 
 import (
-	"encoding"
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -66,42 +64,21 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(data) > MaxFileBytes {
 		return nil, Problem{File: file, Reason: fmt.Sprintf("file is %d bytes, more than the limit of %d", len(data), MaxFileBytes)}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problem{File: file, Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
 	var cfg Config
-	if len(doc.Content) == 0 {
+	lines, err := DecodeYAML(file, data, &cfg, YAMLOptions{})
+	if errors.Is(err, ErrEmptyYAML) {
 		return &cfg, nil
 	}
-	root := doc.Content[0]
-	if err := checkAliases(root); err != nil {
-		return nil, Problem{File: file, Reason: err.Error()}
-	}
-	lines := map[string]int{}
-	var problems []error
-	strict(root, reflect.TypeOf(cfg), "", lines, func(line int, path, reason string) {
-		problems = append(problems, Problem{File: file, Line: line, Path: path, Reason: reason})
-	})
-	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
-	}
-	if err := root.Decode(&cfg); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, e := range te.Errors {
-				problems = append(problems, Problem{File: file, Reason: e})
-			}
-			return nil, errors.Join(problems...)
-		}
-		return nil, Problem{File: file, Reason: err.Error()}
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		var v ValidationError
 		if errors.As(err, &v) {
+			var problems []error
 			for _, p := range v {
 				p.File = file
-				p.Line = lineOf(lines, p.Path)
+				p.Line = LineOf(lines, p.Path)
 				problems = append(problems, p)
 			}
 			return nil, errors.Join(problems...)
@@ -109,93 +86,6 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
-}
-
-// lineOf finds the line of path or of its nearest recorded parent.
-func lineOf(lines map[string]int, path string) int {
-	for path != "" {
-		if l, ok := lines[path]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return 0
-}
-
-var textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
-
-// strict walks a YAML node against the Go type it will decode into, reports
-// fields the type does not have, and records the line of every path.
-func strict(n *yaml.Node, t reflect.Type, path string, lines map[string]int, report func(line int, path, reason string)) {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if path != "" {
-		lines[path] = n.Line
-	}
-	if n.Tag == "!!null" {
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(textUnmarshaler) || t.Kind() == reflect.Interface {
-		return
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			report(n.Line, path, fmt.Sprintf("want a mapping, found %s", kindName(n)))
-			return
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				report(k.Line, p, fmt.Sprintf("unknown field %q", k.Value))
-				continue
-			}
-			if seen[k.Value] {
-				report(k.Line, p, "field appears twice")
-			}
-			seen[k.Value] = true
-			strict(v, ft, p, lines, report)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			report(n.Line, path, fmt.Sprintf("want a list, found %s", kindName(n)))
-			return
-		}
-		for i, c := range n.Content {
-			strict(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, report)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			report(n.Line, path, fmt.Sprintf("want a mapping, found %s", kindName(n)))
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			strict(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), lines, report)
-		}
-	default:
-		if n.Kind != yaml.ScalarNode {
-			report(n.Line, path, fmt.Sprintf("want a %s, found %s", t.Kind(), kindName(n)))
-		}
-	}
 }
 
 // checkAliases measures what the document holds with its aliases expanded,
@@ -275,6 +165,10 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	default:
-		return fmt.Sprintf("%q", n.Value)
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return fmt.Sprintf("%q", v)
 	}
 }

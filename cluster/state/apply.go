@@ -433,6 +433,24 @@ func createRelease(tx *txn) error {
 	return nil
 }
 
+// dropHistory drops the label history of features not in features: a
+// configuration that no longer has a feature takes its history with it.
+func (tx *txn) dropHistory(features []config.Feature) {
+	var gone []string
+	for name := range tx.next.LabelHistory {
+		if !slices.ContainsFunc(features, func(f config.Feature) bool { return f.Name == name }) {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) > 0 {
+		h := maps.Clone(tx.next.LabelHistory)
+		for _, name := range gone {
+			delete(h, name)
+		}
+		tx.next.LabelHistory = h
+	}
+}
+
 func (tx *txn) addLabelChange(feature string, c LabelChange) {
 	c.Index = tx.index
 	c.Time = tx.env.Time
@@ -627,20 +645,7 @@ func applyConfig(tx *txn) error {
 			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveApply, Label: config.LabelCanary, From: of.Labels.Canary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
 		}
 	}
-	// Drop the history of features the new configuration no longer has.
-	var gone []string
-	for name := range tx.next.LabelHistory {
-		if !slices.ContainsFunc(cfg.Features, func(f config.Feature) bool { return f.Name == name }) {
-			gone = append(gone, name)
-		}
-	}
-	if len(gone) > 0 {
-		h := maps.Clone(tx.next.LabelHistory)
-		for _, name := range gone {
-			delete(h, name)
-		}
-		tx.next.LabelHistory = h
-	}
+	tx.dropHistory(cfg.Features)
 	tx.next.Config = cfg
 	tx.configChanged = true
 	tx.record("config", configSummary(old), configSummary(cfg), "")

@@ -138,20 +138,7 @@ func declareConfig(tx *txn, file config.Config, prune bool, force string) error 
 			tx.addLabelChange(f.Name, LabelChange{Action: config.MoveApply, Label: config.LabelCanary, To: f.Labels.Canary, Weight: f.Labels.CanaryWeight})
 		}
 	}
-	// Features the configuration no longer has lose their history.
-	var gone []string
-	for name := range tx.next.LabelHistory {
-		if !slices.ContainsFunc(next.Features, func(f config.Feature) bool { return f.Name == name }) {
-			gone = append(gone, name)
-		}
-	}
-	if len(gone) > 0 {
-		h := maps.Clone(tx.next.LabelHistory)
-		for _, name := range gone {
-			delete(h, name)
-		}
-		tx.next.LabelHistory = h
-	}
+	tx.dropHistory(next.Features)
 	tx.next.Config = next
 	tx.next.Declared = d.now
 	return nil

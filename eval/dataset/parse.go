@@ -12,8 +12,6 @@ import (
 	"reflect"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"gantry/config"
 )
 
@@ -76,7 +74,7 @@ func Parse(file string, data []byte) (Dataset, error) {
 	var problems []error
 	for i := range d.Cases {
 		if err := normalizeCase(&d.Cases[i]); err != nil {
-			problems = append(problems, config.Problem{File: file, Line: lineOf(lines, fmt.Sprintf("cases[%d]", i)), Path: fmt.Sprintf("cases[%d]", i), Reason: err.Error()})
+			problems = append(problems, config.Problem{File: file, Line: config.LineOf(lines, fmt.Sprintf("cases[%d]", i)), Path: fmt.Sprintf("cases[%d]", i), Reason: err.Error()})
 		}
 	}
 	for i := range d.Assert {
@@ -98,7 +96,7 @@ func Parse(file string, data []byte) (Dataset, error) {
 			return Dataset{}, config.Problem{File: file, Reason: err.Error()}
 		}
 		for _, p := range ps {
-			problems = append(problems, config.Problem{File: file, Line: lineOf(lines, p.Path), Path: p.Path, Reason: p.Reason})
+			problems = append(problems, config.Problem{File: file, Line: config.LineOf(lines, p.Path), Path: p.Path, Reason: p.Reason})
 		}
 		return Dataset{}, errors.Join(problems...)
 	}
@@ -167,183 +165,11 @@ func normalize(v any) (any, error) {
 
 func parseYAML(file string, data []byte) (Dataset, map[string]int, error) {
 	var d Dataset
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return d, nil, yamlProblem(file, err)
-	}
-	if len(doc.Content) == 0 {
+	lines, err := config.DecodeYAML(file, data, &d, config.YAMLOptions{NoAliases: true})
+	if errors.Is(err, config.ErrEmptyYAML) {
 		return d, nil, config.Problem{File: file, Reason: "empty dataset file"}
 	}
-	root := doc.Content[0]
-	lines := map[string]int{}
-	var problems []error
-	strict(root, reflect.TypeOf(d), "", lines, 0, func(line int, path, reason string) {
-		if len(problems) < 100 {
-			problems = append(problems, config.Problem{File: file, Line: line, Path: path, Reason: reason})
-		}
-	})
-	if len(problems) > 0 {
-		return d, nil, errors.Join(problems...)
-	}
-	if err := root.Decode(&d); err != nil {
-		return d, nil, yamlProblem(file, err)
-	}
-	return d, lines, nil
-}
-
-// yamlProblem turns a YAML error into problems with lines.
-func yamlProblem(file string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var ps []error
-		for _, e := range te.Errors {
-			ps = append(ps, config.Problem{File: file, Reason: e})
-		}
-		return errors.Join(ps...)
-	}
-	return config.Problem{File: file, Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
-}
-
-// strict walks a YAML node against the Go type it will decode into: it
-// reports unknown fields, repeated fields and wrong shapes with their
-// lines, and records the line of every path.
-func strict(n *yaml.Node, t reflect.Type, path string, lines map[string]int, depth int, report func(line int, path, reason string)) {
-	if depth > 32 {
-		report(n.Line, path, "nested too deeply")
-		return
-	}
-	if n.Kind == yaml.AliasNode {
-		// Aliases could multiply a small file into a huge dataset.
-		report(n.Line, path, "YAML aliases are not allowed in a dataset")
-		return
-	}
-	if path != "" {
-		lines[path] = n.Line
-	}
-	if n.Tag == "!!null" {
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Interface:
-		anyNode(n, path, depth, report)
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			report(n.Line, path, fmt.Sprintf("want a mapping, found %s", kindName(n)))
-			return
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				report(k.Line, p, fmt.Sprintf("unknown field %q", k.Value))
-				continue
-			}
-			if seen[k.Value] {
-				report(k.Line, p, "field appears twice")
-			}
-			seen[k.Value] = true
-			strict(v, ft, p, lines, depth+1, report)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			report(n.Line, path, fmt.Sprintf("want a list, found %s", kindName(n)))
-			return
-		}
-		for i, c := range n.Content {
-			strict(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, depth+1, report)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			report(n.Line, path, fmt.Sprintf("want a mapping, found %s", kindName(n)))
-			return
-		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if seen[k] {
-				report(n.Content[i].Line, join(path, k), "key appears twice")
-			}
-			seen[k] = true
-			strict(n.Content[i+1], t.Elem(), join(path, k), lines, depth+1, report)
-		}
-	default:
-		if n.Kind != yaml.ScalarNode {
-			report(n.Line, path, fmt.Sprintf("want a %s, found %s", t.Kind(), kindName(n)))
-		}
-	}
-}
-
-// anyNode checks a free-form value: no aliases, no repeated keys, bounded
-// depth.
-func anyNode(n *yaml.Node, path string, depth int, report func(line int, path, reason string)) {
-	if depth > 32 {
-		report(n.Line, path, "nested too deeply")
-		return
-	}
-	switch n.Kind {
-	case yaml.AliasNode:
-		report(n.Line, path, "YAML aliases are not allowed in a dataset")
-	case yaml.MappingNode:
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if seen[k] {
-				report(n.Content[i].Line, join(path, k), "key appears twice")
-			}
-			seen[k] = true
-			anyNode(n.Content[i+1], join(path, k), depth+1, report)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			anyNode(c, fmt.Sprintf("%s[%d]", path, i), depth+1, report)
-		}
-	}
-}
-
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return fmt.Sprintf("%q", clip(n.Value))
-	}
-}
-
-// lineOf finds the line of path or of its nearest recorded parent.
-func lineOf(lines map[string]int, path string) int {
-	for path != "" {
-		if l, ok := lines[path]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(path, ".[ ")
-		if i < 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return 0
+	return d, lines, err
 }
 
 // header is the optional first line of a JSONL dataset.
