@@ -300,14 +300,20 @@ func (r *replica) stop() {
 		}
 		return
 	}
-	r.flushSpend()
-	r.flushStats()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// One bound for all of it: a stop must not hang on a cluster that is
+	// stopping too.
+	ctx, cancel := context.WithTimeout(context.Background(), stopBudget)
 	defer cancel()
+	r.flushSpend(ctx)
+	r.flushStats(ctx)
 	if err := r.HandOver(ctx); err != nil {
 		r.log.Warn("could not hand leadership over; the others elect a leader after a timeout", "err", err)
 	}
 }
+
+// stopBudget bounds what a stopping agent does for its cluster: its last
+// spend and counters, and handing leadership over.
+const stopBudget = 4 * time.Second
 
 // close stops the loops and the node.
 func (r *replica) close() {

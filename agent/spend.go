@@ -174,12 +174,10 @@ func (r *replica) syncSpend(ctx context.Context) {
 // flushSpend commits what the agent spent and gives its grants back before
 // it leaves the cluster, once no call is in flight. A grant it cannot give
 // back lapses with the budget's period.
-func (r *replica) flushSpend() {
+func (r *replica) flushSpend(ctx context.Context) {
 	if r.spend == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
 	r.spend.syncMu.Lock()
 	defer r.spend.syncMu.Unlock()
 	if err := r.CloseWallet(ctx, r.spend.wallet); err != nil {

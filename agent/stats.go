@@ -121,12 +121,11 @@ func (st *statsSide) sync(ctx context.Context, node *cluster.Node) error {
 	return err
 }
 
-// syncStats commits the per-release counts until ctx ends, and the last
-// ones then: the gateway has finished its calls by the time the cluster
-// side is closed. Calls are counted meanwhile and wait.
+// syncStats commits the per-release counts until ctx ends; the last ones
+// are committed when the agent stops (replica.stop), once the gateway has
+// finished its calls. Calls are counted meanwhile and wait.
 func (r *replica) syncStats(ctx context.Context) {
 	st := r.stats
-	defer r.flushStats()
 	r.runBatches(ctx, batchLoop{
 		interval: statsSyncInterval,
 		resume: func(cs *state.State) {
@@ -140,9 +139,7 @@ func (r *replica) syncStats(ctx context.Context) {
 }
 
 // flushStats commits the last counts before the agent leaves its cluster.
-func (r *replica) flushStats() {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+func (r *replica) flushStats(ctx context.Context) {
 	if err := r.stats.sync(ctx, r.Node); err != nil {
 		r.log.Warn("could not commit the last per-release counters before leaving", "err", err)
 	}
