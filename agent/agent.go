@@ -166,7 +166,12 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(addr)
 	}
-	serving := s.cl.serving
+	// A dev agent's banner promises a key and a token that work: it waits
+	// for them too.
+	var serving <-chan struct{} = s.cl.serving
+	if opts.Dev {
+		serving = both(ctx, s.cl.serving, s.cl.seeded)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -570,4 +575,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// both is closed once a and b are; its goroutine ends with ctx.
+func both(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		for _, ch := range []<-chan struct{}{a, b} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(c)
+	}()
+	return c
 }

@@ -70,9 +70,12 @@ type replica struct {
 	// applied before it stopped because no leader confirms anything newer.
 	unserved atomic.Pointer[string]
 	stale    atomic.Bool
-	// serving is closed when the gateway first serves a configuration.
+	// serving is closed when the gateway first serves a configuration;
+	// seeded when this agent's seed (its file, a dev agent's key and
+	// token) is in the cluster and served here.
 	serving     chan struct{}
 	servingOnce sync.Once
+	seeded      chan struct{}
 	// catchUpWait bounds how long a restarted agent waits for a leader
 	// before it serves what it applied before it stopped.
 	catchUpWait time.Duration
@@ -86,7 +89,7 @@ const DefaultCatchUpWait = 15 * time.Second
 // newReplica returns a replica whose follow loop serves configurations
 // through serve; the node comes later.
 func newReplica(log *slog.Logger, nodeID string, serve func(*config.Config) error) *replica {
-	return &replica{log: log, nodeID: nodeID, serve: serve, advanced: make(chan struct{}), serving: make(chan struct{})}
+	return &replica{log: log, nodeID: nodeID, serve: serve, advanced: make(chan struct{}), serving: make(chan struct{}), seeded: make(chan struct{})}
 }
 
 // Served is the state index the gateway's configuration was compiled from.
@@ -420,6 +423,9 @@ func (r *replica) seed(ctx context.Context, sp seedPlan) {
 	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
 		err := r.seedOnce(ctx, sp)
 		if err == nil {
+			if r.WaitFollowed(ctx, r.State().Index) == nil {
+				close(r.seeded)
+			}
 			return
 		}
 		r.log.Debug("seeding the cluster will be retried", "err", err)
