@@ -355,7 +355,7 @@ func hostileCases(other, viewer string) []hostileCase {
 		resp("no input", `{"model":"sim-small"}`, 400, "input", "required"),
 		resp("previous_response_id", `{"model":"sim-small","input":"hi","previous_response_id":"resp_x"}`, 400, "previous_response_id", "the gateway keeps no state"),
 		resp("a good one", `{"model":"sim-small","input":"hi"}`, 200, "", "the API works"),
-		emb("token ids", `{"model":"sim-embed","input":[1,2,3]}`, 400, "", "strings only"),
+		emb("token ids", `{"model":"sim-embed","input":[1,2,3]}`, 400, "input", "strings only"),
 		emb("dimensions negative", `{"model":"sim-embed","input":"x","dimensions":-1}`, 400, "dimensions", "1 to 8,192"),
 		emb("dimensions 10^8", `{"model":"sim-embed","input":"x","dimensions":100000000}`, 400, "dimensions", "1 to 8,192"),
 		emb("2,049 inputs", `{"model":"sim-embed","input":[`+many(2049, `"x"`)+`]}`, 400, "input", "2,048 inputs"),

@@ -157,12 +157,22 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1000000000000000,"n":1000,"user":"u","metadata":{"k":"v"}}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"a":1,"a":2}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object","properties":{"a":{"type":"string"}}},"strict":true}}}`))
+	for _, wrong := range []string{`5`, `true`, `{"a":1}`, `[1]`, `"s"`, `null`, `[{"type":"text","text":5}]`} {
+		f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":` + wrong + `}],"stop":` + wrong + `}`))
+		f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"stop":` + wrong + `,"temperature":` + wrong + `,"tools":` + wrong + `}`))
+		f.Add([]byte(`{"model":` + wrong + `,"messages":[{"role":` + wrong + `,"content":"x","name":` + wrong + `}],"metadata":` + wrong + `}`))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeRequest(body, 64)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Status != 400 || e.Message == "" {
 				t.Fatalf("error %v is not a 400 with a message", err)
+			}
+			// A JSON value of the wrong shape is refused naming its
+			// field, never with the decoder's bare words.
+			if strings.HasPrefix(e.Message, "the request body is not valid: ") {
+				t.Fatalf("a refusal names no field: %v", e.Message)
 			}
 			return
 		}
