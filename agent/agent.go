@@ -261,6 +261,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return provider.NewWith(p, keys, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
+	s.set.KeyEnv = keys.Check
 	// The file is checked in full now, so a broken one stops the start;
 	// it is served only once the cluster has it (see replica.catchUp).
 	if _, err := pipeline.Compile(cfg, s.set); err != nil {
