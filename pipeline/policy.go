@@ -86,7 +86,7 @@ func withSystemNote(msgs []chat.Message, note string) []chat.Message {
 // rateLimit takes a permit for the key's, team's and feature's limits. The
 // token estimate is corrected with the real usage when the call ends.
 func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
-	if g.Limiter == nil {
+	if g.limiter == nil {
 		return nil
 	}
 	feature := ""
@@ -97,7 +97,7 @@ func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
 	if len(scopes) == 0 {
 		return nil
 	}
-	p, st, err := g.Limiter.Acquire(ctx, scopes, c.InputTokens)
+	p, st, err := g.limiter.Acquire(ctx, scopes, c.InputTokens)
 	c.RateStatus = &st
 	if err != nil {
 		return refusal(err)
@@ -111,7 +111,7 @@ func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
 // route first. The hold is settled or released when the call ends, on
 // every path (see end).
 func (g *Gateway) reserve(ctx context.Context, c *Call) error {
-	if g.Ledger == nil {
+	if g.ledger == nil {
 		return nil
 	}
 	subject := budget.Subject{Team: c.Key.Team, Key: c.Key.Name, User: c.User}
@@ -126,7 +126,7 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 	for {
 		r := budget.Reservation{RequestID: c.ID, Scopes: scopes, AmountUSD: c.worstCase(),
 			Deadline: time.Now().Add(c.Route.Deadline.D() + time.Minute), Downgraded: downgraded}
-		hold, err := g.Ledger.Reserve(ctx, r)
+		hold, err := g.ledger.Reserve(ctx, r)
 		var de *budget.DowngradeError
 		switch {
 		case err == nil:
@@ -176,9 +176,9 @@ func (g *Gateway) end(c *Call, cost float64, tokens int) {
 		return
 	}
 	if c.Answered != nil || c.Streamed {
-		g.Ledger.Settle(c.ID, cost)
+		g.ledger.Settle(c.ID, cost)
 	} else {
-		g.Ledger.Release(c.ID)
+		g.ledger.Release(c.ID)
 	}
 }
 

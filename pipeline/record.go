@@ -26,7 +26,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		RequestID:  c.ID,
 		Start:      c.Received,
 		Duration:   trace.Ms(end.Sub(c.Received)),
-		Node:       g.Node,
+		Node:       g.node,
 		Entry:      c.Entry,
 		Journey:    c.Journey,
 		User:       c.User,
@@ -113,8 +113,8 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		in, out, cached := c.Usage.PromptTokens, c.Usage.CompletionTokens, c.Usage.CachedTokens()
 		if !c.UsageKnown {
 			in, out, t.TokensEstimate = c.InputTokens, 0, true
-			if g.CountText != nil {
-				out = c.countOutput(g.CountText)
+			if g.count != nil {
+				out = c.countOutput(g.count.Text)
 			}
 		}
 		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached

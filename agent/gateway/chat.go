@@ -117,7 +117,7 @@ func (h *Handlers) usage(c *pipeline.Call) chat.Usage {
 		return c.Usage
 	}
 	u := chat.Usage{PromptTokens: c.InputTokens}
-	if h.Gateway.CountText != nil && c.Resp != nil && len(c.Resp.Choices) > 0 {
+	if c.Resp != nil && len(c.Resp.Choices) > 0 {
 		m := c.Resp.Choices[0].Message
 		u.CompletionTokens = h.Gateway.CountText(m.Content.Text)
 		for _, tc := range m.ToolCalls {
