@@ -85,12 +85,20 @@ type Call struct {
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         *chat.Error // what the client got, nil for an answer
+	Spent       Spent       // tokens the call used, once Serve returns
 	CostUSD     float64     // what the call cost, once Serve returns
 
 	permit       *limit.Permit    // rate-limit permit, returned in end
 	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
 	held         bool             // a budget hold to settle or release in end
 	canary       string           // leak canary planted in the system message
+}
+
+// Spent is what an answered call used: the provider's count, or the
+// gateway's estimate when the provider reported none.
+type Spent struct {
+	InputTokens, OutputTokens, CachedTokens, ReasoningTokens int
+	Estimated                                                bool
 }
 
 // Span is a stage's timing.

@@ -162,11 +162,10 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 			err = &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: fmt.Errorf("panic: %v", p)}
 		}
 		c.Err = err
-		t := g.Trace(c)
-		c.CostUSD = t.CostUSD
-		g.end(c, t.CostUSD, t.InputTokens+t.OutputTokens)
+		g.account(c)
+		g.end(c)
 		if g.record != nil {
-			g.record(t)
+			g.record(g.Trace(c))
 		}
 	}()
 	if c.Spans == nil { // one span a stage

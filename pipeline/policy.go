@@ -168,15 +168,15 @@ func (c *Call) worstCase() float64 {
 // end settles what the call spent and frees what it held. It runs on every
 // exit path of Serve: success, failure, a cut stream, a client that left, a
 // panic.
-func (g *Gateway) end(c *Call, cost float64, tokens int) {
+func (g *Gateway) end(c *Call) {
 	if c.permit != nil {
-		c.permit.Done(tokens)
+		c.permit.Done(c.Spent.InputTokens + c.Spent.OutputTokens)
 	}
 	if !c.held {
 		return
 	}
 	if c.Answered != nil || c.Streamed {
-		g.ledger.Settle(c.ID, cost)
+		g.ledger.Settle(c.ID, c.CostUSD)
 	} else {
 		g.ledger.Release(c.ID)
 	}
