@@ -9,7 +9,6 @@ import (
 
 	"gantry/pipeline/budget"
 	"gantry/pipeline/chat"
-	"gantry/pipeline/limit"
 	"gantry/pipeline/policy"
 	"gantry/pipeline/trace"
 )
@@ -93,7 +92,7 @@ func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
 	if c.Feature != nil {
 		feature = c.Feature.Name
 	}
-	scopes := limit.ScopesFor(c.Snap.Config, c.Key.Name, c.Key.Team, feature)
+	scopes := c.Snap.limits.For(c.Key.Name, c.Key.Team, feature)
 	if len(scopes) == 0 {
 		return nil
 	}
@@ -118,7 +117,7 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 	if c.Feature != nil {
 		subject.Feature = c.Feature.Name
 	}
-	scopes := budget.ScopesFor(c.Snap.Config, subject)
+	scopes := c.Snap.budgets.For(subject)
 	if len(scopes) == 0 {
 		return nil
 	}
