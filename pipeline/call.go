@@ -60,8 +60,11 @@ type Call struct {
 	EvalRun  string
 	EvalCase string
 
+	// Snap is the configuration the call is served from: set by the
+	// caller that decoded the request against it, else by Serve.
+	Snap *Snapshot
+
 	// Filled by the stages.
-	Snap        *Snapshot
 	Key         *config.Key
 	Feature     *Feature
 	Release     *Release

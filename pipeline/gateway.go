@@ -149,9 +149,13 @@ var stages = []stage{
 
 // Serve runs one call. On return c.Resp holds the answer, or the returned
 // error says what the client gets. A panic in a stage becomes a 500 and is
-// recorded like any other failure.
+// recorded like any other failure. The call is served from c.Snap when the
+// caller set it (the snapshot its request was decoded against), else from
+// the current one: one snapshot for the whole request.
 func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
-	c.Snap = g.snap.Load()
+	if c.Snap == nil {
+		c.Snap = g.snap.Load()
+	}
 	if g.obs != nil {
 		g.obs.CallStarted()
 		defer g.obs.CallEnded()

@@ -23,6 +23,7 @@ func (h *Handlers) prepare(w http.ResponseWriter, r *http.Request, entry string,
 		return nil
 	}
 	c := newCall(r, entry)
+	c.Snap = snap // one configuration for the whole request, decoding included
 	setTraceHeaders(w, c)
 	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
 	if cerr == nil {
