@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gantry/config"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/trace"
@@ -94,6 +95,7 @@ type Call struct {
 	permit       *limit.Permit    // rate-limit permit, returned in end
 	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
 	held         bool             // a budget hold to settle or release in end
+	cacheKey     *cache.Key       // the response cache's key, computed once at lookup
 	canary       string           // leak canary planted in the system message
 }
 

@@ -25,6 +25,7 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 	if !ok {
 		return g.route(ctx, c)
 	}
+	c.cacheKey = &key // the answer is stored under the key it was looked up by
 	b, hit := g.cache.Get(key)
 	if g.obs != nil {
 		g.obs.CacheLookup(c.Feature.Name, hit)
@@ -55,12 +56,11 @@ func (g *Gateway) cacheKey(c *Call) (cache.Key, bool) {
 
 // storeCache keeps a validated answer for the release's cache TTL.
 func (g *Gateway) storeCache(c *Call) {
-	key, ok := g.cacheKey(c)
-	if !ok || c.Cached || c.Resp == nil {
+	if c.cacheKey == nil || c.Cached || c.Resp == nil {
 		return
 	}
 	if b, err := json.Marshal(c.Resp); err == nil {
-		g.cache.Put(key, b, c.Release.Cache.TTL.D())
+		g.cache.Put(*c.cacheKey, b, c.Release.Cache.TTL.D())
 	}
 }
 
