@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/gantry
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-integration bench run fuzz clean
+.PHONY: build test test-integration bench bench-go run fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
@@ -23,9 +23,13 @@ test-integration:
 run: build
 	$(BIN) agent --dev
 
+# The load run side by side: direct, a bare reverse-proxy hop, the gateway.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 	./bench/gateway.sh
+
+# The Go benchmarks, with allocations per operation.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 
 fuzz:
 	./bench/fuzz.sh

@@ -103,6 +103,7 @@ type Server struct {
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
+	gwLedger *ledgerSwitch // what the gateway reserves with
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
 	cl       *replica      // nil until Run opens the cluster node
@@ -281,16 +282,10 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
-	s.gw = &pipeline.Gateway{
-		Router:        router,
-		Record:        s.record,
-		Node:          opts.NodeID,
-		Log:           opts.Log,
-		CountMessages: tokens.CountMessages,
-		CountText:     tokens.Count,
-		Retrieve:      s.retrieve,
-	}
-	s.wirePolicy()
+	d := s.wirePolicy()
+	d.Router, d.Record, d.Node, d.Log = router, s.record, opts.NodeID, opts.Log
+	d.Counter, d.Retriever = tokens.Counter{}, s.retrieve
+	s.gw = pipeline.NewGateway(d)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
