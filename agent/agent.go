@@ -468,7 +468,11 @@ func (s *Server) Handler() http.Handler {
 		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	return mux
+	timeout := s.opts.bodyTimeout
+	if timeout <= 0 {
+		timeout = gateway.DefaultBodyTimeout
+	}
+	return httpio.BodyDeadline(mux, timeout)
 }
 
 // adminAPI wires the admin API to this agent's parts.
