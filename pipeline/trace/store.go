@@ -468,6 +468,25 @@ func (s *Store) Search(q Query) []Summary {
 	return out
 }
 
+// Recent returns up to limit of the newest traces that started at or after
+// since, newest first, for views that need more than summaries (attempts,
+// time to first token). Traces are never changed in place, so the caller
+// may read them without a lock; it must not change them.
+func (s *Store) Recent(since time.Time, limit int) []*Trace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Trace, 0, min(limit, len(s.entries)-s.head))
+	for i := len(s.entries) - 1; i >= s.head && len(out) < limit; i-- {
+		e := s.entries[i]
+		// Entries are in the order calls ended, so an older start may
+		// follow: look at every one.
+		if !e.dead && !e.t.Start.Before(since) {
+			out = append(out, e.t)
+		}
+	}
+	return out
+}
+
 // SortSummaries orders summaries by SortTime (newest first), SortDuration
 // (slowest first) or SortCost (dearest first), ties newest first.
 func SortSummaries(sums []Summary, by string) {
