@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,3 +44,46 @@ func TestRefusedCallFindsItsCaller(t *testing.T) {
 		}
 	}
 }
+
+// TestPerUserBudgetBurnsAtItsOwnRate: a user who spent little must not
+// "run out in 4h" because others spend fast; each row burns at its own
+// user's rate.
+func TestPerUserBudgetBurnsAtItsOwnRate(t *testing.T) {
+	cfg := quietConfig()
+	cfg.Budgets = append(cfg.Budgets, config.Budget{Name: "each-user", Scope: config.ScopeUser, Period: config.PeriodDay, LimitUSD: 5})
+	a := startAgent(t, cfg)
+	call := func(user string) {
+		resp := a.post("/v1/chat/completions", `{"model":"sim-large","user":"`+user+`","messages":[{"role":"user","content":"hello there"}]}`)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("call for %s: status %d", user, resp.StatusCode)
+		}
+		a.waitTrace(resp.Header.Get("X-Request-Id"))
+	}
+	for range 3 {
+		call("alice")
+	}
+	call("bob")
+	out := decode[api.Budgets](t, a.admin(api.PathBudgets))
+	rows := map[string]api.Budget{}
+	for _, b := range out.Budgets {
+		if b.Name == "each-user" {
+			rows[b.Match] = b
+		}
+	}
+	alice, bob := rows["alice"], rows["bob"]
+	if alice.SpentUSD <= 0 || bob.SpentUSD <= 0 {
+		t.Fatalf("rows %+v: want spend for alice and bob", rows)
+	}
+	// Spend over a 30 minute window, per hour: twice what each spent.
+	for _, r := range []api.Budget{alice, bob} {
+		if want := 2 * r.SpentUSD; !closeTo(r.BurnPerHour, want) {
+			t.Errorf("%s burns $%v/h, want $%v/h: twice the $%v that user spent in the half hour", r.Match, r.BurnPerHour, want, r.SpentUSD)
+		}
+	}
+	if !(alice.BurnPerHour > 2*bob.BurnPerHour) {
+		t.Errorf("alice burns $%v/h and bob $%v/h: want alice's three calls to burn faster than bob's one", alice.BurnPerHour, bob.BurnPerHour)
+	}
+}
+
+func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9+1e-6*math.Abs(b) }
