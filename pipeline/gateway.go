@@ -189,6 +189,9 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
+	if secret != "" {
+		c.KeyFP = config.KeyFingerprint(secret)
+	}
 	k, err := Authenticate(c.Snap, secret)
 	if err != nil {
 		return err
