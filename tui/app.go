@@ -130,6 +130,7 @@ type App struct {
 	history []ViewID
 
 	showHelp  bool
+	helpOff   int // first line of the ? screen shown
 	cmdline   bool
 	cmd       []rune
 	dialog    *confirmDialog
@@ -422,16 +423,30 @@ func (a *App) key(k tea.KeyMsg) tea.Cmd {
 		return cmd
 	}
 	if a.showHelp {
-		if key.Matches(k, keys.Help, keys.Back) {
+		switch {
+		case key.Matches(k, keys.Help, keys.Back):
 			a.showHelp = false
+		case key.Matches(k, keys.Up):
+			a.helpOff--
+		case key.Matches(k, keys.Down):
+			a.helpOff++
+		case key.Matches(k, keys.PageUp):
+			a.helpOff -= a.h / 2
+		case key.Matches(k, keys.PageDown):
+			a.helpOff += a.h / 2
+		case key.Matches(k, keys.Top):
+			a.helpOff = 0
+		case key.Matches(k, keys.Quit):
+			return tea.Quit
 		}
+		a.helpOff = max(0, a.helpOff)
 		return nil
 	}
 	switch {
 	case key.Matches(k, keys.Quit):
 		return tea.Quit
 	case key.Matches(k, keys.Help):
-		a.showHelp = true
+		a.showHelp, a.helpOff = true, 0
 		return nil
 	case key.Matches(k, keys.Command):
 		a.cmdline, a.cmd = true, a.cmd[:0]
@@ -572,7 +587,38 @@ func (a *App) globalKeys() []key.Binding {
 	return []key.Binding{k.Help, k.Command, k.Back, k.Quit, k.Overview, k.Traces, k.Costs, k.Releases, k.Cluster, k.Log}
 }
 
-// ShortHelp is the help line: the view's keys, then ? and q.
+// footer is the help line, fitted to the width: the view's keys are
+// dropped from the end, never cut in the middle, and ? and q always stay.
+// Whatever does not fit is on the ? screen.
+func (a *App) footer() string {
+	st := a.env.st
+	item := func(b key.Binding) string {
+		h := b.Help()
+		return st.Key.Render(h.Key) + " " + st.Dim.Render(h.Desc)
+	}
+	sep := st.Dim.Render(" • ")
+	all := a.ShortHelp()
+	if len(all) == 0 {
+		return ""
+	}
+	// The last binding is quit; the first is help.
+	first, last := all[0], all[len(all)-1]
+	mid := all[1 : len(all)-1]
+	for n := len(mid); n >= 0; n-- {
+		parts := []string{item(first)}
+		for _, b := range mid[:n] {
+			parts = append(parts, item(b))
+		}
+		parts = append(parts, item(last))
+		line := strings.Join(parts, sep)
+		if lipgloss.Width(line) <= a.w || n == 0 {
+			return line
+		}
+	}
+	return ""
+}
+
+// ShortHelp is the help line: ? first, the view's keys, then esc, : and q.
 func (a *App) ShortHelp() []key.Binding {
 	if a.dialog != nil {
 		return a.dialog.ShortHelp()
@@ -611,7 +657,7 @@ func (a *App) draw() string {
 	default:
 		body = a.view(a.cur).View()
 	}
-	out := []string{a.header(), a.tabs(), body, a.statusLine(), a.help.ShortHelpView(a.ShortHelp())}
+	out := []string{a.header(), a.tabs(), body, a.statusLine(), a.footer()}
 	return clip(strings.Join(out, "\n"), a.w)
 }
 
@@ -690,11 +736,71 @@ func (a *App) statusLine() string {
 }
 
 func (a *App) helpView() string {
-	title := a.env.st.Title.Render(fmt.Sprintf("Keys of %s (esc or ? closes)", a.cur))
+	title := a.env.st.Title.Render(fmt.Sprintf("Keys of %s (? closes, j/k scroll)", a.cur))
 	if a.env.readOnly {
-		title += "  read-only: changing actions are hidden"
+		title += "  read-only: changes hidden"
 	}
+	lines := a.helpLines()
+	h := a.h - 4
+	a.helpOff = max(0, min(a.helpOff, len(lines)-(h-1)))
+	return fillLines(append([]string{title}, lines[a.helpOff:]...), h)
+}
+
+// helpLines are the ? screen under its title: every binding of the view and
+// the console, then what the view's filter takes and what the markers mean.
+func (a *App) helpLines() []string {
 	h := a.help
 	h.ShowAll = true
-	return fillLines(append([]string{title, ""}, strings.Split(h.FullHelpView(a.FullHelp()), "\n")...), a.h-4)
+	lines := append([]string{""}, strings.Split(h.FullHelpView(a.FullHelp()), "\n")...)
+	if n, ok := a.view(a.cur).(noter); ok {
+		for _, l := range n.notes() {
+			lines = append(lines, wrap(l, a.w, "  ")...)
+		}
+	}
+	lines = append(lines, "", a.env.st.Header.Render("Markers"))
+	for _, l := range markerNotes {
+		lines = append(lines, wrap(l, a.w, "    ")...)
+	}
+	return lines
+}
+
+// markerNotes explain the glyphs and words every view may show.
+var markerNotes = []string{
+	"  >        the selected row (drawn without colour too)",
+	"  STALE: n the console lost agent n; its rows may be old; cleared when it is back or leaves the cluster",
+	"  n!       a row or member from a stale agent",
+	"  ↑ ↓      worse or better than production",
+	"  ERR 502  a failed call and its HTTP status; c after a status: served from cache",
+	"  CRIT WARN INFO  alert severity; !N in the header: N alerts, the worst first on the overview",
+	"  [READ-ONLY]  changing actions are hidden and refused",
+}
+
+// noter is a view with more to say on the ? screen than its keys, such as
+// the fields its filter takes.
+type noter interface {
+	notes() []string
+}
+
+// wrap breaks s into lines of at most w cells at spaces; continuation
+// lines start with indent.
+func wrap(s string, w int, indent string) []string {
+	if w <= len(indent)+10 || lipgloss.Width(s) <= w {
+		return []string{s}
+	}
+	body := strings.TrimLeft(s, " ")
+	lead := s[:len(s)-len(body)]
+	var out []string
+	line := ""
+	for _, word := range strings.Split(body, " ") {
+		switch {
+		case line == "":
+			line = lead + word
+		case lipgloss.Width(line)+1+lipgloss.Width(word) > w:
+			out = append(out, line)
+			line = indent + word
+		default:
+			line += " " + word
+		}
+	}
+	return append(out, line)
 }
