@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -93,6 +94,8 @@ type Fleet struct {
 type agentConn struct {
 	c *Client
 
+	stop context.CancelFunc // ends its feed; set by start
+
 	mu       sync.Mutex
 	name     string
 	stale    bool
@@ -166,11 +169,50 @@ func (f *Fleet) Run(ctx context.Context, send func(tea.Msg)) {
 
 // start runs an agent's feed; the caller holds no lock.
 func (f *Fleet) start(a *agentConn) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	a.stop = cancel
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		f.feedLoop(f.ctx, a)
+		f.feedLoop(ctx, a)
 	}()
+}
+
+// forget stops following agents that are no longer members: a removed
+// member is not stale, it is gone, and its mark must not linger. The last
+// agent is kept whatever the list says: it is the console's only way in.
+func (f *Fleet) forget(m api.Members) {
+	if m.Leader == "" || len(m.Members) == 0 {
+		return // without quorum the list may be partial
+	}
+	f.mu.Lock()
+	var keep, gone []*agentConn
+	for _, a := range f.agents {
+		member := false
+		for _, mem := range m.Members {
+			if a.Name() == mem.ID || hostOf(a.c.URL()) == memberHost(mem.HTTPAddr) {
+				member = true
+				break
+			}
+		}
+		if member {
+			keep = append(keep, a)
+		} else {
+			gone = append(gone, a)
+		}
+	}
+	if len(keep) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	f.agents = keep
+	f.mu.Unlock()
+	for _, a := range gone {
+		if a.stop != nil {
+			a.stop()
+		}
+		f.send(tui.AgentStatusMsg{Agent: a.Name(), Left: true})
+	}
 }
 
 // Refresh asks the poller to fetch now, e.g. after a label moved.
@@ -341,11 +383,13 @@ func (f *Fleet) poll(ctx context.Context) {
 	defer cancel()
 	agents := f.snapshot()
 	var wg sync.WaitGroup
-	for _, a := range agents {
+	errs := make([]error, len(agents))
+	for i, a := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			o, err := a.c.Overview(ctx)
+			errs[i] = err
 			a.mu.Lock()
 			if err == nil {
 				a.overview = &o
@@ -358,6 +402,15 @@ func (f *Fleet) poll(ctx context.Context) {
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
+	}
+	// No agent answered: say why rather than wait on a screen that never
+	// fills (a token revoked while the console runs, every agent down).
+	if i := slices.IndexFunc(errs, func(err error) bool { return err == nil }); i < 0 && len(agents) > 0 {
+		var why []string
+		for i, err := range errs {
+			why = append(why, Explain(agents[i].c.URL(), err))
+		}
+		f.send(tui.OverviewErrMsg{Err: errors.New(strings.Join(why, "; "))})
 	}
 	var ovs []api.Overview
 	for _, a := range agents {
@@ -431,6 +484,7 @@ func (f *Fleet) pollMembers(ctx context.Context, agents []*agentConn) {
 		return
 	}
 	f.send(tui.MembersMsg(m))
+	f.forget(m)
 	scheme := "http"
 	if len(agents) > 0 && strings.HasPrefix(agents[0].c.URL(), "https:") {
 		scheme = "https"

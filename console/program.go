@@ -140,6 +140,9 @@ func run(parent context.Context, o Options, in io.Reader, out io.Writer, relay f
 	if err != nil {
 		return err
 	}
+	if err := Check(parent, o.FleetOptions); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	m := NewModel(ctx, fleet, o)

@@ -286,6 +286,8 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		a.overview.Update(msg)
 		a.costs.Update(msg)
 		a.releases.Update(msg)
+	case OverviewErrMsg:
+		a.overview.Update(msg)
 	case MembersMsg:
 		a.overview.Update(msg)
 		a.cluster.Update(msg)
@@ -359,6 +361,15 @@ func (a *App) setStatus(text string, isErr bool) {
 
 func (a *App) agentStatus(m AgentStatusMsg) {
 	was := a.env.stale[m.Agent]
+	if m.Left {
+		delete(a.env.stale, m.Agent)
+		a.cluster.Update(m)
+		a.traces.dirty = true
+		text := "agent " + m.Agent + " left the cluster; the console no longer follows it"
+		a.setStatus(text, false)
+		a.log.add(text, false)
+		return
+	}
 	if m.Stale {
 		a.env.stale[m.Agent] = true
 	} else {

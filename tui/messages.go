@@ -23,6 +23,10 @@ type (
 	// OverviewMsg is the latest overview.
 	OverviewMsg api.Overview
 
+	// OverviewErrMsg says why no agent answered for the overview this
+	// round; the next OverviewMsg clears it.
+	OverviewErrMsg struct{ Err error }
+
 	// MembersMsg is the latest membership.
 	MembersMsg api.Members
 
@@ -50,6 +54,9 @@ type (
 		Agent string
 		Stale bool
 		Err   error
+		// Left: the agent is no longer a member of the cluster; the
+		// console stops following it and forgets its stale mark.
+		Left bool
 	}
 
 	// ActionResultMsg answers an ActionRequest. Result is a short account

@@ -22,6 +22,7 @@ type overviewView struct {
 	env      *env
 	w, h     int
 	ov       *api.Overview
+	ovErr    string // why the last round brought no overview
 	members  *api.Members
 	releases []api.Feature // labels and history, for canaries and recent moves
 	cur      list
@@ -57,7 +58,10 @@ func (v *overviewView) features() []api.FeatureStats {
 
 func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
+	case OverviewErrMsg:
+		v.ovErr = msg.Err.Error()
 	case OverviewMsg:
+		v.ovErr = ""
 		ov := api.Overview(msg)
 		// Busiest first; names break ties so the order is stable.
 		sort.SliceStable(ov.Features, func(i, j int) bool {
@@ -98,7 +102,9 @@ func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // tableRows leaves room under the feature table for canaries and recent
 // label moves: after a bad rollout, those are the first questions.
-func (v *overviewView) tableRows() int { return max(1, v.h-6-v.extraRows()) }
+func (v *overviewView) tableRows() int {
+	return max(1, v.h-6-v.extraRows()-boolInt(v.ovErr != ""))
+}
 
 func (v *overviewView) extraRows() int {
 	return min(v.h/2, len(v.canaryLines())+len(v.recentMoves())+4)
@@ -122,9 +128,20 @@ func (v *overviewView) View() string {
 	now := v.env.now()
 	var lines []string
 	if v.ov == nil {
-		lines = append(lines, st.Title.Render("Overview"), st.Dim.Render("Waiting for the first overview from the agents…"))
+		lines = append(lines, st.Title.Render("Overview"))
+		if v.ovErr != "" {
+			lines = append(lines, st.Err.Render("No agent answers:"))
+			for _, l := range wrap(clean(v.ovErr, false), v.w, "  ") {
+				lines = append(lines, st.Err.Render(l))
+			}
+		} else {
+			lines = append(lines, st.Dim.Render("Waiting for the first overview from the agents…"))
+		}
 		lines = append(lines, v.agentsLine())
 		return fillLines(lines, v.h)
+	}
+	if v.ovErr != "" {
+		lines = append(lines, st.Err.Render(fitLine("! not updated: "+clean(v.ovErr, false), v.w)))
 	}
 	ov := v.ov
 	lines = append(lines, st.Title.Render(fmt.Sprintf("Overview  from %s, last %s, updated %s", orDash(ov.Node), span(secs(ov.WindowSeconds)), ago(now, ov.Time))))

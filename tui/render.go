@@ -123,6 +123,14 @@ func fit(s string, w int, right bool) string {
 	return s + pad
 }
 
+// fitLine cuts one line to w cells with an ellipsis.
+func fitLine(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, max(1, w), "…")
+}
+
 // clip cuts every line of s to width cells.
 func clip(s string, width int) string {
 	lines := strings.Split(s, "\n")
