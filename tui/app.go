@@ -48,6 +48,9 @@ const (
 	ViewCluster
 	ViewLog
 	ViewEvals
+	ViewAlerts
+	ViewHealth
+	ViewAudit
 )
 
 // viewNames are the names : accepts, in tab order; aliases follow.
@@ -62,7 +65,12 @@ var viewNames = []struct {
 	{"releases", ViewReleases, true},
 	{"cluster", ViewCluster, true},
 	{"log", ViewLog, true},
+	{"alerts", ViewAlerts, true},
+	{"health", ViewHealth, true},
+	{"audit", ViewAudit, true},
 	{"trace", ViewTrace, false},
+	{"models", ViewHealth, false},
+	{"providers", ViewHealth, false},
 	{"budgets", ViewCosts, false},
 	{"members", ViewCluster, false},
 	{"evals", ViewEvals, false},
@@ -98,6 +106,9 @@ type Options struct {
 	MaxTraces int
 	// Context names what the console is connected to, for the header.
 	Context string
+	// Bell rings the terminal's bell (a BellRequest) when a critical
+	// alert appears that was not there before.
+	Bell bool
 	// FeedBatch holds TracesMsg rows and applies them at most once per
 	// interval, so a console that sends one message per trace still costs
 	// one table update and one redraw per interval. 0 is DefaultFeedBatch;
@@ -125,6 +136,10 @@ type App struct {
 	cluster  *clusterView
 	log      *logView
 	evals    *evalsView
+	alerts   *alertsView
+	health   *healthView
+	audit    *auditView
+	bell     bool
 
 	cur     ViewID
 	history []ViewID
@@ -169,10 +184,11 @@ func New(o Options) *App {
 	if e.loc == nil {
 		e.loc = time.Local
 	}
+	alerts := newAlertsView(e)
 	a := &App{
 		env:      e,
 		context:  o.Context,
-		overview: newOverviewView(e),
+		overview: newOverviewView(e, alerts),
 		traces:   newTracesView(e, o.MaxTraces),
 		trace:    newTraceView(e),
 		costs:    newCostsView(e),
@@ -180,6 +196,10 @@ func New(o Options) *App {
 		cluster:  newClusterView(e),
 		log:      newLogView(e),
 		evals:    newEvalsView(e),
+		alerts:   alerts,
+		health:   newHealthView(e),
+		audit:    newAuditView(e),
+		bell:     o.Bell,
 		help:     help.New(),
 
 		feedBatch: o.FeedBatch,
@@ -225,6 +245,12 @@ func (a *App) view(id ViewID) view {
 		return a.log
 	case ViewEvals:
 		return a.evals
+	case ViewAlerts:
+		return a.alerts
+	case ViewHealth:
+		return a.health
+	case ViewAudit:
+		return a.audit
 	}
 	return a.overview
 }
@@ -234,7 +260,7 @@ func (a *App) view(id ViewID) view {
 func (a *App) SetSize(w, h int) {
 	a.w, a.h = w, h
 	a.help.Width = w
-	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog, ViewEvals} {
+	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog, ViewEvals, ViewAlerts, ViewHealth, ViewAudit} {
 		a.view(id).SetSize(w, max(1, h-4))
 	}
 	if a.dialog != nil {
@@ -303,6 +329,21 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		a.releases.Update(msg)
 	case EvalsMsg:
 		a.evals.Update(msg)
+	case AlertsMsg:
+		fresh := a.alerts.take(api.Alerts(msg))
+		if a.bell && fresh {
+			return func() tea.Msg { return BellRequest{} }
+		}
+	case HealthMsg:
+		a.health.Update(msg)
+	case AuditMsg:
+		a.audit.Update(msg)
+	case linkMsg:
+		return a.follow(msg.Link)
+	case rollbackFeatureMsg:
+		// The releases view owns the rollback dialog; it opens over the
+		// current view, as from the releases view itself.
+		return a.releases.rollbackCanary(msg.Feature)
 	case DiffMsg:
 		a.releases.Update(msg)
 		if a.dialog != nil {
@@ -333,6 +374,7 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 	case filterTracesMsg:
 		a.show(ViewTraces)
 		a.traces.setFilter(msg.Filter)
+		return a.traces.search()
 	case dialogClosedMsg:
 		a.dialog = nil
 		if msg.Req == nil {
@@ -483,6 +525,14 @@ func (a *App) key(k tea.KeyMsg) tea.Cmd {
 	case key.Matches(k, keys.Log):
 		a.show(ViewLog)
 		return nil
+	case key.Matches(k, keys.Alerts):
+		a.show(ViewAlerts)
+		return nil
+	case key.Matches(k, keys.Health):
+		a.show(ViewHealth)
+		return nil
+	case key.Matches(k, keys.Audit):
+		return a.showAudit()
 	}
 	for _, act := range a.view(a.cur).Actions() {
 		if key.Matches(k, act.Key) {
@@ -576,6 +626,9 @@ func (a *App) run(line string) tea.Cmd {
 	c := completions(word)
 	for _, v := range viewNames {
 		if v.name == word || len(c) == 1 && c[0] == v.name {
+			if v.id == ViewAudit {
+				return a.showAudit()
+			}
 			a.show(v.id)
 			return nil
 		}
@@ -595,7 +648,7 @@ func (a *App) run(line string) tea.Cmd {
 // globalKeys are the keys that work in every view.
 func (a *App) globalKeys() []key.Binding {
 	k := a.env.keys
-	return []key.Binding{k.Help, k.Command, k.Back, k.Quit, k.Overview, k.Traces, k.Costs, k.Releases, k.Cluster, k.Log}
+	return []key.Binding{k.Help, k.Command, k.Back, k.Quit, k.Overview, k.Traces, k.Costs, k.Releases, k.Cluster, k.Log, k.Alerts, k.Health, k.Audit}
 }
 
 // footer is the help line, fitted to the width: the view's keys are
@@ -691,6 +744,16 @@ func (a *App) header() string {
 		sort.Strings(stale)
 		h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
 	}
+	if n := a.alerts.count(); n > 0 {
+		mark := fmt.Sprintf("!%d alert", n)
+		if n != 1 {
+			mark += "s"
+		}
+		if c := a.alerts.critical(); c > 0 {
+			mark += fmt.Sprintf(" (%d critical)", c)
+		}
+		h += "  " + st.Err.Render(mark)
+	}
 	clock := a.env.now().In(a.env.loc).Format("15:04:05")
 	pad := a.w - lipgloss.Width(h) - len(clock)
 	if pad < 1 {
@@ -701,29 +764,61 @@ func (a *App) header() string {
 
 func (a *App) tabs() string {
 	st := a.env.st
-	var parts []string
 	cur := a.cur
 	if cur == ViewTrace {
 		cur = ViewTraces
 	}
+	type tab struct {
+		label string
+		on    bool
+	}
+	var tabs []tab
 	i := 1
 	for _, v := range viewNames {
 		if !v.tab {
 			continue
 		}
-		label := fmt.Sprintf("%d %s", i, v.name)
-		if v.id == cur {
-			parts = append(parts, st.TabOn.Render("["+label+"]"))
-		} else {
-			parts = append(parts, st.Tab.Render(" "+label+" "))
-		}
+		tabs = append(tabs, tab{fmt.Sprintf("%d %s", i, v.name), v.id == cur})
 		i++
 	}
-	line := strings.Join(parts, "")
+	suffix := ""
 	if a.cur == ViewTrace {
-		line += "  > trace"
+		suffix = "  > trace"
 	}
-	return line
+	// Wide, each tab has room around it; narrow, one space apart; narrower
+	// still, the tabs away from the current one shrink to their number.
+	draw := func(pad, sep string, short func(int) bool) string {
+		var b strings.Builder
+		for i, t := range tabs {
+			label := t.label
+			if short(i) && !t.on {
+				label, _, _ = strings.Cut(label, " ")
+			}
+			if i > 0 {
+				b.WriteString(sep)
+			}
+			if t.on {
+				b.WriteString(st.TabOn.Render("[" + label + "]"))
+			} else {
+				b.WriteString(st.Tab.Render(pad + label + pad))
+			}
+		}
+		return b.String() + suffix
+	}
+	never := func(int) bool { return false }
+	for _, line := range []string{draw(" ", "", never), draw("", " ", never)} {
+		if lipgloss.Width(line) <= a.w {
+			return line
+		}
+	}
+	// Shorten from the far end until it fits.
+	for n := len(tabs) - 1; n >= 0; n-- {
+		line := draw("", " ", func(i int) bool { return i >= n })
+		if lipgloss.Width(line) <= a.w {
+			return line
+		}
+	}
+	return draw("", " ", func(int) bool { return true })
 }
 
 func (a *App) statusLine() string {

@@ -59,6 +59,19 @@ type (
 		Left bool
 	}
 
+	// AlertsMsg is the latest alerts of the cluster, worst first.
+	AlertsMsg api.Alerts
+
+	// HealthMsg is the latest health of every model and provider.
+	HealthMsg api.Health
+
+	// AuditMsg is a page of the cluster's audit log for Query.
+	AuditMsg struct {
+		Query api.AuditQuery
+		List  api.AuditList
+		Err   error
+	}
+
 	// ActionResultMsg answers an ActionRequest. Result is a short account
 	// of what changed, shown in the status line and the command log.
 	ActionResultMsg struct {
@@ -84,4 +97,21 @@ type (
 		Feature string
 		A, B    int
 	}
+
+	// AuditRequest asks for the audit log filtered by the query, now and
+	// at every poll after, until the next AuditRequest.
+	AuditRequest api.AuditQuery
+
+	// TraceSearchRequest asks every agent for the traces the filter
+	// matches, so older ones than the live table holds show up too. The
+	// answer is a TracesMsg.
+	TraceSearchRequest api.TraceQuery
+
+	// YankRequest asks the terminal to copy Text to the clipboard (OSC 52,
+	// which works over SSH).
+	YankRequest struct{ Text string }
+
+	// BellRequest rings the terminal's bell: a new critical alert while
+	// the bell is on.
+	BellRequest struct{}
 )

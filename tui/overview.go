@@ -25,10 +25,13 @@ type overviewView struct {
 	ovErr    string // why the last round brought no overview
 	members  *api.Members
 	releases []api.Feature // labels and history, for canaries and recent moves
+	alerts   *alertsView   // the worst alerts head the overview
 	cur      list
 }
 
-func newOverviewView(e *env) *overviewView { return &overviewView{env: e} }
+func newOverviewView(e *env, alerts *alertsView) *overviewView {
+	return &overviewView{env: e, alerts: alerts}
+}
 
 func (v *overviewView) Init() tea.Cmd    { return nil }
 func (v *overviewView) SetSize(w, h int) { v.w, v.h = w, h }
@@ -103,7 +106,29 @@ func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // tableRows leaves room under the feature table for canaries and recent
 // label moves: after a bad rollout, those are the first questions.
 func (v *overviewView) tableRows() int {
-	return max(1, v.h-6-v.extraRows()-boolInt(v.ovErr != ""))
+	return max(1, v.h-6-v.extraRows()-boolInt(v.ovErr != "")-v.alertRows()-v.totalRows())
+}
+
+// maxOverviewAlerts is how many alerts the overview lists; the alerts view
+// has them all.
+const maxOverviewAlerts = 3
+
+// alertRows is the height of the alerts block: a title and the worst few.
+func (v *overviewView) alertRows() int {
+	n := v.alerts.count()
+	if n == 0 {
+		return 0
+	}
+	return 1 + min(n, maxOverviewAlerts)
+}
+
+// totalRows are the rows under the features: calls no feature served, and
+// all calls, so the rows add up to the error rate above them.
+func (v *overviewView) totalRows() int {
+	if v.ov == nil || v.ov.Totals.Requests == 0 {
+		return 0
+	}
+	return 1 + boolInt(v.ov.NoFeature.Requests > 0)
 }
 
 func (v *overviewView) extraRows() int {
@@ -153,7 +178,17 @@ func (v *overviewView) View() string {
 	if sl := sparkline(ov.CostSeries, max(0, v.w-len(head)-4)); sl != "" {
 		head += "  " + sl
 	}
-	lines = append(lines, head, v.agentsLine(), "")
+	lines = append(lines, head, v.agentsLine())
+	if n := v.alerts.count(); n > 0 {
+		title := fmt.Sprintf("Alerts  %d", n)
+		if c := v.alerts.critical(); c > 0 {
+			title += fmt.Sprintf(", %d critical", c)
+		}
+		title += fmt.Sprintf(", worst first (%s lists them all)", v.env.keys.Alerts.Help().Key)
+		lines = append(lines, st.Header.Render(fitLine(title, v.w)))
+		lines = append(lines, v.alerts.alertLines(maxOverviewAlerts, v.w)...)
+	}
+	lines = append(lines, "")
 
 	widths := layout(overviewCols, v.w)
 	lines = append(lines, st.Header.Render(headerRow(overviewCols, widths)))
@@ -172,8 +207,23 @@ func (v *overviewView) View() string {
 		}
 		lines = append(lines, line)
 	}
-	if len(ov.Features) == 0 {
+	if len(ov.Features) == 0 && ov.Totals.Requests == 0 {
 		lines = append(lines, st.Dim.Render("  no traffic in the window"))
+	}
+	statsCells := func(name string, f api.Stats) []string {
+		return []string{name, count(f.Requests), pct(f.ErrorRate()), count(f.ValidationFailures),
+			count(f.FeedbackUp), count(f.FeedbackDown), ms(f.P50), ms(f.P95),
+			count(f.InputTokens + f.OutputTokens), usd(f.CostUSD)}
+	}
+	if ov.NoFeature.Requests > 0 && ov.Totals.Requests > 0 {
+		line := renderRow(overviewCols, widths, statsCells("(no feature)", ov.NoFeature), false)
+		if ov.NoFeature.ErrorRate() >= 0.05 {
+			line = st.Err.Render(line)
+		}
+		lines = append(lines, line)
+	}
+	if ov.Totals.Requests > 0 {
+		lines = append(lines, st.Header.Render(renderRow(overviewCols, widths, statsCells("all calls", ov.Totals), false)))
 	}
 	if c := v.canaryLines(); len(c) > 0 {
 		lines = append(lines, "", st.Header.Render("Canaries against production (↑ worse, ↓ better)"))

@@ -389,3 +389,9 @@ func clean(s string, keepNL bool) string {
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// msOf is a float of milliseconds as the tables' Millis.
+func msOf(v float64) trace.Millis { return trace.Millis(v) }
+
+// secsF is a float of seconds as a duration.
+func secsF(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
