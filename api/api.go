@@ -23,10 +23,8 @@
 package api
 
 import (
-	"cmp"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,9 +135,9 @@ type TraceQuery struct {
 
 // Orders of the trace list.
 const (
-	SortTime     = "time"
-	SortDuration = "duration"
-	SortCost     = "cost"
+	SortTime     = trace.SortTime
+	SortDuration = trace.SortDuration
+	SortCost     = trace.SortCost
 )
 
 // MaxTraceLimit bounds one page of the trace list.
@@ -302,21 +300,7 @@ func ParseTraceQuery(v url.Values) (TraceQuery, error) {
 // SortTraces orders summaries as the query's Sort asks, ties newest first,
 // so a client merging the pages of several agents orders them as each
 // agent did.
-func SortTraces(sums []trace.Summary, by string) {
-	slices.SortStableFunc(sums, func(a, b trace.Summary) int {
-		switch by {
-		case SortDuration:
-			if c := cmp.Compare(b.Duration, a.Duration); c != 0 {
-				return c
-			}
-		case SortCost:
-			if c := cmp.Compare(b.CostUSD, a.CostUSD); c != 0 {
-				return c
-			}
-		}
-		return b.Start.Compare(a.Start)
-	})
-}
+func SortTraces(sums []trace.Summary, by string) { trace.SortSummaries(sums, by) }
 
 // TraceList is one page of the trace list, newest first. Next is empty on
 // the last page.

@@ -136,6 +136,9 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
 func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
+	if secret != "" {
+		c.KeyFP = config.KeyFingerprint(secret)
+	}
 	k, err := Authenticate(c.Snap, secret)
 	c.Key = k
 	if err == nil && c.Evaluation() && !k.Eval {

@@ -99,6 +99,7 @@ var routes = []route{
 	{"GET /admin/v1/overview", config.RoleViewer, (*API).overview, false},
 	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
 	{"GET " + api.PathModels, config.RoleViewer, (*API).getModels, false},
+	{"GET " + api.PathHealth, config.RoleViewer, (*API).health, false},
 	{"GET " + api.PathCollections, config.RoleViewer, (*API).listCollections, true},
 	{"GET " + api.PathCollections + "/{name}/documents", config.RoleViewer, (*API).listDocuments, true},
 	{"POST " + api.PathCollections + "/{name}/documents", config.RoleOperator, (*API).ingest, true},
