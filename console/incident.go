@@ -53,15 +53,15 @@ func MergeAlerts(lists []api.Alerts) api.Alerts {
 				continue
 			}
 			cur := &out.Alerts[i]
-			if a.Since.Before(cur.Since) {
-				cur.Since = a.Since
+			since, nodes := cur.Since, cur.Node
+			if a.Since.Before(since) {
+				since = a.Since
 			}
 			if api.SeverityRank(a.Severity) < api.SeverityRank(cur.Severity) {
-				n := cur.Node
-				*cur = a
-				a.Node = n
+				*cur = a // the worse account, with its numbers
 			}
-			if a.Node != "" && !containsWord(cur.Node, a.Node) {
+			cur.Since, cur.Node = since, nodes
+			if a.Node != "" && !containsWord(nodes, a.Node) {
 				cur.Node += "," + a.Node
 			}
 		}
