@@ -107,6 +107,7 @@ type Server struct {
 	stats    *statsSide    // per-release counters for the cluster
 	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
+	alerts   *admin.AlertBook
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
 
@@ -150,6 +151,16 @@ func Run(ctx context.Context, opts Options) error {
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go s.runReaper(reapCtx)
+	// The alert loop reads the cluster node: it ends before the node closes.
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		s.adminAPI().RunAlerts(reapCtx)
+	}()
+	defer func() {
+		stopReaper()
+		<-alertsDone
+	}()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -247,6 +258,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
+	s.alerts = admin.NewAlertBook(s.metrics.Registry())
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -489,6 +501,7 @@ func (s *Server) adminAPI() *admin.API {
 		TraceMaxCount: s.opts.TraceMaxCount,
 		StatsInterval: statsSyncInterval,
 		Compiles:      s.compiles,
+		AlertBook:     s.alerts,
 		NotServing:    s.notServing,
 		Timeouts:      s.opts.adminTimeouts,
 	}

@@ -1,14 +1,18 @@
 package agent
 
 import (
+	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"gantry/agent/admin"
 	"gantry/api"
 	"gantry/config"
+	"gantry/pipeline"
 )
 
 // TestRefusedCallFindsItsCaller is an operator chasing a burst of 401s: the
@@ -87,3 +91,87 @@ func TestPerUserBudgetBurnsAtItsOwnRate(t *testing.T) {
 }
 
 func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9+1e-6*math.Abs(b) }
+
+// TestFailingModelRaisesAlerts is the first minute of an incident: a model
+// starts failing every call; GET /admin/v1/alerts then names its open
+// circuit first, critical, with a link to its failed traces, and /metrics
+// counts the critical alerts.
+func TestFailingModelRaisesAlerts(t *testing.T) {
+	cfg := quietConfig()
+	for i := range cfg.Providers {
+		if cfg.Providers[i].Name == "sim-unreliable" {
+			cfg.Providers[i].Sim = &config.SimSettings{ErrorRate: 1, LatencyP50: config.Duration(time.Millisecond), LatencyP99: config.Duration(2 * time.Millisecond), Seed: 3}
+		}
+	}
+	cfg.Alerts = config.Alerts{MinCalls: 3}
+	a := startAgent(t, cfg)
+	before := decode[api.Alerts](t, a.admin(api.PathAlerts))
+	if len(before.Alerts) != 0 {
+		t.Fatalf("alerts before any traffic: %+v", before.Alerts)
+	}
+	for i := 0; i < 20 && a.s.gw.Router.State("sim-unreliable") != pipeline.Open; i++ {
+		resp := a.post("/v1/chat/completions", `{"model":"sim-unreliable","messages":[{"role":"user","content":"hi"}]}`)
+		resp.Body.Close()
+		if resp.StatusCode < 500 {
+			t.Fatalf("call %d to a model failing every call: status %d", i, resp.StatusCode)
+		}
+		a.waitTrace(resp.Header.Get("X-Request-Id"))
+	}
+	if a.s.gw.Router.State("sim-unreliable") != pipeline.Open {
+		t.Fatal("the breaker never opened")
+	}
+	time.Sleep(admin.AlertInterval) // past the cached look
+	got := decode[api.Alerts](t, a.admin(api.PathAlerts))
+	if len(got.Alerts) == 0 {
+		t.Fatal("no alerts while a model's circuit is open")
+	}
+	first := got.Alerts[0]
+	if first.ID != "breaker_open/model/sim-unreliable" || first.Severity != api.SeverityCritical || first.Node != "test" || first.Since.IsZero() {
+		t.Fatalf("worst alert %+v, want the open circuit of sim-unreliable, critical", first)
+	}
+	if first.Link != "traces?model=sim-unreliable&status=error" {
+		t.Fatalf("link %q", first.Link)
+	}
+	// The link's filter finds the failed calls.
+	list := decode[api.TraceList](t, a.admin(api.PathTraces+"?model=sim-unreliable&status=error"))
+	if len(list.Traces) < 3 {
+		t.Fatalf("the alert's link finds %d traces", len(list.Traces))
+	}
+	var rate *api.Alert
+	for i := range got.Alerts {
+		if got.Alerts[i].ID == "error_rate/model/sim-unreliable" {
+			rate = &got.Alerts[i]
+		}
+	}
+	if rate == nil || rate.Severity != api.SeverityCritical || rate.Numbers[0].Value != 1 || rate.Numbers[0].Threshold != config.DefaultAlertErrorRate {
+		t.Fatalf("error rate alert %+v in %+v", rate, got.Alerts)
+	}
+	// The start holds while the alert lasts.
+	time.Sleep(admin.AlertInterval)
+	again := decode[api.Alerts](t, a.admin(api.PathAlerts))
+	if len(again.Alerts) == 0 || again.Alerts[0].ID != first.ID || !again.Alerts[0].Since.Equal(first.Since) {
+		t.Fatalf("second look %+v, want %s since %s", again.Alerts, first.ID, first.Since)
+	}
+	resp := a.admin("/metrics")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `gantry_alerts{severity="critical"} `) || strings.Contains(string(body), `gantry_alerts{severity="critical"} 0`) {
+		t.Fatalf("metrics do not count the critical alerts:\n%s", grepLines(string(body), "gantry_alerts"))
+	}
+	health := decode[api.Health](t, a.admin(api.PathHealth))
+	for _, m := range health.Models {
+		if m.Model == "sim-unreliable" && (m.Breaker != api.BreakerOpen || m.ErrorRate != 1) {
+			t.Fatalf("health of sim-unreliable: %+v", m)
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

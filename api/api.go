@@ -106,7 +106,7 @@ type TraceQuery struct {
 	Feature string `json:"feature,omitempty"`
 	Release string `json:"release,omitempty"` // release id, e.g. support-answer@v2
 	Status  string `json:"status,omitempty"`  // ok or error
-	Model   string `json:"model,omitempty"`
+	Model   string `json:"model,omitempty"`   // the model that answered or any model the call tried
 	Node    string `json:"node,omitempty"`
 	User    string `json:"user,omitempty"`   // end user id as the caller sent it
 	KeyFP   string `json:"key_fp,omitempty"` // key fingerprint: trace.Summary.KeyFP

@@ -80,10 +80,11 @@ type Query struct {
 	TraceID string
 	Feature string
 	Release string
-	Model   string
-	Status  string
-	User    string
-	KeyFP   string
+	// Model matches the model that answered or any model the call tried.
+	Model  string
+	Status string
+	User   string
+	KeyFP  string
 	// ErrorKind matches the error code the client got or the failure of
 	// any attempt (http_500, timeout, circuit_open, …).
 	ErrorKind string
@@ -137,9 +138,9 @@ type entry struct {
 	size int64
 	hay  string // lower-cased text fields for Query.Text
 	// kinds are the error code and the failures of the attempts, for
-	// Query.ErrorKind.
-	kinds []string
-	segs  []uint64 // segments holding this trace's records
+	// Query.ErrorKind; models the models tried, for Query.Model.
+	kinds, models []string
+	segs          []uint64 // segments holding this trace's records
 	// dead is set when a later record of the same call replaced this one
 	// (a hand-edited file); it waits for eviction, unlisted.
 	dead bool
@@ -315,7 +316,7 @@ func (s *Store) Add(t *Trace) {
 // insert adds t to memory and evicts to the limits. Callers hold mu when
 // readers may run.
 func (s *Store) insert(t *Trace, size int64, seg uint64) *entry {
-	e := &entry{t: t, sum: t.Summary(), size: size, hay: haystack(t), kinds: errorKinds(t)}
+	e := &entry{t: t, sum: t.Summary(), size: size, hay: haystack(t), kinds: errorKinds(t), models: triedModels(t)}
 	if seg != 0 {
 		e.segs = []uint64{seg}
 	}
@@ -513,7 +514,7 @@ func (q *Query) match(e *entry, text string) bool {
 	case q.TraceID != "" && q.TraceID != t.TraceID,
 		q.Feature != "" && q.Feature != t.Feature,
 		q.Release != "" && q.Release != t.Release,
-		q.Model != "" && q.Model != t.Model,
+		q.Model != "" && q.Model != t.Model && !slices.Contains(e.models, q.Model),
 		q.Status != "" && q.Status != t.Status,
 		q.User != "" && q.User != t.User,
 		q.KeyFP != "" && q.KeyFP != t.KeyFP,
@@ -542,6 +543,19 @@ func haystack(t *Trace) string {
 		}
 	}
 	return strings.ToLower(strings.Join(f, "\x00"))
+}
+
+// triedModels are the models the call's attempts went to, besides the one
+// that answered, so a failing model's calls are found by its name even
+// when none of them was answered by it.
+func triedModels(t *Trace) []string {
+	var out []string
+	for _, a := range t.Attempts {
+		if a.Model != t.Model && !slices.Contains(out, a.Model) {
+			out = append(out, a.Model)
+		}
+	}
+	return out
 }
 
 // errorKinds are the error code the client got and the failures of the

@@ -916,6 +916,7 @@ func TestSearchSortAndRanges(t *testing.T) {
 		{"key fingerprint", Query{KeyFP: "deadbeef"}, "req-13"},
 		{"error kind of the call", Query{ErrorKind: "invalid_api_key"}, "req-13"},
 		{"error kind of an attempt", Query{ErrorKind: "http_500"}, "req-7"},
+		{"a model tried but not answering", Query{Model: "gpt-4o-mini", Text: "overloaded"}, "req-7"},
 		{"text: client address", Query{Text: "203.0.113"}, "req-13"},
 		{"text: user agent", Query{Text: "CURL/"}, "req-13"},
 		{"text: attempt error", Query{Text: "overloaded"}, "req-7"},
