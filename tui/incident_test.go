@@ -449,3 +449,19 @@ func TestFollowLinks(t *testing.T) {
 		t.Fatalf("unknown link: view %s status %q", a.Current(), a.Status())
 	}
 }
+
+// TestOverviewRollsBackCanary: r on the overview's feature opens the
+// dialog ending its canary: three keys from the overview to the rollback.
+func TestOverviewRollsBackCanary(t *testing.T) {
+	a := incident(t, false, 80, 24)
+	k := a.Keys()
+	press(t, a, k.Rollback)
+	if a.dialog == nil || !strings.Contains(a.View(), "End the canary v3 of support-answer?") {
+		t.Fatalf("no rollback dialog from the overview:\n%s", a.View())
+	}
+	press(t, a, k.NextField)
+	req := only[ActionRequest](t, press(t, a, k.Confirm))
+	if req.Kind != KindRollback || req.Feature != "support-answer" || req.From != 3 {
+		t.Fatalf("request %+v", req)
+	}
+}

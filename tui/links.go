@@ -6,6 +6,8 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"gantry/api"
 )
 
 // linkMsg asks the App to follow an alert's link: a view name and its
@@ -40,6 +42,10 @@ func (a *App) follow(link string) tea.Cmd {
 	switch id {
 	case ViewTraces:
 		a.show(ViewTraces)
+		switch by := q.Get("sort"); by {
+		case api.SortTime, api.SortDuration, api.SortCost:
+			a.traces.sortBy, a.traces.sortStale = by, true
+		}
 		a.traces.setFilter(filterFromQuery(q))
 		return a.traces.search()
 	case ViewReleases:

@@ -37,9 +37,12 @@ func (v *overviewView) Init() tea.Cmd    { return nil }
 func (v *overviewView) SetSize(w, h int) { v.w, v.h = w, h }
 
 func (v *overviewView) Actions() []Action {
-	return append(navActions(v.env.keys),
+	k := v.env.keys
+	return append(navActions(k),
 		Action{ID: ActOpen, Name: "traces of feature", Key: key.NewBinding(
-			key.WithKeys(v.env.keys.Open.Keys()...), key.WithHelp(v.env.keys.Open.Help().Key, "feature's traces"))})
+			key.WithKeys(k.Open.Keys()...), key.WithHelp(k.Open.Help().Key, "feature's traces"))},
+		Action{ID: ActRollback, Name: "roll back canary", Key: key.NewBinding(
+			key.WithKeys(k.Rollback.Keys()...), key.WithHelp(k.Rollback.Help().Key, "roll back canary")), Dangerous: true})
 }
 
 func (v *overviewView) ShortHelp() []key.Binding {
@@ -92,9 +95,17 @@ func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case FeaturesMsg:
 		v.releases = msg
 	case actionMsg:
-		if msg.Action.ID == ActOpen {
+		switch msg.Action.ID {
+		case ActOpen:
 			if f := v.features(); len(f) > 0 {
 				return v, func() tea.Msg { return filterTracesMsg{Filter: "feature:" + f[v.cur.cursor].Feature} }
+			}
+			return v, nil
+		case ActRollback:
+			// The canary under the feature table is the first thing to undo
+			// when it is what broke; the dialog says what it will do.
+			if f := v.features(); len(f) > 0 {
+				return v, func() tea.Msg { return rollbackFeatureMsg{Feature: f[v.cur.cursor].Feature} }
 			}
 			return v, nil
 		}
@@ -109,9 +120,9 @@ func (v *overviewView) tableRows() int {
 	return max(1, v.h-6-v.extraRows()-boolInt(v.ovErr != "")-v.alertRows()-v.totalRows())
 }
 
-// maxOverviewAlerts is how many alerts the overview lists; the alerts view
-// has them all.
-const maxOverviewAlerts = 3
+// maxOverviewAlerts is how many alerts the overview lists: three, more on
+// a tall terminal; the alerts view has them all.
+func (v *overviewView) maxOverviewAlerts() int { return max(3, (v.h-12)/4) }
 
 // alertRows is the height of the alerts block: a title and the worst few.
 func (v *overviewView) alertRows() int {
@@ -119,7 +130,7 @@ func (v *overviewView) alertRows() int {
 	if n == 0 {
 		return 0
 	}
-	return 1 + min(n, maxOverviewAlerts)
+	return 1 + min(n, v.maxOverviewAlerts())
 }
 
 // totalRows are the rows under the features: calls no feature served, and
@@ -186,7 +197,7 @@ func (v *overviewView) View() string {
 		}
 		title += fmt.Sprintf(", worst first (%s lists them all)", v.env.keys.Alerts.Help().Key)
 		lines = append(lines, st.Header.Render(fitLine(title, v.w)))
-		lines = append(lines, v.alerts.alertLines(maxOverviewAlerts, v.w)...)
+		lines = append(lines, v.alerts.alertLines(v.maxOverviewAlerts(), v.w)...)
 	}
 	lines = append(lines, "")
 
