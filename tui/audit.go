@@ -30,7 +30,7 @@ type auditView struct {
 
 	shown  []api.AuditEntry
 	cur    list
-	anchor uint64 // seq of the selected entry
+	anchor uint64 // seq of the selected entry; 0 follows the newest
 }
 
 func newAuditView(e *env) *auditView { return &auditView{env: e} }
@@ -105,7 +105,8 @@ func (v *auditView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return v, nil
 		}
 		v.cur.move(msg.Action.ID, len(v.shown), v.tableRows())
-		if len(v.shown) > 0 {
+		v.anchor = 0
+		if v.cur.cursor > 0 {
 			v.anchor = v.shown[v.cur.cursor].Seq
 		}
 	}
@@ -162,16 +163,15 @@ func (v *auditView) refilter() {
 			}
 		}
 	}
-	v.cur.clamp(len(v.shown), v.tableRows())
+	// At the top, the cursor follows the newest change; moved down, it
+	// stays on its entry as newer ones arrive.
+	v.cur.cursor = 0
 	for i, e := range v.shown {
-		if e.Seq == v.anchor {
+		if v.anchor != 0 && e.Seq == v.anchor {
 			v.cur.cursor = i
 		}
 	}
 	v.cur.clamp(len(v.shown), v.tableRows())
-	if len(v.shown) > 0 {
-		v.anchor = v.shown[v.cur.cursor].Seq
-	}
 }
 
 // detailRows is the height of the selected entry's pane.
@@ -189,7 +189,7 @@ var auditCols = []column{
 	{title: "TIME", width: 8},
 	{title: "ACTOR", width: 16, flex: true},
 	{title: "KIND", width: 14},
-	{title: "OBJECT", width: 20, flex: true},
+	{title: "OBJECT", width: 24},
 	{title: "CHANGE", width: 24, drop: 1},
 }
 

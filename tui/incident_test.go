@@ -465,3 +465,26 @@ func TestOverviewRollsBackCanary(t *testing.T) {
 		t.Fatalf("request %+v", req)
 	}
 }
+
+// TestAuditFollowsNewest: at the top the cursor is on the newest change as
+// changes arrive; moved down, it stays on its entry.
+func TestAuditFollowsNewest(t *testing.T) {
+	a := incident(t, false, 120, 40)
+	k := a.Keys()
+	press(t, a, k.Audit)
+	l := fixtureAudit()
+	newer := api.AuditEntry{Seq: 45, Index: 1050, Time: clock, Actor: "token:oncall (local:ana)", Command: "move_label", Target: "labels/support-answer"}
+	l.Entries = append([]api.AuditEntry{newer}, l.Entries...)
+	send(t, a, AuditMsg{List: l})
+	if got := a.audit.shown[a.audit.cur.cursor].Seq; got != 45 {
+		t.Fatalf("cursor on %d, want the newest, 45", got)
+	}
+	press(t, a, k.Down)
+	newest := newer
+	newest.Seq = 46
+	l.Entries = append([]api.AuditEntry{newest}, l.Entries...)
+	send(t, a, AuditMsg{List: l})
+	if got := a.audit.shown[a.audit.cur.cursor].Seq; got != 44 {
+		t.Fatalf("cursor on %d, want 44, where it was moved", got)
+	}
+}
