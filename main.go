@@ -92,7 +92,7 @@ func runAgent(args []string) error {
 	fs := flag.NewFlagSet("gantry agent", flag.ContinueOnError)
 	var o agent.Options
 	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:7400", "address for HTTP: gateway /v1, admin /admin/v1, /metrics, /healthz, /readyz")
-	fs.StringVar(&o.DataDir, "data-dir", "", "directory for state and traces (default $TMPDIR/gantry/<node-id>)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for state and traces (default $TMPDIR/gantry/<node-id>; with --dev a fresh directory each run, removed on exit)")
 	fs.StringVar(&o.NodeID, "node-id", "", "name of this agent (default the host name)")
 	fs.StringVar(&o.ConfigFile, "config", "", "YAML configuration file")
 	fs.BoolVar(&o.Dev, "dev", false, "dev mode: the built-in example configuration with the sim provider, loopback only")
