@@ -86,6 +86,8 @@ Environment:
                          cluster's replicated ones: a break-glass way in to one agent. A new
                          cluster gets its first replicated token from --bootstrap-token-file.
   <NAME>_API_KEY         provider keys, named by each provider's api_key_env
+  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics, and the other standard
+  OTEL_* variables; the --otlp-* flags win over them (deploy/TELEMETRY.md)
 `
 
 func runAgent(args []string) error {
@@ -112,6 +114,8 @@ func runAgent(args []string) error {
 	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
 	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
 	fs.StringVar(&o.ProviderKeyPattern, "provider-key-env", config.DefaultKeyEnvPattern, "regular expression a provider's api_key_env must match; the agent's own secrets (GANTRY_*) and cloud credentials are refused whatever it says")
+	o.Telemetry.RegisterFlags(fs)
+	o.Version = version
 	tokenFile := fs.String("bootstrap-token-file", "", "file holding the first admin token of a new cluster: registered as the admin token \"bootstrap\" while the cluster has none ('gantry tokens generate > FILE' makes one)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {

@@ -36,6 +36,7 @@ import (
 	"gantry/pipeline/retrieval"
 	"gantry/pipeline/tokens"
 	"gantry/pipeline/trace"
+	"gantry/telemetry"
 	"gantry/tlsconf"
 )
 
@@ -73,6 +74,12 @@ type Options struct {
 	// TLS turns on mutual TLS for HTTP and Raft when all three files are
 	// named; see tls.go.
 	TLS tlsconf.Files
+	// Telemetry exports calls over OTLP; with no endpoint here or in the
+	// OTEL_* environment nothing is exported.
+	Telemetry telemetry.Config
+	// Version is the build's version, for gantry_build_info and the
+	// exported service.version.
+	Version string
 
 	// adminTimeouts and bodyTimeout shorten the agent's waits in tests.
 	adminTimeouts admin.Timeouts
@@ -110,7 +117,8 @@ type Server struct {
 	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
-	tls *tlsconf.Creds // nil: plain HTTP and Raft
+	tls  *tlsconf.Creds      // nil: plain HTTP and Raft
+	otlp *telemetry.Exporter // nil exports nothing
 	// freshDir: the data directory was made for this run and goes with it.
 	freshDir bool
 
@@ -209,9 +217,20 @@ func Run(ctx context.Context, opts Options) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
+	// The cluster and the collector are told the last of it side by side,
+	// so exporting adds nothing to the time a stop takes.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopBudget)
+		defer cancel()
+		if err := s.otlp.Shutdown(ctx); err != nil {
+			s.log.Warn("OTLP: the last spans and metrics were not all sent", "err", err)
+		}
+	})
 	if s.cl != nil {
 		s.cl.stop()
 	}
+	wg.Wait()
 	return nil
 }
 
@@ -269,6 +288,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{}), freshDir: fresh}
+	s.metrics.SetBuildInfo(opts.Version)
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
 	hc := &http.Client{
 		Transport: upstreamTransport(),
@@ -302,6 +322,11 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return nil, nil, err
 	}
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
+	tc := opts.Telemetry
+	tc.Node, tc.Version, tc.Log = opts.NodeID, opts.Version, opts.Log
+	if s.otlp, err = telemetry.New(context.Background(), tc, s.metrics.Registry()); err != nil {
+		return nil, nil, fmt.Errorf("telemetry: %w", err)
+	}
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
 	s.gw = &pipeline.Gateway{
@@ -453,6 +478,7 @@ func (s *Server) record(t *trace.Trace) {
 	} else {
 		s.metrics.ObserveTrace(t)
 		s.stats.record(t)
+		s.otlp.Record(t)
 	}
 	s.recorder.Record(t)
 }
@@ -460,6 +486,7 @@ func (s *Server) record(t *trace.Trace) {
 func (s *Server) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.otlp.Shutdown(ctx) // done already unless the agent never served
 	s.recorder.Close(ctx)
 	if err := s.store.Close(); err != nil {
 		s.log.Warn("closing trace store", "err", err)
