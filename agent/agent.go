@@ -598,7 +598,7 @@ func printDevBanner(w io.Writer, base, key, token, dataDir string, fresh bool) {
 	if fresh {
 		state = dataDir + " (fresh this run, removed on exit)"
 	}
-	bin := binPath()
+	bin := BinPath()
 	fmt.Fprintf(w, `
 Gantry agent in dev mode: one node serving the built-in example through the
 "sim" provider, a simulator that stands in for a model (not a model).
@@ -621,10 +621,10 @@ Ctrl-C stops the agent.
 `, base, key, token, state, bin)
 }
 
-// binPath is how the user runs this binary from where they are: its name
+// BinPath is how the user runs this binary from where they are: its name
 // when it is on PATH, else its path, relative when under the working
 // directory (bin/gantry after make).
-func binPath() string {
+func BinPath() string {
 	exe, err := os.Executable()
 	if err != nil {
 		return "gantry"
