@@ -322,6 +322,9 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return nil, nil, err
 	}
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
+	if err := errors.Join(s.metrics.WatchStore(s.store), s.metrics.WatchRecorder(s.recorder)); err != nil {
+		return nil, nil, fmt.Errorf("trace store metrics: %w", err)
+	}
 	tc := opts.Telemetry
 	tc.Node, tc.Version, tc.Log = opts.NodeID, opts.Version, opts.Log
 	if s.otlp, err = telemetry.New(context.Background(), tc, s.metrics.Registry()); err != nil {
