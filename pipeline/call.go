@@ -84,8 +84,8 @@ type Call struct {
 	Context     string           // retrieved context block for the prompt
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
-	Err         error
-	CostUSD     float64 // what the call cost, once Serve returns
+	Err         *chat.Error // what the client got, nil for an answer
+	CostUSD     float64     // what the call cost, once Serve returns
 
 	permit       *limit.Permit    // rate-limit permit, returned in end
 	callerSchema *validate.Schema // the caller's response_format, compiled in resolve

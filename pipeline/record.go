@@ -130,14 +130,8 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Model, t.Provider = last.Model.Name, last.Model.Provider
 		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
-	if c.Err != nil {
-		var ce *chat.Error
-		if errors.As(c.Err, &ce) {
-			t.HTTPStatus, t.ErrorCode, t.Error = ce.Status, ce.Code, ce.Message
-		} else {
-			t.HTTPStatus, t.Error = http.StatusInternalServerError, c.Err.Error()
-		}
-		t.Status = "error"
+	if e := c.Err; e != nil {
+		t.HTTPStatus, t.ErrorCode, t.Error, t.Status = e.Status, e.Code, e.Message, "error"
 	}
 	return t
 }
