@@ -117,6 +117,15 @@ func (g *Gateway) Swap(s *Snapshot) {
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
+// Breaker is the state of model's circuit breaker; Closed when the
+// gateway routes without breakers.
+func (g *Gateway) Breaker(model string) BreakerState {
+	if g.router == nil {
+		return Closed
+	}
+	return g.router.State(model)
+}
+
 // Observer counts calls in flight, cache lookups and validation failures,
 // and hears the configured models at each swap so every breaker is shown
 // before its first change.
