@@ -259,6 +259,7 @@ func (cfg *Config) Validate() error {
 		c.add("limits.max_choices", "%d is outside 0..%d", cfg.Limits.MaxChoices, MaxChoicesLimit)
 	}
 	cfg.validatePolicy(c)
+	c.alerts(cfg.Alerts)
 	c.stringSizes(cfg)
 	cfg.validateEval(c)
 	if len(c.problems) > 0 {
