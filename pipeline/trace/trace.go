@@ -15,6 +15,11 @@ import "time"
 // calls share. Records written before the two were apart have the W3C id in
 // ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
+	// Pending is work the recorder does off the latency path before the
+	// trace is stored or seen (scanning and redacting bodies); Complete
+	// runs it. Nil once done.
+	Pending func(*Trace) `json:"-"`
+
 	ID        string `json:"id"`                 // the call's id, unique per call
 	TraceID   string `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
 	RequestID string `json:"request_id"`         // the same as ID
@@ -214,4 +219,12 @@ type Summary struct {
 	PriceUnknown bool `json:"price_unknown,omitempty"`
 	// EvalRun names the evaluation run the call was made for, if any.
 	EvalRun string `json:"eval_run,omitempty"`
+}
+
+// Complete runs the trace's pending work, once.
+func (t *Trace) Complete() {
+	if f := t.Pending; f != nil {
+		t.Pending = nil
+		f(t)
+	}
 }
