@@ -68,6 +68,12 @@ func (s *Server) wirePolicy() pipeline.Deps {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_users_forgotten_total",
 		Help: "End users' counters let go at the bound; their spend stays in the estimate a returning user starts from."},
 		func() float64 { return float64(s.ledger.Stats().Forgotten) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_ids",
+		Help: "Request ids the budget ledger remembers as ended, so a retried settle or release is recognised."},
+		func() float64 { return float64(s.ledger.Stats().EndedIDs) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_bytes",
+		Help: "Bytes the budget ledger's remembered request ids take."},
+		func() float64 { return float64(s.ledger.Stats().EndedBytes) }))
 	return d
 }
 
