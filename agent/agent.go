@@ -29,6 +29,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/metrics"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/retrieval"
@@ -104,10 +105,12 @@ type Server struct {
 	docs     *retrieval.Store
 	ledger   *budget.Local
 	gwLedger *ledgerSwitch // what the gateway reserves with
-	spend    *spendSide    // nil unless budgets are granted by the cluster
-	stats    *statsSide    // per-release counters for the cluster
-	cl       *replica      // nil until Run opens the cluster node
-	stopping chan struct{} // closed when the HTTP server starts shutting down
+	// The gateway's caches, swept of expired entries by runReaper.
+	cache, embedCache *cache.Cache
+	spend             *spendSide    // nil unless budgets are granted by the cluster
+	stats             *statsSide    // per-release counters for the cluster
+	cl                *replica      // nil until Run opens the cluster node
+	stopping          chan struct{} // closed when the HTTP server starts shutting down
 
 	tls *tlsconf.Creds // nil: plain HTTP and Raft
 
@@ -280,6 +283,12 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return nil, nil, err
 	}
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
+	if err := s.metrics.WatchStore(s.store); err != nil {
+		return nil, nil, err
+	}
+	if err := s.metrics.WatchRecorder(s.recorder); err != nil {
+		return nil, nil, err
+	}
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
 	d := s.wirePolicy()
