@@ -39,10 +39,17 @@ type Call struct {
 	Received time.Time
 	Entry    string
 	Secret   string // the presented key; cleared by authenticate
-	Req      *chat.Request
-	Vars     map[string]any // feature variables (invoke, or chat metadata)
-	User     string
-	Journey  string
+	// Client is the caller's network address and Agent its User-Agent,
+	// so a refused call can be traced to its caller.
+	Client string
+	Agent  string
+	// KeyFP is the fingerprint of the presented key (config.KeyFingerprint),
+	// set by authenticate whether or not the key is valid.
+	KeyFP   string
+	Req     *chat.Request
+	Vars    map[string]any // feature variables (invoke, or chat metadata)
+	User    string
+	Journey string
 	// Emit, when set, streams chunks to the client. It is called from the
 	// goroutine running Serve.
 	Emit func(*chat.Chunk) error

@@ -117,6 +117,15 @@ func (g *Gateway) Swap(s *Snapshot) {
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
+// Breaker is the state of model's circuit breaker; Closed when the
+// gateway routes without breakers.
+func (g *Gateway) Breaker(model string) BreakerState {
+	if g.router == nil {
+		return Closed
+	}
+	return g.router.State(model)
+}
+
 // Observer counts calls in flight, cache lookups and validation failures,
 // and hears the configured models at each swap so every breaker is shown
 // before its first change.
@@ -189,6 +198,9 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
+	if secret != "" {
+		c.KeyFP = config.KeyFingerprint(secret)
+	}
 	k, err := Authenticate(c.Snap, secret)
 	if err != nil {
 		return err

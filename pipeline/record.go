@@ -30,6 +30,9 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		Entry:      c.Entry,
 		Journey:    c.Journey,
 		User:       c.User,
+		KeyFP:      c.KeyFP,
+		ClientAddr: cut(c.Client, maxClientField),
+		UserAgent:  cut(c.Agent, maxClientField),
 		Stream:     c.Emit != nil,
 		Status:     "ok",
 		HTTPStatus: http.StatusOK,
@@ -52,7 +55,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		// Scanning and redacting is the recorder's work, after the
 		// client has its answer.
 		t.Input, t.Output = bodyText(c.Messages, maxRaw), c.Output()
-		t.Pending = scrub
+		t.Pending = trace.Later(scrub)
 	}
 	if !c.SpanID.IsZero() {
 		t.SpanID = c.SpanID.String()
@@ -165,6 +168,20 @@ func attemptStatus(err error) string {
 		return "client_gone"
 	}
 	return "error"
+}
+
+// maxClientField bounds the client address and user agent a trace keeps.
+const maxClientField = 256
+
+// cut shortens s to at most n bytes on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxBody bounds each body a trace keeps.

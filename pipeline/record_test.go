@@ -29,8 +29,8 @@ func TestTraceRedactionIsTheRecordersWork(t *testing.T) {
 			t.Fatalf("trace input %q output %q still holds %q", tr.Input, tr.Output, s)
 		}
 	}
-	if !strings.Contains(tr.Input, "I am") || tr.Pending != nil {
-		t.Fatalf("trace input %q: want the text around the findings, and nothing pending", tr.Input)
+	if !strings.Contains(tr.Input, "I am") {
+		t.Fatalf("trace input %q: want the text around the findings", tr.Input)
 	}
 }
 

@@ -3,7 +3,10 @@
 // asynchronous recorder that feeds it, and W3C trace context helpers.
 package trace
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Trace is what Gantry keeps of one call. It never holds a key or a
 // provider credential; prompt and response bodies appear only redacted or
@@ -15,10 +18,10 @@ import "time"
 // calls share. Records written before the two were apart have the W3C id in
 // ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
-	// Pending is work the recorder does off the latency path before the
-	// trace is stored or seen (scanning and redacting bodies); Complete
-	// runs it. Nil once done.
-	Pending func(*Trace) `json:"-"`
+	// Pending is work done off the latency path before anyone reads the
+	// trace's bodies (scanning and redacting them). Every consumer that
+	// reads them calls Complete first; it runs the work once.
+	Pending *Pending `json:"-"`
 
 	ID        string `json:"id"`                 // the call's id, unique per call
 	TraceID   string `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
@@ -40,6 +43,12 @@ type Trace struct {
 	User        string `json:"user,omitempty"` // end user id as the caller sent it
 	Key         string `json:"key,omitempty"`  // virtual key name, never the secret
 	Team        string `json:"team,omitempty"`
+	// KeyFP is the fingerprint of the key the caller presented, known or
+	// not (KeyFingerprint), so a refused caller can be found; never the
+	// key. ClientAddr and UserAgent say where the call came from.
+	KeyFP      string `json:"key_fp,omitempty"`
+	ClientAddr string `json:"client_addr,omitempty"`
+	UserAgent  string `json:"user_agent,omitempty"`
 
 	Requested string `json:"requested_model"` // what the client named
 	Route     string `json:"route,omitempty"`
@@ -206,6 +215,10 @@ type Summary struct {
 	Model        string    `json:"model,omitempty"`
 	Team         string    `json:"team,omitempty"`
 	Key          string    `json:"key,omitempty"` // virtual key name
+	User         string    `json:"user,omitempty"`
+	KeyFP        string    `json:"key_fp,omitempty"`
+	Client       string    `json:"client_addr,omitempty"`
+	Provider     string    `json:"provider,omitempty"`
 	Status       string    `json:"status"`
 	HTTPStatus   int       `json:"http_status"`
 	ErrorCode    string    `json:"error_code,omitempty"`
@@ -221,10 +234,19 @@ type Summary struct {
 	EvalRun string `json:"eval_run,omitempty"`
 }
 
-// Complete runs the trace's pending work, once.
+// Pending is a trace's work left for later.
+type Pending struct {
+	once sync.Once
+	work func(*Trace)
+}
+
+// Later returns work for Complete to run.
+func Later(work func(*Trace)) *Pending { return &Pending{work: work} }
+
+// Complete runs the trace's pending work, once; a concurrent caller waits
+// for it to finish.
 func (t *Trace) Complete() {
-	if f := t.Pending; f != nil {
-		t.Pending = nil
-		f(t)
+	if p := t.Pending; p != nil {
+		p.once.Do(func() { p.work(t) })
 	}
 }
