@@ -55,6 +55,7 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
+	every     []*Target // targets, then fallbacks
 }
 
 // Feature is a compiled feature with its releases.
@@ -195,6 +196,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 			Route:   config.Route{Name: m.Name, Targets: []config.Target{{Model: m.Name, Weight: 1}}}.WithDefaults(),
 			targets: []*Target{t},
 			weights: []int{1},
+			every:   []*Target{t},
 		}
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
@@ -207,6 +209,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		for _, f := range rc.Fallbacks {
 			r.fallbacks = append(r.fallbacks, s.models[f])
 		}
+		r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
 	}
@@ -278,9 +281,10 @@ func schemaName(feature string) string {
 	return string(b)
 }
 
-// all lists the route's targets and then its fallbacks.
+// all lists the route's targets and then its fallbacks. The slice is
+// shared; callers must not change it.
 func (r *Route) all() []*Target {
-	return append(append([]*Target(nil), r.targets...), r.fallbacks...)
+	return r.every
 }
 
 // ChatLimits are the configured bounds of a chat request, for decoding it.
