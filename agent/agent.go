@@ -320,6 +320,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return provider.NewWith(p, keys, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
+	s.set.KeyEnv = keys.Check
 	// The file is checked in full now, so a broken one stops the start;
 	// it is served only once the cluster has it (see replica.catchUp).
 	if _, err := pipeline.Compile(cfg, s.set); err != nil {

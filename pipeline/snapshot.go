@@ -89,6 +89,12 @@ type ProviderSet struct {
 	// Prices is the price table for models the configuration gives no
 	// price; nil means the embedded one.
 	Prices *price.Table
+	// KeyEnv checks a provider's api_key_env against the agent's rules
+	// for the variables it reads keys from, for every provider, used by a
+	// model or not: a configuration naming a variable the agent would
+	// never read is refused when applied, not when a model first uses
+	// it. Nil checks nothing beyond validation.
+	KeyEnv func(name string) error
 	build  func(config.Provider) (provider.Provider, error)
 	cache  map[string]cachedProvider
 }
@@ -179,6 +185,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 	providers := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
 		providers[p.Name] = p
+		if p.APIKeyEnv != "" && set.KeyEnv != nil {
+			if err := set.KeyEnv(p.APIKeyEnv); err != nil {
+				return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+			}
+		}
 	}
 	for _, m := range cfg.Models {
 		pc := providers[m.Provider]
