@@ -109,7 +109,7 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 	if len(before.Alerts) != 0 {
 		t.Fatalf("alerts before any traffic: %+v", before.Alerts)
 	}
-	for i := 0; i < 20 && a.s.gw.Router.State("sim-unreliable") != pipeline.Open; i++ {
+	for i := 0; i < 20 && a.s.gw.Breaker("sim-unreliable") != pipeline.Open; i++ {
 		resp := a.post("/v1/chat/completions", `{"model":"sim-unreliable","messages":[{"role":"user","content":"hi"}]}`)
 		resp.Body.Close()
 		if resp.StatusCode < 500 {
@@ -117,7 +117,7 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 		}
 		a.waitTrace(resp.Header.Get("X-Request-Id"))
 	}
-	if a.s.gw.Router.State("sim-unreliable") != pipeline.Open {
+	if a.s.gw.Breaker("sim-unreliable") != pipeline.Open {
 		t.Fatal("the breaker never opened")
 	}
 	time.Sleep(admin.AlertInterval) // past the cached look

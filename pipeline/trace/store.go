@@ -818,6 +818,15 @@ func (t *Trace) Summary() Summary {
 		PriceUnknown: t.PriceUnknown,
 		EvalRun:      t.EvalRun,
 	}
+	// A call no model answered shows the model it tried last, so its row
+	// says which model failed and a model filter finds it.
+	if s.Model == "" && len(t.Attempts) > 0 {
+		last := t.Attempts[len(t.Attempts)-1]
+		s.Model = last.Model
+		if s.Provider == "" {
+			s.Provider = last.Provider
+		}
+	}
 	for i := len(t.Feedback) - 1; i >= 0; i-- {
 		fb := &t.Feedback[i]
 		if fb.Thumbs != "" {
