@@ -236,7 +236,7 @@ func breakerAlerts(h api.Health) []api.Alert {
 			continue
 		}
 		subject := "model/" + m.Model
-		filter := failedFilter(m.ErrorsByKind, "model", m.Model)
+		filter := failedFilter(m.HealthStats, "model", m.Model)
 		out = append(out, api.Alert{ID: alertID(api.AlertBreakerOpen, subject), Kind: api.AlertBreakerOpen, Severity: sev, Subject: subject,
 			Summary: fmt.Sprintf("%s: circuit %s after %d failed attempts in %ds%s", m.Model, m.Breaker, m.Errors, h.WindowSeconds, topKinds(m.ErrorsByKind)),
 			Numbers: []api.AlertNumber{{Name: "errors", Value: float64(m.Errors), Unit: "count"}, {Name: "error_rate", Value: m.ErrorRate, Unit: "ratio"},
@@ -246,12 +246,16 @@ func breakerAlerts(h api.Health) []api.Alert {
 	return out
 }
 
-// failedFilter is the trace filter of the calls whose attempts failed on
-// a model or provider (by the commonest failure), answered by a fallback
-// or not: a status=error filter would miss the calls a fallback saved.
-func failedFilter(kinds map[string]int64, field, value string) []string {
+// failedFilter is the trace filter of the calls that failed on a model or
+// provider: those the client saw fail (status=error) when nothing saved
+// them, else, when fallbacks answered some, those whose attempts failed
+// there by the commonest failure, which status=error would miss.
+func failedFilter(h api.HealthStats, field, value string) []string {
+	if h.Fallbacks == 0 {
+		return []string{field, value, "status", "error"}
+	}
 	failed := map[string]int64{}
-	for k, n := range kinds {
+	for k, n := range h.ErrorsByKind {
 		if k != "circuit_open" {
 			failed[k] = n
 		}
@@ -312,11 +316,11 @@ func trafficAlerts(th config.Alerts, h api.Health, traces []*trace.Trace) []api.
 	}
 	for _, m := range h.Models {
 		check("model/"+m.Model, "model "+m.Model, m.Attempts, m.ErrorRate, m.P95, m.ErrorsByKind,
-			failedFilter(m.ErrorsByKind, "model", m.Model), []string{"model", m.Model})
+			failedFilter(m.HealthStats, "model", m.Model), []string{"model", m.Model})
 	}
 	for _, p := range h.Providers {
 		check("provider/"+p.Provider, "provider "+p.Provider, p.Attempts, p.ErrorRate, p.P95, p.ErrorsByKind,
-			failedFilter(p.ErrorsByKind, "q", p.Provider), []string{"q", p.Provider})
+			failedFilter(p.HealthStats, "q", p.Provider), []string{"q", p.Provider})
 	}
 	features := map[string]*statsAcc{}
 	var refused statsAcc
