@@ -22,9 +22,11 @@ import (
 
 // Alert timings.
 const (
-	// AlertInterval is how often an agent looks for alerts; GET
-	// /admin/v1/alerts answers from the last look when it is this recent.
+	// AlertInterval is how often an agent looks for alerts unasked.
 	AlertInterval = 2 * time.Second
+	// alertFresh: GET /admin/v1/alerts answers from the last look when it
+	// is this recent, so consoles polling every agent share looks.
+	alertFresh = time.Second
 	// diskStallMemory is how long a stalled log write keeps its alert.
 	diskStallMemory = 10 * time.Minute
 	// canaryMemory is how long a canary rolled back for a regression keeps
@@ -104,11 +106,11 @@ func (b *AlertBook) record(now time.Time, node string, found []api.Alert) api.Al
 	return b.last
 }
 
-// recent is the last look when it is younger than AlertInterval.
+// recent is the last look when it is younger than alertFresh.
 func (b *AlertBook) recent(now time.Time) (api.Alerts, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.last, !b.at.IsZero() && now.Sub(b.at) < AlertInterval
+	return b.last, !b.at.IsZero() && now.Sub(b.at) < alertFresh
 }
 
 // RunAlerts looks for alerts every AlertInterval until ctx ends, so the
@@ -133,7 +135,7 @@ func (a *API) RefreshAlerts(ctx context.Context) api.Alerts {
 }
 
 // getAlerts serves GET /admin/v1/alerts: the alerts of the last look,
-// looking again when it is older than AlertInterval.
+// looking again when it is older than alertFresh.
 func (a *API) getAlerts(w http.ResponseWriter, r *http.Request) {
 	out, ok := a.AlertBook.recent(time.Now())
 	if !ok {
