@@ -161,3 +161,22 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// FuzzSummaryDiff feeds arbitrary summaries to the audit's summary parser:
+// it never panics, two equal summaries differ in nothing, and each field
+// it reports differs.
+func FuzzSummaryDiff(f *testing.F) {
+	f.Add("production=v1 canary=v2@10%", "production=v1")
+	f.Add("ci role=operator", "ci role=operator revoked")
+	f.Add("= =x x= a==b", "sha256:00 k=v")
+	f.Fuzz(func(t *testing.T, before, after string) {
+		if d := summaryDiff("k", before, before); len(d) != 0 {
+			t.Fatalf("%q against itself: %+v", before, d)
+		}
+		for _, c := range summaryDiff("k", before, after) {
+			if c.Before == c.After {
+				t.Fatalf("%q -> %q reports an unchanged field %+v", before, after, c)
+			}
+		}
+	})
+}
