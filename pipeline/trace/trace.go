@@ -4,6 +4,7 @@
 package trace
 
 import (
+	"strconv"
 	"sync"
 	"time"
 )
@@ -127,6 +128,18 @@ type Evaluation struct {
 	Explanation string `json:"gen_ai.evaluation.explanation,omitempty"`
 	// ErrorType says why an assertion could not be evaluated.
 	ErrorType string `json:"error.type,omitempty"`
+}
+
+// ErrorKind is what went wrong for the client: its error code, or
+// http_STATUS for an error without one; "" for a call that succeeded.
+func (t *Trace) ErrorKind() string {
+	switch {
+	case t.Status == "ok" || t.Status == "":
+		return ""
+	case t.ErrorCode != "":
+		return t.ErrorCode
+	}
+	return "http_" + strconv.Itoa(t.HTTPStatus)
 }
 
 // LabelPinned is the label of a call an evaluation pinned to a release.
