@@ -100,6 +100,8 @@ func TestIncidentDrill(t *testing.T) {
 	// The operator at the keyboard is oncall-ana; the console tells the
 	// agents so with each change it sends.
 	con := startTmux(t, "USER=oncall-ana "+selfCommand("console", "--agent", "http://"+addrs[0], "--token", clusterAdmin))
+	// tmux keeps what a program copies with OSC 52 as a paste buffer.
+	con.run("set-option", "-s", "set-clipboard", "on")
 	con.waitFor("Gantry console", "Overview", "support-answer")
 	keys := 0
 	press := func(k ...string) {
@@ -150,6 +152,25 @@ func TestIncidentDrill(t *testing.T) {
 		t.Fatalf("the traces view shows calls of another model under the alert's filter:\n%s", screen)
 	}
 	t.Logf("overview to the failing model's traces: %d keystrokes, %d failed calls on screen", keys-mark, len(rows))
+
+	// The table paused, the selected trace's id goes to the clipboard, for
+	// the ticket.
+	press("Space")
+	con.waitFor("PAUSED")
+	press("y")
+	screen = con.waitFor("copied trace id ")
+	id := regexp.MustCompile(`copied trace id (\S+) to the clipboard`).FindStringSubmatch(screen)
+	if id == nil || !strings.Contains(screen, "> ") {
+		t.Fatalf("no copied id on screen:\n%s", screen)
+	}
+	if buf := strings.TrimSpace(con.run("show-buffer")); buf != id[1] {
+		t.Fatalf("the terminal's clipboard holds %q, want the trace id %s", buf, id[1])
+	}
+	// The id is the selected row's, the top one.
+	sel := regexp.MustCompile(`(?m)^> .*sim-flaky +ERR \d+ .* ([0-9a-f]{8})$`).FindStringSubmatch(screen)
+	if sel == nil || !strings.HasPrefix(id[1], sel[1]) {
+		t.Fatalf("copied %s, not the selected row's id:\n%s", id[1], screen)
+	}
 
 	// Back to the overview, and the canary rolled back from there.
 	press("1")
