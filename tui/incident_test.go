@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"gantry/api"
@@ -84,6 +86,26 @@ func incident(t testing.TB, readOnly bool, w, h int) *App {
 	return a
 }
 
+// TestGoldenWaiting: the new views before their first data say so.
+func TestGoldenWaiting(t *testing.T) {
+	keys := DefaultKeyMap()
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		for _, v := range []struct {
+			name string
+		}{{"health"}, {"alerts"}, {"audit"}} {
+			a := loaded(t, false, size.w, size.h)
+			b := map[string]key.Binding{"health": keys.Health, "alerts": keys.Alerts, "audit": keys.Audit}[v.name]
+			press(t, a, b)
+			got := a.View()
+			checkScreen(t, got, size.w, size.h)
+			if !strings.Contains(strings.ToLower(got), "waiting") {
+				t.Fatalf("%s before data does not say it waits:\n%s", v.name, got)
+			}
+			golden(t, v.name+"-waiting-"+itoa(size.w)+"x"+itoa(size.h), got)
+		}
+	}
+}
+
 func TestGoldenIncidentViews(t *testing.T) {
 	keys := DefaultKeyMap()
 	cases := []struct {
@@ -119,6 +141,13 @@ func TestGoldenIncidentViews(t *testing.T) {
 			press(t, a, keys.Alerts)
 			press(t, a, keys.Down)
 			press(t, a, keys.Rollback)
+		}},
+		{"audit-error", func(t *testing.T, a *App) {
+			send(t, a, AuditMsg{Err: errors.New("GET /admin/v1/audit: 403 forbidden: the token's role may not read the audit log")})
+			press(t, a, keys.Audit)
+		}},
+		{"overview-not-updated", func(t *testing.T, a *App) {
+			send(t, a, OverviewErrMsg{Err: errors.New("agent http://127.0.0.1:7400 refused the admin token (401): check --token or GANTRY_TOKEN")})
 		}},
 		{"help-traces", func(t *testing.T, a *App) {
 			press(t, a, keys.Traces)
