@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -219,4 +223,45 @@ func alertIndex(t *testing.T, screen, kind string) int {
 	}
 	t.Fatalf("no %s alert in the alerts view:\n%s", kind, screen)
 	return 0
+}
+
+// TestConsoleFailsFast: `gantry console` with a wrong token, or pointed
+// where no agent listens, exits at once with what to fix instead of
+// waiting on an empty screen; the SSH server refuses to start the same way.
+func TestConsoleFailsFast(t *testing.T) {
+	addr := startDevAgent(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := ln.Addr().String()
+	ln.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong token", []string{"console", "--agent", "http://" + addr, "--token", "gat_wrong"}, "refused the admin token (401"},
+		{"nobody listens", []string{"console", "--agent", "http://" + nobody, "--token", "gat_e2e"}, "cannot reach agent http://" + nobody},
+		{"ssh, wrong token", []string{"console", "--agent", "http://" + addr, "--token", "gat_wrong", "--ssh-listen", "127.0.0.1:0",
+			"--authorized-keys", "/dev/null", "--host-key", filepath.Join(t.TempDir(), "host_key")}, "refused the admin token (401"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], c.args...)
+			cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			t.Logf("exited after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(string(out)))
+			if err == nil {
+				t.Fatalf("exited 0, want a failure: %s", out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("output %q does not say %q", out, c.want)
+			}
+			if took > 10*time.Second {
+				t.Fatalf("took %s to fail", took)
+			}
+		})
+	}
 }
