@@ -265,3 +265,29 @@ func TestConsoleFailsFast(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleForgetsRemovedMember: an agent stops and the console marks it
+// stale; once an operator removes it from the cluster the mark goes, as
+// the agent did not fail: it left.
+func TestConsoleForgetsRemovedMember(t *testing.T) {
+	c := startClusterWith(t, drillConfig())
+	c.waitConverged(60 * time.Second)
+	con := startTmux(t, selfCommand("console", "--agent", "http://"+c.agents[0].http, "--token", clusterAdmin))
+	con.waitFor("Gantry console", "Overview", "agents 3")
+	con.press("5")
+	con.waitFor("[5 cluster]", "n1", "n2", "n3")
+
+	c.agents[2].stop(t)
+	con.waitFor("STALE: n3")
+	cmd := exec.Command(os.Args[0], "members", "remove", "n3", "--agent", "http://"+c.agents[0].http, "--token", clusterAdmin)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gantry members remove n3: %v\n%s", err, out)
+	}
+	screen := con.waitFor("agent n3 left the cluster")
+	if strings.Contains(screen, "STALE") || regexp.MustCompile(`(?m)^[> ] n3 `).MatchString(screen) {
+		t.Fatalf("n3 left the cluster but the console still shows it:\n%s", screen)
+	}
+	con.press("q")
+	con.waitGone()
+}
