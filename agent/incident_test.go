@@ -109,7 +109,7 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 	if len(before.Alerts) != 0 {
 		t.Fatalf("alerts before any traffic: %+v", before.Alerts)
 	}
-	for i := 0; i < 20 && a.s.gw.Router.State("sim-unreliable") != pipeline.Open; i++ {
+	for i := 0; i < 20 && a.s.gw.Breaker("sim-unreliable") != pipeline.Open; i++ {
 		resp := a.post("/v1/chat/completions", `{"model":"sim-unreliable","messages":[{"role":"user","content":"hi"}]}`)
 		resp.Body.Close()
 		if resp.StatusCode < 500 {
@@ -117,7 +117,7 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 		}
 		a.waitTrace(resp.Header.Get("X-Request-Id"))
 	}
-	if a.s.gw.Router.State("sim-unreliable") != pipeline.Open {
+	if a.s.gw.Breaker("sim-unreliable") != pipeline.Open {
 		t.Fatal("the breaker never opened")
 	}
 	time.Sleep(admin.AlertInterval) // past the cached look
@@ -129,11 +129,12 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 	if first.ID != "breaker_open/model/sim-unreliable" || first.Severity != api.SeverityCritical || first.Node != "test" || first.Since.IsZero() {
 		t.Fatalf("worst alert %+v, want the open circuit of sim-unreliable, critical", first)
 	}
-	if first.Link != "traces?model=sim-unreliable&status=error" {
-		t.Fatalf("link %q", first.Link)
+	view, filter, _ := strings.Cut(first.Link, "?")
+	if view != "traces" || !strings.Contains(filter, "model=sim-unreliable") || !strings.Contains(filter, "error_kind=") {
+		t.Fatalf("link %q, want the failed attempts of sim-unreliable", first.Link)
 	}
 	// The link's filter finds the failed calls.
-	list := decode[api.TraceList](t, a.admin(api.PathTraces+"?model=sim-unreliable&status=error"))
+	list := decode[api.TraceList](t, a.admin(api.PathTraces+"?"+filter))
 	if len(list.Traces) < 3 {
 		t.Fatalf("the alert's link finds %d traces", len(list.Traces))
 	}

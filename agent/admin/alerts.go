@@ -24,7 +24,7 @@ import (
 const (
 	// AlertInterval is how often an agent looks for alerts; GET
 	// /admin/v1/alerts answers from the last look when it is this recent.
-	AlertInterval = 3 * time.Second
+	AlertInterval = 2 * time.Second
 	// diskStallMemory is how long a stalled log write keeps its alert.
 	diskStallMemory = 10 * time.Minute
 	// canaryMemory is how long a canary rolled back for a regression keeps
@@ -36,6 +36,13 @@ const (
 	// criticalErrorRate makes an error rate alert critical.
 	criticalErrorRate = 0.5
 )
+
+// alertGrace is how long a condition that an election or a restart
+// causes in passing must last before it alerts.
+var alertGrace = map[string]time.Duration{
+	api.AlertNoLeader:   5 * time.Second,
+	api.AlertMemberDown: 3 * time.Second,
+}
 
 // AlertBook keeps the alerts an agent found at its last look and when each
 // began, so an alert's Since holds while it lasts, and publishes their
@@ -69,8 +76,8 @@ func (b *AlertBook) record(now time.Time, node string, found []api.Alert) api.Al
 	defer b.mu.Unlock()
 	next := make(map[string]time.Time, len(found))
 	counts := map[string]int{}
-	for i := range found {
-		al := &found[i]
+	shown := make([]api.Alert, 0, len(found))
+	for _, al := range found {
 		al.Node = node
 		since, ok := b.since[al.ID]
 		if !ok {
@@ -82,11 +89,15 @@ func (b *AlertBook) record(now time.Time, node string, found []api.Alert) api.Al
 			since = al.Since.UTC()
 		}
 		al.Since, next[al.ID] = since, since
+		if now.Sub(since) < alertGrace[al.Kind] {
+			continue // not yet: it may pass by itself
+		}
 		counts[al.Severity]++
+		shown = append(shown, al)
 	}
 	b.since = next
-	api.SortAlerts(found)
-	b.last, b.at = api.Alerts{Node: node, Time: now.UTC(), Alerts: found}, now
+	api.SortAlerts(shown)
+	b.last, b.at = api.Alerts{Node: node, Time: now.UTC(), Alerts: shown}, now
 	for _, s := range []string{api.SeverityCritical, api.SeverityWarning, api.SeverityInfo} {
 		b.gauge.WithLabelValues(s).Set(float64(counts[s]))
 	}
@@ -225,11 +236,23 @@ func breakerAlerts(h api.Health) []api.Alert {
 			continue
 		}
 		subject := "model/" + m.Model
+		// The link lists the calls whose attempts on the model failed,
+		// answered by a fallback or not.
+		failed := map[string]int64{}
+		for k, n := range m.ErrorsByKind {
+			if k != "circuit_open" {
+				failed[k] = n
+			}
+		}
+		filter := []string{"model", m.Model, "status", "error"}
+		if top, _ := topKind(failed); top != "" {
+			filter = []string{"model", m.Model, "error_kind", top}
+		}
 		out = append(out, api.Alert{ID: alertID(api.AlertBreakerOpen, subject), Kind: api.AlertBreakerOpen, Severity: sev, Subject: subject,
 			Summary: fmt.Sprintf("%s: circuit %s after %d failed attempts in %ds%s", m.Model, m.Breaker, m.Errors, h.WindowSeconds, topKinds(m.ErrorsByKind)),
 			Numbers: []api.AlertNumber{{Name: "errors", Value: float64(m.Errors), Unit: "count"}, {Name: "error_rate", Value: m.ErrorRate, Unit: "ratio"},
 				{Name: "fallbacks", Value: float64(m.Fallbacks), Unit: "count"}},
-			Link: link("traces", "model", m.Model, "status", "error")})
+			Link: link("traces", filter...)})
 	}
 	return out
 }

@@ -38,10 +38,7 @@ func (a *API) models() map[string]string {
 
 // breaker is a model's circuit state as the API names it.
 func (a *API) breaker(model string) string {
-	if a.Gateway.Router == nil {
-		return api.BreakerClosed
-	}
-	return breakerName(a.Gateway.Router.State(model))
+	return breakerName(a.Gateway.Breaker(model))
 }
 
 func breakerName(s pipeline.BreakerState) string {

@@ -116,10 +116,12 @@ func (h *Handlers) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(h.BodyTimeout))
-	// The connection is read again only to notice the client leaving.
-	defer rc.SetReadDeadline(time.Time{})
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
+	if err == nil {
+		// The connection is read again only to notice the client leaving.
+		rc.SetReadDeadline(time.Time{})
+	} else {
+		httpio.EndBody(w)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &chat.Error{Status: http.StatusRequestTimeout, Type: chat.TypeInvalidRequest, Code: "body_timeout",
 				Message: fmt.Sprintf("the request body did not arrive within %s", h.BodyTimeout)}
