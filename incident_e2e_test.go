@@ -147,7 +147,7 @@ func TestIncidentDrill(t *testing.T) {
 		press("j")
 	}
 	press("Enter")
-	screen = con.waitFor("[2 traces]", "/model:sim-flaky status:error")
+	screen = con.waitMatch(`(?s)\[2 traces\].*ERR.*/model:sim-flaky `)
 	rows := regexp.MustCompile(`(?m)^[> ] \d\d:\d\d:\d\d .*sim-flaky +ERR \d+`).FindAllString(screen, -1)
 	if len(rows) == 0 {
 		t.Fatalf("no failed call of sim-flaky in the traces view:\n%s", screen)
@@ -196,7 +196,7 @@ func TestIncidentDrill(t *testing.T) {
 	// The audit view names who did it.
 	press("9")
 	screen = con.waitMatch(`(?m)^> \d\d:\d\d:\d\d token:\S+ \(local:oncall-ana\) +move_label +labels/support-answer`)
-	if !strings.Contains(screen, "- labels.canary") && !strings.Contains(screen, "- before: production=v1 canary=v2") {
+	if !strings.Contains(screen, "- canary: v2@50%") {
 		t.Fatalf("the audit view does not show what the rollback changed:\n%s", screen)
 	}
 	audit := consoleAdminGet[api.AuditList](t, addrs[2], api.PathAudit+"?kind=move_label&limit=1")

@@ -335,7 +335,7 @@ func TestTraceSort(t *testing.T) {
 func TestTraceFilterFields(t *testing.T) {
 	s := trace.Summary{ID: "abc123", Feature: "support-answer", Model: "sim-flaky", Provider: "sim-unreliable", User: "u-17", Team: "web",
 		Key: "mobile", KeyFP: "9f8e7d6c", Client: "10.1.2.3", Status: "error", HTTPStatus: 502, ErrorCode: "upstream_error",
-		Duration: 2500, CostUSD: 0.004}
+		Duration: 2500, CostUSD: 0.004, Failed: "sim-down:http_503"}
 	cases := []struct {
 		filter string
 		match  bool
@@ -347,6 +347,8 @@ func TestTraceFilterFields(t *testing.T) {
 		{"provider:unreliable", true}, {"client:10.1.2", true}, {"team:web", true},
 		{"10.1.2.3", true}, {"u-17", true}, {"9f8e7d6c", true}, {"nowhere", false},
 		{"model:sim-flaky status:error dur:>1s", true}, {"slow:3s", false},
+		// A fallback answered: the failed attempt still finds the call.
+		{"model:sim-down", true}, {"kind:http_503", true}, {"http_503", true}, {"kind:http_500", false},
 	}
 	for _, c := range cases {
 		f, err := parseTraceFilter(c.filter)
