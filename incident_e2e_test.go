@@ -176,6 +176,14 @@ func TestIncidentDrill(t *testing.T) {
 		t.Fatalf("copied %s, not the selected row's id:\n%s", id[1], screen)
 	}
 
+	// The health view says the same from the model's side: its circuit is
+	// open, its errors are by kind, the healthy model's is closed.
+	press("8")
+	screen = con.waitMatch(`(?m)^> sim-flaky +sim-down +OPEN +\d+ +100% `)
+	if !regexp.MustCompile(`(?m)^  sim-good +sim +closed +\d+ +0% `).MatchString(screen) || !strings.Contains(screen, "all calls ") {
+		t.Fatalf("the health view does not show the healthy model and the totals:\n%s", screen)
+	}
+
 	// Back to the overview, and the canary rolled back from there.
 	press("1")
 	con.waitFor("[1 overview]")

@@ -1,7 +1,8 @@
 // Package tui is Gantry's on-call console: bubbletea models for the
 // overview, the live trace table, a trace's span waterfall, costs and
 // budgets, releases with diff, promote, rollback and canary weight, the
-// cluster's members, and a command log.
+// cluster's members, a command log, the alerts, model and provider health,
+// and the cluster's audit log.
 //
 // The package does no I/O. The console program feeds it data as messages
 // (TracesMsg, OverviewMsg, FeaturesMsg, …) and executes what comes out of
