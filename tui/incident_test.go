@@ -519,3 +519,20 @@ func TestAuditFollowsNewest(t *testing.T) {
 		t.Fatalf("cursor on %d, want 44, where it was moved", got)
 	}
 }
+
+// TestSearchOnlyWhatAgentsNarrow: enter on a filter asks the agents only
+// when they can narrow by it; a filter they cannot use asks nothing.
+func TestSearchOnlyWhatAgentsNarrow(t *testing.T) {
+	a := incident(t, false, 120, 40)
+	k := a.Keys()
+	press(t, a, k.Traces)
+	press(t, a, k.Filter)
+	typeText(t, a, "fb:down")
+	none[TraceSearchRequest](t, press(t, a, k.Open))
+	press(t, a, k.Filter)
+	typeText(t, a, " dur:>2s")
+	q := only[TraceSearchRequest](t, press(t, a, k.Open))
+	if q.MinDuration != 2*time.Second || q.Sort != api.SortTime {
+		t.Fatalf("search %+v, want the duration bound", q)
+	}
+}

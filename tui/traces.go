@@ -228,10 +228,13 @@ func (v *tracesView) editKey(k tea.KeyMsg) tea.Cmd {
 // order the table is sorted by; nothing without a filter or sort, which
 // the live table already shows.
 func (v *tracesView) search() tea.Cmd {
-	if v.filterErr != "" || len(v.filter.terms) == 0 && v.sortBy == api.SortTime {
+	if v.filterErr != "" {
 		return nil
 	}
 	q := v.filter.query()
+	if q == (api.TraceQuery{}) && v.sortBy == api.SortTime {
+		return nil // nothing the agents could narrow: the live table has it
+	}
 	q.Sort, q.Limit = v.sortBy, searchLimit
 	return func() tea.Msg { return TraceSearchRequest(q) }
 }
