@@ -728,39 +728,50 @@ func (a *App) draw() string {
 
 func (a *App) header() string {
 	st := a.env.st
-	h := st.Title.Render("Gantry console")
-	if a.context != "" {
-		h += "  " + a.context
-	}
-	if a.env.readOnly {
-		h += "  " + st.Warn.Render("[READ-ONLY]")
-	}
 	var stale []string
 	for ag, s := range a.env.stale {
 		if s {
 			stale = append(stale, ag)
 		}
 	}
-	if len(stale) > 0 {
-		sort.Strings(stale)
-		h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
-	}
+	sort.Strings(stale)
+	alerts := ""
 	if n := a.alerts.count(); n > 0 {
-		mark := fmt.Sprintf("!%d alert", n)
+		alerts = fmt.Sprintf("!%d alert", n)
 		if n != 1 {
-			mark += "s"
+			alerts += "s"
 		}
 		if c := a.alerts.critical(); c > 0 {
-			mark += fmt.Sprintf(" (%d critical)", c)
+			alerts += fmt.Sprintf(" (%d critical)", c)
 		}
-		h += "  " + st.Err.Render(mark)
 	}
 	clock := a.env.now().In(a.env.loc).Format("15:04:05")
-	pad := a.w - lipgloss.Width(h) - len(clock)
-	if pad < 1 {
+	// What matters at 3 a.m. goes last to be dropped: the alerts and the
+	// stale agents stay, the address and the clock give way.
+	build := func(context bool) string {
+		h := st.Title.Render("Gantry console")
+		if context && a.context != "" {
+			h += "  " + a.context
+		}
+		if a.env.readOnly {
+			h += "  " + st.Warn.Render("[READ-ONLY]")
+		}
+		if len(stale) > 0 {
+			h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
+		}
+		if alerts != "" {
+			h += "  " + st.Err.Render(alerts)
+		}
 		return h
 	}
-	return h + strings.Repeat(" ", pad) + clock
+	h := build(true)
+	if pad := a.w - lipgloss.Width(h) - len(clock); pad >= 1 {
+		return h + strings.Repeat(" ", pad) + clock
+	}
+	if lipgloss.Width(h) <= a.w {
+		return h
+	}
+	return build(false)
 }
 
 func (a *App) tabs() string {
