@@ -536,3 +536,23 @@ func TestSearchOnlyWhatAgentsNarrow(t *testing.T) {
 		t.Fatalf("search %+v, want the duration bound", q)
 	}
 }
+
+// FuzzFollowLink follows links as agents might send them: whatever the
+// link, the console shows a known view, or says it has none, and the
+// screen keeps its size.
+func FuzzFollowLink(f *testing.F) {
+	for _, s := range []string{"traces?model=m&status=error", "traces?sort=cost&min_cost=0.5&q=a+b", "releases?feature=x", "audit?actor=token:a&kind=k",
+		"health?model=%zz", "budgets?name=x", "members?id=n1", "::", "traces?min_duration=-1s&max_cost=NaN", "\x1b[2Jtraces"} {
+		f.Add(s)
+	}
+	a := incident(f, false, 80, 24)
+	f.Fuzz(func(t *testing.T, link string) {
+		if len(link) > 4096 {
+			return
+		}
+		send(t, a, linkMsg{Link: link})
+		checkScreen(t, a.View(), 80, 24)
+		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
+		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
+	})
+}
