@@ -218,29 +218,33 @@ func (m Millis) D() time.Duration { return time.Duration(float64(m) * float64(ti
 
 // Summary is the short form the live feed and trace lists carry.
 type Summary struct {
-	ID           string    `json:"id"`                 // the call's id
-	TraceID      string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
-	Start        time.Time `json:"start"`
-	Duration     Millis    `json:"duration_ms"`
-	Node         string    `json:"node,omitempty"`
-	Feature      string    `json:"feature,omitempty"`
-	Release      string    `json:"release,omitempty"`
-	Model        string    `json:"model,omitempty"`
-	Team         string    `json:"team,omitempty"`
-	Key          string    `json:"key,omitempty"` // virtual key name
-	User         string    `json:"user,omitempty"`
-	KeyFP        string    `json:"key_fp,omitempty"`
-	Client       string    `json:"client_addr,omitempty"`
-	Provider     string    `json:"provider,omitempty"`
-	Status       string    `json:"status"`
-	HTTPStatus   int       `json:"http_status"`
-	ErrorCode    string    `json:"error_code,omitempty"`
-	InputTokens  int       `json:"input_tokens"`
-	OutputTokens int       `json:"output_tokens"`
-	CostUSD      float64   `json:"cost_usd"`
-	Validation   int       `json:"validation_failures,omitempty"`
-	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
-	Cached       bool      `json:"cached,omitempty"`
+	ID       string    `json:"id"`                 // the call's id
+	TraceID  string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Node     string    `json:"node,omitempty"`
+	Feature  string    `json:"feature,omitempty"`
+	Release  string    `json:"release,omitempty"`
+	Model    string    `json:"model,omitempty"`
+	Team     string    `json:"team,omitempty"`
+	Key      string    `json:"key,omitempty"` // virtual key name
+	User     string    `json:"user,omitempty"`
+	KeyFP    string    `json:"key_fp,omitempty"`
+	Client   string    `json:"client_addr,omitempty"`
+	Provider string    `json:"provider,omitempty"`
+	// Failed is "model:kind" for each failed attempt, space-separated,
+	// so a list can find a call by a model or a failure it did not end
+	// with (a fallback answered, or the client got another code).
+	Failed       string  `json:"failed,omitempty"`
+	Status       string  `json:"status"`
+	HTTPStatus   int     `json:"http_status"`
+	ErrorCode    string  `json:"error_code,omitempty"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	Validation   int     `json:"validation_failures,omitempty"`
+	Feedback     string  `json:"feedback,omitempty"` // up, down, or a score
+	Cached       bool    `json:"cached,omitempty"`
 	// PriceUnknown: CostUSD is 0 because the model has no known price.
 	PriceUnknown bool `json:"price_unknown,omitempty"`
 	// EvalRun names the evaluation run the call was made for, if any.
