@@ -154,6 +154,13 @@ func (d *Demo) seed(ctx context.Context, hc *http.Client) error {
 	if err := d.admin(ctx, hc, api.DocumentsPath("help-center"), body); err != nil {
 		return fmt.Errorf("demo: upload the help center: %w", err)
 	}
+	// Every agent indexes the documents itself; the first calls wait for
+	// them, so support-answer retrieves from its first call.
+	for _, u := range d.URLs {
+		if err := waitIndexed(ctx, hc, u, d.Token, len(docs)); err != nil {
+			return err
+		}
+	}
 	ds, _ := files.ReadFile("dataset.yaml")
 	if err := d.admin(ctx, hc, api.PathDatasets+"?file=dataset.yaml", ds); err != nil {
 		return fmt.Errorf("demo: push the evaluation dataset: %w", err)
@@ -187,6 +194,32 @@ func (d *Demo) admin(ctx context.Context, hc *http.Client, p string, body []byte
 		}
 	}
 	return last
+}
+
+// waitIndexed waits until the agent at base serves the help center with
+// all n documents indexed.
+func waitIndexed(ctx context.Context, hc *http.Client, base, token string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+api.PathCollections, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		var cs api.Collections
+		if resp, err := hc.Do(req); err == nil {
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&cs)
+			resp.Body.Close()
+			for _, c := range cs.Collections {
+				if err == nil && c.Name == "help-center" && c.CaughtUp && c.Documents == n {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: %s has not indexed the help center after 30s", base)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StopWait is how long Stop lets the agents stop by themselves before it
