@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/gantry
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-integration bench run demo soak fuzz clean
+.PHONY: build test test-integration bench bench-go run demo soak fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
@@ -33,9 +33,13 @@ demo: build
 soak: build
 	./bench/soak.sh
 
+# The load run side by side: direct, a bare reverse-proxy hop, the gateway.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 	./bench/gateway.sh
+
+# The Go benchmarks, with allocations per operation.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 
 fuzz:
 	./bench/fuzz.sh

@@ -281,6 +281,10 @@ func runConsole(args []string) error {
 		}
 		return console.Run(ctx, o, os.Stdin, os.Stdout)
 	}
+	// Every session would fail the same way: say so once, now.
+	if err := console.Check(ctx, o.FleetOptions); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	srv, err := console.NewSSHServer(console.SSHOptions{Options: o, Addr: *sshListen, AuthorizedKeys: *authKeys, HostKey: *hostKey})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)

@@ -112,10 +112,12 @@ type Server struct {
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
+	gwLedger *ledgerSwitch // what the gateway reserves with
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
 	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
+	alerts   *admin.AlertBook
 
 	tls  *tlsconf.Creds      // nil: plain HTTP and Raft
 	otlp *telemetry.Exporter // nil exports nothing
@@ -162,6 +164,16 @@ func Run(ctx context.Context, opts Options) error {
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go s.runReaper(reapCtx)
+	// The alert loop reads the cluster node: it ends before the node closes.
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		s.adminAPI().RunAlerts(reapCtx)
+	}()
+	defer func() {
+		stopReaper()
+		<-alertsDone
+	}()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -290,6 +302,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{}), freshDir: fresh}
 	s.metrics.SetBuildInfo(opts.Version)
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
+	s.alerts = admin.NewAlertBook(s.metrics.Registry())
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -332,16 +345,10 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 	}
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
-	s.gw = &pipeline.Gateway{
-		Router:        router,
-		Record:        s.record,
-		Node:          opts.NodeID,
-		Log:           opts.Log,
-		CountMessages: tokens.CountMessages,
-		CountText:     tokens.Count,
-		Retrieve:      s.retrieve,
-	}
-	s.wirePolicy()
+	d := s.wirePolicy()
+	d.Router, d.Record, d.Node, d.Log = router, s.record, opts.NodeID, opts.Log
+	d.Counter, d.Retriever = tokens.Counter{}, s.retrieve
+	s.gw = pipeline.NewGateway(d)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
@@ -531,7 +538,11 @@ func (s *Server) Handler() http.Handler {
 		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	return mux
+	timeout := s.opts.bodyTimeout
+	if timeout <= 0 {
+		timeout = gateway.DefaultBodyTimeout
+	}
+	return httpio.BodyDeadline(mux, timeout)
 }
 
 // adminAPI wires the admin API to this agent's parts.
@@ -547,6 +558,7 @@ func (s *Server) adminAPI() *admin.API {
 		TraceMaxCount: s.opts.TraceMaxCount,
 		StatsInterval: statsSyncInterval,
 		Compiles:      s.compiles,
+		AlertBook:     s.alerts,
 		NotServing:    s.notServing,
 		Timeouts:      s.opts.adminTimeouts,
 	}

@@ -26,10 +26,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		RequestID:  c.ID,
 		Start:      c.Received,
 		Duration:   trace.Ms(end.Sub(c.Received)),
-		Node:       g.Node,
+		Node:       g.node,
 		Entry:      c.Entry,
 		Journey:    c.Journey,
 		User:       c.User,
+		KeyFP:      c.KeyFP,
+		ClientAddr: cut(c.Client, maxClientField),
+		UserAgent:  cut(c.Agent, maxClientField),
 		Stream:     c.Emit != nil,
 		Status:     "ok",
 		HTTPStatus: http.StatusOK,
@@ -110,20 +113,12 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	}
 	if c.Answered != nil {
 		t.Model, t.Provider = c.Answered.Model.Name, c.Answered.Model.Provider
-		in, out, cached := c.Usage.PromptTokens, c.Usage.CompletionTokens, c.Usage.CachedTokens()
-		if !c.UsageKnown {
-			in, out, t.TokensEstimate = c.InputTokens, 0, true
-			if g.CountText != nil {
-				out = c.countOutput(g.CountText)
-			}
-		}
-		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached
-		t.ReasoningTokens = c.Usage.ReasoningTokens()
+		u := c.Spent
+		t.InputTokens, t.OutputTokens, t.CachedTokens, t.ReasoningTokens = u.InputTokens, u.OutputTokens, u.CachedTokens, u.ReasoningTokens
+		t.TokensEstimate = u.Estimated
 		q := c.Answered.Price
 		t.PriceSource, t.PriceUnknown = q.String(), !q.Known()
-		if !c.Cached {
-			t.CostUSD = q.Cost(in, cached, out, t.ReasoningTokens)
-		}
+		t.CostUSD = c.CostUSD
 	} else if c.Streamed && len(c.Outcomes) > 0 {
 		// A stream cut after output was sent still cost money.
 		last := c.Outcomes[len(c.Outcomes)-1].Target
@@ -134,6 +129,27 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.HTTPStatus, t.ErrorCode, t.Error, t.Status = e.Status, e.Code, e.Message, "error"
 	}
 	return t
+}
+
+// account fixes what the call used and what it cost once it ended: the
+// provider's usage, else the gateway's estimate. The budget settles with
+// it, whether or not a trace is ever built.
+func (g *Gateway) account(c *Call) {
+	if c.Answered == nil {
+		return
+	}
+	u := Spent{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens,
+		CachedTokens: c.Usage.CachedTokens(), ReasoningTokens: c.Usage.ReasoningTokens()}
+	if !c.UsageKnown {
+		u.InputTokens, u.OutputTokens, u.Estimated = c.InputTokens, 0, true
+		if g.count != nil {
+			u.OutputTokens = c.countOutput(g.count.Text)
+		}
+	}
+	c.Spent = u
+	if !c.Cached {
+		c.CostUSD = c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+	}
 }
 
 func attemptStatus(err error) string {
@@ -148,6 +164,20 @@ func attemptStatus(err error) string {
 		return "client_gone"
 	}
 	return "error"
+}
+
+// maxClientField bounds the client address and user agent a trace keeps.
+const maxClientField = 256
+
+// cut shortens s to at most n bytes on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxBody bounds each body a trace keeps.
