@@ -91,10 +91,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err := os.WriteFile(tokenFile, []byte(d.Token+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	cfg, _ := files.ReadFile("config.yaml")
-	cfg = []byte(os.Expand(string(cfg), func(v string) string {
-		return map[string]string{"SUPPORT_KEY_HASH": supportHash, "OPS_KEY_HASH": opsHash}[v]
-	}))
+	cfg := seedConfig(supportHash, opsHash)
 	cfgFile := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -133,6 +130,14 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	d.traffic = startTraffic(d.URLs, supportKey, opsKey, o.Rate)
 	fmt.Fprintf(o.Log, "demo: cluster seeded; traffic at %g calls/s\n", o.Rate)
 	return d, nil
+}
+
+// seedConfig is the demo's configuration with its two keys' hashes.
+func seedConfig(supportHash, opsHash string) []byte {
+	b, _ := files.ReadFile("config.yaml")
+	return []byte(os.Expand(string(b), func(v string) string {
+		return map[string]string{"SUPPORT_KEY_HASH": supportHash, "OPS_KEY_HASH": opsHash}[v]
+	}))
 }
 
 // seed uploads the help center to its collection and pushes the
