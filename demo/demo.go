@@ -47,8 +47,13 @@ type Options struct {
 	Log io.Writer
 }
 
-// DefaultRate keeps three agents busy without loading a laptop.
-const DefaultRate = 8
+// DefaultRate keeps three agents busy without loading a laptop; MaxRate
+// is as much as one generator with maxInFlight calls can keep up with
+// simulated latencies.
+const (
+	DefaultRate = 8
+	MaxRate     = 500
+)
 
 // Demo is a running demo cluster.
 type Demo struct {
