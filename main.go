@@ -184,7 +184,7 @@ Flags:
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))
 	}
-	if *rate <= 0 || *rate > demo.MaxRate {
+	if !(*rate > 0 && *rate <= demo.MaxRate) { // NaN too
 		return fmt.Errorf("demo: --rate %g: want more than 0 and at most %d calls per second", *rate, demo.MaxRate)
 	}
 	exe, err := os.Executable()
