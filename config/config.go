@@ -134,6 +134,11 @@ type Route struct {
 	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
 	Deadline Duration `yaml:"deadline" json:"deadline,omitempty"`
 	Breaker  Breaker  `yaml:"breaker" json:"breaker"`
+	// Cascade, instead of targets, lists tiers (models or plain routes),
+	// cheapest first: a call escalates to the next tier when its answer
+	// is not good enough (see Escalate).
+	Cascade  []string    `yaml:"cascade" json:"cascade,omitempty"`
+	Escalate *Escalation `yaml:"escalate" json:"escalate,omitempty"`
 }
 
 // Target is one model of a route with its share of traffic.
@@ -302,6 +307,10 @@ type Release struct {
 	Cache  *CachePolicy `yaml:"cache" json:"cache,omitempty"`
 	// Retrieval, when set, adds context from a collection to the prompt.
 	Retrieval *Retrieval `yaml:"retrieval" json:"retrieval,omitempty"`
+	// Context bounds the input tokens of a call (see ContextPolicy).
+	Context *ContextPolicy `yaml:"context" json:"context,omitempty"`
+	// SemanticCache answers similar requests from earlier answers.
+	SemanticCache *SemanticCache `yaml:"semantic_cache" json:"semantic_cache,omitempty"`
 }
 
 // ID names a release within the whole configuration.

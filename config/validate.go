@@ -138,6 +138,19 @@ func (cfg *Config) Validate() error {
 		}
 	}
 
+	// plain are what a tier, a judge or a summary may name: models and
+	// routes that are not cascades.
+	cascades, plain := map[string]bool{}, map[string]bool{}
+	for m := range models {
+		plain[m] = true
+	}
+	for _, r := range cfg.Routes {
+		if len(r.Cascade) > 0 {
+			cascades[r.Name] = true
+		} else if r.Name != "" {
+			plain[r.Name] = true
+		}
+	}
 	routes := map[string]bool{}
 	for i, r := range cfg.Routes {
 		path := index("routes", i)
@@ -145,8 +158,9 @@ func (cfg *Config) Validate() error {
 		if models[r.Name] {
 			c.add(path+".name", "route %q has the name of a model; clients could not tell them apart", r.Name)
 		}
-		if len(r.Targets) == 0 {
-			c.add(path+".targets", "a route needs at least one target")
+		c.cascade(path, r, models, cascades, plain)
+		if len(r.Targets) == 0 && len(r.Cascade) == 0 {
+			c.add(path+".targets", "a route needs at least one target or a cascade")
 		}
 		total := 0
 		for j, t := range r.Targets {
@@ -195,6 +209,7 @@ func (cfg *Config) Validate() error {
 			}
 			versions[r.Version] = true
 			c.release(rp, r, routes, models)
+			c.costRelease(rp, r, plain)
 			if r.Retrieval != nil {
 				c.problems = append(c.problems, CheckRetrieval(rp+".retrieval", *r.Retrieval, collections)...)
 			}
