@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"gantry/pipeline/trace"
 )
 
 // Dimensions a table may be grouped by.
@@ -74,7 +76,7 @@ func (c *Counters) add(d Counters) {
 	c.Calls += d.Calls
 	c.Answered += d.Answered
 	c.Validated += d.Validated
-	c.NegativeFeedback += d.NegativeFeedback
+	c.NegativeFeedback = max(0, c.NegativeFeedback+d.NegativeFeedback)
 	c.CascadeCalls += d.CascadeCalls
 	c.Escalated += d.Escalated
 	c.SemanticHits += d.SemanticHits
@@ -124,10 +126,11 @@ func (t *Table) Add(c Call) {
 	t.count(c.Time, c.Key, d)
 }
 
-// NegativeFeedback counts a signal against the answer of a call that was
-// counted at the given time, while its bucket is kept.
-func (t *Table) NegativeFeedback(at time.Time, k Key) {
-	t.count(at, k, Counters{NegativeFeedback: 1})
+// NegativeFeedback counts delta signals against the answer of a call that
+// was counted at the given time, while its bucket is kept: -1 when a user
+// changed their mind.
+func (t *Table) NegativeFeedback(at time.Time, k Key, delta int64) {
+	t.count(at, k, Counters{NegativeFeedback: delta})
 }
 
 func (t *Table) count(at time.Time, k Key, d Counters) {
@@ -228,4 +231,24 @@ func Per(cost float64, n int64) *float64 {
 	}
 	v := cost / float64(n)
 	return &v
+}
+
+// FromTrace is the call a trace records.
+func FromTrace(t *trace.Trace) Call {
+	saved := 0
+	if t.Compression != nil {
+		saved = t.Compression.TokensSaved
+	}
+	return Call{
+		Key:  KeyOf(t),
+		Time: t.Start, CostUSD: t.CostUSD, BaseCostUSD: t.BaseCostUSD(),
+		Answered: t.Status == "ok", Validated: t.Validated(),
+		Cascade: len(t.Tiers) > 0, Escalated: len(t.Tiers) > 1,
+		TokensSaved: saved, SemanticHit: t.SemanticHit != nil,
+	}
+}
+
+// KeyOf is what a trace is counted under.
+func KeyOf(t *trace.Trace) Key {
+	return Key{Feature: t.Feature, Release: t.Release, Model: t.Model, Team: t.Team}
 }

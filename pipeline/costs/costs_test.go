@@ -16,7 +16,9 @@ func TestSumGroupsTheWindow(t *testing.T) {
 	tab.Add(Call{Key: a, Time: now.Add(-3 * time.Minute), CostUSD: 0.02, BaseCostUSD: 0.02, Answered: true})
 	tab.Add(Call{Key: b, Time: now.Add(-2 * time.Hour), CostUSD: 0.5, Answered: true, Validated: true})
 	tab.Add(Call{Key: b, Time: now.Add(-25 * time.Hour), CostUSD: 99}) // past retention
-	tab.NegativeFeedback(now.Add(-time.Minute), a)
+	tab.NegativeFeedback(now.Add(-time.Minute), a, 1)
+	tab.NegativeFeedback(now.Add(-time.Minute), a, 1)
+	tab.NegativeFeedback(now.Add(-time.Minute), a, -1) // a change of mind
 
 	rows, err := tab.Sum(ByRelease, time.Hour)
 	if err != nil {
@@ -62,7 +64,7 @@ func TestKeysAreBounded(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	tab := New(func() time.Time { return now })
 	for i := range MaxKeys + 10 {
-		tab.Add(Call{Key: Key{Feature: "f", Release: "r", Model: "m", Team: string(rune('A' + i%26)) + time.Duration(i).String()}, Time: now, CostUSD: 1})
+		tab.Add(Call{Key: Key{Feature: "f", Release: "r", Model: "m", Team: string(rune('A'+i%26)) + time.Duration(i).String()}, Time: now, CostUSD: 1})
 	}
 	rows, _ := tab.Sum(ByTeam, time.Hour)
 	if len(rows) != MaxKeys+1 {
