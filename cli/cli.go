@@ -131,7 +131,11 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	if err != nil {
 		return err
 	}
-	e := &env{c: newTLSClient(*agentURL, *token, creds.Client()), out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
+	c, err := newTLSClient(*agentURL, *token, creds.Client())
+	if err != nil {
+		return fmt.Errorf("%w: --agent: %v", ErrUsage, err)
+	}
+	e := &env{c: c, out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
 	// Key and token changes wait for every agent unless told not to: a
 	// key that works on one agent and is refused by the next is the
 	// surprise --wait exists for.

@@ -73,7 +73,10 @@ func startAgent(t *testing.T) string {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not start within 30s")
 	}
-	c := newClient(base, adminToken)
+	c, err := newClient(base, adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var toks api.TokenList
@@ -169,7 +172,10 @@ func TestCommands(t *testing.T) {
 	// apply prints the diff and applies it as one change; applying it
 	// again changes nothing.
 	var cfg config.Config
-	c := newClient(base, adminToken)
+	c, err := newClient(base, adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.call(context.Background(), "GET", api.PathConfig, nil, &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +253,10 @@ func TestCommandErrors(t *testing.T) {
 
 func TestGetModelsFlagsUnknownPrices(t *testing.T) {
 	base := startAgent(t)
-	c := newClient(base, adminToken)
+	c, err := newClient(base, adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cfg config.Config
 	if err := c.call(context.Background(), "GET", api.PathConfig, nil, &cfg); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func (e *env) gatewayClient(s evalSpec, runID string) *gateway.Client {
 		t.TLSClientConfig = s.tls.Clone()
 	}
 	hc.Transport = t
-	return &gateway.Client{Base: e.c.base, Key: s.key, HTTP: hc, JudgeModel: s.judge, RunID: runID}
+	return &gateway.Client{Base: e.c.URL(), Key: s.key, HTTP: hc, JudgeModel: s.judge, RunID: runID}
 }
 
 // runEval runs s to the end (resuming an unfinished run of the same

@@ -52,7 +52,10 @@ func startTLSAgent(t *testing.T) (string, tlsconf.Files) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newTLSClient(addr, adminToken, creds.Client())
+	c, err := newTLSClient(addr, adminToken, creds.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var toks api.TokenList

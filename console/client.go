@@ -13,56 +13,24 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"gantry/api"
+	"gantry/api/adminclient"
 	"gantry/pipeline/trace"
 )
 
 // ErrNotFound is what errors.Is matches for a 404 answer: an endpoint the
 // agent does not serve (yet), or a trace or feature it does not know.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = adminclient.ErrNotFound
 
 // Error is an admin API call that the agent answered with an error status.
-type Error struct {
-	Method, Path string
-	Status       int
-	API          *api.Error // the decoded body; nil when it was not the admin shape
-}
+type Error = adminclient.Error
 
-func (e *Error) Error() string {
-	msg := http.StatusText(e.Status)
-	if e.API != nil {
-		msg = e.API.Error()
-	}
-	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, msg)
-}
-
-// Unwrap lets callers branch on the admin API's code with errors.As.
-func (e *Error) Unwrap() error {
-	if e.API == nil {
-		return nil
-	}
-	return e.API
-}
-
-// Is makes errors.Is(err, ErrNotFound) true for a 404.
-func (e *Error) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
-}
-
-// Client talks to one agent's admin API. It is safe for concurrent use.
+// Client talks to one agent's admin API and live feed. It is safe for
+// concurrent use; set Operator and FeedIdle before the first call.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client // calls with a timeout
-	feed  *http.Client // the live feed: no overall timeout
-	// Operator names the person behind the token (for example the SSH
-	// user and key); it travels in the X-Gantry-Operator header so the
-	// agent can audit who acted through a shared token.
-	Operator string
+	*adminclient.Client
 	// FeedIdle is how long the feed may stay silent before the
 	// connection is taken for dead; agents send a keepalive every 15 s.
 	// 0 is DefaultFeedIdle.
@@ -76,7 +44,8 @@ const DefaultFeedIdle = 45 * time.Second
 // ErrFeedIdle is why a silent feed was dropped.
 var ErrFeedIdle = errors.New("feed silent too long: no keepalive from the agent")
 
-// DefaultTimeout bounds one admin call other than the feed.
+// DefaultTimeout bounds one admin call other than the feed: a console
+// redraws from these answers and must not sit on a dead agent.
 const DefaultTimeout = 10 * time.Second
 
 // NewClient returns a client for the agent at base, e.g.
@@ -89,92 +58,18 @@ func NewClient(base, token string) (*Client, error) {
 // client certificate and the CA, and a bare host:port means https. A nil
 // tc is NewClient.
 func NewTLSClient(base, token string, tc *tls.Config) (*Client, error) {
-	if !strings.Contains(base, "://") {
-		if tc != nil {
-			base = "https://" + base
-		} else {
-			base = "http://" + base
-		}
-	}
-	u, err := url.Parse(strings.TrimRight(base, "/"))
-	if err != nil {
-		return nil, fmt.Errorf("agent URL %q: %w", base, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("agent URL %q: want http://host:port or https://host:port", base)
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 8
-	t.TLSClientConfig = tc.Clone() // a transport writes into its config; one each
-	return &Client{
-		base:  u,
-		token: token,
-		hc:    &http.Client{Transport: t, Timeout: DefaultTimeout},
-		feed:  &http.Client{Transport: t},
-	}, nil
-}
-
-// URL is the agent's base URL.
-func (c *Client) URL() string { return c.base.String() }
-
-func (c *Client) newRequest(ctx context.Context, method, path string, body any) (*http.Request, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, r)
+	ac, err := adminclient.New(base, token, tc)
 	if err != nil {
 		return nil, err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.Operator != "" {
-		req.Header.Set("X-Gantry-Operator", c.Operator)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	return req, nil
+	ac.Timeout = DefaultTimeout
+	return &Client{Client: ac}, nil
 }
 
 // do sends a request and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	req, err := c.newRequest(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return responseError(method, path, resp)
-	}
-	if out == nil {
-		io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
-}
-
-func responseError(method, path string, resp *http.Response) error {
-	e := &Error{Method: method, Path: path, Status: resp.StatusCode}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var er api.ErrorResponse
-	if json.Unmarshal(b, &er) == nil && (er.Error.Code != "" || er.Error.Message != "") {
-		e.API = &er.Error
-	}
-	return e
+	_, err := c.Call(ctx, method, path, body, out)
+	return err
 }
 
 // Traces lists traces, newest first.
@@ -272,13 +167,12 @@ func (c *Client) Feed(ctx context.Context, connected func(), fn func(trace.Summa
 	defer cancel(nil)
 	watchdog := time.AfterFunc(idle, func() { cancel(ErrFeedIdle) })
 	defer watchdog.Stop()
-	req, err := c.newRequest(rctx, http.MethodGet, api.PathFeed, nil)
+	resp, err := c.Stream(rctx, api.PathFeed, "text/event-stream")
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.feed.Do(req)
-	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return err
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -288,9 +182,6 @@ func (c *Client) Feed(ctx context.Context, connected func(), fn func(trace.Summa
 		return fmt.Errorf("feed: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return responseError(http.MethodGet, api.PathFeed, resp)
-	}
 	if connected != nil {
 		connected()
 	}
