@@ -29,6 +29,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
+	"gantry/pipeline/costs"
 	"gantry/pipeline/metrics"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/retrieval"
@@ -105,6 +106,7 @@ type Server struct {
 	ledger   *budget.Local
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
+	costs    *costs.Table  // cost per good answer of this agent's calls
 	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
 
@@ -247,6 +249,7 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	}
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
+	s.costs = costs.New(nil)
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -419,6 +422,9 @@ func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
 	}
 	s.metrics.Feedback(before.Feature, before.Release, fb)
 	s.stats.feedback(before, fb)
+	if d := negativeDelta(before, fb); d != 0 {
+		s.costs.NegativeFeedback(before.Start, costs.KeyOf(before), d)
+	}
 }
 
 // record observes metrics and queues the trace; it never blocks.
@@ -430,6 +436,7 @@ func (s *Server) record(t *trace.Trace) {
 	} else {
 		s.metrics.ObserveTrace(t)
 		s.stats.record(t)
+		s.costs.Add(costs.FromTrace(t))
 	}
 	s.recorder.Record(t)
 }
@@ -484,6 +491,7 @@ func (s *Server) adminAPI() *admin.API {
 		Traces:        s.store,
 		Documents:     s.documents,
 		Ledger:        s.ledger,
+		Costs:         s.costs,
 		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
 		Stopping:      s.stopping,
 		TraceMaxCount: s.opts.TraceMaxCount,

@@ -120,6 +120,8 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	fresh := fs.Bool("fresh", false, "eval: start new runs instead of resuming or reusing recorded ones")
 	candidate := fs.Int("candidate", 0, "eval compare: the candidate release version")
 	baseline := fs.String("baseline", "production", "eval compare: production or a release version")
+	by := fs.String("by", "feature", "get costs: group by feature, release, model or team")
+	window := fs.String("window", "24h", "get costs: how far back, up to 24h")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -178,8 +180,10 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			return e.keys(ctx)
 		case "models":
 			return e.models(ctx)
+		case "costs":
+			return e.costs(ctx, *by, *window)
 		}
-		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|models|budgets|keys", ErrUsage)
+		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|models|budgets|keys|costs", ErrUsage)
 	case "release":
 		if sub == "" {
 			return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)

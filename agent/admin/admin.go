@@ -19,6 +19,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
+	"gantry/pipeline/costs"
 	"gantry/pipeline/trace"
 )
 
@@ -74,6 +75,8 @@ type Deps struct {
 	// Compiles reports whether this agent's gateway could serve a
 	// configuration, without serving it.
 	Compiles func(*config.Config) error
+	// Costs counts this agent's calls against what they were worth.
+	Costs *costs.Table
 }
 
 // API serves the admin endpoints.
@@ -99,6 +102,7 @@ var routes = []route{
 	{"GET /admin/v1/overview", config.RoleViewer, (*API).overview, false},
 	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
 	{"GET " + api.PathModels, config.RoleViewer, (*API).getModels, false},
+	{"GET " + api.PathCosts, config.RoleViewer, (*API).getCosts, false},
 	{"GET " + api.PathCollections, config.RoleViewer, (*API).listCollections, true},
 	{"GET " + api.PathCollections + "/{name}/documents", config.RoleViewer, (*API).listDocuments, true},
 	{"POST " + api.PathCollections + "/{name}/documents", config.RoleOperator, (*API).ingest, true},
