@@ -11,6 +11,7 @@ import (
 	"gantry/pipeline/budget"
 	"gantry/pipeline/cache"
 	"gantry/pipeline/limit"
+	"gantry/pipeline/semcache"
 )
 
 // cacheBytes bounds the response cache.
@@ -37,6 +38,13 @@ func canarySecret(clusterSecret string) []byte {
 	return b
 }
 
+// Bounds of the semantic cache (each release's index is bounded by its
+// policy's max_entries) and of the summaries of context policies.
+const (
+	semanticReleases  = 64
+	summaryCacheBytes = 16 << 20
+)
+
 // wirePolicy gives the gateway its rate limiter, budget ledger, response
 // cache and embeddings cache. The cluster side puts grants in front of the
 // ledger when it opens (wireSpend).
@@ -46,6 +54,8 @@ func (s *Server) wirePolicy() {
 	s.gw.Ledger = s.ledger
 	s.gw.Cache = cache.New(cacheBytes, time.Now)
 	s.gw.EmbedCache, s.gw.EmbedTTL = cache.New(embedCacheBytes, time.Now), embedCacheTTL
+	s.gw.Semantic = semcache.New(semanticReleases, time.Now)
+	s.gw.Summaries = cache.New(summaryCacheBytes, time.Now)
 	s.gw.Obs = s.metrics
 	reg := s.metrics.Registry()
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_holds_reaped_total",

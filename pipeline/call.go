@@ -86,11 +86,20 @@ type Call struct {
 	Spans       []Span
 	Err         error
 	CostUSD     float64 // what the call cost, once Serve returns
+	// ExtraCostUSD is what the call spent besides the answer it returns:
+	// cascade tiers it escalated past, judges, summaries, embeddings.
+	ExtraCostUSD float64
+	Compression  *trace.Compression // what the context policy did
+	Tiers        []trace.Tier       // the cascade's tiers, as tried
+	Semantic     *trace.SemanticHit // answered from the semantic cache
 
-	permit       *limit.Permit    // rate-limit permit, returned in end
-	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
-	held         bool             // a budget hold to settle or release in end
-	canary       string           // leak canary planted in the system message
+	permit       *limit.Permit      // rate-limit permit, returned in end
+	callerSchema *validate.Schema   // the caller's response_format, compiled in resolve
+	held         bool               // a budget hold to settle or release in end
+	canary       string             // leak canary planted in the system message
+	reformat     func([]int) string // writes the context block from some sources
+	tier         *Route             // the cascade tier being tried
+	semantic     *semanticEntry     // where to keep the answer in the semantic cache
 }
 
 // Span is a stage's timing.

@@ -18,6 +18,7 @@ import (
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/release"
+	"gantry/pipeline/semcache"
 	"gantry/pipeline/trace"
 )
 
@@ -48,7 +49,22 @@ type Gateway struct {
 	Obs Observer
 	// Retrieve fetches a release's context for a query: the block for the
 	// prompt and the sources for the trace.
-	Retrieve func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (string, []trace.Source, error)
+	Retrieve func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (Retrieved, error)
+	// Semantic is the semantic cache of releases that turn it on; off
+	// when nil.
+	Semantic *semcache.Cache
+	// Summaries keeps the summaries of context policies by the prefix
+	// they replace; summaries are not reused when nil.
+	Summaries *cache.Cache
+}
+
+// Retrieved is what retrieval adds to a call: the context block, the
+// sources for the trace, and Format, which writes the block again from
+// some of the sources (by index), for a context policy that drops chunks.
+type Retrieved struct {
+	Block   string
+	Sources []trace.Source
+	Format  func(keep []int) string
 }
 
 // Swap installs a new snapshot. Calls already running finish on the one they
@@ -75,6 +91,7 @@ type Observer interface {
 	CallEnded()
 	DeclareBreakers(models ...string)
 	CacheLookup(feature string, hit bool)
+	SemanticLookup(feature string, hit bool)
 	ValidationFailure(feature, release, reason string)
 }
 
@@ -92,6 +109,7 @@ var stages = []stage{
 	{"resolve", (*Gateway).resolve},
 	{"context", (*Gateway).context},
 	{"prompt", (*Gateway).prompt},
+	{"compress", (*Gateway).compress},
 	{"policy", (*Gateway).policy},
 	{"route", (*Gateway).routeCached},
 	{"validate", (*Gateway).validate},

@@ -40,6 +40,9 @@ func (g *Gateway) policy(ctx context.Context, c *Call) error {
 	if err := g.safety(ctx, c); err != nil {
 		return err
 	}
+	if err := g.summarize(ctx, c); err != nil {
+		return err
+	}
 	if err := g.rateLimit(ctx, c); err != nil {
 		return err
 	}
@@ -156,13 +159,15 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 
 // worstCase is the most the call can cost on any model its route may use:
 // the prompt once and the output cap for each of the n choices.
+// A cascade may pay for every tier; what the call already spent (a
+// summary) and a semantic cache's embedding are added.
 func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
-	worst := 0.0
-	for _, t := range c.Route.all() {
-		worst = max(worst, budget.WorstCase(t.Price.Price, c.InputTokens, maxOut))
+	worst := c.ExtraCostUSD + c.semanticWorstCase()
+	if len(c.Route.tiers) > 0 {
+		return worst + c.cascadeWorstCase(maxOut)
 	}
-	return worst
+	return worst + worstOn(c.Route.all(), c.InputTokens, maxOut)
 }
 
 // end settles what the call spent and frees what it held. It runs on every
@@ -175,7 +180,7 @@ func (g *Gateway) end(c *Call, cost float64, tokens int) {
 	if !c.held {
 		return
 	}
-	if c.Answered != nil || c.Streamed {
+	if c.Answered != nil || c.Streamed || cost > 0 {
 		g.Ledger.Settle(c.ID, cost)
 	} else {
 		g.Ledger.Release(c.ID)

@@ -110,19 +110,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	}
 	if c.Answered != nil {
 		t.Model, t.Provider = c.Answered.Model.Name, c.Answered.Model.Provider
-		in, out, cached := c.Usage.PromptTokens, c.Usage.CompletionTokens, c.Usage.CachedTokens()
-		if !c.UsageKnown {
-			in, out, t.TokensEstimate = c.InputTokens, 0, true
-			if g.CountText != nil {
-				out = c.countOutput(g.CountText)
-			}
-		}
-		t.InputTokens, t.OutputTokens, t.CachedTokens = in, out, cached
-		t.ReasoningTokens = c.Usage.ReasoningTokens()
+		var cost float64
+		t.InputTokens, t.OutputTokens, t.CachedTokens, t.ReasoningTokens, cost = g.answerCost(c)
+		t.TokensEstimate = !c.UsageKnown
 		q := c.Answered.Price
 		t.PriceSource, t.PriceUnknown = q.String(), !q.Known()
 		if !c.Cached {
-			t.CostUSD = q.Cost(in, cached, out, t.ReasoningTokens)
+			t.CostUSD = cost
 		}
 	} else if c.Streamed && len(c.Outcomes) > 0 {
 		// A stream cut after output was sent still cost money.
@@ -130,6 +124,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Model, t.Provider = last.Model.Name, last.Model.Provider
 		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
+	g.costParts(c, t)
 	if c.Err != nil {
 		var ce *chat.Error
 		if errors.As(c.Err, &ce) {
@@ -140,6 +135,41 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Status = "error"
 	}
 	return t
+}
+
+// answerCost is the tokens and cost of the answer in c: as the provider
+// reported them, else counted here. An answer from a cache costs nothing,
+// which the caller decides.
+func (g *Gateway) answerCost(c *Call) (in, out, cached, reasoning int, cost float64) {
+	if c.Answered == nil {
+		return 0, 0, 0, 0, 0
+	}
+	in, out, cached = c.Usage.PromptTokens, c.Usage.CompletionTokens, c.Usage.CachedTokens()
+	if !c.UsageKnown {
+		in, out = c.InputTokens, 0
+		if g.CountText != nil {
+			out = c.countOutput(g.CountText)
+		}
+	}
+	reasoning = c.Usage.ReasoningTokens()
+	return in, out, cached, reasoning, c.Answered.Price.Cost(in, cached, out, reasoning)
+}
+
+// costParts adds what the call spent besides its answer and how: the
+// context policy, cascade tiers, the semantic cache.
+func (g *Gateway) costParts(c *Call, t *trace.Trace) {
+	t.CostUSD += c.ExtraCostUSD
+	t.Compression, t.SemanticHit = c.Compression, c.Semantic
+	if len(c.Tiers) == 0 {
+		return
+	}
+	t.Tiers = append([]trace.Tier(nil), c.Tiers...)
+	// The serving tier's cost is its final answer's, repairs included.
+	if last := &t.Tiers[len(t.Tiers)-1]; last.Escalated == "" && c.Answered != nil && !c.Cached {
+		last.InputTokens, last.OutputTokens, _, _, last.CostUSD = g.answerCost(c)
+	}
+	// Moving up a cascade is not a fallback.
+	t.Fallbacks = max(0, t.Fallbacks-(len(c.Tiers)-1))
 }
 
 func attemptStatus(err error) string {

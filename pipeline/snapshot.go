@@ -48,6 +48,9 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
+	// tiers are a cascade's routes, cheapest first; a cascade has no
+	// targets of its own.
+	tiers []*Route
 }
 
 // Feature is a compiled feature with its releases.
@@ -179,6 +182,9 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
 	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) > 0 {
+			continue // after the routes its tiers name
+		}
 		r := &Route{Route: rc.WithDefaults()}
 		for _, t := range rc.Targets {
 			r.targets = append(r.targets, s.models[t.Model])
@@ -186,6 +192,17 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		}
 		for _, f := range rc.Fallbacks {
 			r.fallbacks = append(r.fallbacks, s.models[f])
+		}
+		s.routes[rc.Name] = r
+		s.modelIDs = append(s.modelIDs, rc.Name)
+	}
+	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) == 0 {
+			continue
+		}
+		r := &Route{Route: rc.WithDefaults()}
+		for _, t := range rc.Cascade {
+			r.tiers = append(r.tiers, s.routes[t])
 		}
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
@@ -259,7 +276,11 @@ func schemaName(feature string) string {
 
 // all lists the route's targets and then its fallbacks.
 func (r *Route) all() []*Target {
-	return append(append([]*Target(nil), r.targets...), r.fallbacks...)
+	out := append(append([]*Target(nil), r.targets...), r.fallbacks...)
+	for _, t := range r.tiers {
+		out = append(out, t.all()...)
+	}
+	return out
 }
 
 // ChatLimits are the configured bounds of a chat request, for decoding it.
