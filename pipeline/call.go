@@ -84,8 +84,8 @@ type Call struct {
 	Context     string           // retrieved context block for the prompt
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
-	Err         error
-	CostUSD     float64 // what the call cost, once Serve returns
+	Err         *chat.Error // what the client got, nil for an answer
+	CostUSD     float64     // what the call cost, once Serve returns
 	// ExtraCostUSD is what the call spent besides the answer it returns:
 	// cascade tiers it escalated past, judges, summaries, embeddings.
 	ExtraCostUSD float64

@@ -19,7 +19,7 @@ import (
 	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/internal/gwtest"
-	"gantry/pipeline/provider"
+	"gantry/pipeline/provider/sim"
 	"gantry/pipeline/trace"
 )
 
@@ -72,7 +72,7 @@ func TestSDKEmbeddings(t *testing.T) {
 		if len(resp.Data) != 3 || len(resp.Data[0].Embedding) != 64 || resp.Model != "sim-embed" || resp.Usage.PromptTokens <= 0 {
 			t.Fatalf("%s: %d vectors of %d, model %s, usage %+v", format, len(resp.Data), len(resp.Data[0].Embedding), resp.Model, resp.Usage)
 		}
-		want := provider.SimVector(texts[0], 64)
+		want := sim.Vector(texts[0], 64)
 		for i, v := range resp.Data[0].Embedding {
 			if math.Abs(v-float64(want[i])) > 1e-6 {
 				t.Fatalf("%s: vector differs at %d: %v, want %v", format, i, v, want[i])

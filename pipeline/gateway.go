@@ -116,9 +116,9 @@ var stages = []stage{
 }
 
 // Serve runs one call. On return c.Resp holds the answer, or the returned
-// error (always a *chat.Error) says what the client gets. A panic in a stage
-// becomes a 500 and is recorded like any other failure.
-func (g *Gateway) Serve(ctx context.Context, c *Call) (err error) {
+// error says what the client gets. A panic in a stage becomes a 500 and is
+// recorded like any other failure.
+func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 	c.Snap = g.snap.Load()
 	if g.Obs != nil {
 		g.Obs.CallStarted()
@@ -155,18 +155,21 @@ func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
 	k, err := Authenticate(c.Snap, secret)
+	if err != nil {
+		return err
+	}
 	c.Key = k
-	if err == nil && c.Evaluation() && !k.Eval {
+	if c.Evaluation() && !k.Eval {
 		return &chat.Error{Status: http.StatusForbidden, Type: chat.TypePermission, Code: "evaluation_not_allowed",
 			Message: "key " + k.Name + " may not run evaluations: pinning a release (X-Gantry-Release) and marking evaluation traffic (X-Gantry-Eval-Run) need a key with eval: true"}
 	}
-	return err
+	return nil
 }
 
 // Authenticate finds the virtual key a caller presents and checks that it
 // is live. Every failure is a 401 that says why without revealing whether
 // a key of that shape exists.
-func Authenticate(s *Snapshot, secret string) (*config.Key, error) {
+func Authenticate(s *Snapshot, secret string) (*config.Key, *chat.Error) {
 	if secret == "" {
 		return nil, &chat.Error{Status: http.StatusUnauthorized, Type: chat.TypeAuthentication, Code: "missing_api_key",
 			Message: "no API key: send a Gantry virtual key as 'Authorization: Bearer <key>'"}

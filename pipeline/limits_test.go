@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -10,11 +9,10 @@ import (
 	"gantry/pipeline/chat"
 )
 
-func refusedWith(t *testing.T, err error, status int, param, code string) {
+func refusedWith(t *testing.T, ce *chat.Error, status int, param, code string) {
 	t.Helper()
-	var ce *chat.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("got %v, want a %d refusal", err, status)
+	if ce == nil {
+		t.Fatalf("got an answer, want a %d refusal", status)
 	}
 	if ce.Status != status || ce.Param != param || (code != "" && ce.Code != code) {
 		t.Fatalf("refused with %d param %q code %q (%s), want %d param %q code %q", ce.Status, ce.Param, ce.Code, ce.Message, status, param, code)

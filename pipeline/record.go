@@ -125,14 +125,8 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
 	g.costParts(c, t)
-	if c.Err != nil {
-		var ce *chat.Error
-		if errors.As(c.Err, &ce) {
-			t.HTTPStatus, t.ErrorCode, t.Error = ce.Status, ce.Code, ce.Message
-		} else {
-			t.HTTPStatus, t.Error = http.StatusInternalServerError, c.Err.Error()
-		}
-		t.Status = "error"
+	if e := c.Err; e != nil {
+		t.HTTPStatus, t.ErrorCode, t.Error, t.Status = e.Status, e.Code, e.Message, "error"
 	}
 	return t
 }

@@ -12,6 +12,7 @@ import (
 	"gantry/pipeline/price"
 	"gantry/pipeline/prompt"
 	"gantry/pipeline/provider"
+	"gantry/pipeline/provider/sim"
 	"gantry/pipeline/release"
 	"gantry/pipeline/validate"
 )
@@ -120,12 +121,25 @@ func (s *ProviderSet) get(c config.Provider) (provider.Provider, error) {
 	if old, ok := s.cache[c.Name]; ok && sameProvider(old.cfg, c) {
 		return old.p, nil
 	}
-	p, err := s.build(c)
+	p, err := s.buildOne(c)
 	if err != nil {
 		return nil, err // the builder names the provider
 	}
 	s.cache[c.Name] = cachedProvider{cfg: c, p: p}
 	return p, nil
+}
+
+// buildOne builds the simulator itself, so the sim kind works wherever a
+// set is used, and every upstream kind with the set's builder.
+func (s *ProviderSet) buildOne(c config.Provider) (provider.Provider, error) {
+	if c.Kind == config.KindSim {
+		var set config.SimSettings
+		if c.Sim != nil {
+			set = *c.Sim
+		}
+		return sim.New(set), nil
+	}
+	return s.build(c)
 }
 
 func sameProvider(a, b config.Provider) bool {

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"gantry/eval/sketch"
+
 	"net/http"
 	"slices"
 	"strconv"
@@ -77,7 +79,7 @@ func labelOf(l config.Labels, version int) string {
 	return ""
 }
 
-func apiStats(c stats.Counters, lat stats.Sketch) api.Stats {
+func apiStats(c stats.Counters, lat sketch.Sketch) api.Stats {
 	p := lat.Quantiles(0.5, 0.95)
 	return api.Stats{
 		Requests: c.Requests, Errors: c.Errors, ValidationFailures: c.ValidationFailures,

@@ -79,7 +79,7 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		err := h.Gateway.Serve(r.Context(), c)
 		rateHeaders(w, c)
 		if err != nil {
-			httpio.ChatError(w, err.(*chat.Error))
+			httpio.ChatError(w, err)
 			return
 		}
 		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
@@ -101,11 +101,11 @@ func (h *Handlers) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		sse.Done()
 	case !sse.Started():
 		rateHeaders(w, c)
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 	default:
 		// Output already went out: end with an error event, never [DONE],
 		// so the client knows the answer is incomplete.
-		sse.Event(err.(*chat.Error).Body())
+		sse.Event(err.Body())
 	}
 }
 
@@ -138,7 +138,7 @@ func (h *Handlers) models(w http.ResponseWriter, r *http.Request) {
 	}
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
-		fail(w, err.(*chat.Error))
+		fail(w, err)
 		return
 	}
 	var ids []string

@@ -28,7 +28,7 @@ func (h *Handlers) embeddings(w http.ResponseWriter, r *http.Request) {
 	err := h.Gateway.Serve(r.Context(), c)
 	rateHeaders(w, c)
 	if err != nil {
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 		return
 	}
 	w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}

@@ -111,7 +111,7 @@ func (h *Handlers) evaluations(w http.ResponseWriter, r *http.Request) {
 	snap := h.Gateway.Snapshot()
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 		return
 	}
 	if !k.Eval {

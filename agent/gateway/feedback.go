@@ -32,7 +32,7 @@ func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
 	}
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 		return
 	}
 	body, cerr := h.readBody(w, r, 64<<10)
@@ -67,13 +67,13 @@ func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
 	// that names one call this key may see. Someone else's call looks the
 	// same as no call.
 	visible := func(t *trace.Trace) bool { return t.Key == k.Name || (k.Team != "" && t.Team == k.Team) }
-	t, err := h.Traces.Lookup(in.TraceID, visible)
+	t, lerr := h.Traces.Lookup(in.TraceID, visible)
 	switch {
-	case errors.Is(err, trace.ErrAmbiguous):
+	case errors.Is(lerr, trace.ErrAmbiguous):
 		httpio.ChatError(w, &chat.Error{Status: http.StatusConflict, Type: chat.TypeInvalidRequest, Code: "ambiguous_trace", Param: "trace_id",
 			Message: fmt.Sprintf("several of your calls belong to trace %q; send the request id (X-Request-Id) of the one the feedback is about", in.TraceID)})
 		return
-	case err != nil:
+	case lerr != nil:
 		httpio.ChatError(w, chat.NotFound("trace_not_found", "no call %q for this key", in.TraceID))
 		return
 	}

@@ -61,7 +61,7 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 	err := h.Gateway.Serve(r.Context(), c)
 	rateHeaders(w, c)
 	if err != nil {
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 		return
 	}
 	out := InvokeResponse{

@@ -89,7 +89,7 @@ func (h *Handlers) messages(w http.ResponseWriter, r *http.Request) {
 		err := h.Gateway.Serve(r.Context(), c)
 		rateHeaders(w, c)
 		if err != nil {
-			httpio.MessagesError(w, err.(*chat.Error))
+			httpio.MessagesError(w, err)
 			return
 		}
 		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
@@ -127,11 +127,11 @@ func (h *Handlers) messages(w http.ResponseWriter, r *http.Request) {
 		write(st.Finish(c.Resp.Choices[0].FinishReason, h.usage(c)))
 	case st == nil:
 		rateHeaders(w, c)
-		httpio.MessagesError(w, err.(*chat.Error))
+		httpio.MessagesError(w, err)
 	default:
 		// Output already went out: an error event, never message_stop,
 		// so the client knows the answer is incomplete.
-		write([]messages.Event{messages.ErrorEvent(err.(*chat.Error))})
+		write([]messages.Event{messages.ErrorEvent(err)})
 	}
 }
 
@@ -147,7 +147,7 @@ func (h *Handlers) countTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	k, err := pipeline.Authenticate(snap, httpio.Bearer(r))
 	if err != nil {
-		httpio.MessagesError(w, err.(*chat.Error))
+		httpio.MessagesError(w, err)
 		return
 	}
 	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
@@ -155,9 +155,9 @@ func (h *Handlers) countTokens(w http.ResponseWriter, r *http.Request) {
 		httpio.MessagesError(w, cerr)
 		return
 	}
-	n, err := messages.CountTokens(body)
-	if err != nil {
-		httpio.MessagesError(w, asChatError(err))
+	n, terr := messages.CountTokens(body)
+	if terr != nil {
+		httpio.MessagesError(w, asChatError(terr))
 		return
 	}
 	var named struct {

@@ -39,7 +39,7 @@ func (h *Handlers) responses(w http.ResponseWriter, r *http.Request) {
 		err := h.Gateway.Serve(r.Context(), c)
 		rateHeaders(w, c)
 		if err != nil {
-			httpio.ChatError(w, err.(*chat.Error))
+			httpio.ChatError(w, err)
 			return
 		}
 		w.Header()["X-Gantry-Model"] = []string{c.Answered.Model.Name}
@@ -73,10 +73,10 @@ func (h *Handlers) responses(w http.ResponseWriter, r *http.Request) {
 		write(st.Finish(c.Resp.Choices[0].FinishReason, h.usage(c)))
 	case !sse.Started():
 		rateHeaders(w, c)
-		httpio.ChatError(w, err.(*chat.Error))
+		httpio.ChatError(w, err)
 	default:
 		// Output already went out: error and response.failed, never
 		// response.completed.
-		write(st.Fail(err.(*chat.Error)))
+		write(st.Fail(err))
 	}
 }

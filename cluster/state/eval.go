@@ -1,6 +1,8 @@
 package state
 
 import (
+	"gantry/cluster/stats"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,13 +116,20 @@ func CanaryPolicy(p *config.CanaryPolicy) canary.Policy {
 }
 
 // CanaryPoint is both releases' cluster-wide counters at time at.
+// canaryCounters are a release's cumulative counters as the canary analysis
+// reads them.
+func canaryCounters(r stats.Release) canary.Counters {
+	return canary.Counters{Requests: r.Requests, Errors: r.Errors, ValidationFailures: r.ValidationFailures,
+		FeedbackUp: r.FeedbackUp, FeedbackDown: r.FeedbackDown, CostUSD: r.CostUSD, Latency: r.Latency}
+}
+
 func (s *State) CanaryPoint(feature string, canaryVersion, production int, at time.Time) canary.Point {
 	pt := canary.Point{At: at}
 	if r, ok := s.Stats.Releases[config.ReleaseID(feature, canaryVersion)]; ok {
-		pt.Canary = canary.FromRelease(r)
+		pt.Canary = canaryCounters(r)
 	}
 	if r, ok := s.Stats.Releases[config.ReleaseID(feature, production)]; ok {
-		pt.Production = canary.FromRelease(r)
+		pt.Production = canaryCounters(r)
 	}
 	return pt
 }

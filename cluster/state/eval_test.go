@@ -1,6 +1,8 @@
 package state
 
 import (
+	"gantry/eval/sketch"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -219,7 +221,7 @@ func mustFeature(t *testing.T, s *State, name string) config.Feature {
 // failures.
 func trafficBatch(t *testing.T, agent string, seq uint64, version int, calls, invalid int64) command.Envelope {
 	t.Helper()
-	b := stats.NewBuilder()
+	b := sketch.NewBuilder()
 	for range calls {
 		b.Add(50)
 	}

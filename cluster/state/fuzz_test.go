@@ -1,6 +1,8 @@
 package state
 
 import (
+	"gantry/eval/sketch"
+
 	"bytes"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		{command.GrantSpend, command.Grant{Budget: "b", Agent: "n1", Amount: 1}},
 		{command.CommitSpend, map[string]any{"batch": map[string]any{"agent": "n1", "seq": 1, "items": []any{map[string]any{"budget": "b", "amount": 0.5}}}}},
 		{command.CommitStats, command.Stats{Batch: stats.Batch{Agent: "n1", Seq: 1, Items: []stats.Item{{Feature: "support", Version: 1,
-			Counters: stats.Counters{Requests: 3}, Latency: stats.Sketch{Bins: []stats.Bin{{Index: stats.MinIndex, Count: 1}, {Index: stats.MaxIndex, Count: 2}}}}}}}},
+			Counters: stats.Counters{Requests: 3}, Latency: sketch.Sketch{Bins: []sketch.Bin{{Index: sketch.MinIndex, Count: 1}, {Index: sketch.MaxIndex, Count: 2}}}}}}}},
 		{command.DeleteRoute, command.Name{Name: "r1"}},
 	} {
 		e := mk(f, c.typ, c.payload, "seed"+string(rune('a'+i)))

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"gantry/eval/sketch"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -70,7 +72,7 @@ func TestHostileCommandsCannotPoisonReaders(t *testing.T) {
 		{"bins out of order", rawCommand(command.CommitStats, "h5", item(`[[10,1],[5,1]]`))},
 		{"an empty bin", rawCommand(command.CommitStats, "h6", item(`[[10,0]]`))},
 		{"a bin that is not a pair", rawCommand(command.CommitStats, "h7", item(`[[10,1,2]]`))},
-		{"too many bins", rawCommand(command.CommitStats, "h8", item(manyBins(stats.MaxBins+1)))},
+		{"too many bins", rawCommand(command.CommitStats, "h8", item(manyBins(sketch.MaxBins+1)))},
 		{"a negative count", rawCommand(command.CommitStats, "h9", `{"batch":{"agent":"x","seq":1,"items":[{"feature":"support","version":1,"requests":-5}]}}`)},
 		{"a cost past any batch", rawCommand(command.CommitStats, "h10", `{"batch":{"agent":"x","seq":1,"items":[{"feature":"support","version":1,"requests":1,"cost_usd":1e300}]}}`)},
 		{"a number JSON cannot hold", rawCommand(command.CommitStats, "h11", `{"batch":{"agent":"x","seq":1,"items":[{"feature":"support","version":1,"cost_usd":1e400}]}}`)},
@@ -91,7 +93,7 @@ func TestHostileCommandsCannotPoisonReaders(t *testing.T) {
 	}
 	// The widest batches a command may carry are accepted, and every
 	// reader stays small on them.
-	spread := `[[` + itoa(int(stats.MinIndex)) + `,1],[0,3],[` + itoa(int(stats.MaxIndex)) + `,1]]`
+	spread := `[[` + itoa(int(sketch.MinIndex)) + `,1],[0,3],[` + itoa(int(sketch.MaxIndex)) + `,1]]`
 	for seq := 1; seq <= 20; seq++ {
 		e := rawCommand(command.CommitStats, "ok"+itoa(seq), strings.Replace(item(spread), `"seq":1`, `"seq":`+itoa(seq), 1))
 		e.Time = t0.Add(time.Duration(seq) * time.Second)

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"gantry/eval/sketch"
+
 	"bytes"
 	"errors"
 	"math"
@@ -17,7 +19,7 @@ import (
 // error, all with the same cost.
 func statsBatch(t *testing.T, agent string, seq uint64, lat []float64) command.Envelope {
 	t.Helper()
-	b := stats.NewBuilder()
+	b := sketch.NewBuilder()
 	for _, v := range lat {
 		b.Add(v)
 	}
@@ -77,8 +79,8 @@ func TestStatsOfTwoAgentsAddUp(t *testing.T) {
 	got := r.Latency.Quantiles(0.5, 0.95)
 	for i, q := range []float64{0.5, 0.95} {
 		exact := all[int(q*float64(len(all)-1))]
-		if math.Abs(got[i]-exact) > stats.RelativeAccuracy*exact {
-			t.Errorf("p%.0f %.2f ms, true %.2f ms: more than %.0f%% off", q*100, got[i], exact, stats.RelativeAccuracy*100)
+		if math.Abs(got[i]-exact) > sketch.RelativeAccuracy*exact {
+			t.Errorf("p%.0f %.2f ms, true %.2f ms: more than %.0f%% off", q*100, got[i], exact, sketch.RelativeAccuracy*100)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"gantry/eval/sketch"
+
 	"cmp"
 	"slices"
 	"sync"
@@ -43,7 +45,7 @@ type releaseKey struct {
 
 type delta struct {
 	Counters
-	latency *Builder
+	latency *sketch.Builder
 }
 
 // NewAccumulator returns an empty accumulator for agent. Before its first
@@ -59,7 +61,7 @@ func (a *Accumulator) delta(feature string, version int) *delta {
 		if len(a.pending) >= maxPending {
 			return nil
 		}
-		d = &delta{latency: NewBuilder()}
+		d = &delta{latency: sketch.NewBuilder()}
 		a.pending[k] = d
 	}
 	return d

@@ -16,6 +16,8 @@
 package stats
 
 import (
+	"gantry/eval/sketch"
+
 	"cmp"
 	"errors"
 	"fmt"
@@ -105,7 +107,7 @@ type Item struct {
 	Feature string `json:"feature"`
 	Version int    `json:"version"`
 	Counters
-	Latency Sketch `json:"latency"`
+	Latency sketch.Sketch `json:"latency"`
 }
 
 // Batch is the deltas an agent commits as one command.
@@ -128,7 +130,7 @@ type Release struct {
 	Feature string `json:"feature"`
 	Version int    `json:"version"`
 	Counters
-	Latency Sketch `json:"latency"`
+	Latency sketch.Sketch `json:"latency"`
 	// Minutes are one-minute buckets of the last WindowMinutes minutes
 	// that had traffic, oldest first, keyed by the batches' command time.
 	Minutes []Minute `json:"minutes,omitempty"`
@@ -140,14 +142,14 @@ type Release struct {
 type Minute struct {
 	Start time.Time `json:"start"`
 	Counters
-	Latency Sketch `json:"latency"`
+	Latency sketch.Sketch `json:"latency"`
 }
 
 // Window is the release's traffic in the minutes that overlap [from, to]:
 // whole minutes, so up to a minute more than asked.
-func (r Release) Window(from, to time.Time) (Counters, Sketch) {
+func (r Release) Window(from, to time.Time) (Counters, sketch.Sketch) {
 	var c Counters
-	var s Sketch
+	var s sketch.Sketch
 	for _, m := range r.Minutes {
 		if m.Start.Add(time.Minute).After(from) && !m.Start.After(to) {
 			c = c.Add(m.Counters)
@@ -182,7 +184,7 @@ func (t Table) Commit(agent string, seq uint64, items []Item, exists func(featur
 		if err := it.Latency.Check(); err != nil {
 			return t, false, fmt.Errorf("%w: %s: %w", ErrInvalid, config.ReleaseID(it.Feature, it.Version), err)
 		}
-		if slices.ContainsFunc(it.Latency.Bins, func(b Bin) bool { return b.Count > maxDelta }) || it.Latency.Zero > maxDelta {
+		if slices.ContainsFunc(it.Latency.Bins, func(b sketch.Bin) bool { return b.Count > maxDelta }) || it.Latency.Zero > maxDelta {
 			return t, false, fmt.Errorf("%w: %s: a latency count above %d", ErrInvalid, config.ReleaseID(it.Feature, it.Version), int64(maxDelta))
 		}
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 
-	clusterstats "gantry/cluster/stats"
+	"gantry/eval/sketch"
 	"gantry/eval/stats"
 )
 
@@ -44,21 +44,16 @@ const (
 var tested = []string{ErrorRate, ValidationRate, NegativeFeedback, LatencyP95}
 
 // Counters are one release's cumulative traffic, as the cluster keeps it
-// (cluster/stats.Release).
+// (cluster/stats.Release); cluster/state takes them from its table, so
+// nothing here imports the cluster.
 type Counters struct {
-	Requests           int64               `json:"requests"`
-	Errors             int64               `json:"errors"`
-	ValidationFailures int64               `json:"validation_failures"`
-	FeedbackUp         int64               `json:"feedback_up"`
-	FeedbackDown       int64               `json:"feedback_down"`
-	CostUSD            float64             `json:"cost_usd"`
-	Latency            clusterstats.Sketch `json:"latency"`
-}
-
-// FromRelease takes a release's counters from the cluster's table.
-func FromRelease(r clusterstats.Release) Counters {
-	return Counters{Requests: r.Requests, Errors: r.Errors, ValidationFailures: r.ValidationFailures,
-		FeedbackUp: r.FeedbackUp, FeedbackDown: r.FeedbackDown, CostUSD: r.CostUSD, Latency: r.Latency}
+	Requests           int64         `json:"requests"`
+	Errors             int64         `json:"errors"`
+	ValidationFailures int64         `json:"validation_failures"`
+	FeedbackUp         int64         `json:"feedback_up"`
+	FeedbackDown       int64         `json:"feedback_down"`
+	CostUSD            float64       `json:"cost_usd"`
+	Latency            sketch.Sketch `json:"latency"`
 }
 
 // Point is one look at both releases' cumulative counters.
@@ -306,7 +301,7 @@ func Analyze(p Policy, points []Point) (Decision, error) {
 
 // latencyMapping is the cluster's latency sketch mapping.
 var latencyMapping = func() mapping.IndexMapping {
-	m, err := mapping.NewLogarithmicMapping(clusterstats.RelativeAccuracy)
+	m, err := mapping.NewLogarithmicMapping(sketch.RelativeAccuracy)
 	if err != nil {
 		panic(err) // the cluster's constant accuracy always maps
 	}
@@ -335,7 +330,7 @@ func latency(rate func(string, int64, int64, int64, int64, int64, int64) Metric,
 }
 
 // above counts the calls in bins above bin cut.
-func above(s clusterstats.Sketch, cut int32) int64 {
+func above(s sketch.Sketch, cut int32) int64 {
 	var n uint64
 	for _, b := range s.Bins {
 		if b.Index > cut {
@@ -405,11 +400,11 @@ func since(c, start Counters) (Counters, error) {
 // subtract removes start's counts from a later sketch of the same
 // release. Bins the cluster folded together since (past its bin bound)
 // are taken from the lowest bins, which only blurs the fastest calls.
-func subtract(s, start clusterstats.Sketch) clusterstats.Sketch {
+func subtract(s, start sketch.Sketch) sketch.Sketch {
 	if len(start.Bins) == 0 && start.Zero == 0 {
 		return s
 	}
-	out := clusterstats.Sketch{Zero: s.Zero - min(s.Zero, start.Zero)}
+	out := sketch.Sketch{Zero: s.Zero - min(s.Zero, start.Zero)}
 	owe := map[int32]uint64{}
 	var lost uint64
 	for _, b := range start.Bins {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	clusterstats "gantry/cluster/stats"
+	"gantry/eval/sketch"
 )
 
 // Equal canaries, looked at every 5 s for 10 minutes, are called a
@@ -168,7 +168,7 @@ func TestMinimumSampleAndMaximumDuration(t *testing.T) {
 // replicated state to a new leader, and the analysis goes on the same.
 func TestStateRoundTrip(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	b := clusterstats.NewBuilder()
+	b := sketch.NewBuilder()
 	for i := range 300 {
 		b.Add(float64(100 + i))
 	}
@@ -196,7 +196,7 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestSubtractSketch(t *testing.T) {
-	early, all := clusterstats.NewBuilder(), clusterstats.NewBuilder()
+	early, all := sketch.NewBuilder(), sketch.NewBuilder()
 	for i := range 1000 {
 		v := float64(50 + i%400)
 		all.Add(v)

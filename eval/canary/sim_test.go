@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	clusterstats "gantry/cluster/stats"
+	"gantry/eval/sketch"
 )
 
 // behaviour is how a simulated release answers.
@@ -21,10 +21,10 @@ var prodLike = behaviour{errRate: 0.01, valRate: 0.05, feedback: 0.1, down: 0.2,
 // side accumulates a release's cumulative counters as the cluster would.
 type side struct {
 	c Counters
-	b *clusterstats.Builder
+	b *sketch.Builder
 }
 
-func newSide() *side { return &side{b: clusterstats.NewBuilder()} }
+func newSide() *side { return &side{b: sketch.NewBuilder()} }
 
 func (s *side) call(r *rand.Rand, b behaviour) {
 	s.c.Requests++

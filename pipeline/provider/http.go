@@ -128,7 +128,7 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 func do(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, transportError(ctx, err, KindConnect)
+		return nil, TransportError(ctx, err, KindConnect)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
@@ -137,9 +137,9 @@ func do(ctx context.Context, client *http.Client, req *http.Request) (*http.Resp
 	return resp, nil
 }
 
-// transportError classifies a failure to send or to read. kind is what a
+// TransportError classifies a failure to send or to read. kind is what a
 // failure that is neither a timeout nor a cancellation counts as.
-func transportError(ctx context.Context, err error, kind Kind) error {
+func TransportError(ctx context.Context, err error, kind Kind) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return &Error{Kind: KindTimeout, Err: ctxErr}
@@ -164,7 +164,7 @@ func readAll(ctx context.Context, body io.Reader, size int64) ([]byte, error) {
 		data, err = io.ReadAll(io.LimitReader(body, MaxResponseBytes+1))
 	}
 	if err != nil {
-		return nil, transportError(ctx, err, KindCut)
+		return nil, TransportError(ctx, err, KindCut)
 	}
 	if len(data) > MaxResponseBytes {
 		return nil, &Error{Kind: KindProtocol, Message: fmt.Sprintf("answer longer than %d bytes", MaxResponseBytes)}

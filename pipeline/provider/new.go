@@ -149,11 +149,9 @@ func NewWith(p config.Provider, keys Keys, hc *http.Client) (Provider, error) {
 		}
 		return NewAnthropic(base, key, hc), nil
 	case config.KindSim:
-		var s config.SimSettings
-		if p.Sim != nil {
-			s = *p.Sim
-		}
-		return NewSim(s), nil
+		// The simulator is no upstream: package sim builds it, and the
+		// pipeline's provider set calls it for this kind.
+		return nil, fmt.Errorf("provider %q: kind %q is the simulator, built by package sim, not by provider.New", p.Name, p.Kind)
 	}
 	return nil, fmt.Errorf("provider %q: unknown kind %q (want one of %v)", p.Name, p.Kind, config.Kinds)
 }

@@ -18,8 +18,7 @@ func TestNew(t *testing.T) {
 		want    string // the provider's type, or "" for an error
 		errText string
 	}{
-		{"sim", config.Provider{Name: "sim", Kind: config.KindSim, Sim: &config.SimSettings{Seed: 1}}, "*provider.Sim", ""},
-		{"sim without settings", config.Provider{Name: "sim", Kind: config.KindSim}, "*provider.Sim", ""},
+		{"sim is not an upstream", config.Provider{Name: "sim", Kind: config.KindSim}, "", "package sim"},
 		{"openai", config.Provider{Name: "openai", Kind: config.KindOpenAI, APIKeyEnv: "OPENAI_API_KEY"}, "*provider.OpenAI", ""},
 		{"ollama without key", config.Provider{Name: "ollama", Kind: config.KindOpenAI, BaseURL: "http://localhost:11434/v1"}, "*provider.OpenAI", ""},
 		{"anthropic", config.Provider{Name: "claude", Kind: config.KindAnthropic, APIKeyEnv: "ANTHROPIC_API_KEY"}, "*provider.Anthropic", ""},
@@ -67,8 +66,6 @@ func TestNew(t *testing.T) {
 
 func kindOf(p Provider) string {
 	switch p.(type) {
-	case *Sim:
-		return "*provider.Sim"
 	case *OpenAI:
 		return "*provider.OpenAI"
 	case *Anthropic:

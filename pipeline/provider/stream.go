@@ -94,11 +94,11 @@ func (s *sseStream) next(started bool) (*chat.Chunk, error) {
 		case errors.Is(err, errEventTooLarge):
 			return nil, &Error{Kind: KindProtocol, Err: err}
 		case err != nil && started:
-			return nil, midStreamError(s.ctx, err)
+			return nil, MidStreamError(s.ctx, err)
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, transportError(s.ctx, err, KindCut)
+			return nil, TransportError(s.ctx, err, KindCut)
 		case err != nil:
-			return nil, transportError(s.ctx, err, KindConnect)
+			return nil, TransportError(s.ctx, err, KindConnect)
 		}
 		c, err := s.dec.decode(ev)
 		if err != nil || c != nil {
@@ -113,11 +113,11 @@ func (s *sseStream) Close() error {
 	return err
 }
 
-// midStreamError classifies a failure after output has begun: whatever
+// MidStreamError classifies a failure after output has begun: whatever
 // broke, the client holds a partial answer, so it is a cut, timeouts
 // included. A cancelled caller is still not an upstream failure.
-func midStreamError(ctx context.Context, err error) error {
-	err = transportError(ctx, err, KindCut)
+func MidStreamError(ctx context.Context, err error) error {
+	err = TransportError(ctx, err, KindCut)
 	var pe *Error
 	if errors.As(err, &pe) {
 		pe.Kind = KindCut

@@ -8,19 +8,19 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"gantry/pipeline/provider"
+	"gantry/pipeline/provider/sim"
 )
 
 type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func vec(text string) []float32 { return provider.SimVector(Normalize(text), provider.SimEmbeddingDimensions) }
+func vec(text string) []float32 { return sim.Vector(Normalize(text), sim.EmbeddingDimensions) }
 
 func TestParaphraseHitsAndOtherPartitionMisses(t *testing.T) {
 	clk := &clock{t: time.Unix(1e9, 0)}
 	c := New(8, clk.now)
-	ix := c.Index("sha256:r1/embed", 100, provider.SimEmbeddingDimensions)
+	ix := c.Index("sha256:r1/embed", 100, sim.EmbeddingDimensions)
 	ix.Put("team:acme", vec("How do I reset my password?"), []byte("answer-1"), "trace-1", time.Hour)
 	ix.Put("team:acme", vec("What are your opening hours on Sunday?"), []byte("answer-2"), "trace-2", time.Hour)
 
@@ -129,8 +129,8 @@ func BenchmarkLookup(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			ix := New(1, nil).Index("r", n, provider.SimEmbeddingDimensions)
-			v := make([]float32, provider.SimEmbeddingDimensions)
+			ix := New(1, nil).Index("r", n, sim.EmbeddingDimensions)
+			v := make([]float32, sim.EmbeddingDimensions)
 			for i := range n {
 				for j := range v {
 					v[j] = float32(rng.NormFloat64())

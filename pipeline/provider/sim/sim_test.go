@@ -1,4 +1,4 @@
-package provider
+package sim
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
 	"gantry/pipeline/tokens"
 )
 
@@ -123,7 +124,7 @@ func simRequest() *chat.Request {
 }
 
 func TestSimComplete(t *testing.T) {
-	s := NewSim(config.SimSettings{Seed: 42, OutputTokens: 20})
+	s := New(config.SimSettings{Seed: 42, OutputTokens: 20})
 	resp, err := s.Complete(context.Background(), simRequest())
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
@@ -137,8 +138,8 @@ func TestSimComplete(t *testing.T) {
 		t.Fatalf("got %d words, want 10..30 around the configured 20", words)
 	}
 	u := resp.Usage
-	if resp.SystemFingerprint != SimFingerprint {
-		t.Fatalf("system_fingerprint: got %q, want %q", resp.SystemFingerprint, SimFingerprint)
+	if resp.SystemFingerprint != Fingerprint {
+		t.Fatalf("system_fingerprint: got %q, want %q", resp.SystemFingerprint, Fingerprint)
 	}
 	wantPrompt := tokens.CountMessages(simRequest().Messages)
 	if u.CompletionTokens != tokens.Count(c.Message.Content.Text) || u.PromptTokens != wantPrompt || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
@@ -146,7 +147,7 @@ func TestSimComplete(t *testing.T) {
 	}
 
 	// The same seed gives the same answer.
-	again, err := NewSim(config.SimSettings{Seed: 42, OutputTokens: 20}).Complete(context.Background(), simRequest())
+	again, err := New(config.SimSettings{Seed: 42, OutputTokens: 20}).Complete(context.Background(), simRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestSimComplete(t *testing.T) {
 func TestSimOutputLimit(t *testing.T) {
 	req := simRequest()
 	req.MaxTokens = 5
-	resp, err := NewSim(config.SimSettings{Seed: 1, OutputTokens: 100}).Complete(context.Background(), req)
+	resp, err := New(config.SimSettings{Seed: 1, OutputTokens: 100}).Complete(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestSimOutputLimit(t *testing.T) {
 
 func TestSimResponseFormat(t *testing.T) {
 	const schema = `{"type":"object","required":["category","priority"],"additionalProperties":false,"properties":{"category":{"enum":["billing","shipping"]},"priority":{"type":"integer","minimum":1,"maximum":3}}}`
-	s := NewSim(config.SimSettings{Seed: 3})
+	s := New(config.SimSettings{Seed: 3})
 	for _, stream := range []bool{false, true} {
 		req := simRequest()
 		req.ResponseFormat = &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: "triage", Schema: json.RawMessage(schema)}}
@@ -207,7 +208,7 @@ func TestSimResponseFormat(t *testing.T) {
 
 	req.ResponseFormat = &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Schema: json.RawMessage(`false`)}}
 	_, err = s.Complete(context.Background(), req)
-	wantError(t, err, KindStatus, 400)
+	wantError(t, err, provider.KindStatus, 400)
 }
 
 func TestSimTools(t *testing.T) {
@@ -238,7 +239,7 @@ func TestSimTools(t *testing.T) {
 					chat.Message{Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "c1", Type: "function", Function: chat.FunctionCall{Name: "track", Arguments: `{"order":1042}`}}}},
 					chat.Message{Role: "tool", ToolCallID: "c1", Content: chat.Text("in transit")})
 			}
-			resp, err := NewSim(config.SimSettings{Seed: 5}).Complete(context.Background(), req)
+			resp, err := New(config.SimSettings{Seed: 5}).Complete(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,7 +267,7 @@ func TestSimTools(t *testing.T) {
 func TestSimStreamToolCall(t *testing.T) {
 	req := simRequest()
 	req.Tools = []chat.Tool{{Type: "function", Function: chat.Function{Name: "track", Parameters: json.RawMessage(`{"type":"object","required":["order"],"properties":{"order":{"type":"string","minLength":40}}}`)}}}
-	st, err := NewSim(config.SimSettings{Seed: 9}).Stream(context.Background(), req)
+	st, err := New(config.SimSettings{Seed: 9}).Stream(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestSimStreamToolCall(t *testing.T) {
 }
 
 func TestSimStream(t *testing.T) {
-	s := NewSim(config.SimSettings{Seed: 11, OutputTokens: 30})
+	s := New(config.SimSettings{Seed: 11, OutputTokens: 30})
 	st, err := s.Stream(context.Background(), simRequest())
 	if err != nil {
 		t.Fatal(err)
@@ -330,19 +331,19 @@ func TestSimFailures(t *testing.T) {
 	tests := []struct {
 		name   string
 		set    config.SimSettings
-		kind   Kind
+		kind   provider.Kind
 		status int
 	}{
-		{"rate limit", config.SimSettings{RateLimitRate: 1}, KindStatus, 429},
-		{"server error", config.SimSettings{ErrorRate: 1}, KindStatus, 503},
-		{"timeout", config.SimSettings{TimeoutRate: 1}, KindTimeout, 0},
+		{"rate limit", config.SimSettings{RateLimitRate: 1}, provider.KindStatus, 429},
+		{"server error", config.SimSettings{ErrorRate: 1}, provider.KindStatus, 503},
+		{"timeout", config.SimSettings{TimeoutRate: 1}, provider.KindTimeout, 0},
 	}
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(tt.name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 				defer cancel()
-				s := NewSim(tt.set)
+				s := New(tt.set)
 				var err error
 				if stream {
 					_, err = s.Stream(ctx, simRequest())
@@ -361,15 +362,15 @@ func TestSimFailures(t *testing.T) {
 func TestSimCut(t *testing.T) {
 	cuts, clean := 0, 0
 	for seed := range int64(40) {
-		s := NewSim(config.SimSettings{CutRate: 1, Seed: seed + 1, OutputTokens: 10})
+		s := New(config.SimSettings{CutRate: 1, Seed: seed + 1, OutputTokens: 10})
 		if _, err := s.Complete(context.Background(), simRequest()); err != nil {
-			wantError(t, err, KindCut, 0)
+			wantError(t, err, provider.KindCut, 0)
 		} else {
 			t.Fatalf("seed %d: Complete succeeded with cut rate 1", seed)
 		}
-		st, err := NewSim(config.SimSettings{CutRate: 1, Seed: seed + 1, OutputTokens: 10}).Stream(context.Background(), simRequest())
+		st, err := New(config.SimSettings{CutRate: 1, Seed: seed + 1, OutputTokens: 10}).Stream(context.Background(), simRequest())
 		if err != nil {
-			wantError(t, err, KindCut, 0)
+			wantError(t, err, provider.KindCut, 0)
 			cuts++
 			continue
 		}
@@ -377,7 +378,7 @@ func TestSimCut(t *testing.T) {
 		if end == io.EOF {
 			clean++
 		}
-		wantError(t, end, KindCut, 0)
+		wantError(t, end, provider.KindCut, 0)
 		cuts++
 	}
 	if cuts != 40 || clean != 0 {
@@ -388,8 +389,8 @@ func TestSimCut(t *testing.T) {
 func TestSimCancelledCallerIsNoUpstreamFailure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := NewSim(config.SimSettings{LatencyP50: config.Duration(time.Second)}).Complete(ctx, simRequest())
-	var pe *Error
+	_, err := New(config.SimSettings{LatencyP50: config.Duration(time.Second)}).Complete(ctx, simRequest())
+	var pe *provider.Error
 	if errors.As(err, &pe) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want a wrapped context.Canceled that is no *Error", err)
 	}
@@ -397,7 +398,7 @@ func TestSimCancelledCallerIsNoUpstreamFailure(t *testing.T) {
 
 func TestSimPacing(t *testing.T) {
 	// 20 tokens at 1000 per second take at least 19 ms after the first.
-	s := NewSim(config.SimSettings{Seed: 2, OutputTokens: 20, TokensPerSecond: 1000, LatencyP50: config.Duration(10 * time.Millisecond)})
+	s := New(config.SimSettings{Seed: 2, OutputTokens: 20, TokensPerSecond: 1000, LatencyP50: config.Duration(10 * time.Millisecond)})
 	req := simRequest()
 	req.MaxTokens = 20
 	start := time.Now()
@@ -444,7 +445,7 @@ func TestLogNormal(t *testing.T) {
 }
 
 func BenchmarkSimComplete(b *testing.B) {
-	s := NewSim(config.SimSettings{Seed: 1, OutputTokens: 60})
+	s := New(config.SimSettings{Seed: 1, OutputTokens: 60})
 	req := simRequest()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -480,7 +481,7 @@ func TestSimInvalidRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rate := range []float64{0, 0.2, 1} {
-		s := NewSim(config.SimSettings{Seed: 7, InvalidRate: rate})
+		s := New(config.SimSettings{Seed: 7, InvalidRate: rate})
 		const n = 2000
 		invalid := 0
 		for range n {
@@ -503,4 +504,47 @@ func TestSimInvalidRate(t *testing.T) {
 			t.Fatalf("invalid_rate %v: %d of %d answers broke the schema", rate, invalid, n)
 		}
 	}
+}
+
+// drain reads a stream to its end and returns the content, the finish
+// reason, the usage and the error that ended it.
+func drain(t *testing.T, s provider.Stream) (content, finish string, usage *chat.Usage, end error) {
+	t.Helper()
+	defer s.Close()
+	var b strings.Builder
+	for range 100000 {
+		c, err := s.Recv()
+		if err != nil {
+			return b.String(), finish, usage, err
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				b.WriteString(*ch.Delta.Content)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				b.WriteString(tc.Function.Arguments)
+			}
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+		if c.Usage != nil {
+			usage = c.Usage
+		}
+	}
+	t.Fatal("stream never ended")
+	return
+}
+
+// wantError checks that err is an *provider.Error of the kind and status given.
+func wantError(t *testing.T, err error, kind provider.Kind, status int) *provider.Error {
+	t.Helper()
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v (%T) is not a provider *provider.Error", err, err)
+	}
+	if pe.Kind != kind || pe.Status != status {
+		t.Fatalf("error %v: got kind %s status %d, want kind %s status %d", err, pe.Kind, pe.Status, kind, status)
+	}
+	return pe
 }

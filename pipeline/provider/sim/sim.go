@@ -1,4 +1,7 @@
-package provider
+// Package sim is the `sim` provider kind: a simulator that stands in for a
+// language model in demos, tests and load runs. It is no upstream and never
+// calls the network; the production providers live in package provider.
+package sim
 
 import (
 	"bytes"
@@ -18,6 +21,7 @@ import (
 
 	"gantry/config"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/provider"
 	"gantry/pipeline/tokens"
 )
 
@@ -26,8 +30,8 @@ import (
 // tokens, fails at the configured rates the way real upstreams fail, answers
 // response formats with JSON that satisfies the request's schema, and calls
 // the request's tools. It never calls the network, and its answers say what
-// it is: their system_fingerprint is SimFingerprint.
-type Sim struct {
+// it is: their system_fingerprint is Fingerprint.
+type Simulator struct {
 	set config.SimSettings
 	seq atomic.Uint64
 
@@ -35,7 +39,7 @@ type Sim struct {
 	rng *rand.Rand
 }
 
-var _ Provider = (*Sim)(nil)
+var _ provider.Provider = (*Simulator)(nil)
 
 // Simulator defaults where the settings leave a value unset.
 const (
@@ -50,13 +54,13 @@ const (
 	simCharsPerToken = 4
 )
 
-// SimFingerprint marks every complete answer of the simulator, so that no
+// Fingerprint marks every complete answer of the simulator, so that no
 // one mistakes it for a model's.
-const SimFingerprint = "gantry-sim"
+const Fingerprint = "gantry-sim"
 
-// NewSim returns a simulator. Its choices are repeatable for a nonzero
+// New returns a simulator. Its choices are repeatable for a nonzero
 // s.Seed when calls arrive in the same order.
-func NewSim(s config.SimSettings) *Sim {
+func New(s config.SimSettings) *Simulator {
 	if s.OutputTokens == 0 {
 		s.OutputTokens = simOutputTokens
 	}
@@ -67,7 +71,7 @@ func NewSim(s config.SimSettings) *Sim {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	return &Sim{set: s, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Simulator{set: s, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // simOutcome is what a simulated call does.
@@ -95,9 +99,9 @@ type simPlan struct {
 	prompt   int // prompt tokens
 }
 
-func (s *Sim) plan(req *chat.Request) (*simPlan, error) {
+func (s *Simulator) plan(req *chat.Request) (*simPlan, error) {
 	if req.Choices() > 1 {
-		return nil, &Error{Kind: KindStatus, Status: 400, Message: "the simulator answers with one choice; n must be 1"}
+		return nil, &provider.Error{Kind: provider.KindStatus, Status: 400, Message: "the simulator answers with one choice; n must be 1"}
 	}
 	// Counting the prompt is the slow part; it needs no lock.
 	prompt := promptTokens(req)
@@ -146,11 +150,11 @@ func (s *Sim) plan(req *chat.Request) (*simPlan, error) {
 // answer writes the plan's output: a tool call when the request offers tools
 // and the conversation is not answering one, JSON for a JSON response
 // format, and words otherwise.
-func (s *Sim) answer(req *chat.Request, p *simPlan) error {
+func (s *Simulator) answer(req *chat.Request, p *simPlan) error {
 	if tool, ok := simTool(req); ok {
 		args, err := simJSON(tool.Function.Parameters, s.rng)
 		if err != nil {
-			return &Error{Kind: KindStatus, Status: 400, Message: fmt.Sprintf("the simulator cannot call tool %q: %v", tool.Function.Name, err)}
+			return &provider.Error{Kind: provider.KindStatus, Status: 400, Message: fmt.Sprintf("the simulator cannot call tool %q: %v", tool.Function.Name, err)}
 		}
 		p.tool = &chat.ToolCall{ID: "call_sim_" + strconv.FormatUint(s.rng.Uint64()>>16, 36), Type: "function", Function: chat.FunctionCall{Name: tool.Function.Name}}
 		p.pieces = splitJSON(args)
@@ -167,7 +171,7 @@ func (s *Sim) answer(req *chat.Request, p *simPlan) error {
 		}
 		out, err := simJSON(schema, s.rng)
 		if err != nil {
-			return &Error{Kind: KindStatus, Status: 400, Message: "the simulator cannot satisfy the response schema: " + err.Error()}
+			return &provider.Error{Kind: provider.KindStatus, Status: 400, Message: "the simulator cannot satisfy the response schema: " + err.Error()}
 		}
 		if s.set.InvalidRate > 0 && s.rng.Float64() < s.set.InvalidRate {
 			out = simBreak(schema, out)
@@ -295,21 +299,21 @@ func splitJSON(s string) []string {
 }
 
 // fail returns the error a failing outcome produces once its time is up.
-func (s *Sim) fail(ctx context.Context, p *simPlan) error {
+func (s *Simulator) fail(ctx context.Context, p *simPlan) error {
 	switch p.outcome {
 	case simRateLimit:
-		return &Error{Kind: KindStatus, Status: 429, RetryAfter: simRetryAfter, Message: "simulated rate limit"}
+		return &provider.Error{Kind: provider.KindStatus, Status: 429, RetryAfter: simRetryAfter, Message: "simulated rate limit"}
 	case simServerError:
-		return &Error{Kind: KindStatus, Status: 503, Message: "simulated server error"}
+		return &provider.Error{Kind: provider.KindStatus, Status: 503, Message: "simulated server error"}
 	case simTimeout:
 		// A hung upstream: hold the call until the caller gives up.
 		t := time.NewTimer(simHang)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return transportError(ctx, ctx.Err(), KindTimeout)
+			return provider.TransportError(ctx, ctx.Err(), provider.KindTimeout)
 		case <-t.C:
-			return &Error{Kind: KindTimeout, Message: "simulated upstream did not answer"}
+			return &provider.Error{Kind: provider.KindTimeout, Message: "simulated upstream did not answer"}
 		}
 	}
 	return nil
@@ -336,7 +340,7 @@ func (p *simPlan) usage() *chat.Usage {
 	return &chat.Usage{PromptTokens: p.prompt, CompletionTokens: out, TotalTokens: p.prompt + out}
 }
 
-func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
+func (s *Simulator) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
 	start := time.Now()
 	p, err := s.plan(req)
 	if err != nil {
@@ -346,7 +350,7 @@ func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, 
 		return nil, s.fail(ctx, p)
 	}
 	if err := sleep(ctx, p.ttft); err != nil {
-		return nil, transportError(ctx, err, KindTimeout)
+		return nil, provider.TransportError(ctx, err, provider.KindTimeout)
 	}
 	if err := s.fail(ctx, p); err != nil {
 		return nil, err
@@ -357,10 +361,10 @@ func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, 
 	}
 	// The whole answer is generated before it is sent.
 	if err := sleep(ctx, time.Duration(n)*p.interval); err != nil {
-		return nil, transportError(ctx, err, KindTimeout)
+		return nil, provider.TransportError(ctx, err, provider.KindTimeout)
 	}
 	if p.outcome == simCut {
-		return nil, &Error{Kind: KindCut, Message: "simulated connection loss mid-answer"}
+		return nil, &provider.Error{Kind: provider.KindCut, Message: "simulated connection loss mid-answer"}
 	}
 	msg := chat.Message{Role: "assistant"}
 	text := strings.Join(p.pieces, "")
@@ -378,12 +382,12 @@ func (s *Sim) Complete(ctx context.Context, req *chat.Request) (*chat.Response, 
 		Model:   req.Model,
 		Choices: []chat.Choice{{Message: msg, FinishReason: p.finish}},
 		// Say plainly that no model wrote this.
-		SystemFingerprint: SimFingerprint,
+		SystemFingerprint: Fingerprint,
 		Usage:             p.usage(),
 	}, nil
 }
 
-func (s *Sim) Stream(ctx context.Context, req *chat.Request) (Stream, error) {
+func (s *Simulator) Stream(ctx context.Context, req *chat.Request) (provider.Stream, error) {
 	p, err := s.plan(req)
 	if err != nil {
 		return nil, err
@@ -393,13 +397,13 @@ func (s *Sim) Stream(ctx context.Context, req *chat.Request) (Stream, error) {
 	}
 	start := time.Now()
 	if err := sleep(ctx, p.ttft); err != nil {
-		return nil, transportError(ctx, err, KindTimeout)
+		return nil, provider.TransportError(ctx, err, provider.KindTimeout)
 	}
 	if err := s.fail(ctx, p); err != nil {
 		return nil, err
 	}
 	if p.outcome == simCut && p.cutAt == 0 {
-		return nil, &Error{Kind: KindCut, Message: "simulated connection loss before the first token"}
+		return nil, &provider.Error{Kind: provider.KindCut, Message: "simulated connection loss before the first token"}
 	}
 	return &simStream{ctx: ctx, plan: p, model: req.Model, first: start.Add(p.ttft)}, nil
 }
@@ -432,10 +436,10 @@ func (s *simStream) Recv() (*chat.Chunk, error) {
 	i := s.next
 	switch {
 	case p.outcome == simCut && i == p.cutAt:
-		return nil, &Error{Kind: KindCut, Message: "simulated connection loss mid-answer"}
+		return nil, &provider.Error{Kind: provider.KindCut, Message: "simulated connection loss mid-answer"}
 	case i < len(p.pieces):
 		if err := sleep(s.ctx, time.Until(s.first.Add(time.Duration(i)*p.interval))); err != nil {
-			return nil, midStreamError(s.ctx, err)
+			return nil, provider.MidStreamError(s.ctx, err)
 		}
 		s.next++
 		var d chat.Delta
