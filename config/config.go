@@ -72,6 +72,11 @@ type SimSettings struct {
 	// the requested schema (a required property left out), as a model's
 	// answer sometimes does, so validation failures can be simulated.
 	InvalidRate float64 `yaml:"invalid_rate" json:"invalid_rate,omitempty"`
+	// EmptyRate and RefusalRate are how often an answer is empty, or
+	// declines ("I'm sorry, but I can't help with that."), as a cheap
+	// model's sometimes is, so quality cascades can be exercised.
+	EmptyRate   float64 `yaml:"empty_rate" json:"empty_rate,omitempty"`
+	RefusalRate float64 `yaml:"refusal_rate" json:"refusal_rate,omitempty"`
 	// Seed makes a simulator's choices repeatable; 0 seeds from the clock.
 	Seed int64 `yaml:"seed" json:"seed,omitempty"`
 }

@@ -292,6 +292,11 @@ func (c *checker) sim(path string, s SimSettings) {
 	c.rate(path+".timeout_rate", s.TimeoutRate)
 	c.rate(path+".cut_rate", s.CutRate)
 	c.rate(path+".invalid_rate", s.InvalidRate)
+	c.rate(path+".empty_rate", s.EmptyRate)
+	c.rate(path+".refusal_rate", s.RefusalRate)
+	if s.EmptyRate+s.RefusalRate > 1 {
+		c.add(path+".refusal_rate", "empty_rate and refusal_rate add up to more than 1")
+	}
 	if s.LatencyP99 != 0 && s.LatencyP99 < s.LatencyP50 {
 		c.add(path+".latency_p99", "p99 %s is below p50 %s", s.LatencyP99, s.LatencyP50)
 	}
