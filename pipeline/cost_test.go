@@ -215,7 +215,9 @@ features:
         retrieval: {collection: help}
         context: {max_input_tokens: 150, strategy: drop_chunks}
 `)
-		chunk := func(id string, score float64) trace.Source { return trace.Source{Document: id, Chunk: id + "#0", Score: score} }
+		chunk := func(id string, score float64) trace.Source {
+			return trace.Source{Document: id, Chunk: id + "#0", Score: score}
+		}
 		sources := []trace.Source{chunk("refunds", 9), chunk("invoices", 3), chunk("seats", 6)}
 		g.Retrieve = func(_ context.Context, _ *config.Config, _ config.Retrieval, _ string) (Retrieved, error) {
 			format := func(keep []int) string {

@@ -21,7 +21,7 @@ func words(msgs []chat.Message) int {
 func roles(msgs []chat.Message) string {
 	var b []string
 	for _, m := range msgs {
-		b = append(b, m.Role+":"+strings.Fields(Text(m)+" -")[0])
+		b = append(b, m.Role+":"+strings.Fields(Text(m) + " -")[0])
 	}
 	return strings.Join(b, " ")
 }
