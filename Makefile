@@ -1,9 +1,10 @@
-# Gantry. `make run` starts a dev agent; `make test` is what CI runs.
+# Gantry. `make demo` shows the whole product; `make run` starts one dev
+# agent; `make test` is what CI runs.
 GO      ?= go
 BIN     ?= bin/gantry
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-integration bench run fuzz clean
+.PHONY: build test test-integration bench bench-go run demo soak fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
@@ -23,9 +24,22 @@ test-integration:
 run: build
 	$(BIN) agent --dev
 
+# Three agents, simulated users and the console on them; --headless with
+# DEMO_FLAGS=--headless.
+demo: build
+	$(BIN) demo $(DEMO_FLAGS)
+
+# The demo under load: SOAK_MINUTES (10) at SOAK_RATE calls/s (40).
+soak: build
+	./bench/soak.sh
+
+# The load run side by side: direct, a bare reverse-proxy hop, the gateway.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 	./bench/gateway.sh
+
+# The Go benchmarks, with allocations per operation.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pipeline/...
 
 fuzz:
 	./bench/fuzz.sh

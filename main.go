@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"gantry/cli"
 	"gantry/config"
 	"gantry/console"
+	"gantry/demo"
 	"gantry/tlsconf"
 )
 
@@ -30,6 +32,7 @@ const usage = `gantry — an LLMOps gateway and control plane
 Usage:
   gantry agent [flags]     run an agent (gateway, admin API, metrics)
   gantry console [flags]   watch traces, costs and releases; promote and roll back
+  gantry demo [--headless] a three-agent cluster with traffic, and the console on it
   gantry apply -f FILE     apply a whole configuration as one change
   gantry get KIND          list members, features, releases FEATURE, routes, models, budgets, keys
   gantry release ...       list, diff, promote (gated by evaluation), rollback, canary
@@ -55,6 +58,8 @@ func main() {
 		err = runAgent(args)
 	case "console":
 		err = runConsole(args)
+	case "demo":
+		err = runDemo(args)
 	case "apply", "get", "release", "audit", "members", "keys", "tokens", "dataset", "eval":
 		// Interrupted, an evaluation run stops sending cases and keeps
 		// what finished, to be resumed.
@@ -86,13 +91,15 @@ Environment:
                          cluster's replicated ones: a break-glass way in to one agent. A new
                          cluster gets its first replicated token from --bootstrap-token-file.
   <NAME>_API_KEY         provider keys, named by each provider's api_key_env
+  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics, and the other standard
+  OTEL_* variables; the --otlp-* flags win over them (deploy/TELEMETRY.md)
 `
 
 func runAgent(args []string) error {
 	fs := flag.NewFlagSet("gantry agent", flag.ContinueOnError)
 	var o agent.Options
 	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:7400", "address for HTTP: gateway /v1, admin /admin/v1, /metrics, /healthz, /readyz")
-	fs.StringVar(&o.DataDir, "data-dir", "", "directory for state and traces (default $TMPDIR/gantry/<node-id>)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for state and traces (default $TMPDIR/gantry/<node-id>; with --dev a fresh directory each run, removed on exit)")
 	fs.StringVar(&o.NodeID, "node-id", "", "name of this agent (default the host name)")
 	fs.StringVar(&o.ConfigFile, "config", "", "YAML configuration file")
 	fs.BoolVar(&o.Dev, "dev", false, "dev mode: the built-in example configuration with the sim provider, loopback only")
@@ -112,6 +119,8 @@ func runAgent(args []string) error {
 	fs.IntVar(&o.TraceMaxCount, "trace-max-count", agent.DefaultTraceMaxCount, "most traces the agent keeps")
 	fs.Int64Var(&o.TraceMaxBytes, "trace-max-bytes", agent.DefaultTraceMaxBytes, "most bytes of traces (JSON) the agent keeps")
 	fs.StringVar(&o.ProviderKeyPattern, "provider-key-env", config.DefaultKeyEnvPattern, "regular expression a provider's api_key_env must match; the agent's own secrets (GANTRY_*) and cloud credentials are refused whatever it says")
+	o.Telemetry.RegisterFlags(fs)
+	o.Version = version
 	tokenFile := fs.String("bootstrap-token-file", "", "file holding the first admin token of a new cluster: registered as the admin token \"bootstrap\" while the cluster has none ('gantry tokens generate > FILE' makes one)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -151,6 +160,65 @@ func runAgent(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return agent.Run(ctx, o)
+}
+
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("gantry demo", flag.ContinueOnError)
+	headless := fs.Bool("headless", false, "print how to reach the cluster and keep running, instead of opening the console")
+	rate := fs.Float64("rate", demo.DefaultRate, "calls per second the simulated users send, across the cluster")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := demo.Start(ctx, demo.Options{Exe: exe, Rate: *rate, Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(os.Stderr, "demo: stopping the traffic and the agents, then removing", d.Dir)
+		began := time.Now()
+		d.Stop()
+		sent, failed := d.Sent()
+		fmt.Fprintf(os.Stderr, "demo: stopped in %v; %d calls sent, %d refused or failed\n", time.Since(began).Round(time.Millisecond), sent, failed)
+	}()
+	if *headless {
+		printDemo(os.Stdout, d)
+		return d.Wait(ctx)
+	}
+	// The console owns the terminal; Ctrl-C there is a key that quits it.
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- d.Wait(waitCtx) }()
+	cerr := console.Run(ctx, console.Options{FleetOptions: console.FleetOptions{Agents: d.URLs, Token: d.Token, Operator: "local:demo"}}, os.Stdin, os.Stdout)
+	cancel()
+	if err := <-errc; err != nil {
+		return err
+	}
+	return cerr
+}
+
+func printDemo(w io.Writer, d *demo.Demo) {
+	bin := agent.BinPath()
+	fmt.Fprintf(w, "\nGantry demo: %d agents on loopback serving three features through the \"sim\"\nprovider (a simulator, not a model), with simulated users calling them.\n\n", len(d.URLs))
+	for i, u := range d.URLs {
+		fmt.Fprintf(w, "  agent-%d   %s\n", i+1, u)
+	}
+	fmt.Fprintf(w, "  data      %s (removed on exit)\n\n", d.Dir)
+	fmt.Fprintf(w, "  export GANTRY_AGENT=%s\n  export GANTRY_TOKEN=%s\n  export GANTRY_KEY=%s\n\n", d.URLs[0], d.Token, d.Key)
+	fmt.Fprintf(w, "  %s console                        watch it (? lists the keys)\n", bin)
+	fmt.Fprintf(w, "  %s get members                    the cluster\n", bin)
+	fmt.Fprintf(w, "  %s release list support-answer    a canary is live on v2\n", bin)
+	fmt.Fprintf(w, "  %s eval compare --feature support-answer --candidate 2 --dataset support-answer-smoke\n\n", bin)
+	fmt.Fprintln(w, "Ctrl-C stops the agents and removes the data.")
 }
 
 // stringList is a flag that may be repeated or hold a comma-separated list.
@@ -212,6 +280,10 @@ func runConsole(args []string) error {
 			o.Operator = "local:" + u
 		}
 		return console.Run(ctx, o, os.Stdin, os.Stdout)
+	}
+	// Every session would fail the same way: say so once, now.
+	if err := console.Check(ctx, o.FleetOptions); err != nil {
+		return fmt.Errorf("console: %w", err)
 	}
 	srv, err := console.NewSSHServer(console.SSHOptions{Options: o, Addr: *sshListen, AuthorizedKeys: *authKeys, HostKey: *hostKey})
 	if err != nil {

@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +37,7 @@ import (
 	"gantry/pipeline/retrieval"
 	"gantry/pipeline/tokens"
 	"gantry/pipeline/trace"
+	"gantry/telemetry"
 	"gantry/tlsconf"
 )
 
@@ -72,6 +75,12 @@ type Options struct {
 	// TLS turns on mutual TLS for HTTP and Raft when all three files are
 	// named; see tls.go.
 	TLS tlsconf.Files
+	// Telemetry exports calls over OTLP; with no endpoint here or in the
+	// OTEL_* environment nothing is exported.
+	Telemetry telemetry.Config
+	// Version is the build's version, for gantry_build_info and the
+	// exported service.version.
+	Version string
 
 	// adminTimeouts and bodyTimeout shorten the agent's waits in tests.
 	adminTimeouts admin.Timeouts
@@ -104,13 +113,18 @@ type Server struct {
 	set      *pipeline.ProviderSet
 	docs     *retrieval.Store
 	ledger   *budget.Local
+	gwLedger *ledgerSwitch // what the gateway reserves with
 	spend    *spendSide    // nil unless budgets are granted by the cluster
 	stats    *statsSide    // per-release counters for the cluster
 	costs    *costs.Table  // cost per good answer of this agent's calls
 	cl       *replica      // nil until Run opens the cluster node
 	stopping chan struct{} // closed when the HTTP server starts shutting down
+	alerts   *admin.AlertBook
 
-	tls *tlsconf.Creds // nil: plain HTTP and Raft
+	tls  *tlsconf.Creds      // nil: plain HTTP and Raft
+	otlp *telemetry.Exporter // nil exports nothing
+	// freshDir: the data directory was made for this run and goes with it.
+	freshDir bool
 
 	// documents keeps collections' bodies and brings indexes to the
 	// cluster's manifests.
@@ -152,6 +166,16 @@ func Run(ctx context.Context, opts Options) error {
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go s.runReaper(reapCtx)
+	// The alert loop reads the cluster node: it ends before the node closes.
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		s.adminAPI().RunAlerts(reapCtx)
+	}()
+	defer func() {
+		stopReaper()
+		<-alertsDone
+	}()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,7 +209,7 @@ func Run(ctx context.Context, opts Options) error {
 			s.log.Info("agent serving", "node", opts.NodeID, "http", addr, "state_index", s.cl.Served(),
 				"providers", len(snap.Config.Providers), "models", len(snap.Config.Models), "features", len(snap.Config.Features))
 			if opts.Dev {
-				printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken)
+				printDevBanner(opts.Out, s.scheme()+"://"+addr, opts.DevKey, opts.DevAdminToken, opts.DataDir, s.freshDir)
 				if s.tls != nil {
 					fmt.Fprint(opts.Out, "Mutual TLS is on: every client needs a certificate the CA signed (curl --cert, --key, --cacert).\n\n")
 				}
@@ -199,23 +223,38 @@ func Run(ctx context.Context, opts Options) error {
 			done = true
 		}
 	}
-	s.log.Info("agent shutting down")
+	s.log.Info(fmt.Sprintf("stopping: calls in flight finish (at most %v), then the last spend and counters go to the cluster and leadership is handed over (at most %v)", shutdownWait, stopBudget))
 	// Calls in flight finish first, so the spend they settle is in the
 	// last batch the agent commits before it leaves the cluster.
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown did not finish cleanly", "err", err)
 	}
+	// The cluster and the collector are told the last of it side by side,
+	// so exporting adds nothing to the time a stop takes.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopBudget)
+		defer cancel()
+		if err := s.otlp.Shutdown(ctx); err != nil {
+			s.log.Warn("OTLP: the last spans and metrics were not all sent", "err", err)
+		}
+	})
 	if s.cl != nil {
 		s.cl.stop()
 	}
+	wg.Wait()
 	return nil
 }
 
+// shutdownWait bounds how long a stopping agent lets calls in flight
+// finish.
+const shutdownWait = 15 * time.Second
+
 // build loads the configuration and assembles the pipeline, trace store and
 // metrics, filling defaults into opts.
-func build(opts *Options) (*Server, *config.Config, error) {
+func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -228,6 +267,21 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if opts.NodeID == "" {
 		h, _ := os.Hostname()
 		opts.NodeID = h
+	}
+	// A dev agent without --data-dir starts from the example each run: a
+	// state kept from an earlier run would serve an edited example stale.
+	fresh := false
+	if opts.DataDir == "" && opts.Dev {
+		dir, err := os.MkdirTemp("", "gantry-dev-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("data dir: %w", err)
+		}
+		opts.DataDir, fresh = dir, true
+		defer func() {
+			if err != nil {
+				os.RemoveAll(dir)
+			}
+		}()
 	}
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(os.TempDir(), "gantry", opts.NodeID)
@@ -247,9 +301,11 @@ func build(opts *Options) (*Server, *config.Config, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
-	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{})}
+	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{}), freshDir: fresh}
+	s.metrics.SetBuildInfo(opts.Version)
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
 	s.costs = costs.New(nil)
+	s.alerts = admin.NewAlertBook(s.metrics.Registry())
 	hc := &http.Client{
 		Transport: upstreamTransport(),
 		// Credentials go only to the URL the configuration names; a redirect
@@ -282,18 +338,20 @@ func build(opts *Options) (*Server, *config.Config, error) {
 		return nil, nil, err
 	}
 	s.recorder = trace.NewRecorder(s.store, 4096, s.metrics.TraceDropped)
+	if err := errors.Join(s.metrics.WatchStore(s.store), s.metrics.WatchRecorder(s.recorder)); err != nil {
+		return nil, nil, fmt.Errorf("trace store metrics: %w", err)
+	}
+	tc := opts.Telemetry
+	tc.Node, tc.Version, tc.Log = opts.NodeID, opts.Version, opts.Log
+	if s.otlp, err = telemetry.New(context.Background(), tc, s.metrics.Registry()); err != nil {
+		return nil, nil, fmt.Errorf("telemetry: %w", err)
+	}
 	router := pipeline.NewRouter()
 	router.OnBreaker = func(model string, st pipeline.BreakerState) { s.metrics.SetBreaker(model, metrics.BreakerState(st)) }
-	s.gw = &pipeline.Gateway{
-		Router:        router,
-		Record:        s.record,
-		Node:          opts.NodeID,
-		Log:           opts.Log,
-		CountMessages: tokens.CountMessages,
-		CountText:     tokens.Count,
-		Retrieve:      s.retrieve,
-	}
-	s.wirePolicy()
+	d := s.wirePolicy()
+	d.Router, d.Record, d.Node, d.Log = router, s.record, opts.NodeID, opts.Log
+	d.Counter, d.Retriever = tokens.Counter{}, s.retrieve
+	s.gw = pipeline.NewGateway(d)
 	tokens.Count("warm") // load the tokenizer's vocabulary now, not on the first call
 	return s, cfg, nil
 }
@@ -437,6 +495,7 @@ func (s *Server) record(t *trace.Trace) {
 		s.metrics.ObserveTrace(t)
 		s.stats.record(t)
 		s.costs.Add(costs.FromTrace(t))
+		s.otlp.Record(t)
 	}
 	s.recorder.Record(t)
 }
@@ -444,12 +503,18 @@ func (s *Server) record(t *trace.Trace) {
 func (s *Server) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.otlp.Shutdown(ctx) // done already unless the agent never served
 	s.recorder.Close(ctx)
 	if err := s.store.Close(); err != nil {
 		s.log.Warn("closing trace store", "err", err)
 	}
 	if err := s.docs.Close(); err != nil {
 		s.log.Warn("closing document store", "err", err)
+	}
+	if s.freshDir {
+		if err := os.RemoveAll(s.opts.DataDir); err != nil {
+			s.log.Warn("removing this run's data directory", "dir", s.opts.DataDir, "err", err)
+		}
 	}
 }
 
@@ -480,7 +545,11 @@ func (s *Server) Handler() http.Handler {
 		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.opts.NodeID})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	return mux
+	timeout := s.opts.bodyTimeout
+	if timeout <= 0 {
+		timeout = gateway.DefaultBodyTimeout
+	}
+	return httpio.BodyDeadline(mux, timeout)
 }
 
 // adminAPI wires the admin API to this agent's parts.
@@ -497,6 +566,7 @@ func (s *Server) adminAPI() *admin.API {
 		TraceMaxCount: s.opts.TraceMaxCount,
 		StatsInterval: statsSyncInterval,
 		Compiles:      s.compiles,
+		AlertBook:     s.alerts,
 		NotServing:    s.notServing,
 		Timeouts:      s.opts.adminTimeouts,
 	}
@@ -543,40 +613,63 @@ func (s *Server) notServing() string {
 	return "this agent serves no configuration yet"
 }
 
-func printDevBanner(w io.Writer, base, key, token string) {
+// printDevBanner tells a newcomer how to reach the agent in one screen
+// (under 24 lines): the exports every client command reads, a call, and
+// the console.
+func printDevBanner(w io.Writer, base, key, token, dataDir string, fresh bool) {
+	state := dataDir + " (kept; delete it to start afresh)"
+	if fresh {
+		state = dataDir + " (fresh this run, removed on exit)"
+	}
+	bin := BinPath()
 	fmt.Fprintf(w, `
-Gantry agent in dev mode: one node, the built-in example configuration, and
-the "sim" provider, a simulator that stands in for a model (not a model).
+Gantry agent in dev mode: one node serving the built-in example through the
+"sim" provider, a simulator that stands in for a model (not a model).
 
-  gateway      %[1]s/v1
-  virtual key  %[2]s
-  admin token  %[3]s
-  metrics      %[1]s/metrics
+  gateway   %[1]s/v1   (any OpenAI SDK: this base URL and the key)
+  metrics   %[1]s/metrics
+  state     %[4]s
 
-Call it:
+  export GANTRY_AGENT=%[1]s
+  export GANTRY_KEY=%[2]s
+  export GANTRY_TOKEN=%[3]s
 
-  curl %[1]s/v1/chat/completions \
-    -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
-    -d '{"model":"default","messages":[{"role":"user","content":"Where is my order?"}]}'
+  curl $GANTRY_AGENT/v1/features/ticket-triage/invoke -H "Authorization: Bearer $GANTRY_KEY" \
+    -d '{"vars":{"ticket":"My parcel never arrived"}}'
 
-  curl -N %[1]s/v1/chat/completions \
-    -H "Authorization: Bearer %[2]s" -H "Content-Type: application/json" \
-    -d '{"model":"feature/support-answer","stream":true,"metadata":{"customer":"Ana","question":"Where is my order?"},"messages":[{"role":"user","content":"It was due Monday."}]}'
+  %[5]s console     traces, costs, releases, budgets (? lists the keys)
+  %[5]s eval compare --feature ticket-triage --candidate 2 --dataset ticket-triage-smoke
 
-  curl %[1]s/v1/features/ticket-triage/invoke \
-    -H "Authorization: Bearer %[2]s" -d '{"vars":{"ticket":"My parcel never arrived"}}'
+Ctrl-C stops the agent.
+`, base, key, token, state, bin)
+}
 
-  curl -H "Authorization: Bearer %[3]s" "%[1]s/admin/v1/traces?limit=5"
+// BinPath is how the user runs this binary from where they are: its name
+// when it is on PATH, else its path, relative when under the working
+// directory (bin/gantry after make).
+func BinPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "gantry"
+	}
+	if onPath, err := exec.LookPath("gantry"); err == nil && sameFile(onPath, exe) {
+		return "gantry"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			if !strings.Contains(rel, string(filepath.Separator)) {
+				rel = "." + string(filepath.Separator) + rel
+			}
+			return rel
+		}
+	}
+	return exe
+}
 
-Or point any OpenAI SDK at base URL %[1]s/v1 with the virtual key.
-
-Evaluate a release on the example dataset, and compare the draft v2 with it:
-
-  export GANTRY_AGENT=%[1]s GANTRY_TOKEN=%[3]s GANTRY_KEY=%[2]s
-  gantry eval run --feature ticket-triage --release 1 --dataset ticket-triage-smoke
-  gantry eval compare --feature ticket-triage --candidate 2 --dataset ticket-triage-smoke
-
-`, base, key, token)
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 func randomHex(n int) string {

@@ -374,6 +374,29 @@ func TestClusterReleasesAndLabels(t *testing.T) {
 	if len(p2.Entries) == 0 || p2.Entries[0].Seq >= p1.Entries[1].Seq {
 		t.Fatalf("audit page 2 %+v does not follow page 1 %+v", p2.Entries, p1.Entries)
 	}
+
+	// Who moved the labels of support-answer, and what did each move
+	// change? The rollback is first, with its diff.
+	var moves api.AuditList
+	a.must(200, "GET", api.PathAudit+"?"+api.AuditQuery{Actor: "token:dev", Kind: "move_label", Object: "SUPPORT-answer"}.Values().Encode(), devAdmin, nil, &moves)
+	if len(moves.Entries) < 3 {
+		t.Fatalf("label moves of support-answer by token:dev: %+v", moves.Entries)
+	}
+	for _, m := range moves.Entries {
+		if m.Command != "move_label" || m.Actor != "token:dev" || !strings.Contains(m.Target, "support-answer") {
+			t.Fatalf("filtered audit holds %+v", m)
+		}
+	}
+	if d := moves.Entries[0].Diff; len(d) != 1 || d[0] != (api.AuditChange{Field: "production", Before: "v3", After: "v1"}) {
+		t.Fatalf("diff of the rollback %+v, want production v3 -> v1", d)
+	}
+	var none api.AuditList
+	a.must(200, "GET", api.PathAudit+"?actor=token:nobody", devAdmin, nil, &none)
+	if len(none.Entries) != 0 {
+		t.Fatalf("entries of an actor who changed nothing: %+v", none.Entries)
+	}
+	var refused api.ErrorResponse
+	a.must(400, "GET", api.PathAudit+"?limit=0", devAdmin, nil, &refused)
 }
 
 func TestClusterKeys(t *testing.T) {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"sync/atomic"
 	"time"
+
+	"gantry/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,18 +48,23 @@ const (
 	summaryCacheBytes = 16 << 20
 )
 
-// wirePolicy gives the gateway its rate limiter, budget ledger, response
+// wirePolicy makes the gateway's rate limiter, budget ledger, response
 // cache and embeddings cache. The cluster side puts grants in front of the
 // ledger when it opens (wireSpend).
-func (s *Server) wirePolicy() {
+func (s *Server) wirePolicy() pipeline.Deps {
 	s.ledger = budget.NewLocal(budget.Options{})
-	s.gw.Limiter = limit.New(limit.Options{Share: s.limitShare})
-	s.gw.Ledger = s.ledger
-	s.gw.Cache = cache.New(cacheBytes, time.Now)
-	s.gw.EmbedCache, s.gw.EmbedTTL = cache.New(embedCacheBytes, time.Now), embedCacheTTL
-	s.gw.Semantic = semcache.New(semanticReleases, time.Now)
-	s.gw.Summaries = cache.New(summaryCacheBytes, time.Now)
-	s.gw.Obs = s.metrics
+	s.gwLedger = &ledgerSwitch{}
+	s.gwLedger.use(s.ledger)
+	d := pipeline.Deps{
+		Limiter:    limit.New(limit.Options{Share: s.limitShare}),
+		Ledger:     s.gwLedger,
+		Cache:      cache.New(cacheBytes, time.Now),
+		EmbedCache: cache.New(embedCacheBytes, time.Now),
+		EmbedTTL:   embedCacheTTL,
+		Observer:   s.metrics,
+		Semantic:   semcache.New(semanticReleases, time.Now),
+		Summaries:  cache.New(summaryCacheBytes, time.Now),
+	}
 	reg := s.metrics.Registry()
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_holds_reaped_total",
 		Help: "Budget reservations freed by the reaper because their request was gone."},
@@ -70,7 +78,25 @@ func (s *Server) wirePolicy() {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_users_forgotten_total",
 		Help: "End users' counters let go at the bound; their spend stays in the estimate a returning user starts from."},
 		func() float64 { return float64(s.ledger.Stats().Forgotten) }))
+	return d
 }
+
+// ledgerSwitch is the gateway's ledger: the local one, until the cluster
+// node opens and the grant-backed one goes in front of it. The gateway is
+// built once; only what its ledger forwards to changes.
+type ledgerSwitch struct{ to atomic.Pointer[budget.Ledger] }
+
+func (l *ledgerSwitch) use(to budget.Ledger) { l.to.Store(&to) }
+
+func (l *ledgerSwitch) Reserve(ctx context.Context, r budget.Reservation) (budget.Hold, error) {
+	return (*l.to.Load()).Reserve(ctx, r)
+}
+
+func (l *ledgerSwitch) Settle(requestID string, actualUSD float64) error {
+	return (*l.to.Load()).Settle(requestID, actualUSD)
+}
+
+func (l *ledgerSwitch) Release(requestID string) error { return (*l.to.Load()).Release(requestID) }
 
 // limitShare is the part of every rate limit this agent enforces: an even
 // share among the cluster's members, so N agents do not allow N times a

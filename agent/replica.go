@@ -307,6 +307,7 @@ func (r *replica) stop() {
 	// stopping too.
 	ctx, cancel := context.WithTimeout(context.Background(), stopBudget)
 	defer cancel()
+	go r.cancelWhenLeaderless(ctx, cancel)
 	r.flushSpend(ctx)
 	r.flushStats(ctx)
 	if err := r.HandOver(ctx); err != nil {
@@ -317,6 +318,36 @@ func (r *replica) stop() {
 // stopBudget bounds what a stopping agent does for its cluster: its last
 // spend and counters, and handing leadership over.
 const stopBudget = 4 * time.Second
+
+// leaderlessWait is how long a stopping agent goes on once its cluster
+// has no leader. When a whole cluster stops at once, nothing it sends can
+// commit any more; waiting out stopBudget would only delay the stop.
+const leaderlessWait = 200 * time.Millisecond
+
+// cancelWhenLeaderless calls cancel once the node has known no leader for
+// leaderlessWait, or returns when ctx ends.
+func (r *replica) cancelWhenLeaderless(ctx context.Context, cancel context.CancelFunc) {
+	t := time.NewTicker(25 * time.Millisecond)
+	defer t.Stop()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		switch {
+		case r.Leader() != "":
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= leaderlessWait:
+			r.log.Warn("the cluster has had no leader for " + leaderlessWait.String() + " while this agent stops; it stops without waiting for it")
+			cancel()
+			return
+		}
+	}
+}
 
 // close stops the loops and the node.
 func (r *replica) close() {

@@ -114,7 +114,7 @@ func (s *Server) wireSpend() {
 			Help: "Syncs of budget grants and spend that failed; the agent spends only what it holds meanwhile."}),
 	}
 	s.metrics.Registry().MustRegister(s.spend.grant, s.spend.failures)
-	s.gw.Ledger = s.spend.ledger
+	s.gwLedger.use(s.spend.ledger)
 	if err := s.spend.requeueKept(); err != nil {
 		s.log.Error("cannot read the spend kept by the last run; it is not committed", "err", err)
 	}

@@ -14,7 +14,9 @@
 //	POST /admin/v1/features/{name}/labels      LabelMove -> LabelMoveResult
 //	GET  /admin/v1/budgets                     Budgets
 //	GET  /admin/v1/models                      Models
-//	GET  /admin/v1/audit                       AuditList (query: cursor, limit)
+//	GET  /admin/v1/audit                       AuditList (query: AuditQuery)
+//	GET  /admin/v1/alerts                      Alerts
+//	GET  /admin/v1/health                      Health (query: window)
 //
 // Every error, whatever the endpoint, is an ErrorResponse:
 // {"error":{"code":"...","message":"..."}}.
@@ -100,18 +102,43 @@ const (
 type TraceQuery struct {
 	// TraceID lists the calls of one W3C trace; a call's own id is its
 	// trace.Summary.ID.
-	TraceID string    `json:"trace_id,omitempty"`
-	Feature string    `json:"feature,omitempty"`
-	Release string    `json:"release,omitempty"` // release id, e.g. support-answer@v2
-	Status  string    `json:"status,omitempty"`  // ok or error
-	Model   string    `json:"model,omitempty"`
-	Node    string    `json:"node,omitempty"`
-	Text    string    `json:"q,omitempty"` // free text over ids, feature, release, model, error code
-	Since   time.Time `json:"since,omitzero"`
-	Until   time.Time `json:"until,omitzero"`
-	Limit   int       `json:"limit,omitempty"`
-	Cursor  string    `json:"cursor,omitempty"` // TraceList.Next of the previous page
+	TraceID string `json:"trace_id,omitempty"`
+	Feature string `json:"feature,omitempty"`
+	Release string `json:"release,omitempty"` // release id, e.g. support-answer@v2
+	Status  string `json:"status,omitempty"`  // ok or error
+	Model   string `json:"model,omitempty"`   // the model that answered or any model the call tried
+	Node    string `json:"node,omitempty"`
+	User    string `json:"user,omitempty"`   // end user id as the caller sent it
+	KeyFP   string `json:"key_fp,omitempty"` // key fingerprint: trace.Summary.KeyFP
+	// ErrorKind matches the error code the client got (invalid_api_key,
+	// upstream_error, …) or the failure of any attempt (http_500,
+	// timeout, connect, circuit_open, …).
+	ErrorKind string `json:"error_kind,omitempty"`
+	// Text matches, case-insensitively, a substring of any field a trace
+	// shows: ids, feature, release, label, models, provider, route, user,
+	// key, team, key fingerprint, client address, user agent, node,
+	// journey, error code, error message and attempt errors.
+	Text string `json:"q,omitempty"`
+	// Duration and cost ranges, inclusive; zero leaves that end open.
+	MinDuration time.Duration `json:"min_duration,omitempty"`
+	MaxDuration time.Duration `json:"max_duration,omitempty"`
+	MinCost     float64       `json:"min_cost,omitempty"` // USD
+	MaxCost     float64       `json:"max_cost,omitempty"`
+	// Sort orders the page: SortTime (default, newest first), SortDuration
+	// (slowest first) or SortCost (dearest first).
+	Sort   string    `json:"sort,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	Until  time.Time `json:"until,omitzero"`
+	Limit  int       `json:"limit,omitempty"`
+	Cursor string    `json:"cursor,omitempty"` // TraceList.Next of the previous page
 }
+
+// Orders of the trace list.
+const (
+	SortTime     = trace.SortTime
+	SortDuration = trace.SortDuration
+	SortCost     = trace.SortCost
+)
 
 // MaxTraceLimit bounds one page of the trace list.
 const MaxTraceLimit = 1000
@@ -146,8 +173,24 @@ func (q TraceQuery) Values() url.Values {
 	set("status", q.Status)
 	set("model", q.Model)
 	set("node", q.Node)
+	set("user", q.User)
+	set("key_fp", q.KeyFP)
+	set("error_kind", q.ErrorKind)
 	set("q", q.Text)
+	set("sort", q.Sort)
 	set("cursor", q.Cursor)
+	if q.MinDuration > 0 {
+		v.Set("min_duration", q.MinDuration.String())
+	}
+	if q.MaxDuration > 0 {
+		v.Set("max_duration", q.MaxDuration.String())
+	}
+	if q.MinCost > 0 {
+		v.Set("min_cost", strconv.FormatFloat(q.MinCost, 'g', -1, 64))
+	}
+	if q.MaxCost > 0 {
+		v.Set("max_cost", strconv.FormatFloat(q.MaxCost, 'g', -1, 64))
+	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
@@ -160,17 +203,24 @@ func (q TraceQuery) Values() url.Values {
 	return v
 }
 
+// MaxCostFilter bounds the cost range of a trace query, in USD.
+const MaxCostFilter = 1e6
+
 // ParseTraceQuery decodes URL parameters; the error names the bad one.
 func ParseTraceQuery(v url.Values) (TraceQuery, error) {
 	q := TraceQuery{
-		TraceID: v.Get("trace_id"),
-		Feature: v.Get("feature"),
-		Release: v.Get("release"),
-		Status:  v.Get("status"),
-		Model:   v.Get("model"),
-		Node:    v.Get("node"),
-		Text:    v.Get("q"),
-		Cursor:  v.Get("cursor"),
+		TraceID:   v.Get("trace_id"),
+		Feature:   v.Get("feature"),
+		Release:   v.Get("release"),
+		Status:    v.Get("status"),
+		Model:     v.Get("model"),
+		Node:      v.Get("node"),
+		User:      v.Get("user"),
+		KeyFP:     v.Get("key_fp"),
+		ErrorKind: v.Get("error_kind"),
+		Text:      v.Get("q"),
+		Sort:      v.Get("sort"),
+		Cursor:    v.Get("cursor"),
 	}
 	for _, p := range []struct {
 		name string
@@ -182,30 +232,75 @@ func ParseTraceQuery(v url.Values) (TraceQuery, error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return TraceQuery{}, fmt.Errorf("%s: want RFC 3339, got %q", p.name, s)
+			return TraceQuery{}, fmt.Errorf("%s: want RFC 3339, got %.64q", p.name, s)
 		}
 		*p.dst = t
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"min_duration", &q.MinDuration}, {"max_duration", &q.MaxDuration}} {
+		s := v.Get(p.name)
+		if s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return TraceQuery{}, fmt.Errorf("%s: want a duration such as 250ms or 2s, got %.64q", p.name, s)
+		}
+		*p.dst = d
+	}
+	for _, p := range []struct {
+		name string
+		dst  *float64
+	}{{"min_cost", &q.MinCost}, {"max_cost", &q.MaxCost}} {
+		s := v.Get(p.name)
+		if s == "" {
+			continue
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(f >= 0 && f <= MaxCostFilter) {
+			return TraceQuery{}, fmt.Errorf("%s: want USD from 0 to %g, got %.64q", p.name, float64(MaxCostFilter), s)
+		}
+		*p.dst = f
+	}
+	if q.MaxDuration > 0 && q.MinDuration > q.MaxDuration {
+		return TraceQuery{}, fmt.Errorf("min_duration %s is above max_duration %s", q.MinDuration, q.MaxDuration)
+	}
+	if q.MaxCost > 0 && q.MinCost > q.MaxCost {
+		return TraceQuery{}, fmt.Errorf("min_cost %g is above max_cost %g", q.MinCost, q.MaxCost)
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxTraceLimit {
-			return TraceQuery{}, fmt.Errorf("limit: want 1..%d, got %q", MaxTraceLimit, s)
+			return TraceQuery{}, fmt.Errorf("limit: want 1..%d, got %.64q", MaxTraceLimit, s)
 		}
 		q.Limit = n
 	}
 	if q.Status != "" && q.Status != "ok" && q.Status != "error" {
-		return TraceQuery{}, fmt.Errorf("status: want ok or error, got %q", q.Status)
+		return TraceQuery{}, fmt.Errorf("status: want ok or error, got %.64q", q.Status)
+	}
+	switch q.Sort {
+	case "", SortTime, SortDuration, SortCost:
+	default:
+		return TraceQuery{}, fmt.Errorf("sort: want %s, %s or %s, got %.64q", SortTime, SortDuration, SortCost, q.Sort)
 	}
 	if q.TraceID != "" && !isTraceID(q.TraceID) {
 		return TraceQuery{}, fmt.Errorf("trace_id: want 32 lowercase hex digits, got %.64q", q.TraceID)
 	}
-	for _, p := range []struct{ name, v string }{{"feature", q.Feature}, {"release", q.Release}, {"model", q.Model}, {"node", q.Node}, {"q", q.Text}, {"cursor", q.Cursor}} {
+	for _, p := range []struct{ name, v string }{{"feature", q.Feature}, {"release", q.Release}, {"model", q.Model}, {"node", q.Node},
+		{"user", q.User}, {"key_fp", q.KeyFP}, {"error_kind", q.ErrorKind}, {"q", q.Text}, {"cursor", q.Cursor}} {
 		if len(p.v) > MaxQueryParamLen {
 			return TraceQuery{}, fmt.Errorf("%s: longer than %d bytes", p.name, MaxQueryParamLen)
 		}
 	}
 	return q, nil
 }
+
+// SortTraces orders summaries as the query's Sort asks, ties newest first,
+// so a client merging the pages of several agents orders them as each
+// agent did.
+func SortTraces(sums []trace.Summary, by string) { trace.SortSummaries(sums, by) }
 
 // TraceList is one page of the trace list, newest first. Next is empty on
 // the last page.
@@ -268,9 +363,15 @@ type Overview struct {
 	P95            trace.Millis `json:"p95_ms"`
 	CostPerMinute  float64      `json:"cost_per_minute_usd"`
 	// CostSeries is the cost of each of the last minutes, oldest first.
-	CostSeries []float64      `json:"cost_series_usd,omitempty"`
-	Features   []FeatureStats `json:"features,omitempty"`
-	Releases   []ReleaseStats `json:"releases,omitempty"`
+	CostSeries []float64 `json:"cost_series_usd,omitempty"`
+	// Totals count every call of the window; NoFeature the calls no
+	// feature served (plain model calls, and calls refused before a
+	// feature was known, such as a bad key), so the feature rows and
+	// NoFeature add up to Totals.
+	Totals    Stats          `json:"totals"`
+	NoFeature Stats          `json:"no_feature"`
+	Features  []FeatureStats `json:"features,omitempty"`
+	Releases  []ReleaseStats `json:"releases,omitempty"`
 }
 
 // Raft roles of a member.
@@ -585,22 +686,86 @@ type Budgets struct {
 	Spend         []Spend   `json:"spend,omitempty"`
 }
 
-// AuditEntry is one accepted change of the cluster's state.
+// AuditEntry is one accepted change of the cluster's state. Before and
+// After sum the target up (a name and digest, or a short value); Diff
+// lists the fields the change set, with secrets left out.
 type AuditEntry struct {
-	Seq       uint64    `json:"seq"`
-	Index     uint64    `json:"index"`
-	Time      time.Time `json:"time"`
-	Actor     string    `json:"actor"`
-	RequestID string    `json:"request_id,omitempty"`
-	Command   string    `json:"command"`
-	Target    string    `json:"target"`
-	Before    string    `json:"before,omitempty"`
-	After     string    `json:"after,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
+	Seq       uint64        `json:"seq"`
+	Index     uint64        `json:"index"`
+	Time      time.Time     `json:"time"`
+	Actor     string        `json:"actor"`
+	RequestID string        `json:"request_id,omitempty"`
+	Command   string        `json:"command"` // the kind of change, e.g. move_label
+	Target    string        `json:"target"`  // the object changed, e.g. feature/support-answer
+	Before    string        `json:"before,omitempty"`
+	After     string        `json:"after,omitempty"`
+	Diff      []AuditChange `json:"diff,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+}
+
+// AuditChange is one field a change set: its path (e.g. labels.canary,
+// params.temperature) and its values before and after, as JSON; an empty
+// side means the field was absent.
+type AuditChange struct {
+	Field  string `json:"field"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 // AuditList is one page of the audit log, newest first.
 type AuditList struct {
 	Entries []AuditEntry `json:"entries"`
 	Next    string       `json:"next,omitempty"`
+}
+
+// AuditQuery filters the audit log. Zero fields do not filter.
+type AuditQuery struct {
+	Actor string `json:"actor,omitempty"` // exactly, e.g. token:alice
+	// Kind is the command, exactly (move_label, apply_config, put_key, …).
+	Kind string `json:"kind,omitempty"`
+	// Object matches a substring of the target, case-insensitively, e.g.
+	// support-answer or key/.
+	Object string `json:"object,omitempty"`
+	Limit  int    `json:"limit,omitempty"`  // 1..MaxAuditLimit, default 100
+	Cursor string `json:"cursor,omitempty"` // AuditList.Next of the previous page
+}
+
+// MaxAuditLimit bounds one page of the audit log.
+const MaxAuditLimit = 1000
+
+// Values encodes the query as URL parameters.
+func (q AuditQuery) Values() url.Values {
+	v := url.Values{}
+	for _, p := range []struct{ k, s string }{{"actor", q.Actor}, {"kind", q.Kind}, {"object", q.Object}, {"cursor", q.Cursor}} {
+		if p.s != "" {
+			v.Set(p.k, p.s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// ParseAuditQuery decodes URL parameters; the error names the bad one.
+func ParseAuditQuery(v url.Values) (AuditQuery, error) {
+	q := AuditQuery{Actor: v.Get("actor"), Kind: v.Get("kind"), Object: v.Get("object"), Cursor: v.Get("cursor")}
+	for _, p := range []struct{ name, v string }{{"actor", q.Actor}, {"kind", q.Kind}, {"object", q.Object}, {"cursor", q.Cursor}} {
+		if len(p.v) > MaxQueryParamLen {
+			return AuditQuery{}, fmt.Errorf("%s: longer than %d bytes", p.name, MaxQueryParamLen)
+		}
+	}
+	if q.Cursor != "" {
+		if n, err := strconv.ParseUint(q.Cursor, 10, 64); err != nil || n == 0 {
+			return AuditQuery{}, fmt.Errorf("cursor: want the next value of the previous page, got %.64q", q.Cursor)
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxAuditLimit {
+			return AuditQuery{}, fmt.Errorf("limit: want 1..%d, got %.64q", MaxAuditLimit, s)
+		}
+		q.Limit = n
+	}
+	return q, nil
 }

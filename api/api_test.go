@@ -43,6 +43,8 @@ func TestTraceQueryRoundTrip(t *testing.T) {
 		{Feature: "support-answer", Status: "error", Limit: 50},
 		{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
 		{Release: "support-answer@v3", Model: "gpt-4o-mini", Node: "agent-2", Text: "rate limit", Since: since, Until: since.Add(time.Hour), Cursor: "abc"},
+		{User: "u-17", KeyFP: "1a2b3c4d", ErrorKind: "http_500", Sort: SortDuration, MinDuration: 1500 * time.Millisecond, MaxDuration: 3 * time.Second},
+		{Sort: SortCost, MinCost: 0.0125, MaxCost: 2},
 	}
 	for _, q := range cases {
 		got, err := ParseTraceQuery(q.Values())
@@ -67,6 +69,15 @@ func TestParseTraceQueryErrors(t *testing.T) {
 		{"trace_id=123", "trace_id"},
 		{"q=" + strings.Repeat("x", 257), "q"},
 		{"feature=" + strings.Repeat("f", 257), "feature"},
+		{"user=" + strings.Repeat("u", 257), "user"},
+		{"sort=size", "sort"},
+		{"min_duration=fast", "min_duration"},
+		{"max_duration=-1s", "max_duration"},
+		{"min_cost=-1", "min_cost"},
+		{"max_cost=NaN", "max_cost"},
+		{"max_cost=1e9", "max_cost"},
+		{"min_duration=2s&max_duration=1s", "min_duration 2s is above"},
+		{"min_cost=2&max_cost=1", "min_cost 2 is above"},
 	}
 	for _, c := range cases {
 		v, _ := url.ParseQuery(c.query)

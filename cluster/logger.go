@@ -10,18 +10,14 @@ import (
 )
 
 // raftLogger routes hashicorp/raft's hclog output into the agent's slog
-// logger, one record per line, at the line's level.
+// logger, one record per line. Raft narrates every state change at INFO
+// (follower, candidate, election won, …); that is chatter to an operator,
+// so it goes to debug, and so do the warnings every healthy start prints.
+// Raft's other warnings and errors keep their level.
 func raftLogger(log *slog.Logger) hclog.Logger {
-	level := hclog.Info
-	switch {
-	case log.Enabled(context.Background(), slog.LevelDebug):
+	level := hclog.Warn
+	if log.Enabled(context.Background(), slog.LevelDebug) {
 		level = hclog.Debug
-	case log.Enabled(context.Background(), slog.LevelInfo):
-		level = hclog.Info
-	case log.Enabled(context.Background(), slog.LevelWarn):
-		level = hclog.Warn
-	default:
-		level = hclog.Error
 	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name:        "raft",
@@ -29,6 +25,13 @@ func raftLogger(log *slog.Logger) hclog.Logger {
 		Output:      &slogWriter{log: log},
 		DisableTime: true,
 	})
+}
+
+// startupWarnings are WARN lines raft prints on every healthy start: a
+// node with no leader yet starts the first election.
+var startupWarnings = []string{
+	"heartbeat timeout reached, starting election: last-leader-addr= last-leader-id=",
+	"no known peers, aborting election",
 }
 
 type slogWriter struct{ log *slog.Logger }
@@ -39,17 +42,31 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		if s == "" {
 			continue
 		}
-		level := slog.LevelInfo
-		for prefix, l := range map[string]slog.Level{
-			"[TRACE]": slog.LevelDebug, "[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
-			"[WARN]": slog.LevelWarn, "[ERROR]": slog.LevelError,
-		} {
-			if rest, ok := strings.CutPrefix(s, prefix); ok {
-				level, s = l, strings.TrimSpace(rest)
-				break
-			}
-		}
-		w.log.Log(context.Background(), level, s)
+		w.log.Log(context.Background(), raftLevel(&s), s)
 	}
 	return len(p), nil
+}
+
+// raftLevel strips the level prefix hclog writes from *s and returns the
+// level the line is logged at.
+func raftLevel(s *string) slog.Level {
+	for prefix, l := range map[string]slog.Level{
+		"[TRACE]": slog.LevelDebug, "[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelDebug,
+		"[WARN]": slog.LevelWarn, "[ERROR]": slog.LevelError,
+	} {
+		rest, ok := strings.CutPrefix(*s, prefix)
+		if !ok {
+			continue
+		}
+		*s = strings.TrimSpace(rest)
+		if l == slog.LevelWarn {
+			for _, w := range startupWarnings {
+				if strings.HasSuffix(*s, w) {
+					return slog.LevelDebug
+				}
+			}
+		}
+		return l
+	}
+	return slog.LevelInfo
 }

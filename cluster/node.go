@@ -201,6 +201,8 @@ type Node struct {
 	trans *raft.NetworkTransport
 	store *raftboltdb.BoltStore
 	logs  *timedLogStore
+	// lastStall is the latest log write the watchdog found too slow.
+	lastStall atomic.Pointer[DiskStall]
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -64,6 +64,9 @@ func (n *Node) watchdogLoop(ctx context.Context) {
 			return
 		case now := <-t.C:
 			d := n.logs.stalled(now)
+			if d >= limit {
+				n.lastStall.Store(&DiskStall{Write: d, At: now})
+			}
 			if d < limit || !n.IsLeader() || now.Sub(lastTransfer) < 10*limit {
 				continue
 			}
@@ -75,3 +78,14 @@ func (n *Node) watchdogLoop(ctx context.Context) {
 		}
 	}
 }
+
+// DiskStall is a cluster log write that took longer than the stall
+// threshold: how long, and when the watchdog saw it.
+type DiskStall struct {
+	Write time.Duration
+	At    time.Time
+}
+
+// LastDiskStall is the latest log write slower than the stall threshold,
+// on a leader or a follower; nil when there has been none.
+func (n *Node) LastDiskStall() *DiskStall { return n.lastStall.Load() }

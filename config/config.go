@@ -24,6 +24,8 @@ type Config struct {
 	Collections []Collection `yaml:"collections" json:"collections,omitempty"`
 	Teams       []Team       `yaml:"teams" json:"teams,omitempty"`
 	Budgets     []Budget     `yaml:"budgets" json:"budgets,omitempty"`
+	// Alerts are the thresholds of the alerts agents raise on traffic.
+	Alerts Alerts `yaml:"alerts" json:"alerts,omitzero"`
 }
 
 // Provider kinds.

@@ -53,6 +53,17 @@ func HashKey(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// KeyFingerprint names a presented key without revealing it: the first 8
+// hex digits of its hash, as the key list shows them (HashPrefix), so a
+// caller refused for a bad or revoked key can be told apart and found.
+func KeyFingerprint(secret string) string { return HashFingerprint(HashKey(secret)) }
+
+// HashFingerprint is the fingerprint of a stored key hash.
+func HashFingerprint(hash string) string {
+	h := strings.TrimPrefix(hash, "sha256:")
+	return h[:min(len(h), 8)]
+}
+
 // WellFormedKey reports whether s has the shape of a virtual key. It is a
 // cheap first check before the hash lookup.
 func WellFormedKey(s string) bool {

@@ -197,3 +197,60 @@ func TestUpstreamReachValidated(t *testing.T) {
 		}
 	}
 }
+
+// A release's and a feature's output caps obey the limits a caller's does:
+// the configured limits.max_output_tokens and each model's own cap.
+func TestOutputCapsBounded(t *testing.T) {
+	base := func() *Config {
+		return &Config{
+			Providers: []Provider{{Name: "sim", Kind: KindSim}},
+			Models:    []Model{{Name: "m", Provider: "sim"}, {Name: "small", Provider: "sim", MaxOutputTokens: 4096}},
+			Routes:    []Route{{Name: "r", Targets: []Target{{Model: "m", Weight: 1}}, Fallbacks: []string{"small"}}},
+			Features: []Feature{{Name: "f", Labels: Labels{Production: 1},
+				Releases: []Release{{Version: 1, Route: "m"}}}},
+		}
+	}
+	cases := []struct {
+		name, path string
+		edit       func(*Config)
+	}{
+		{"release above the default limit", "features[0].releases[0].params.max_tokens", func(c *Config) {
+			c.Features[0].Releases[0].Params.MaxTokens = DefaultMaxOutputTokens + 1
+		}},
+		{"release of 10^15", "features[0].releases[0].params.max_tokens", func(c *Config) {
+			c.Features[0].Releases[0].Params.MaxTokens = 1e15
+		}},
+		{"release above a configured limit", "features[0].releases[0].params.max_tokens", func(c *Config) {
+			c.Limits.MaxOutputTokens = 1000
+			c.Features[0].Releases[0].Params.MaxTokens = 1001
+		}},
+		{"release above its model's cap", "features[0].releases[0].params.max_tokens", func(c *Config) {
+			c.Features[0].Releases[0].Route = "small"
+			c.Features[0].Releases[0].Params.MaxTokens = 5000
+		}},
+		{"release above a fallback's cap", "features[0].releases[0].params.max_tokens", func(c *Config) {
+			c.Features[0].Releases[0].Route = "r"
+			c.Features[0].Releases[0].Params.MaxTokens = 5000
+		}},
+		{"feature above the limit", "features[0].max_tokens", func(c *Config) {
+			c.Limits.MaxOutputTokens = 1000
+			c.Features[0].MaxTokens = 2000
+		}},
+	}
+	ok := base()
+	ok.Features[0].Releases[0].Route = "r"
+	ok.Features[0].Releases[0].Params.MaxTokens = 4096
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("a release at its route's cap: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base()
+			tc.edit(cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.path+":") {
+				t.Fatalf("got %v, want a problem at %s", err, tc.path)
+			}
+		})
+	}
+}

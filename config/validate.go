@@ -190,14 +190,16 @@ func (cfg *Config) Validate() error {
 	}
 
 	features := map[string]bool{}
+	outputCap := cfg.outputCaps()
 	for i, f := range cfg.Features {
 		path := index("features", i)
 		c.name(path+".name", "feature", f.Name, features)
 		if len(f.Description) > MaxDescriptionBytes {
 			c.add(path+".description", "longer than %d bytes", MaxDescriptionBytes)
 		}
-		if f.MaxTokens < 0 || f.MaxTokens > 1<<20 {
-			c.add(path+".max_tokens", "%d is outside 0..%d", f.MaxTokens, 1<<20)
+		outCap := min(cfg.Limits.WithDefaults().MaxOutputTokens, MaxOutputTokensLimit)
+		if f.MaxTokens < 0 || f.MaxTokens > outCap {
+			c.add(path+".max_tokens", "%d is outside 0..%d (limits.max_output_tokens, the most any call may ask for)", f.MaxTokens, outCap)
 		}
 		versions := map[int]bool{}
 		for j, r := range f.Releases {
@@ -210,6 +212,12 @@ func (cfg *Config) Validate() error {
 			versions[r.Version] = true
 			c.release(rp, r, routes, models)
 			c.costRelease(rp, r, plain)
+			// A release's output cap obeys the limits a caller's does.
+			if r.Params.MaxTokens > outCap {
+				c.add(rp+".params.max_tokens", "%d is more than limits.max_output_tokens (%d), the most any call may ask for", r.Params.MaxTokens, outCap)
+			} else if limit, model := outputCap(r.Route); limit > 0 && r.Params.MaxTokens > limit {
+				c.add(rp+".params.max_tokens", "%d is more than model %s produces in one call (%d)", r.Params.MaxTokens, model, limit)
+			}
 			if r.Retrieval != nil {
 				c.problems = append(c.problems, CheckRetrieval(rp+".retrieval", *r.Retrieval, collections)...)
 			}
@@ -266,6 +274,7 @@ func (cfg *Config) Validate() error {
 		c.add("limits.max_choices", "%d is outside 0..%d", cfg.Limits.MaxChoices, MaxChoicesLimit)
 	}
 	cfg.validatePolicy(c)
+	c.alerts(cfg.Alerts)
 	c.stringSizes(cfg)
 	cfg.validateEval(c)
 	if len(c.problems) > 0 {
@@ -305,6 +314,37 @@ func (c *checker) sim(path string, s SimSettings) {
 	}
 	if s.OutputTokens < 0 || s.OutputTokens > 1<<16 {
 		c.add(path+".output_tokens", "%d is outside 0..%d", s.OutputTokens, 1<<16)
+	}
+}
+
+// outputCaps returns what caps the output of a route or model: the
+// smallest max_output_tokens of the models it may call, and that model; 0
+// when none declares one.
+func (cfg *Config) outputCaps() func(routeOrModel string) (int, string) {
+	caps := map[string]int{}
+	for _, m := range cfg.Models {
+		caps[m.Name] = m.MaxOutputTokens
+	}
+	routes := map[string]Route{}
+	for _, r := range cfg.Routes {
+		routes[r.Name] = r
+	}
+	return func(name string) (int, string) {
+		names := []string{name}
+		if r, ok := routes[name]; ok {
+			names = names[:0]
+			for _, t := range r.Targets {
+				names = append(names, t.Model)
+			}
+			names = append(names, r.Fallbacks...)
+		}
+		limit, which := 0, ""
+		for _, n := range names {
+			if m := caps[n]; m > 0 && (limit == 0 || m < limit) {
+				limit, which = m, n
+			}
+		}
+		return limit, which
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ type fakeAgent struct {
 	feature   api.Feature
 	members   *api.Members      // nil: the endpoint does not exist (404)
 	relStats  *api.ClusterStats // nil: the endpoint does not exist (404)
+	alerts    *api.Alerts       // nil: 404
+	health    *api.Health       // nil: 404
+	audit     []api.AuditEntry  // newest first
+	auditQs   []api.AuditQuery  // audit queries received
 	moves     []api.LabelMove
 	operators []string
 	feedDown  bool                        // the feed answers 503
@@ -114,6 +119,41 @@ func newFakeAgent(t testing.TB, node string) *fakeAgent {
 			return
 		}
 		writeTestJSON(w, 200, f.relStats)
+	})
+	admin("GET "+api.PathAlerts, func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.alerts == nil {
+			http.NotFound(w, r)
+			return
+		}
+		writeTestJSON(w, 200, f.alerts)
+	})
+	admin("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.health == nil {
+			http.NotFound(w, r)
+			return
+		}
+		writeTestJSON(w, 200, f.health)
+	})
+	admin("GET "+api.PathAudit, func(w http.ResponseWriter, r *http.Request) {
+		q, err := api.ParseAuditQuery(r.URL.Query())
+		if err != nil {
+			writeTestJSON(w, 400, api.ErrorResponse{Error: api.Error{Code: api.CodeBadRequest, Message: err.Error()}})
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.auditQs = append(f.auditQs, q)
+		out := api.AuditList{Entries: []api.AuditEntry{}}
+		for _, e := range f.audit {
+			if (q.Kind == "" || e.Command == q.Kind) && (q.Actor == "" || e.Actor == q.Actor) && strings.Contains(e.Target, q.Object) {
+				out.Entries = append(out.Entries, e)
+			}
+		}
+		writeTestJSON(w, 200, out)
 	})
 	admin("GET "+api.PathFeatures, func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,6 +85,7 @@ type Fleet struct {
 	pending []trace.Summary
 	send    func(tea.Msg)
 	ctx     context.Context
+	auditQ  api.AuditQuery // what the audit view asked for last
 	wg      sync.WaitGroup
 	poke    chan struct{}
 }
@@ -92,6 +94,8 @@ type Fleet struct {
 // (its node id once learned, its host until then), and its last overview.
 type agentConn struct {
 	c *Client
+
+	stop context.CancelFunc // ends its feed; set by start
 
 	mu       sync.Mutex
 	name     string
@@ -166,11 +170,50 @@ func (f *Fleet) Run(ctx context.Context, send func(tea.Msg)) {
 
 // start runs an agent's feed; the caller holds no lock.
 func (f *Fleet) start(a *agentConn) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	a.stop = cancel
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		f.feedLoop(f.ctx, a)
+		f.feedLoop(ctx, a)
 	}()
+}
+
+// forget stops following agents that are no longer members: a removed
+// member is not stale, it is gone, and its mark must not linger. The last
+// agent is kept whatever the list says: it is the console's only way in.
+func (f *Fleet) forget(m api.Members) {
+	if m.Leader == "" || len(m.Members) == 0 {
+		return // without quorum the list may be partial
+	}
+	f.mu.Lock()
+	var keep, gone []*agentConn
+	for _, a := range f.agents {
+		member := false
+		for _, mem := range m.Members {
+			if a.Name() == mem.ID || hostOf(a.c.URL()) == memberHost(mem.HTTPAddr) {
+				member = true
+				break
+			}
+		}
+		if member {
+			keep = append(keep, a)
+		} else {
+			gone = append(gone, a)
+		}
+	}
+	if len(keep) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	f.agents = keep
+	f.mu.Unlock()
+	for _, a := range gone {
+		if a.stop != nil {
+			a.stop()
+		}
+		f.send(tui.AgentStatusMsg{Agent: a.Name(), Left: true})
+	}
 }
 
 // Refresh asks the poller to fetch now, e.g. after a label moved.
@@ -341,11 +384,13 @@ func (f *Fleet) poll(ctx context.Context) {
 	defer cancel()
 	agents := f.snapshot()
 	var wg sync.WaitGroup
-	for _, a := range agents {
+	errs := make([]error, len(agents))
+	for i, a := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			o, err := a.c.Overview(ctx)
+			errs[i] = err
 			a.mu.Lock()
 			if err == nil {
 				a.overview = &o
@@ -358,6 +403,15 @@ func (f *Fleet) poll(ctx context.Context) {
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
+	}
+	// No agent answered: say why rather than wait on a screen that never
+	// fills (a token revoked while the console runs, every agent down).
+	if i := slices.IndexFunc(errs, func(err error) bool { return err == nil }); i < 0 && len(agents) > 0 {
+		var why []string
+		for i, err := range errs {
+			why = append(why, Explain(agents[i].c.URL(), err))
+		}
+		f.send(tui.OverviewErrMsg{Err: errors.New(strings.Join(why, "; "))})
 	}
 	var ovs []api.Overview
 	for _, a := range agents {
@@ -385,6 +439,79 @@ func (f *Fleet) poll(ctx context.Context) {
 	if ev, err := firstOf(ctx, agents, (*Client).Evals); err == nil {
 		f.send(ev)
 	}
+	// Each agent raises its own alerts (its breakers, its disk) and sees
+	// the cluster's; each counts its own calls by model.
+	if as := fromEach(ctx, agents, (*Client).Alerts); len(as) > 0 {
+		f.send(tui.AlertsMsg(MergeAlerts(as)))
+	}
+	if hs := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
+		f.send(tui.HealthMsg(MergeHealth(hs)))
+	}
+	f.pollAudit(ctx, agents)
+}
+
+// fromEach asks every agent at once and returns the answers of those that
+// gave one.
+func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client, context.Context) (T, error)) []T {
+	res := make([]*T, len(agents))
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := get(a.c, ctx); err == nil {
+				res[i] = &v
+			}
+		}()
+	}
+	wg.Wait()
+	var out []T
+	for _, v := range res {
+		if v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out
+}
+
+// SetAuditQuery is the filter of the audit log from now on; the next poll
+// (at once) answers it.
+func (f *Fleet) SetAuditQuery(q api.AuditQuery) {
+	f.mu.Lock()
+	f.auditQ = q
+	f.mu.Unlock()
+	f.Refresh()
+}
+
+// pollAudit reads the newest page of the audit log that the audit view
+// filters for. The log is replicated, so any agent answers for all.
+func (f *Fleet) pollAudit(ctx context.Context, agents []*agentConn) {
+	f.mu.Lock()
+	q := f.auditQ
+	f.mu.Unlock()
+	if q.Limit == 0 {
+		q.Limit = DefaultAuditLimit
+	}
+	l, err := firstOf(ctx, agents, func(c *Client, ctx context.Context) (api.AuditList, error) { return c.Audit(ctx, q) })
+	if errors.Is(err, ErrNotFound) {
+		return
+	}
+	f.send(tui.AuditMsg{Query: q, List: l, Err: err})
+}
+
+// DefaultAuditLimit is how many audit entries the console reads per poll.
+const DefaultAuditLimit = 200
+
+// SearchTraces asks every agent for the traces q matches and hands them
+// to the program like feed rows; the table drops the ones it has.
+func (f *Fleet) SearchTraces(ctx context.Context, q api.TraceQuery) tui.TracesMsg {
+	agents := f.snapshot()
+	lists := fromEach(ctx, agents, func(c *Client, ctx context.Context) (api.TraceList, error) { return c.Traces(ctx, q) })
+	var out tui.TracesMsg
+	for _, l := range lists {
+		out = append(out, l.Traces...)
+	}
+	return out
 }
 
 // firstOf asks the first reachable agent for cluster-wide data: every
@@ -431,6 +558,7 @@ func (f *Fleet) pollMembers(ctx context.Context, agents []*agentConn) {
 		return
 	}
 	f.send(tui.MembersMsg(m))
+	f.forget(m)
 	scheme := "http"
 	if len(agents) > 0 && strings.HasPrefix(agents[0].c.URL(), "https:") {
 		scheme = "https"
@@ -537,6 +665,8 @@ func MergeOverviews(ovs []api.Overview) api.Overview {
 		out.P50 = max(out.P50, o.P50)
 		out.P95 = max(out.P95, o.P95)
 		out.CostPerMinute += o.CostPerMinute
+		out.Totals = addStats(out.Totals, o.Totals)
+		out.NoFeature = addStats(out.NoFeature, o.NoFeature)
 		// Series end at the same minute: align them on the right.
 		if n := len(o.CostSeries); n > len(out.CostSeries) {
 			out.CostSeries = append(make([]float64, n-len(out.CostSeries)), out.CostSeries...)

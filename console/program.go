@@ -2,9 +2,11 @@ package console
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,8 @@ type Options struct {
 	Tick time.Duration
 	// MaxTraces bounds the live trace table; 0 is the TUI's default.
 	MaxTraces int
+	// Bell rings the terminal's bell when a new critical alert appears.
+	Bell bool
 }
 
 // DefaultTick is how often the screen is redrawn without news.
@@ -43,7 +47,46 @@ type Model struct {
 	fleet *Fleet
 	ctx   context.Context
 	tick  time.Duration
+	term  *termWriter
 }
+
+// termWriter is the program's output shared with the renderer, which
+// writes each frame in one Write: a sequence the console sends itself
+// (clipboard, bell) goes between two frames, never inside one.
+type termWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (t *termWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.w.Write(p)
+}
+
+func (t *termWriter) write(s string) {
+	if t.w != nil {
+		t.Write([]byte(s))
+	}
+}
+
+// output is what the program writes to: out through t, still a terminal
+// file when out is one, so the program finds the terminal's size and modes.
+func (t *termWriter) output(out io.Writer) io.Writer {
+	t.w = out
+	if f, ok := out.(*os.File); ok {
+		return ttyFile{File: f, t: t}
+	}
+	return t
+}
+
+// ttyFile is a terminal file whose writes go through the termWriter.
+type ttyFile struct {
+	*os.File
+	t *termWriter
+}
+
+func (f ttyFile) Write(p []byte) (int, error) { return f.t.Write(p) }
 
 var _ tea.Model = (*Model)(nil)
 
@@ -58,8 +101,9 @@ func NewModel(ctx context.Context, fleet *Fleet, o Options) *Model {
 		Renderer:  o.Renderer,
 		MaxTraces: o.MaxTraces,
 		Context:   strings.Join(fleet.Agents(), ","),
+		Bell:      o.Bell,
 	})
-	return &Model{app: app, fleet: fleet, ctx: ctx, tick: o.Tick}
+	return &Model{app: app, fleet: fleet, ctx: ctx, tick: o.Tick, term: &termWriter{}}
 }
 
 // App is the TUI inside.
@@ -92,6 +136,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			d, err := m.fleet.Diff(ctx, req.Feature, req.A, req.B)
 			return tui.DiffMsg{Request: req, Diff: d, Err: err}
 		}
+	case tui.AuditRequest:
+		m.fleet.SetAuditQuery(api.AuditQuery(req))
+		return m, nil
+	case tui.TraceSearchRequest:
+		return m, func() tea.Msg {
+			ctx, cancel := context.WithTimeout(m.ctx, DefaultTimeout)
+			defer cancel()
+			return m.fleet.SearchTraces(ctx, api.TraceQuery(req))
+		}
+	case tui.YankRequest:
+		// OSC 52: the terminal, local or at the far end of SSH, puts the
+		// text on its clipboard.
+		m.term.write("\x1b]52;c;" + base64.StdEncoding.EncodeToString([]byte(req.Text)) + "\a")
+		return m, nil
+	case tui.BellRequest:
+		m.term.write("\a")
+		return m, nil
 	case tui.ActionRequest:
 		if m.app.ReadOnly() {
 			// The TUI never sends one read-only; this is the second lock.
@@ -140,10 +201,13 @@ func run(parent context.Context, o Options, in io.Reader, out io.Writer, relay f
 	if err != nil {
 		return err
 	}
+	if err := Check(parent, o.FleetOptions); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	m := NewModel(ctx, fleet, o)
-	opts := append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out), tea.WithContext(ctx)}, extra...)
+	opts := append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(m.term.output(out)), tea.WithContext(ctx)}, extra...)
 	p := tea.NewProgram(m, opts...)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gantry/config"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/trace"
@@ -38,10 +39,17 @@ type Call struct {
 	Received time.Time
 	Entry    string
 	Secret   string // the presented key; cleared by authenticate
-	Req      *chat.Request
-	Vars     map[string]any // feature variables (invoke, or chat metadata)
-	User     string
-	Journey  string
+	// Client is the caller's network address and Agent its User-Agent,
+	// so a refused call can be traced to its caller.
+	Client string
+	Agent  string
+	// KeyFP is the fingerprint of the presented key (config.KeyFingerprint),
+	// set by authenticate whether or not the key is valid.
+	KeyFP   string
+	Req     *chat.Request
+	Vars    map[string]any // feature variables (invoke, or chat metadata)
+	User    string
+	Journey string
 	// Emit, when set, streams chunks to the client. It is called from the
 	// goroutine running Serve.
 	Emit func(*chat.Chunk) error
@@ -60,8 +68,11 @@ type Call struct {
 	EvalRun  string
 	EvalCase string
 
+	// Snap is the configuration the call is served from: set by the
+	// caller that decoded the request against it, else by Serve.
+	Snap *Snapshot
+
 	// Filled by the stages.
-	Snap        *Snapshot
 	Key         *config.Key
 	Feature     *Feature
 	Release     *Release
@@ -85,6 +96,7 @@ type Call struct {
 	Sources     []trace.Source   // retrieved chunks that went into the prompt
 	Spans       []Span
 	Err         *chat.Error // what the client got, nil for an answer
+	Spent       Spent       // tokens the call used, once Serve returns
 	CostUSD     float64     // what the call cost, once Serve returns
 	// ExtraCostUSD is what the call spent besides the answer it returns:
 	// cascade tiers it escalated past, judges, summaries, embeddings.
@@ -96,10 +108,18 @@ type Call struct {
 	permit       *limit.Permit      // rate-limit permit, returned in end
 	callerSchema *validate.Schema   // the caller's response_format, compiled in resolve
 	held         bool               // a budget hold to settle or release in end
+	cacheKey     *cache.Key         // the response cache's key, computed once at lookup
 	canary       string             // leak canary planted in the system message
 	reformat     func([]int) string // writes the context block from some sources
 	tier         *Route             // the cascade tier being tried
 	semantic     *semanticEntry     // where to keep the answer in the semantic cache
+}
+
+// Spent is what an answered call used: the provider's count, or the
+// gateway's estimate when the provider reported none.
+type Spent struct {
+	InputTokens, OutputTokens, CachedTokens, ReasoningTokens int
+	Estimated                                                bool
 }
 
 // Span is a stage's timing.

@@ -31,8 +31,9 @@ func (g *Gateway) cascade(ctx context.Context, c *Call) error {
 		cost := 0.0
 		if c.Answered != nil {
 			rec.Model = c.Answered.Model.Name
-			rec.InputTokens, rec.OutputTokens, _, _, cost = g.answerCost(c)
-			rec.CostUSD = cost
+			var u Spent
+			u, cost = g.spent(c)
+			rec.InputTokens, rec.OutputTokens, rec.CostUSD = u.InputTokens, u.OutputTokens, cost
 		}
 		if err != nil {
 			if last || c.Streamed || ctx.Err() != nil || clientGone(err) {
@@ -92,7 +93,7 @@ func (g *Gateway) escalation(ctx context.Context, c *Call, rec *trace.Tier) stri
 		rec.JudgeCostUSD = cost
 		c.ExtraCostUSD += cost
 		if err != nil {
-			g.Log.Warn("judge failed; the answer stands", "request_id", c.ID, "route", e.Judge.Route, "err", err)
+			g.log.Warn("judge failed; the answer stands", "request_id", c.ID, "route", e.Judge.Route, "err", err)
 			return ""
 		}
 		rec.JudgeScore = &score

@@ -35,7 +35,7 @@ func (c *Call) contextPolicy() *config.ContextPolicy {
 // the policy stage after the safety checks (see summarize).
 func (g *Gateway) compress(_ context.Context, c *Call) error {
 	p := c.contextPolicy()
-	if p == nil || g.CountMessages == nil {
+	if p == nil || g.count == nil {
 		return nil
 	}
 	before := c.InputTokens
@@ -44,7 +44,7 @@ func (g *Gateway) compress(_ context.Context, c *Call) error {
 	case config.ContextRefuse:
 		return tooLong(c, p, before)
 	case config.ContextDropOldest:
-		c.Messages, rec.Dropped = compress.DropOldest(c.Messages, p.Keep(), p.MaxInputTokens, g.CountMessages)
+		c.Messages, rec.Dropped = compress.DropOldest(c.Messages, p.Keep(), p.MaxInputTokens, g.count.Messages)
 	case config.ContextDropChunks:
 		if err := g.dropChunks(c, p, rec); err != nil {
 			return err
@@ -58,7 +58,7 @@ func (g *Gateway) compress(_ context.Context, c *Call) error {
 // compressed records what a strategy did, and refuses a call that is still
 // over the threshold.
 func (g *Gateway) compressed(c *Call, p *config.ContextPolicy, rec *trace.Compression) error {
-	c.InputTokens = g.CountMessages(c.Messages)
+	c.InputTokens = g.count.Messages(c.Messages)
 	rec.TokensAfter = c.InputTokens
 	rec.TokensSaved = max(rec.TokensBefore-rec.TokensAfter, 0)
 	if rec.Dropped > 0 || rec.Summarized > 0 {
@@ -93,7 +93,7 @@ func (g *Gateway) dropChunks(c *Call, p *config.ContextPolicy, rec *trace.Compre
 	gone := map[int]bool{}
 	sources := c.Sources
 	for _, weakest := range order {
-		if g.CountMessages(c.Messages) <= p.MaxInputTokens {
+		if g.count.Messages(c.Messages) <= p.MaxInputTokens {
 			break
 		}
 		gone[weakest] = true
@@ -123,7 +123,7 @@ func (g *Gateway) dropChunks(c *Call, p *config.ContextPolicy, rec *trace.Compre
 // the summary cost.
 func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	p := c.contextPolicy()
-	if p == nil || p.Strategy != config.ContextSummarize || g.CountMessages == nil {
+	if p == nil || p.Strategy != config.ContextSummarize || g.count == nil {
 		return nil
 	}
 	rec := &trace.Compression{Strategy: p.Strategy, TokensBefore: c.InputTokens}
@@ -149,8 +149,8 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 				Message: "summarising the earlier conversation failed: " + err.Error(), Cause: err}
 		}
 		summary = text
-		if g.Summaries != nil {
-			g.Summaries.Put(key, []byte(summary), SummaryTTL)
+		if g.summaries != nil {
+			g.summaries.Put(key, []byte(summary), SummaryTTL)
 		}
 	}
 	c.Messages = compress.Summarized(c.Messages, older, summary)
@@ -159,10 +159,10 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 }
 
 func (g *Gateway) cached(k cache.Key) ([]byte, bool) {
-	if g.Summaries == nil {
+	if g.summaries == nil {
 		return nil, false
 	}
-	return g.Summaries.Get(k)
+	return g.summaries.Get(k)
 }
 
 // side makes a call of the gateway's own (a summary, a judge's score)
@@ -172,7 +172,7 @@ func (g *Gateway) cached(k cache.Key) ([]byte, bool) {
 func (g *Gateway) side(ctx context.Context, c *Call, route *Route, req *chat.Request) (string, float64, error) {
 	var text string
 	var cost float64
-	err := g.Router.Do(ctx, route, func(actx context.Context, a *Attempt, _ func()) error {
+	err := g.router.Do(ctx, route, func(actx context.Context, a *Attempt, _ func()) error {
 		r := *req
 		r.Model = a.Target.Model.UpstreamName()
 		resp, err := a.Target.Provider.Complete(actx, &r)
@@ -183,11 +183,12 @@ func (g *Gateway) side(ctx context.Context, c *Call, route *Route, req *chat.Req
 			return fmt.Errorf("the upstream answered with no choices")
 		}
 		text = resp.Choices[0].Message.Content.Text
-		in, out, cached, reasoning := g.CountMessages(r.Messages), 0, 0, 0
+		in, out, cached, reasoning := 0, g.CountText(text), 0, 0
+		if g.count != nil {
+			in = g.count.Messages(r.Messages)
+		}
 		if u := resp.Usage; u != nil {
 			in, out, cached, reasoning = u.PromptTokens, u.CompletionTokens, u.CachedTokens(), u.ReasoningTokens()
-		} else if g.CountText != nil {
-			out = g.CountText(text)
 		}
 		cost = a.Target.Price.Cost(in, cached, out, reasoning)
 		return nil

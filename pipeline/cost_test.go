@@ -44,6 +44,12 @@ keys:
 // when the configuration has budgets, a ledger.
 func costGateway(t *testing.T, cfgYAML string) (*Gateway, *traceLog) {
 	t.Helper()
+	return costGatewayWith(t, cfgYAML, nil)
+}
+
+// costGatewayWith is costGateway with a retriever.
+func costGatewayWith(t *testing.T, cfgYAML string, retrieve Retriever) (*Gateway, *traceLog) {
+	t.Helper()
 	doc := fmt.Sprintf(costBase, config.HashKey(costKeyA), config.HashKey(costKeyB)) + cfgYAML
 	cfg, err := config.Parse("cost.yaml", []byte(doc))
 	if err != nil {
@@ -56,12 +62,12 @@ func costGateway(t *testing.T, cfgYAML string) (*Gateway, *traceLog) {
 		t.Fatalf("compile: %v", err)
 	}
 	log := &traceLog{}
-	g := &Gateway{Router: NewRouter(), Log: slog.Default(), Record: log.add,
-		CountMessages: tokens.CountMessages, CountText: tokens.Count,
+	d := Deps{Log: slog.Default(), Record: log.add, Counter: tokens.Counter{}, Retriever: retrieve,
 		Summaries: cache.New(1<<20, time.Now), Semantic: semcache.New(8, time.Now)}
 	if len(cfg.Budgets) > 0 {
-		g.Ledger = budget.NewLocal(budget.Options{})
+		d.Ledger = budget.NewLocal(budget.Options{})
 	}
+	g := NewGateway(d)
 	g.Swap(snap)
 	return g, log
 }
@@ -203,7 +209,21 @@ features:
 		}
 	})
 	t.Run("drop chunks", func(t *testing.T) {
-		g, log := costGateway(t, simProviders+`
+		chunk := func(id string, score float64) trace.Source {
+			return trace.Source{Document: id, Chunk: id + "#0", Score: score}
+		}
+		sources := []trace.Source{chunk("refunds", 9), chunk("invoices", 3), chunk("seats", 6)}
+		retrieve := func(_ context.Context, _ *config.Config, _ config.Retrieval, _ string) (Retrieved, error) {
+			format := func(keep []int) string {
+				var b strings.Builder
+				for _, i := range keep {
+					fmt.Fprintf(&b, "[%s] %s\n", sources[i].Chunk, strings.Repeat(sources[i].Document+" policy text ", 30))
+				}
+				return b.String()
+			}
+			return Retrieved{Block: format([]int{0, 1, 2}), Sources: sources, Format: format}, nil
+		}
+		g, log := costGatewayWith(t, simProviders+`
 collections: [{name: help}]
 features:
   - name: support
@@ -214,21 +234,7 @@ features:
         system: Answer from the context.
         retrieval: {collection: help}
         context: {max_input_tokens: 150, strategy: drop_chunks}
-`)
-		chunk := func(id string, score float64) trace.Source {
-			return trace.Source{Document: id, Chunk: id + "#0", Score: score}
-		}
-		sources := []trace.Source{chunk("refunds", 9), chunk("invoices", 3), chunk("seats", 6)}
-		g.Retrieve = func(_ context.Context, _ *config.Config, _ config.Retrieval, _ string) (Retrieved, error) {
-			format := func(keep []int) string {
-				var b strings.Builder
-				for _, i := range keep {
-					fmt.Fprintf(&b, "[%s] %s\n", sources[i].Chunk, strings.Repeat(sources[i].Document+" policy text ", 30))
-				}
-				return b.String()
-			}
-			return Retrieved{Block: format([]int{0, 1, 2}), Sources: sources, Format: format}, nil
-		}
+`, retrieve)
 		c, err := ask(g, costKeyA, "feature/support", user("How do refunds work?"))
 		if err != nil {
 			t.Fatal(err)
@@ -398,7 +404,7 @@ budgets:
 	}
 	wg.Wait()
 	b := g.Snapshot().Config.Budgets[0]
-	u := g.Ledger.(*budget.Local).Usage(budget.Scope{Key: b.Name, Budget: b})
+	u := g.ledger.(*budget.Local).Usage(budget.Scope{Key: b.Name, Budget: b})
 	if u.SpentUSD > limit {
 		t.Fatalf("spent %v of a %v budget", u.SpentUSD, limit)
 	}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -116,11 +115,11 @@ func crossGateway(t *testing.T, tc crossCase, step fake.Step) (*Gateway, *[]*tra
 	}
 	var mu sync.Mutex
 	var traces []*trace.Trace
-	g := &Gateway{Router: NewRouter(), Log: slog.Default(), Record: func(tr *trace.Trace) {
+	g := NewGateway(Deps{Record: func(tr *trace.Trace) {
 		mu.Lock()
 		traces = append(traces, tr)
 		mu.Unlock()
-	}}
+	}})
 	g.Swap(snap)
 	return g, &traces
 }

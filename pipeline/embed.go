@@ -65,7 +65,7 @@ func embed(ctx context.Context, c *Call, t *Target) error {
 // still passed the key, limits and budget stages and is traced, at no
 // cost, as cached.
 func (g *Gateway) embedCached(ctx context.Context, c *Call) error {
-	if g.EmbedCache == nil || g.EmbedTTL <= 0 || c.NoCache {
+	if g.embedCache == nil || g.embedTTL <= 0 || c.NoCache {
 		return g.route(ctx, c)
 	}
 	var targets []string
@@ -73,9 +73,9 @@ func (g *Gateway) embedCached(ctx context.Context, c *Call) error {
 		targets = append(targets, t.Model.Name+"\x00"+t.Model.Provider+"\x00"+t.Model.UpstreamName())
 	}
 	key := cache.EmbeddingKeyFor(targets, c.Embed.Dimensions, c.Embed.Input)
-	b, hit := g.EmbedCache.Get(key)
-	if g.Obs != nil {
-		g.Obs.CacheLookup("", hit)
+	b, hit := g.embedCache.Get(key)
+	if g.obs != nil {
+		g.obs.CacheLookup("", hit)
 	}
 	if hit {
 		if resp, err := decodeEmbeddings(b); err == nil {
@@ -92,7 +92,7 @@ func (g *Gateway) embedCached(ctx context.Context, c *Call) error {
 	if err := g.route(ctx, c); err != nil {
 		return err
 	}
-	g.EmbedCache.Put(key, encodeEmbeddings(c.Embedding), g.EmbedTTL)
+	g.embedCache.Put(key, encodeEmbeddings(c.Embedding), g.embedTTL)
 	return nil
 }
 

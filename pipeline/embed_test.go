@@ -98,8 +98,7 @@ func TestSDKEmbeddings(t *testing.T) {
 }
 
 func TestEmbeddingsCache(t *testing.T) {
-	g := gwtest.New(t)
-	g.EmbedCache, g.EmbedTTL = cache.New(1<<20, time.Now), time.Minute
+	g := gwtest.New(t, func(d *pipeline.Deps) { d.EmbedCache, d.EmbedTTL = cache.New(1<<20, time.Now), time.Minute })
 	call := func(format string, dims int, noCache bool) *pipeline.Call {
 		t.Helper()
 		c := &pipeline.Call{ID: "e", TraceID: trace.NewTraceID(), Received: time.Now(), Secret: gwtest.Key, NoCache: noCache}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -35,7 +34,7 @@ func evalGateway(t *testing.T) (*Gateway, *[]*trace.Trace) {
 		t.Fatal(err)
 	}
 	var traces []*trace.Trace
-	g := &Gateway{Router: NewRouter(), Log: slog.Default(), Record: func(tr *trace.Trace) { traces = append(traces, tr) }}
+	g := NewGateway(Deps{Record: func(tr *trace.Trace) { traces = append(traces, tr) }})
 	g.Swap(snap)
 	return g, &traces
 }

@@ -23,20 +23,44 @@ import (
 )
 
 // Gateway runs calls through the pipeline against the current snapshot.
+// NewGateway builds it with everything it works with; nothing is set on it
+// afterwards, so a call never sees a gateway half wired.
 type Gateway struct {
-	snap   atomic.Pointer[Snapshot]
+	snap       atomic.Pointer[Snapshot]
+	router     *Router
+	record     func(*trace.Trace)
+	node       string
+	log        *slog.Logger
+	count      Counter
+	limiter    *limit.Limiter
+	ledger     budget.Ledger
+	cache      *cache.Cache
+	embedCache *cache.Cache
+	embedTTL   time.Duration
+	obs        Observer
+	retrieve   Retriever
+	semantic   *semcache.Cache
+	summaries  *cache.Cache
+}
+
+// Deps are what a gateway works with. Every part but Router is optional:
+// a nil part turns its work off.
+type Deps struct {
+	// Node names this agent on traces.
+	Node string
+	Log  *slog.Logger // nil: slog.Default()
+	// Router tries a route's targets; nil: a new one with every circuit
+	// closed.
 	Router *Router
 	// Record receives every finished trace. It must not block: the agent
 	// hands it to a bounded asynchronous queue.
 	Record func(*trace.Trace)
-	// Node names this agent on traces.
-	Node string
-	Log  *slog.Logger
-	// Count estimates tokens of messages and of text where a provider
-	// reports no usage.
-	CountMessages func([]chat.Message) int
-	CountText     func(string) int
-	// Policy layer: each part is off when nil.
+	// Counter estimates tokens of messages, and of output where a
+	// provider reports no usage.
+	Counter Counter
+	// Retriever fetches a release's context.
+	Retriever Retriever
+	// The policy layer.
 	Limiter *limit.Limiter
 	Ledger  budget.Ledger
 	Cache   *cache.Cache
@@ -45,18 +69,23 @@ type Gateway struct {
 	// when nil or EmbedTTL is 0.
 	EmbedCache *cache.Cache
 	EmbedTTL   time.Duration
-	// Obs hears what the trace does not carry in countable form.
-	Obs Observer
-	// Retrieve fetches a release's context for a query: the block for the
-	// prompt and the sources for the trace.
-	Retrieve func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (Retrieved, error)
-	// Semantic is the semantic cache of releases that turn it on; off
-	// when nil.
+	// Observer hears what the trace does not carry in countable form.
+	Observer Observer
+	// Semantic is the semantic cache of releases that turn it on.
 	Semantic *semcache.Cache
 	// Summaries keeps the summaries of context policies by the prefix
-	// they replace; summaries are not reused when nil.
+	// they replace; without it every summary is written anew.
 	Summaries *cache.Cache
 }
+
+// Counter estimates token counts.
+type Counter interface {
+	Messages([]chat.Message) int
+	Text(string) int
+}
+
+// Retriever fetches a release's context for a query.
+type Retriever func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (Retrieved, error)
 
 // Retrieved is what retrieval adds to a call: the context block, the
 // sources for the trace, and Format, which writes the block again from
@@ -67,21 +96,51 @@ type Retrieved struct {
 	Format  func(keep []int) string
 }
 
+// NewGateway returns a gateway with no snapshot yet; Swap installs one.
+func NewGateway(d Deps) *Gateway {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Router == nil {
+		d.Router = NewRouter()
+	}
+	return &Gateway{router: d.Router, record: d.Record, node: d.Node, log: d.Log, count: d.Counter,
+		limiter: d.Limiter, ledger: d.Ledger, cache: d.Cache, embedCache: d.EmbedCache, embedTTL: d.EmbedTTL,
+		obs: d.Observer, retrieve: d.Retriever, semantic: d.Semantic, summaries: d.Summaries}
+}
+
+// CountText estimates the tokens of s, 0 without a counter.
+func (g *Gateway) CountText(s string) int {
+	if g.count == nil {
+		return 0
+	}
+	return g.count.Text(s)
+}
+
 // Swap installs a new snapshot. Calls already running finish on the one they
 // started with.
 func (g *Gateway) Swap(s *Snapshot) {
 	g.snap.Store(s)
-	if g.Obs != nil && s.Config != nil {
+	if g.obs != nil && s.Config != nil {
 		models := make([]string, len(s.Config.Models))
 		for i, m := range s.Config.Models {
 			models[i] = m.Name
 		}
-		g.Obs.DeclareBreakers(models...)
+		g.obs.DeclareBreakers(models...)
 	}
 }
 
 // Snapshot returns the current snapshot.
 func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
+
+// Breaker is the state of model's circuit breaker; Closed when the
+// gateway routes without breakers.
+func (g *Gateway) Breaker(model string) BreakerState {
+	if g.router == nil {
+		return Closed
+	}
+	return g.router.State(model)
+}
 
 // Observer counts calls in flight, cache lookups and validation failures,
 // and hears the configured models at each swap so every breaker is shown
@@ -117,24 +176,27 @@ var stages = []stage{
 
 // Serve runs one call. On return c.Resp holds the answer, or the returned
 // error says what the client gets. A panic in a stage becomes a 500 and is
-// recorded like any other failure.
+// recorded like any other failure. The call is served from c.Snap when the
+// caller set it (the snapshot its request was decoded against), else from
+// the current one: one snapshot for the whole request.
 func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
-	c.Snap = g.snap.Load()
-	if g.Obs != nil {
-		g.Obs.CallStarted()
-		defer g.Obs.CallEnded()
+	if c.Snap == nil {
+		c.Snap = g.snap.Load()
+	}
+	if g.obs != nil {
+		g.obs.CallStarted()
+		defer g.obs.CallEnded()
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			g.Log.Error("panic in pipeline", "request_id", c.ID, "panic", p, "stack", string(debug.Stack()))
+			g.log.Error("panic in pipeline", "request_id", c.ID, "panic", p, "stack", string(debug.Stack()))
 			err = &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Message: "internal error in the gateway", Cause: fmt.Errorf("panic: %v", p)}
 		}
 		c.Err = err
-		t := g.Trace(c)
-		c.CostUSD = t.CostUSD
-		g.end(c, t.CostUSD, t.InputTokens+t.OutputTokens)
-		if g.Record != nil {
-			g.Record(t)
+		g.account(c)
+		g.end(c)
+		if g.record != nil {
+			g.record(g.Trace(c))
 		}
 	}()
 	if c.Spans == nil { // one span a stage
@@ -154,6 +216,9 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
+	if secret != "" {
+		c.KeyFP = config.KeyFingerprint(secret)
+	}
 	k, err := Authenticate(c.Snap, secret)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -45,11 +44,11 @@ func newTestGateway(t *testing.T, providers ...*scripted) (*Gateway, *[]*trace.T
 	}
 	var mu sync.Mutex
 	var traces []*trace.Trace
-	g := &Gateway{Router: NewRouter(), Log: slog.Default(), Record: func(tr *trace.Trace) {
+	g := NewGateway(Deps{Record: func(tr *trace.Trace) {
 		mu.Lock()
 		traces = append(traces, tr)
 		mu.Unlock()
-	}}
+	}})
 	g.Swap(snap)
 	return g, &traces
 }
@@ -235,7 +234,7 @@ func (o *countingObserver) ValidationFailure(_, _, _ string) {}
 func TestObserverHearsCallsAndModels(t *testing.T) {
 	g, _ := newTestGateway(t, &scripted{name: "primary"}, &scripted{name: "backup"})
 	obs := &countingObserver{}
-	g.Obs = obs
+	g.obs = obs
 	g.Swap(g.Snapshot())
 	if strings.Join(obs.models, ",") != "primary,backup" {
 		t.Fatalf("declared %v, want the configured models", obs.models)

@@ -9,7 +9,6 @@ import (
 
 	"gantry/pipeline/budget"
 	"gantry/pipeline/chat"
-	"gantry/pipeline/limit"
 	"gantry/pipeline/policy"
 	"gantry/pipeline/trace"
 )
@@ -89,18 +88,18 @@ func withSystemNote(msgs []chat.Message, note string) []chat.Message {
 // rateLimit takes a permit for the key's, team's and feature's limits. The
 // token estimate is corrected with the real usage when the call ends.
 func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
-	if g.Limiter == nil {
+	if g.limiter == nil {
 		return nil
 	}
 	feature := ""
 	if c.Feature != nil {
 		feature = c.Feature.Name
 	}
-	scopes := limit.ScopesFor(c.Snap.Config, c.Key.Name, c.Key.Team, feature)
+	scopes := c.Snap.limits.For(c.Key.Name, c.Key.Team, feature)
 	if len(scopes) == 0 {
 		return nil
 	}
-	p, st, err := g.Limiter.Acquire(ctx, scopes, c.InputTokens)
+	p, st, err := g.limiter.Acquire(ctx, scopes, c.InputTokens)
 	c.RateStatus = &st
 	if err != nil {
 		return refusal(err)
@@ -114,14 +113,14 @@ func (g *Gateway) rateLimit(ctx context.Context, c *Call) error {
 // route first. The hold is settled or released when the call ends, on
 // every path (see end).
 func (g *Gateway) reserve(ctx context.Context, c *Call) error {
-	if g.Ledger == nil {
+	if g.ledger == nil {
 		return nil
 	}
 	subject := budget.Subject{Team: c.Key.Team, Key: c.Key.Name, User: c.User}
 	if c.Feature != nil {
 		subject.Feature = c.Feature.Name
 	}
-	scopes := budget.ScopesFor(c.Snap.Config, subject)
+	scopes := c.Snap.budgets.For(subject)
 	if len(scopes) == 0 {
 		return nil
 	}
@@ -129,7 +128,7 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 	for {
 		r := budget.Reservation{RequestID: c.ID, Scopes: scopes, AmountUSD: c.worstCase(),
 			Deadline: time.Now().Add(c.Route.Deadline.D() + time.Minute), Downgraded: downgraded}
-		hold, err := g.Ledger.Reserve(ctx, r)
+		hold, err := g.ledger.Reserve(ctx, r)
 		var de *budget.DowngradeError
 		switch {
 		case err == nil:
@@ -173,17 +172,17 @@ func (c *Call) worstCase() float64 {
 // end settles what the call spent and frees what it held. It runs on every
 // exit path of Serve: success, failure, a cut stream, a client that left, a
 // panic.
-func (g *Gateway) end(c *Call, cost float64, tokens int) {
+func (g *Gateway) end(c *Call) {
 	if c.permit != nil {
-		c.permit.Done(tokens)
+		c.permit.Done(c.Spent.InputTokens + c.Spent.OutputTokens)
 	}
 	if !c.held {
 		return
 	}
-	if c.Answered != nil || c.Streamed || cost > 0 {
-		g.Ledger.Settle(c.ID, cost)
+	if c.Answered != nil || c.Streamed || c.CostUSD > 0 {
+		g.ledger.Settle(c.ID, c.CostUSD)
 	} else {
-		g.Ledger.Release(c.ID)
+		g.ledger.Release(c.ID)
 	}
 }
 

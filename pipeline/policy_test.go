@@ -81,7 +81,7 @@ func policyGateway(t *testing.T, up provider.Provider, edit func(*config.Config)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	g := &Gateway{Router: NewRouter(), Limiter: limit.New(limit.Options{}), Ledger: budget.NewLocal(budget.Options{}), Cache: cache.New(1<<20, time.Now)}
+	g := NewGateway(Deps{Limiter: limit.New(limit.Options{}), Ledger: budget.NewLocal(budget.Options{}), Cache: cache.New(1<<20, time.Now)})
 	g.Swap(snap)
 	return g
 }
@@ -145,7 +145,7 @@ func TestBudgetHoldsUnderConcurrentLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ledger := g.Ledger.(*budget.Local)
+	ledger := g.ledger.(*budget.Local)
 	if n := ledger.Stats().OpenHolds; n != 0 {
 		t.Fatalf("%d reservations left after every call ended", n)
 	}

@@ -17,7 +17,7 @@ func (g *Gateway) context(ctx context.Context, c *Call) error {
 	if r == nil || r.Retrieval == nil {
 		return nil
 	}
-	if g.Retrieve == nil {
+	if g.retrieve == nil {
 		return &chat.Error{Status: http.StatusInternalServerError, Type: chat.TypeServer, Code: "retrieval_unavailable",
 			Message: "the release uses retrieval, but this agent has no document store"}
 	}
@@ -25,7 +25,7 @@ func (g *Gateway) context(ctx context.Context, c *Call) error {
 	if err != nil {
 		return chat.BadRequest("vars", "feature %s: retrieval query: %v", c.Feature.Name, err)
 	}
-	got, err := g.Retrieve(ctx, c.Snap.Config, *r.Retrieval, q)
+	got, err := g.retrieve(ctx, c.Snap.Config, *r.Retrieval, q)
 	if err != nil {
 		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "retrieval_failed",
 			Message: "retrieving context failed: " + err.Error(), Cause: err}
@@ -62,8 +62,8 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 	if len(c.Messages) == 0 {
 		return chat.BadRequest("messages", "nothing to send: the request has no messages and the release no template")
 	}
-	if g.CountMessages != nil {
-		c.InputTokens = g.CountMessages(c.Messages)
+	if g.count != nil {
+		c.InputTokens = g.count.Messages(c.Messages)
 	}
 	return nil
 }

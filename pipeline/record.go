@@ -26,10 +26,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		RequestID:  c.ID,
 		Start:      c.Received,
 		Duration:   trace.Ms(end.Sub(c.Received)),
-		Node:       g.Node,
+		Node:       g.node,
 		Entry:      c.Entry,
 		Journey:    c.Journey,
 		User:       c.User,
+		KeyFP:      c.KeyFP,
+		ClientAddr: cut(c.Client, maxClientField),
+		UserAgent:  cut(c.Agent, maxClientField),
 		Stream:     c.Emit != nil,
 		Status:     "ok",
 		HTTPStatus: http.StatusOK,
@@ -110,14 +113,12 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	}
 	if c.Answered != nil {
 		t.Model, t.Provider = c.Answered.Model.Name, c.Answered.Model.Provider
-		var cost float64
-		t.InputTokens, t.OutputTokens, t.CachedTokens, t.ReasoningTokens, cost = g.answerCost(c)
-		t.TokensEstimate = !c.UsageKnown
+		u := c.Spent
+		t.InputTokens, t.OutputTokens, t.CachedTokens, t.ReasoningTokens = u.InputTokens, u.OutputTokens, u.CachedTokens, u.ReasoningTokens
+		t.TokensEstimate = u.Estimated
 		q := c.Answered.Price
 		t.PriceSource, t.PriceUnknown = q.String(), !q.Known()
-		if !c.Cached {
-			t.CostUSD = cost
-		}
+		t.CostUSD = c.CostUSD
 	} else if c.Streamed && len(c.Outcomes) > 0 {
 		// A stream cut after output was sent still cost money.
 		last := c.Outcomes[len(c.Outcomes)-1].Target
@@ -131,28 +132,43 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 	return t
 }
 
-// answerCost is the tokens and cost of the answer in c: as the provider
-// reported them, else counted here. An answer from a cache costs nothing,
-// which the caller decides.
-func (g *Gateway) answerCost(c *Call) (in, out, cached, reasoning int, cost float64) {
-	if c.Answered == nil {
-		return 0, 0, 0, 0, 0
-	}
-	in, out, cached = c.Usage.PromptTokens, c.Usage.CompletionTokens, c.Usage.CachedTokens()
-	if !c.UsageKnown {
-		in, out = c.InputTokens, 0
-		if g.CountText != nil {
-			out = c.countOutput(g.CountText)
+// account fixes what the call used and what it cost once it ended: the
+// provider's usage, else the gateway's estimate. The budget settles with
+// it, whether or not a trace is ever built.
+func (g *Gateway) account(c *Call) {
+	if c.Answered != nil {
+		u, cost := g.spent(c)
+		c.Spent = u
+		if !c.Cached {
+			c.CostUSD = cost
 		}
 	}
-	reasoning = c.Usage.ReasoningTokens()
-	return in, out, cached, reasoning, c.Answered.Price.Cost(in, cached, out, reasoning)
+	// What the call spent besides the answer it returns: cascade tiers
+	// it escalated past, judges, summaries, embeddings.
+	c.CostUSD += c.ExtraCostUSD
 }
 
-// costParts adds what the call spent besides its answer and how: the
-// context policy, cascade tiers, the semantic cache.
+// spent is the tokens and cost of the answer in c: as the provider
+// reported them, else counted here.
+func (g *Gateway) spent(c *Call) (Spent, float64) {
+	if c.Answered == nil {
+		return Spent{}, 0
+	}
+	u := Spent{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens,
+		CachedTokens: c.Usage.CachedTokens(), ReasoningTokens: c.Usage.ReasoningTokens()}
+	if !c.UsageKnown {
+		u.InputTokens, u.OutputTokens, u.Estimated = c.InputTokens, 0, true
+		if g.count != nil {
+			u.OutputTokens = c.countOutput(g.count.Text)
+		}
+	}
+	return u, c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+}
+
+// costParts records how the call spent what it did besides its answer:
+// the context policy, cascade tiers, the semantic cache.
 func (g *Gateway) costParts(c *Call, t *trace.Trace) {
-	t.CostUSD += c.ExtraCostUSD
+	t.CostUSD = c.CostUSD
 	t.Compression, t.SemanticHit = c.Compression, c.Semantic
 	if len(c.Tiers) == 0 {
 		return
@@ -160,7 +176,7 @@ func (g *Gateway) costParts(c *Call, t *trace.Trace) {
 	t.Tiers = append([]trace.Tier(nil), c.Tiers...)
 	// The serving tier's cost is its final answer's, repairs included.
 	if last := &t.Tiers[len(t.Tiers)-1]; last.Escalated == "" && c.Answered != nil && !c.Cached {
-		last.InputTokens, last.OutputTokens, _, _, last.CostUSD = g.answerCost(c)
+		last.InputTokens, last.OutputTokens, last.CostUSD = c.Spent.InputTokens, c.Spent.OutputTokens, c.CostUSD-c.ExtraCostUSD
 	}
 	// Moving up a cascade is not a fallback.
 	t.Fallbacks = max(0, t.Fallbacks-(len(c.Tiers)-1))
@@ -178,6 +194,20 @@ func attemptStatus(err error) string {
 		return "client_gone"
 	}
 	return "error"
+}
+
+// maxClientField bounds the client address and user agent a trace keeps.
+const maxClientField = 256
+
+// cut shortens s to at most n bytes on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxBody bounds each body a trace keeps.

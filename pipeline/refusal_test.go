@@ -57,7 +57,7 @@ func TestLedgerRefusalsAreNeverServerErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.err.Error(), func(t *testing.T) {
 			g := policyGateway(t, &flaky{echo: true}, withBudget(10))
-			g.Ledger = refusingLedger{tc.err}
+			g.ledger = refusingLedger{tc.err}
 			serr := g.Serve(context.Background(), userCall("m", "hi", false))
 			var ce *chat.Error
 			if !errors.As(serr, &ce) {
@@ -98,7 +98,7 @@ func TestPolicyRefusalsAreNeverServerErrors(t *testing.T) {
 		}, 429, "rate_limited"},
 		{"tokens per minute it can never fit", setup{
 			edit:    func(c *config.Config) { c.Keys[0].RateLimit = &config.RateLimit{TPM: 5} },
-			gateway: func(g *Gateway) { g.CountMessages = func([]chat.Message) int { return 6 } },
+			gateway: func(g *Gateway) { g.count = fixedCount(6) },
 		}, 400, "rate_limit_unreachable"},
 		{"calls in flight", setup{
 			edit: func(c *config.Config) {
@@ -106,7 +106,7 @@ func TestPolicyRefusalsAreNeverServerErrors(t *testing.T) {
 			},
 			before: func(t *testing.T, g *Gateway) {
 				scopes := limit.ScopesFor(g.Snapshot().Config, "test", "qa", "")
-				if _, _, err := g.Limiter.Acquire(context.Background(), scopes, 0); err != nil {
+				if _, _, err := g.limiter.Acquire(context.Background(), scopes, 0); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -114,14 +114,14 @@ func TestPolicyRefusalsAreNeverServerErrors(t *testing.T) {
 		{"budget spent", setup{edit: withBudget(1e-9)}, 429, "budget_exceeded"},
 		{"too many open reservations", setup{
 			edit:    withBudget(10),
-			gateway: func(g *Gateway) { g.Ledger = budget.NewLocal(budget.Options{MaxHolds: 1}) },
+			gateway: func(g *Gateway) { g.ledger = budget.NewLocal(budget.Options{MaxHolds: 1}) },
 			before:  func(t *testing.T, g *Gateway) { hold(t, g, "other", "", 0.01) },
 		}, 429, "budget_ledger_full"},
 		{"end users all in flight", setup{
 			edit: func(c *config.Config) {
 				c.Budgets = []config.Budget{{Name: "each", Scope: config.ScopeUser, Period: config.PeriodDay, LimitUSD: 1}}
 			},
-			gateway: func(g *Gateway) { g.Ledger = budget.NewLocal(budget.Options{MaxUsers: 1}) },
+			gateway: func(g *Gateway) { g.ledger = budget.NewLocal(budget.Options{MaxUsers: 1}) },
 			before:  func(t *testing.T, g *Gateway) { hold(t, g, "other", "first-user", 0.01) },
 			call: func() *Call {
 				c := userCall("m", "hi", false)
@@ -199,7 +199,13 @@ func serveOK(t *testing.T, g *Gateway, c *Call) {
 func hold(t *testing.T, g *Gateway, id, user string, amount float64) {
 	t.Helper()
 	scopes := budget.ScopesFor(g.Snapshot().Config, budget.Subject{Team: "qa", Key: "test", User: user})
-	if _, err := g.Ledger.Reserve(context.Background(), budget.Reservation{RequestID: id, Scopes: scopes, AmountUSD: amount, Deadline: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := g.ledger.Reserve(context.Background(), budget.Reservation{RequestID: id, Scopes: scopes, AmountUSD: amount, Deadline: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// fixedCount counts every prompt as n tokens.
+type fixedCount int
+
+func (n fixedCount) Messages([]chat.Message) int { return int(n) }
+func (n fixedCount) Text(string) int             { return int(n) }

@@ -28,7 +28,7 @@ type semanticEntry struct {
 // with tools or a stream is left out unless the policy lets it in, and so
 // is a call whose caller bypasses caches.
 func (g *Gateway) semanticPolicy(c *Call) (*config.SemanticCache, string, bool) {
-	if g.Semantic == nil || c.NoCache || c.Embed != nil || c.Release == nil || c.Release.SemanticCache == nil {
+	if g.semantic == nil || c.NoCache || c.Embed != nil || c.Release == nil || c.Release.SemanticCache == nil {
 		return nil, "", false
 	}
 	p := c.Release.SemanticCache
@@ -97,13 +97,13 @@ func (g *Gateway) semanticLookup(ctx context.Context, c *Call) (bool, error) {
 	vec, model, cost, err := g.embedText(ctx, route, requestText(c.Messages))
 	c.ExtraCostUSD += cost
 	if err != nil {
-		g.Log.Warn("semantic cache: embedding failed; calling the upstream", "request_id", c.ID, "route", p.EmbeddingRoute, "err", err)
+		g.log.Warn("semantic cache: embedding failed; calling the upstream", "request_id", c.ID, "route", p.EmbeddingRoute, "err", err)
 		return false, nil
 	}
-	ix := g.Semantic.Index(c.Release.Hash+"|"+model, p.Entries(), len(vec))
+	ix := g.semantic.Index(c.Release.Hash+"|"+model, p.Entries(), len(vec))
 	hit, found := ix.Lookup(partition, vec, p.Threshold)
-	if g.Obs != nil {
-		g.Obs.SemanticLookup(c.Feature.Name, found)
+	if g.obs != nil {
+		g.obs.SemanticLookup(c.Feature.Name, found)
 	}
 	if found {
 		var resp chat.Response
@@ -159,7 +159,7 @@ func (g *Gateway) embedText(ctx context.Context, route *Route, text string) ([]f
 	var vec []float32
 	var model string
 	var cost float64
-	err := g.Router.Do(ctx, route, func(actx context.Context, a *Attempt, _ func()) error {
+	err := g.router.Do(ctx, route, func(actx context.Context, a *Attempt, _ func()) error {
 		e, ok := a.Target.Provider.(provider.Embedder)
 		if !ok {
 			return fmt.Errorf("model %s is served by a provider without embeddings", a.Target.Model.Name)
@@ -171,11 +171,9 @@ func (g *Gateway) embedText(ctx context.Context, route *Route, text string) ([]f
 		if len(resp.Data) != 1 || len(resp.Data[0].Vector) == 0 {
 			return fmt.Errorf("model %s answered with no vector", a.Target.Model.Name)
 		}
-		n := 0
+		n := g.CountText(text)
 		if resp.Usage != nil {
 			n = resp.Usage.PromptTokens
-		} else if g.CountText != nil {
-			n = g.CountText(text)
 		}
 		vec, model, cost = resp.Data[0].Vector, a.Target.Model.Name, a.Target.Price.Cost(n, 0, 0, 0)
 		return nil

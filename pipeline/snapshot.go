@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"gantry/config"
+	"gantry/pipeline/budget"
 	"gantry/pipeline/chat"
+	"gantry/pipeline/limit"
 	"gantry/pipeline/policy"
 	"gantry/pipeline/price"
 	"gantry/pipeline/prompt"
@@ -31,6 +33,10 @@ type Snapshot struct {
 	Loaded   time.Time
 	// Policy holds the features' compiled safety policies.
 	Policy *policy.Engine
+	// Rate limits and budgets by key and feature, so a call finds its
+	// scopes without scanning the configuration.
+	limits  *limit.Index
+	budgets *budget.Index
 }
 
 // Target is a model ready to call: its price and its provider.
@@ -243,6 +249,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		s.keys[k.Hash] = k
 	}
 	sort.Strings(s.modelIDs)
+	s.limits, s.budgets = limit.NewIndex(cfg), budget.NewIndex(cfg)
 	return s, nil
 }
 

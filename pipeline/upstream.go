@@ -28,9 +28,10 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 		}
 		return g.route(ctx, c)
 	}
-	b, hit := g.Cache.Get(key)
-	if g.Obs != nil {
-		g.Obs.CacheLookup(c.Feature.Name, hit)
+	c.cacheKey = &key // the answer is stored under the key it was looked up by
+	b, hit := g.cache.Get(key)
+	if g.obs != nil {
+		g.obs.CacheLookup(c.Feature.Name, hit)
 	}
 	if hit {
 		var resp chat.Response
@@ -51,7 +52,7 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 // cacheKey is the call's key in the response cache: only non-streamed calls
 // of releases with a cache policy, and not when the caller bypasses it.
 func (g *Gateway) cacheKey(c *Call) (cache.Key, bool) {
-	if g.Cache == nil || c.NoCache || c.Emit != nil || c.Release == nil || c.Release.Cache == nil || c.Release.Cache.TTL == 0 {
+	if g.cache == nil || c.NoCache || c.Emit != nil || c.Release == nil || c.Release.Cache == nil || c.Release.Cache.TTL == 0 {
 		return cache.Key{}, false
 	}
 	req := *c.Req
@@ -61,12 +62,11 @@ func (g *Gateway) cacheKey(c *Call) (cache.Key, bool) {
 
 // storeCache keeps a validated answer for the release's cache TTL.
 func (g *Gateway) storeCache(c *Call) {
-	key, ok := g.cacheKey(c)
-	if !ok || c.Cached || c.Resp == nil {
+	if c.cacheKey == nil || c.Cached || c.Resp == nil {
 		return
 	}
 	if b, err := json.Marshal(c.Resp); err == nil {
-		g.Cache.Put(key, b, c.Release.Cache.TTL.D())
+		g.cache.Put(*c.cacheKey, b, c.Release.Cache.TTL.D())
 	}
 }
 
@@ -86,7 +86,7 @@ func (g *Gateway) route(ctx context.Context, c *Call) error {
 // circuit breakers and timeouts. A stream is passed to the client chunk by
 // chunk.
 func (g *Gateway) routeOn(ctx context.Context, c *Call, route *Route) error {
-	err := g.Router.Do(ctx, route, func(actx context.Context, a *Attempt, firstByte func()) error {
+	err := g.router.Do(ctx, route, func(actx context.Context, a *Attempt, firstByte func()) error {
 		req := *c.Req
 		req.Model = a.Target.Model.UpstreamName()
 		req.Messages = c.Messages

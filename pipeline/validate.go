@@ -51,8 +51,8 @@ func (g *Gateway) validateSchema(ctx context.Context, c *Call) error {
 		for _, f := range failures {
 			c.Validation = append(c.Validation, kind+" "+f.String())
 		}
-		if g.Obs != nil && c.Release != nil && !c.Evaluation() {
-			g.Obs.ValidationFailure(c.Release.Feature, c.Release.ID, kind)
+		if g.obs != nil && c.Release != nil && !c.Evaluation() {
+			g.obs.ValidationFailure(c.Release.Feature, c.Release.ID, kind)
 		}
 		if c.Streamed {
 			return nil

@@ -53,7 +53,7 @@ func schemaGateway(t *testing.T, repair int, texts ...string) (*Gateway, *answer
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{Router: NewRouter()}
+	g := NewGateway(Deps{})
 	g.Swap(snap)
 	return g, up
 }

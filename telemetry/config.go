@@ -182,5 +182,6 @@ func checkURL(what, v string) error {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Endpoint, "otlp-endpoint", "", "OpenTelemetry collector base URL, e.g. http://collector:4318 (default $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)")
 	fs.StringVar(&c.Protocol, "otlp-protocol", "", "OTLP protocol: http/protobuf or grpc (default $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)")
+	fs.StringVar(&c.ServiceName, "otlp-service-name", "", "service.name of exported spans and metrics (default $OTEL_SERVICE_NAME, else gantry)")
 	fs.BoolVar(&c.CaptureContent, "otlp-capture-content", false, "export prompts and answers on spans, as traces hold them (redacted unless the feature captures)")
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -142,8 +141,7 @@ func simGateway(t *testing.T, record func(*trace.Trace)) *pipeline.Gateway {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	g := &pipeline.Gateway{Router: pipeline.NewRouter(), Record: record, Node: "agent-1", Log: slog.Default(),
-		CountMessages: tokens.CountMessages, CountText: tokens.Count}
+	g := pipeline.NewGateway(pipeline.Deps{Record: record, Node: "agent-1", Counter: tokens.Counter{}})
 	g.Swap(snap)
 	return g
 }

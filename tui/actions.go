@@ -32,6 +32,9 @@ const (
 	ActRollback
 	ActWeight
 	ActAbort
+	ActSort
+	ActYank
+	ActJump // follow a row to the view that explains it
 )
 
 // Action is a key with its meaning: what it is called, what help says, and

@@ -48,6 +48,9 @@ const (
 	ViewCluster
 	ViewLog
 	ViewEvals
+	ViewAlerts
+	ViewHealth
+	ViewAudit
 )
 
 // viewNames are the names : accepts, in tab order; aliases follow.
@@ -62,7 +65,12 @@ var viewNames = []struct {
 	{"releases", ViewReleases, true},
 	{"cluster", ViewCluster, true},
 	{"log", ViewLog, true},
+	{"alerts", ViewAlerts, true},
+	{"health", ViewHealth, true},
+	{"audit", ViewAudit, true},
 	{"trace", ViewTrace, false},
+	{"models", ViewHealth, false},
+	{"providers", ViewHealth, false},
 	{"budgets", ViewCosts, false},
 	{"members", ViewCluster, false},
 	{"evals", ViewEvals, false},
@@ -98,6 +106,9 @@ type Options struct {
 	MaxTraces int
 	// Context names what the console is connected to, for the header.
 	Context string
+	// Bell rings the terminal's bell (a BellRequest) when a critical
+	// alert appears that was not there before.
+	Bell bool
 	// FeedBatch holds TracesMsg rows and applies them at most once per
 	// interval, so a console that sends one message per trace still costs
 	// one table update and one redraw per interval. 0 is DefaultFeedBatch;
@@ -125,11 +136,16 @@ type App struct {
 	cluster  *clusterView
 	log      *logView
 	evals    *evalsView
+	alerts   *alertsView
+	health   *healthView
+	audit    *auditView
+	bell     bool
 
 	cur     ViewID
 	history []ViewID
 
 	showHelp  bool
+	helpOff   int // first line of the ? screen shown
 	cmdline   bool
 	cmd       []rune
 	dialog    *confirmDialog
@@ -168,10 +184,11 @@ func New(o Options) *App {
 	if e.loc == nil {
 		e.loc = time.Local
 	}
+	alerts := newAlertsView(e)
 	a := &App{
 		env:      e,
 		context:  o.Context,
-		overview: newOverviewView(e),
+		overview: newOverviewView(e, alerts),
 		traces:   newTracesView(e, o.MaxTraces),
 		trace:    newTraceView(e),
 		costs:    newCostsView(e),
@@ -179,6 +196,10 @@ func New(o Options) *App {
 		cluster:  newClusterView(e),
 		log:      newLogView(e),
 		evals:    newEvalsView(e),
+		alerts:   alerts,
+		health:   newHealthView(e),
+		audit:    newAuditView(e),
+		bell:     o.Bell,
 		help:     help.New(),
 
 		feedBatch: o.FeedBatch,
@@ -224,6 +245,12 @@ func (a *App) view(id ViewID) view {
 		return a.log
 	case ViewEvals:
 		return a.evals
+	case ViewAlerts:
+		return a.alerts
+	case ViewHealth:
+		return a.health
+	case ViewAudit:
+		return a.audit
 	}
 	return a.overview
 }
@@ -233,7 +260,7 @@ func (a *App) view(id ViewID) view {
 func (a *App) SetSize(w, h int) {
 	a.w, a.h = w, h
 	a.help.Width = w
-	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog, ViewEvals} {
+	for _, id := range []ViewID{ViewOverview, ViewTraces, ViewTrace, ViewCosts, ViewReleases, ViewCluster, ViewLog, ViewEvals, ViewAlerts, ViewHealth, ViewAudit} {
 		a.view(id).SetSize(w, max(1, h-4))
 	}
 	if a.dialog != nil {
@@ -285,6 +312,8 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		a.overview.Update(msg)
 		a.costs.Update(msg)
 		a.releases.Update(msg)
+	case OverviewErrMsg:
+		a.overview.Update(msg)
 	case MembersMsg:
 		a.overview.Update(msg)
 		a.cluster.Update(msg)
@@ -300,6 +329,21 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		a.releases.Update(msg)
 	case EvalsMsg:
 		a.evals.Update(msg)
+	case AlertsMsg:
+		fresh := a.alerts.take(api.Alerts(msg))
+		if a.bell && fresh {
+			return func() tea.Msg { return BellRequest{} }
+		}
+	case HealthMsg:
+		a.health.Update(msg)
+	case AuditMsg:
+		a.audit.Update(msg)
+	case linkMsg:
+		return a.follow(msg.Link)
+	case rollbackFeatureMsg:
+		// The releases view owns the rollback dialog; it opens over the
+		// current view, as from the releases view itself.
+		return a.releases.rollbackCanary(msg.Feature)
 	case DiffMsg:
 		a.releases.Update(msg)
 		if a.dialog != nil {
@@ -330,6 +374,7 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 	case filterTracesMsg:
 		a.show(ViewTraces)
 		a.traces.setFilter(msg.Filter)
+		return a.traces.search()
 	case dialogClosedMsg:
 		a.dialog = nil
 		if msg.Req == nil {
@@ -358,6 +403,15 @@ func (a *App) setStatus(text string, isErr bool) {
 
 func (a *App) agentStatus(m AgentStatusMsg) {
 	was := a.env.stale[m.Agent]
+	if m.Left {
+		delete(a.env.stale, m.Agent)
+		a.cluster.Update(m)
+		a.traces.dirty = true
+		text := "agent " + m.Agent + " left the cluster; the console no longer follows it"
+		a.setStatus(text, false)
+		a.log.add(text, false)
+		return
+	}
 	if m.Stale {
 		a.env.stale[m.Agent] = true
 	} else {
@@ -422,16 +476,30 @@ func (a *App) key(k tea.KeyMsg) tea.Cmd {
 		return cmd
 	}
 	if a.showHelp {
-		if key.Matches(k, keys.Help, keys.Back) {
+		switch {
+		case key.Matches(k, keys.Help, keys.Back):
 			a.showHelp = false
+		case key.Matches(k, keys.Up):
+			a.helpOff--
+		case key.Matches(k, keys.Down):
+			a.helpOff++
+		case key.Matches(k, keys.PageUp):
+			a.helpOff -= a.h / 2
+		case key.Matches(k, keys.PageDown):
+			a.helpOff += a.h / 2
+		case key.Matches(k, keys.Top):
+			a.helpOff = 0
+		case key.Matches(k, keys.Quit):
+			return tea.Quit
 		}
+		a.helpOff = max(0, a.helpOff)
 		return nil
 	}
 	switch {
 	case key.Matches(k, keys.Quit):
 		return tea.Quit
 	case key.Matches(k, keys.Help):
-		a.showHelp = true
+		a.showHelp, a.helpOff = true, 0
 		return nil
 	case key.Matches(k, keys.Command):
 		a.cmdline, a.cmd = true, a.cmd[:0]
@@ -457,6 +525,14 @@ func (a *App) key(k tea.KeyMsg) tea.Cmd {
 	case key.Matches(k, keys.Log):
 		a.show(ViewLog)
 		return nil
+	case key.Matches(k, keys.Alerts):
+		a.show(ViewAlerts)
+		return nil
+	case key.Matches(k, keys.Health):
+		a.show(ViewHealth)
+		return nil
+	case key.Matches(k, keys.Audit):
+		return a.showAudit()
 	}
 	for _, act := range a.view(a.cur).Actions() {
 		if key.Matches(k, act.Key) {
@@ -550,6 +626,9 @@ func (a *App) run(line string) tea.Cmd {
 	c := completions(word)
 	for _, v := range viewNames {
 		if v.name == word || len(c) == 1 && c[0] == v.name {
+			if v.id == ViewAudit {
+				return a.showAudit()
+			}
 			a.show(v.id)
 			return nil
 		}
@@ -569,10 +648,41 @@ func (a *App) run(line string) tea.Cmd {
 // globalKeys are the keys that work in every view.
 func (a *App) globalKeys() []key.Binding {
 	k := a.env.keys
-	return []key.Binding{k.Help, k.Command, k.Back, k.Quit, k.Overview, k.Traces, k.Costs, k.Releases, k.Cluster, k.Log}
+	return []key.Binding{k.Help, k.Command, k.Back, k.Quit, k.Overview, k.Traces, k.Costs, k.Releases, k.Cluster, k.Log, k.Alerts, k.Health, k.Audit}
 }
 
-// ShortHelp is the help line: the view's keys, then ? and q.
+// footer is the help line, fitted to the width: the view's keys are
+// dropped from the end, never cut in the middle, and ? and q always stay.
+// Whatever does not fit is on the ? screen.
+func (a *App) footer() string {
+	st := a.env.st
+	item := func(b key.Binding) string {
+		h := b.Help()
+		return st.Key.Render(h.Key) + " " + st.Dim.Render(h.Desc)
+	}
+	sep := st.Dim.Render(" • ")
+	all := a.ShortHelp()
+	if len(all) == 0 {
+		return ""
+	}
+	// The last binding is quit; the first is help.
+	first, last := all[0], all[len(all)-1]
+	mid := all[1 : len(all)-1]
+	for n := len(mid); n >= 0; n-- {
+		parts := []string{item(first)}
+		for _, b := range mid[:n] {
+			parts = append(parts, item(b))
+		}
+		parts = append(parts, item(last))
+		line := strings.Join(parts, sep)
+		if lipgloss.Width(line) <= a.w || n == 0 {
+			return line
+		}
+	}
+	return ""
+}
+
+// ShortHelp is the help line: ? first, the view's keys, then esc, : and q.
 func (a *App) ShortHelp() []key.Binding {
 	if a.dialog != nil {
 		return a.dialog.ShortHelp()
@@ -611,7 +721,7 @@ func (a *App) draw() string {
 	default:
 		body = a.view(a.cur).View()
 	}
-	out := []string{a.header(), a.tabs(), body, a.statusLine(), a.help.ShortHelpView(a.ShortHelp())}
+	out := []string{a.header(), a.tabs(), body, a.statusLine(), a.footer()}
 	return clip(strings.Join(out, "\n"), a.w)
 }
 
@@ -634,6 +744,16 @@ func (a *App) header() string {
 		sort.Strings(stale)
 		h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
 	}
+	if n := a.alerts.count(); n > 0 {
+		mark := fmt.Sprintf("!%d alert", n)
+		if n != 1 {
+			mark += "s"
+		}
+		if c := a.alerts.critical(); c > 0 {
+			mark += fmt.Sprintf(" (%d critical)", c)
+		}
+		h += "  " + st.Err.Render(mark)
+	}
 	clock := a.env.now().In(a.env.loc).Format("15:04:05")
 	pad := a.w - lipgloss.Width(h) - len(clock)
 	if pad < 1 {
@@ -644,29 +764,61 @@ func (a *App) header() string {
 
 func (a *App) tabs() string {
 	st := a.env.st
-	var parts []string
 	cur := a.cur
 	if cur == ViewTrace {
 		cur = ViewTraces
 	}
+	type tab struct {
+		label string
+		on    bool
+	}
+	var tabs []tab
 	i := 1
 	for _, v := range viewNames {
 		if !v.tab {
 			continue
 		}
-		label := fmt.Sprintf("%d %s", i, v.name)
-		if v.id == cur {
-			parts = append(parts, st.TabOn.Render("["+label+"]"))
-		} else {
-			parts = append(parts, st.Tab.Render(" "+label+" "))
-		}
+		tabs = append(tabs, tab{fmt.Sprintf("%d %s", i, v.name), v.id == cur})
 		i++
 	}
-	line := strings.Join(parts, "")
+	suffix := ""
 	if a.cur == ViewTrace {
-		line += "  > trace"
+		suffix = "  > trace"
 	}
-	return line
+	// Wide, each tab has room around it; narrow, one space apart; narrower
+	// still, the tabs away from the current one shrink to their number.
+	draw := func(pad, sep string, short func(int) bool) string {
+		var b strings.Builder
+		for i, t := range tabs {
+			label := t.label
+			if short(i) && !t.on {
+				label, _, _ = strings.Cut(label, " ")
+			}
+			if i > 0 {
+				b.WriteString(sep)
+			}
+			if t.on {
+				b.WriteString(st.TabOn.Render("[" + label + "]"))
+			} else {
+				b.WriteString(st.Tab.Render(pad + label + pad))
+			}
+		}
+		return b.String() + suffix
+	}
+	never := func(int) bool { return false }
+	for _, line := range []string{draw(" ", "", never), draw("", " ", never)} {
+		if lipgloss.Width(line) <= a.w {
+			return line
+		}
+	}
+	// Shorten from the far end until it fits.
+	for n := len(tabs) - 1; n >= 0; n-- {
+		line := draw("", " ", func(i int) bool { return i >= n })
+		if lipgloss.Width(line) <= a.w {
+			return line
+		}
+	}
+	return draw("", " ", func(int) bool { return true })
 }
 
 func (a *App) statusLine() string {
@@ -690,11 +842,71 @@ func (a *App) statusLine() string {
 }
 
 func (a *App) helpView() string {
-	title := a.env.st.Title.Render(fmt.Sprintf("Keys of %s (esc or ? closes)", a.cur))
+	title := a.env.st.Title.Render(fmt.Sprintf("Keys of %s (? closes, j/k scroll)", a.cur))
 	if a.env.readOnly {
-		title += "  read-only: changing actions are hidden"
+		title += "  read-only: changes hidden"
 	}
+	lines := a.helpLines()
+	h := a.h - 4
+	a.helpOff = max(0, min(a.helpOff, len(lines)-(h-1)))
+	return fillLines(append([]string{title}, lines[a.helpOff:]...), h)
+}
+
+// helpLines are the ? screen under its title: every binding of the view and
+// the console, then what the view's filter takes and what the markers mean.
+func (a *App) helpLines() []string {
 	h := a.help
 	h.ShowAll = true
-	return fillLines(append([]string{title, ""}, strings.Split(h.FullHelpView(a.FullHelp()), "\n")...), a.h-4)
+	lines := append([]string{""}, strings.Split(h.FullHelpView(a.FullHelp()), "\n")...)
+	if n, ok := a.view(a.cur).(noter); ok {
+		for _, l := range n.notes() {
+			lines = append(lines, wrap(l, a.w, "  ")...)
+		}
+	}
+	lines = append(lines, "", a.env.st.Header.Render("Markers"))
+	for _, l := range markerNotes {
+		lines = append(lines, wrap(l, a.w, "    ")...)
+	}
+	return lines
+}
+
+// markerNotes explain the glyphs and words every view may show.
+var markerNotes = []string{
+	"  >        the selected row (drawn without colour too)",
+	"  STALE: n the console lost agent n; its rows may be old; cleared when it is back or leaves the cluster",
+	"  n!       a row or member from a stale agent",
+	"  ↑ ↓      worse or better than production",
+	"  ERR 502  a failed call and its HTTP status; c after a status: served from cache",
+	"  CRIT WARN INFO  alert severity; !N in the header: N alerts, the worst first on the overview",
+	"  [READ-ONLY]  changing actions are hidden and refused",
+}
+
+// noter is a view with more to say on the ? screen than its keys, such as
+// the fields its filter takes.
+type noter interface {
+	notes() []string
+}
+
+// wrap breaks s into lines of at most w cells at spaces; continuation
+// lines start with indent.
+func wrap(s string, w int, indent string) []string {
+	if w <= len(indent)+10 || lipgloss.Width(s) <= w {
+		return []string{s}
+	}
+	body := strings.TrimLeft(s, " ")
+	lead := s[:len(s)-len(body)]
+	var out []string
+	line := ""
+	for _, word := range strings.Split(body, " ") {
+		switch {
+		case line == "":
+			line = lead + word
+		case lipgloss.Width(line)+1+lipgloss.Width(word) > w:
+			out = append(out, line)
+			line = indent + word
+		default:
+			line += " " + word
+		}
+	}
+	return append(out, line)
 }

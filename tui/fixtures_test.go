@@ -101,7 +101,7 @@ func run(t testing.TB, a *App, cmd tea.Cmd) []tea.Msg {
 		for _, c := range m {
 			out = append(out, run(t, a, c)...)
 		}
-	case openTraceMsg, statusMsg, confirmMsg, filterTracesMsg, dialogClosedMsg:
+	case openTraceMsg, statusMsg, confirmMsg, filterTracesMsg, dialogClosedMsg, linkMsg, rollbackFeatureMsg:
 		out = append(out, send(t, a, m)...)
 	default:
 		out = append(out, m)

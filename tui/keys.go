@@ -14,8 +14,12 @@ type KeyMap struct {
 	Back, Help, Command, Quit key.Binding
 	Overview, Traces, Costs   key.Binding
 	Releases, Cluster, Log    key.Binding
+	Alerts, Health, Audit     key.Binding
 
 	Filter, Pause, Open, NextTab key.Binding
+
+	// Sort cycles the trace order; Yank copies the selected id.
+	Sort, Yank key.Binding
 
 	Mark, Diff, Promote, Rollback, Weight, Abort key.Binding
 
@@ -45,11 +49,16 @@ func DefaultKeyMap() KeyMap {
 		Releases: key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "releases")),
 		Cluster:  key.NewBinding(key.WithKeys("5"), key.WithHelp("5", "cluster")),
 		Log:      key.NewBinding(key.WithKeys("6"), key.WithHelp("6", "log")),
+		Alerts:   key.NewBinding(key.WithKeys("7"), key.WithHelp("7", "alerts")),
+		Health:   key.NewBinding(key.WithKeys("8"), key.WithHelp("8", "health")),
+		Audit:    key.NewBinding(key.WithKeys("9"), key.WithHelp("9", "audit")),
 
 		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Pause:   key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "pause/resume")),
 		Open:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
 		NextTab: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next group")),
+		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Yank:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy id")),
 
 		Mark:     key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "mark for diff")),
 		Diff:     key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "diff")),

@@ -23,6 +23,10 @@ type (
 	// OverviewMsg is the latest overview.
 	OverviewMsg api.Overview
 
+	// OverviewErrMsg says why no agent answered for the overview this
+	// round; the next OverviewMsg clears it.
+	OverviewErrMsg struct{ Err error }
+
 	// MembersMsg is the latest membership.
 	MembersMsg api.Members
 
@@ -49,6 +53,22 @@ type (
 	AgentStatusMsg struct {
 		Agent string
 		Stale bool
+		Err   error
+		// Left: the agent is no longer a member of the cluster; the
+		// console stops following it and forgets its stale mark.
+		Left bool
+	}
+
+	// AlertsMsg is the latest alerts of the cluster, worst first.
+	AlertsMsg api.Alerts
+
+	// HealthMsg is the latest health of every model and provider.
+	HealthMsg api.Health
+
+	// AuditMsg is a page of the cluster's audit log for Query.
+	AuditMsg struct {
+		Query api.AuditQuery
+		List  api.AuditList
 		Err   error
 	}
 
@@ -77,4 +97,21 @@ type (
 		Feature string
 		A, B    int
 	}
+
+	// AuditRequest asks for the audit log filtered by the query, now and
+	// at every poll after, until the next AuditRequest.
+	AuditRequest api.AuditQuery
+
+	// TraceSearchRequest asks every agent for the traces the filter
+	// matches, so older ones than the live table holds show up too. The
+	// answer is a TracesMsg.
+	TraceSearchRequest api.TraceQuery
+
+	// YankRequest asks the terminal to copy Text to the clipboard (OSC 52,
+	// which works over SSH).
+	YankRequest struct{ Text string }
+
+	// BellRequest rings the terminal's bell: a new critical alert while
+	// the bell is on.
+	BellRequest struct{}
 )

@@ -22,20 +22,27 @@ type overviewView struct {
 	env      *env
 	w, h     int
 	ov       *api.Overview
+	ovErr    string // why the last round brought no overview
 	members  *api.Members
 	releases []api.Feature // labels and history, for canaries and recent moves
+	alerts   *alertsView   // the worst alerts head the overview
 	cur      list
 }
 
-func newOverviewView(e *env) *overviewView { return &overviewView{env: e} }
+func newOverviewView(e *env, alerts *alertsView) *overviewView {
+	return &overviewView{env: e, alerts: alerts}
+}
 
 func (v *overviewView) Init() tea.Cmd    { return nil }
 func (v *overviewView) SetSize(w, h int) { v.w, v.h = w, h }
 
 func (v *overviewView) Actions() []Action {
-	return append(navActions(v.env.keys),
+	k := v.env.keys
+	return append(navActions(k),
 		Action{ID: ActOpen, Name: "traces of feature", Key: key.NewBinding(
-			key.WithKeys(v.env.keys.Open.Keys()...), key.WithHelp(v.env.keys.Open.Help().Key, "feature's traces"))})
+			key.WithKeys(k.Open.Keys()...), key.WithHelp(k.Open.Help().Key, "feature's traces"))},
+		Action{ID: ActRollback, Name: "roll back canary", Key: key.NewBinding(
+			key.WithKeys(k.Rollback.Keys()...), key.WithHelp(k.Rollback.Help().Key, "roll back canary")), Dangerous: true})
 }
 
 func (v *overviewView) ShortHelp() []key.Binding {
@@ -57,7 +64,10 @@ func (v *overviewView) features() []api.FeatureStats {
 
 func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
+	case OverviewErrMsg:
+		v.ovErr = msg.Err.Error()
 	case OverviewMsg:
+		v.ovErr = ""
 		ov := api.Overview(msg)
 		// Busiest first; names break ties so the order is stable.
 		sort.SliceStable(ov.Features, func(i, j int) bool {
@@ -85,9 +95,17 @@ func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case FeaturesMsg:
 		v.releases = msg
 	case actionMsg:
-		if msg.Action.ID == ActOpen {
+		switch msg.Action.ID {
+		case ActOpen:
 			if f := v.features(); len(f) > 0 {
 				return v, func() tea.Msg { return filterTracesMsg{Filter: "feature:" + f[v.cur.cursor].Feature} }
+			}
+			return v, nil
+		case ActRollback:
+			// The canary under the feature table is the first thing to undo
+			// when it is what broke; the dialog says what it will do.
+			if f := v.features(); len(f) > 0 {
+				return v, func() tea.Msg { return rollbackFeatureMsg{Feature: f[v.cur.cursor].Feature} }
 			}
 			return v, nil
 		}
@@ -98,7 +116,31 @@ func (v *overviewView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // tableRows leaves room under the feature table for canaries and recent
 // label moves: after a bad rollout, those are the first questions.
-func (v *overviewView) tableRows() int { return max(1, v.h-6-v.extraRows()) }
+func (v *overviewView) tableRows() int {
+	return max(1, v.h-6-v.extraRows()-boolInt(v.ovErr != "")-v.alertRows()-v.totalRows())
+}
+
+// maxOverviewAlerts is how many alerts the overview lists: three, more on
+// a tall terminal; the alerts view has them all.
+func (v *overviewView) maxOverviewAlerts() int { return max(3, (v.h-12)/4) }
+
+// alertRows is the height of the alerts block: a title and the worst few.
+func (v *overviewView) alertRows() int {
+	n := v.alerts.count()
+	if n == 0 {
+		return 0
+	}
+	return 1 + min(n, v.maxOverviewAlerts())
+}
+
+// totalRows are the rows under the features: calls no feature served, and
+// all calls, so the rows add up to the error rate above them.
+func (v *overviewView) totalRows() int {
+	if v.ov == nil || v.ov.Totals.Requests == 0 {
+		return 0
+	}
+	return 1 + boolInt(v.ov.NoFeature.Requests > 0)
+}
 
 func (v *overviewView) extraRows() int {
 	return min(v.h/2, len(v.canaryLines())+len(v.recentMoves())+4)
@@ -122,9 +164,20 @@ func (v *overviewView) View() string {
 	now := v.env.now()
 	var lines []string
 	if v.ov == nil {
-		lines = append(lines, st.Title.Render("Overview"), st.Dim.Render("Waiting for the first overview from the agents…"))
+		lines = append(lines, st.Title.Render("Overview"))
+		if v.ovErr != "" {
+			lines = append(lines, st.Err.Render("No agent answers:"))
+			for _, l := range wrap(clean(v.ovErr, false), v.w, "  ") {
+				lines = append(lines, st.Err.Render(l))
+			}
+		} else {
+			lines = append(lines, st.Dim.Render("Waiting for the first overview from the agents…"))
+		}
 		lines = append(lines, v.agentsLine())
 		return fillLines(lines, v.h)
+	}
+	if v.ovErr != "" {
+		lines = append(lines, st.Err.Render(fitLine("! not updated: "+clean(v.ovErr, false), v.w)))
 	}
 	ov := v.ov
 	lines = append(lines, st.Title.Render(fmt.Sprintf("Overview  from %s, last %s, updated %s", orDash(ov.Node), span(secs(ov.WindowSeconds)), ago(now, ov.Time))))
@@ -136,7 +189,17 @@ func (v *overviewView) View() string {
 	if sl := sparkline(ov.CostSeries, max(0, v.w-len(head)-4)); sl != "" {
 		head += "  " + sl
 	}
-	lines = append(lines, head, v.agentsLine(), "")
+	lines = append(lines, head, v.agentsLine())
+	if n := v.alerts.count(); n > 0 {
+		title := fmt.Sprintf("Alerts  %d", n)
+		if c := v.alerts.critical(); c > 0 {
+			title += fmt.Sprintf(", %d critical", c)
+		}
+		title += fmt.Sprintf(", worst first (%s lists them all)", v.env.keys.Alerts.Help().Key)
+		lines = append(lines, st.Header.Render(fitLine(title, v.w)))
+		lines = append(lines, v.alerts.alertLines(v.maxOverviewAlerts(), v.w)...)
+	}
+	lines = append(lines, "")
 
 	widths := layout(overviewCols, v.w)
 	lines = append(lines, st.Header.Render(headerRow(overviewCols, widths)))
@@ -155,8 +218,23 @@ func (v *overviewView) View() string {
 		}
 		lines = append(lines, line)
 	}
-	if len(ov.Features) == 0 {
+	if len(ov.Features) == 0 && ov.Totals.Requests == 0 {
 		lines = append(lines, st.Dim.Render("  no traffic in the window"))
+	}
+	statsCells := func(name string, f api.Stats) []string {
+		return []string{name, count(f.Requests), pct(f.ErrorRate()), count(f.ValidationFailures),
+			count(f.FeedbackUp), count(f.FeedbackDown), ms(f.P50), ms(f.P95),
+			count(f.InputTokens + f.OutputTokens), usd(f.CostUSD)}
+	}
+	if ov.NoFeature.Requests > 0 && ov.Totals.Requests > 0 {
+		line := renderRow(overviewCols, widths, statsCells("(no feature)", ov.NoFeature), false)
+		if ov.NoFeature.ErrorRate() >= 0.05 {
+			line = st.Err.Render(line)
+		}
+		lines = append(lines, line)
+	}
+	if ov.Totals.Requests > 0 {
+		lines = append(lines, st.Header.Render(renderRow(overviewCols, widths, statsCells("all calls", ov.Totals), false)))
 	}
 	if c := v.canaryLines(); len(c) > 0 {
 		lines = append(lines, "", st.Header.Render("Canaries against production (↑ worse, ↓ better)"))

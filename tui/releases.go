@@ -460,3 +460,42 @@ func statsLine(s api.ReleaseStats, ok bool) string {
 		"p95 " + ms(s.P95),
 	}, ", ")
 }
+
+// selectFeature puts the cursor on a feature's canary release when it has
+// a live one, else on its production release.
+func (v *releasesView) selectFeature(name string) {
+	for i, r := range v.rows {
+		f := v.features[r.f]
+		if f.Name != name {
+			continue
+		}
+		want := f.Labels.Production
+		if f.Labels.Live() {
+			want = f.Labels.Canary
+		}
+		if r.r.Version == want {
+			v.cur.cursor = i
+			v.anchor = r.r.ID
+			v.cur.clamp(len(v.rows), v.tableRows())
+			return
+		}
+	}
+}
+
+// rollbackCanary opens the rollback dialog of a feature's live canary. A
+// canary that ended meanwhile is not a reason to move production back:
+// that is said, and nothing opens.
+func (v *releasesView) rollbackCanary(name string) tea.Cmd {
+	for _, r := range v.rows {
+		f := v.features[r.f]
+		if f.Name != name {
+			continue
+		}
+		if !f.Labels.Live() || f.Rollback == nil || f.Rollback.Label != config.LabelCanary {
+			return status(fmt.Sprintf("%s has no live canary any more: nothing to roll back", name), true)
+		}
+		v.selectFeature(name)
+		return v.rollback(r)
+	}
+	return status(fmt.Sprintf("no feature %s in the release list", name), true)
+}

@@ -123,6 +123,14 @@ func fit(s string, w int, right bool) string {
 	return s + pad
 }
 
+// fitLine cuts one line to w cells with an ellipsis.
+func fitLine(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, max(1, w), "…")
+}
+
 // clip cuts every line of s to width cells.
 func clip(s string, width int) string {
 	lines := strings.Split(s, "\n")
@@ -381,3 +389,9 @@ func clean(s string, keepNL bool) string {
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// msOf is a float of milliseconds as the tables' Millis.
+func msOf(v float64) trace.Millis { return trace.Millis(v) }
+
+// secsF is a float of seconds as a duration.
+func secsF(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"gantry/api"
 	"gantry/pipeline/trace"
 )
 
@@ -54,6 +55,10 @@ type tracesView struct {
 	cur    list
 	anchor string // id of the selected row; empty follows the newest
 
+	sortBy    string // api.SortTime, SortDuration or SortCost
+	sorted    []row  // shown rows in sortBy order, when not by time
+	sortStale bool   // shown changed since sorted was built
+
 	cache string // rendered table, valid while !dirty
 	dirty bool
 }
@@ -63,12 +68,13 @@ func newTracesView(e *env, maxRows int) *tracesView {
 		maxRows = DefaultMaxTraces
 	}
 	return &tracesView{
-		env:   e,
-		max:   maxRows,
-		ids:   make(map[string]struct{}, maxRows+maxRows/4+1),
-		all:   make([]row, 0, maxRows+maxRows/4+1),
-		shown: make([]row, 0, maxRows+maxRows/4+1),
-		dirty: true,
+		env:    e,
+		sortBy: api.SortTime,
+		max:    maxRows,
+		ids:    make(map[string]struct{}, maxRows+maxRows/4+1),
+		all:    make([]row, 0, maxRows+maxRows/4+1),
+		shown:  make([]row, 0, maxRows+maxRows/4+1),
+		dirty:  true,
 	}
 }
 
@@ -85,7 +91,21 @@ func (v *tracesView) Actions() []Action {
 		Action{ID: ActFilter, Name: "filter", Key: k.Filter},
 		Action{ID: ActPause, Name: "pause", Key: k.Pause},
 		Action{ID: ActOpen, Name: "open trace", Key: k.Open},
+		Action{ID: ActSort, Name: "sort", Key: key.NewBinding(key.WithKeys(k.Sort.Keys()...), key.WithHelp(k.Sort.Help().Key, "sort: time, duration, cost"))},
+		Action{ID: ActYank, Name: "copy id", Key: k.Yank},
 	)
+}
+
+// notes are the filter's fields for the ? screen.
+func (v *tracesView) notes() []string {
+	return []string{
+		"",
+		v.env.st.Header.Render("Filter (/): words all match; field:value matches part of that field"),
+		"  feature: release: model: provider: node: user: team: key: (name or fingerprint) fp: (key fingerprint) kind: (error kind) code: status:ok|err|502 feedback: id: client:",
+		"  dur:>2s dur:<=500ms cost:>0.01 cost:<$1 (also >= <=); slow:2s is dur:>=2s",
+		"  a word without field matches any of them; enter also asks every agent for older matches",
+		"  s sorts by time, duration or cost (slowest, dearest first); y copies the selected trace id (OSC 52, works over SSH)",
+	}
 }
 
 func (v *tracesView) ShortHelp() []key.Binding {
@@ -120,7 +140,7 @@ func (v *tracesView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		v.add(msg)
 	case tea.KeyMsg:
 		if v.editing {
-			v.editKey(msg)
+			return v, v.editKey(msg)
 		}
 	case actionMsg:
 		return v, v.do(msg.Action)
@@ -144,6 +164,22 @@ func (v *tracesView) do(a Action) tea.Cmd {
 		if r, ok := v.selected(); ok {
 			return func() tea.Msg { return openTraceMsg{ID: r.ID, Node: r.Node} }
 		}
+	case ActSort:
+		switch v.sortBy {
+		case api.SortTime:
+			v.sortBy = api.SortDuration
+		case api.SortDuration:
+			v.sortBy = api.SortCost
+		default:
+			v.sortBy = api.SortTime
+		}
+		v.sortStale = true
+		v.reanchorFull()
+		return v.search()
+	case ActYank:
+		if r, ok := v.selected(); ok {
+			return yank(r.ID, "trace id")
+		}
 	default:
 		v.cur.move(a.ID, len(v.shown), v.bodyRows())
 		v.anchor = ""
@@ -156,14 +192,15 @@ func (v *tracesView) do(a Action) tea.Cmd {
 }
 
 // editKey edits the filter; the filter applies as it is typed.
-func (v *tracesView) editKey(k tea.KeyMsg) {
+func (v *tracesView) editKey(k tea.KeyMsg) tea.Cmd {
 	switch k.Type {
 	case tea.KeyEnter:
 		v.editing = false
+		return v.search()
 	case tea.KeyEsc:
 		v.editing = false
 		v.setFilter(v.before)
-		return
+		return nil
 	case tea.KeyBackspace:
 		if len(v.edit) > 0 {
 			v.edit = v.edit[:len(v.edit)-1]
@@ -171,13 +208,34 @@ func (v *tracesView) editKey(k tea.KeyMsg) {
 	case tea.KeyCtrlU:
 		v.edit = v.edit[:0]
 	case tea.KeyRunes, tea.KeySpace:
+		if len(v.edit)+len(k.Runes) > maxFilterLen {
+			v.filterErr = fmt.Sprintf("a filter is at most %d characters", maxFilterLen)
+			v.dirty = true
+			return nil
+		}
 		v.edit = append(v.edit, k.Runes...)
 	default:
-		return
+		return nil
 	}
 	v.setFilter(string(v.edit))
 	v.dirty = true
+	return nil
 }
+
+// search asks the agents for older traces the filter matches, in the
+// order the table is sorted by; nothing without a filter or sort, which
+// the live table already shows.
+func (v *tracesView) search() tea.Cmd {
+	if v.filterErr != "" || len(v.filter.terms) == 0 && v.sortBy == api.SortTime {
+		return nil
+	}
+	q := v.filter.query()
+	q.Sort, q.Limit = v.sortBy, searchLimit
+	return func() tea.Msg { return TraceSearchRequest(q) }
+}
+
+// searchLimit is how many traces a search asks each agent for.
+const searchLimit = 200
 
 // SetFilter replaces the filter, as if typed after /.
 func (v *tracesView) setFilter(text string) {
@@ -198,8 +256,36 @@ func (v *tracesView) setFilter(text string) {
 	}
 }
 
-// at returns the row shown at display index i (0 is the newest).
-func (v *tracesView) at(i int) row { return v.shown[len(v.shown)-1-i] }
+// at returns the row shown at display index i: 0 is the newest, or the
+// slowest or dearest when sorted so.
+func (v *tracesView) at(i int) row {
+	if v.sortBy != api.SortTime {
+		v.ensureSorted()
+		return v.sorted[i]
+	}
+	return v.shown[len(v.shown)-1-i]
+}
+
+// ensureSorted orders the shown rows by sortBy, largest first, ties
+// newest first; it runs at most once per change of the shown rows.
+func (v *tracesView) ensureSorted() {
+	if !v.sortStale && len(v.sorted) == len(v.shown) {
+		return
+	}
+	v.sorted = append(v.sorted[:0], v.shown...)
+	key := func(r *row) float64 { return float64(r.s.Duration) }
+	if v.sortBy == api.SortCost {
+		key = func(r *row) float64 { return r.s.CostUSD }
+	}
+	sort.SliceStable(v.sorted, func(i, j int) bool {
+		a, b := &v.sorted[i], &v.sorted[j]
+		if ka, kb := key(a), key(b); ka != kb {
+			return ka > kb
+		}
+		return a.s.Start.After(b.s.Start)
+	})
+	v.sortStale = false
+}
 
 func (v *tracesView) selected() (trace.Summary, bool) {
 	if len(v.shown) == 0 {
@@ -233,6 +319,7 @@ func (v *tracesView) add(batch []trace.Summary) {
 	}
 	v.trim()
 	if added > 0 {
+		v.sortStale = true
 		v.reanchor(added)
 		v.dirty = true
 	} else if v.paused && len(batch) > 0 {
@@ -267,6 +354,7 @@ func (v *tracesView) trim() {
 	}
 	if !v.paused && len(v.shown) > v.max+v.max/4 {
 		v.shown = compact(v.shown, len(v.shown)-v.max)
+		v.sortStale = true
 		v.dirty = true
 	}
 }
@@ -290,7 +378,7 @@ func (v *tracesView) reanchor(added int) {
 	}
 	prev := v.cur.cursor
 	// Common case: the new rows are all newer than the selected one.
-	if i := prev + added; i < len(v.shown) && v.at(i).s.ID == v.anchor {
+	if i := prev + added; v.sortBy == api.SortTime && i < len(v.shown) && v.at(i).s.ID == v.anchor {
 		v.shiftTo(i, prev, h)
 		return
 	}
@@ -327,6 +415,7 @@ func (v *tracesView) rebuild() {
 			v.shown = append(v.shown, r)
 		}
 	}
+	v.sortStale = true
 	v.reanchorFull()
 }
 
@@ -346,6 +435,7 @@ func (v *tracesView) refilterFrozen() {
 		}
 	}
 	v.shown = frozen
+	v.sortStale = true
 	v.reanchorFull()
 }
 
@@ -467,6 +557,9 @@ func (v *tracesView) View() string {
 		state = fmt.Sprintf("PAUSED  +%d new held back (space resumes)", v.held)
 	}
 	title := fmt.Sprintf("Traces  %d of %d  %s", len(v.shown), len(v.all), state)
+	if v.sortBy != api.SortTime {
+		title += "  by " + v.sortBy + ", largest first"
+	}
 	lines = append(lines, st.Title.Render(title))
 
 	widths := layout(traceCols, v.w)
@@ -514,92 +607,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// traceFilter is a parsed filter: field:value terms and free words, all of
-// which must match, case-insensitively, as substrings.
-type traceFilter struct {
-	terms []filterTerm
-}
-
-type filterTerm struct {
-	field string // empty for free text
-	value string // lower case
-}
-
-// filterFields are the fields a term may name, with their aliases.
-var filterFields = map[string]string{
-	"feature": "feature", "f": "feature",
-	"release": "release", "rel": "release", "r": "release",
-	"model": "model", "m": "model",
-	"status": "status", "s": "status",
-	"node": "node", "agent": "node",
-	"code":     "code",
-	"feedback": "feedback", "fb": "feedback",
-	"id":   "id",
-	"slow": "slow",
-}
-
-func parseTraceFilter(text string) (traceFilter, error) {
-	var f traceFilter
-	for _, w := range strings.Fields(text) {
-		name, val, ok := strings.Cut(w, ":")
-		if !ok {
-			f.terms = append(f.terms, filterTerm{value: strings.ToLower(w)})
-			continue
-		}
-		field, known := filterFields[strings.ToLower(name)]
-		if !known {
-			return traceFilter{}, fmt.Errorf("unknown field %q: use feature, release, model, status, node, code, feedback, id or slow", name)
-		}
-		if field == "slow" {
-			if _, err := time.ParseDuration(val); err != nil {
-				return traceFilter{}, fmt.Errorf("slow:%s: want a duration like 2s", val)
-			}
-		}
-		f.terms = append(f.terms, filterTerm{field: field, value: strings.ToLower(val)})
-	}
-	return f, nil
-}
-
-func (f traceFilter) match(s *trace.Summary) bool {
-	for _, t := range f.terms {
-		if !t.match(s) {
-			return false
-		}
-	}
-	return true
-}
-
-func (t filterTerm) match(s *trace.Summary) bool {
-	has := func(v string) bool { return containsFold(v, t.value) }
-	switch t.field {
-	case "":
-		return has(s.ID) || has(s.Feature) || has(s.Release) || has(s.Model) || has(s.ErrorCode) || has(s.Node)
-	case "feature":
-		return has(s.Feature)
-	case "release":
-		return has(s.Release)
-	case "model":
-		return has(s.Model)
-	case "status":
-		if t.value == "err" || t.value == "error" {
-			return s.Status != "ok"
-		}
-		return has(s.Status) || has(fmt.Sprint(s.HTTPStatus))
-	case "node":
-		return has(s.Node)
-	case "code":
-		return has(s.ErrorCode) || has(fmt.Sprint(s.HTTPStatus))
-	case "feedback":
-		return has(s.Feedback)
-	case "id":
-		return strings.HasPrefix(strings.ToLower(s.ID), t.value)
-	case "slow":
-		d, _ := time.ParseDuration(t.value)
-		return s.Duration.D() >= d
-	}
-	return false
 }
 
 // containsFold reports whether s contains sub, ignoring ASCII case, without

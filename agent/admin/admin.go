@@ -38,6 +38,9 @@ type Cluster interface {
 	// Served is the state index the gateway's configuration was compiled
 	// from.
 	Served() uint64
+	// LastDiskStall is the latest cluster log write slower than the
+	// stall threshold, nil when none was.
+	LastDiskStall() *cluster.DiskStall
 	// WaitFollowed returns once this agent's gateway has taken in the
 	// state at index, whether it swapped, kept or refused its
 	// configuration.
@@ -72,6 +75,9 @@ type Deps struct {
 	// NotServing says why the gateway has no configuration yet.
 	NotServing func() string
 	Timeouts   Timeouts
+	// AlertBook keeps the agent's alerts between looks; New makes one
+	// when nil.
+	AlertBook *AlertBook
 	// Compiles reports whether this agent's gateway could serve a
 	// configuration, without serving it.
 	Compiles func(*config.Config) error
@@ -83,7 +89,12 @@ type Deps struct {
 type API struct{ Deps }
 
 // New returns the admin API over d.
-func New(d Deps) *API { return &API{Deps: d} }
+func New(d Deps) *API {
+	if d.AlertBook == nil {
+		d.AlertBook = NewAlertBook(nil)
+	}
+	return &API{Deps: d}
+}
 
 // route is one endpoint: its pattern, the role its caller needs, and
 // whether it reads or changes the replicated state.
@@ -103,6 +114,8 @@ var routes = []route{
 	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
 	{"GET " + api.PathModels, config.RoleViewer, (*API).getModels, false},
 	{"GET " + api.PathCosts, config.RoleViewer, (*API).getCosts, false},
+	{"GET " + api.PathHealth, config.RoleViewer, (*API).health, false},
+	{"GET " + api.PathAlerts, config.RoleViewer, (*API).getAlerts, false},
 	{"GET " + api.PathCollections, config.RoleViewer, (*API).listCollections, true},
 	{"GET " + api.PathCollections + "/{name}/documents", config.RoleViewer, (*API).listDocuments, true},
 	{"POST " + api.PathCollections + "/{name}/documents", config.RoleOperator, (*API).ingest, true},

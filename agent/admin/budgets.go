@@ -36,7 +36,16 @@ func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
-	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(BudgetWindow / time.Second), Budgets: []api.Budget{}}
+	out := api.Budgets{Time: now.UTC(), WindowSeconds: int(BudgetWindow / time.Second), Budgets: a.budgetRows(cfg, recent, now)}
+	out.Spend = spendBy(recent)
+	httpio.JSON(w, http.StatusOK, out)
+}
+
+// budgetRows are the budgets of cfg with their spend, burn and forecast;
+// a per-user budget has a row for each of its top spenders, each with its
+// own burn and forecast.
+func (a *API) budgetRows(cfg *config.Config, recent []trace.Summary, now time.Time) []api.Budget {
+	out := []api.Budget{}
 	users := map[string][]budget.Usage{}
 	top, _ := a.Ledger.Top(maxUserRows)
 	for _, u := range top {
@@ -64,13 +73,13 @@ func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 					ab.ReservedUSD += max(0, g.GrantedUSD-g.UsedUSD)
 				}
 			}
-			series := costSeries(recent, now, func(t trace.Summary) bool { return inScope(b, t) })
+			series := costSeries(recent, now, func(t trace.Summary) bool { return inScope(b, ab.Match, t) })
 			for _, c := range series {
 				ab.BurnPerHour += c
 			}
 			ab.BurnPerHour *= float64(time.Hour) / float64(BudgetWindow)
 			ab.CostSeries = series
-			if ab.Cluster != nil {
+			if ab.Cluster != nil && a.Burn != nil {
 				if r, ok := a.Burn(b.Name, spend.PeriodKey(b, now)); ok {
 					ab.BurnPerHour, ab.Cluster.BurnPerHour = r, r
 				}
@@ -81,23 +90,24 @@ func (a *API) budgets(w http.ResponseWriter, r *http.Request) {
 					ab.Exhausts = &at
 				}
 			}
-			out.Budgets = append(out.Budgets, ab)
+			out = append(out, ab)
 		}
 	}
-	out.Spend = spendBy(recent)
-	httpio.JSON(w, http.StatusOK, out)
+	return out
 }
 
-// inScope reports whether a call counts against a budget. Per-user budgets
-// burn at the rate of all users together; traces do not keep end users.
-func inScope(b config.Budget, t trace.Summary) bool {
+// inScope reports whether a call counts against a budget; match is the
+// row's team, key, feature or, for a per-user budget, end user.
+func inScope(b config.Budget, match string, t trace.Summary) bool {
 	switch b.Scope {
 	case config.ScopeTeam:
-		return t.Team == b.Match
+		return t.Team == match
 	case config.ScopeKey:
-		return t.Key == b.Match
+		return t.Key == match
 	case config.ScopeFeature:
-		return t.Feature == b.Match
+		return t.Feature == match
+	case config.ScopeUser:
+		return t.User == match
 	}
 	return true
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"gantry/agent/httpio"
 	"gantry/api"
@@ -53,18 +52,17 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 	httpio.APIError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf(format, args...))
 }
 
-// bodyTimeout bounds how long an admin request body may take to arrive.
-const bodyTimeout = 30 * time.Second
-
-// readBody reads at most limit bytes of a request body within bodyTimeout.
+// readBody reads at most limit bytes of a request body. The agent gives
+// every body a deadline (httpio.BodyDeadline); a body past it, or too
+// large, ends the connection.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-	defer rc.SetReadDeadline(time.Time{})
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil || int64(len(b)) > limit {
+		httpio.EndBody(w)
+	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, fmt.Errorf("request body: it did not arrive within %s", bodyTimeout)
+		return nil, errors.New("request body: it did not arrive in time")
 	case err != nil:
 		return nil, fmt.Errorf("request body: %w", err)
 	case int64(len(b)) > limit:

@@ -3,7 +3,6 @@ package admin
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"gantry/agent/httpio"
 	"gantry/api"
@@ -12,10 +11,7 @@ import (
 )
 
 func apiKey(k config.Key) api.Key {
-	h := strings.TrimPrefix(k.Hash, "sha256:")
-	if len(h) > 8 {
-		h = h[:8]
-	}
+	h := config.HashFingerprint(k.Hash)
 	return api.Key{Name: k.Name, Team: k.Team, Features: k.Features, Models: k.Models, Expires: k.Expires, Revoked: k.Revoked,
 		RateLimit: k.RateLimit, MaxBudgetUSD: k.MaxBudgetUSD, HashPrefix: h}
 }

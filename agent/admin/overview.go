@@ -130,7 +130,7 @@ func computeOverview(node string, now time.Time, window time.Duration, sums []tr
 	from := now.Add(-window)
 	seriesFrom := now.Add(-CostSeriesMinutes * time.Minute)
 	o.CostSeries = make([]float64, CostSeriesMinutes)
-	var all statsAcc
+	var all, noFeature statsAcc
 	features := map[string]*statsAcc{}
 	releases := map[string]*statsAcc{}
 	relOf := map[string]api.ReleaseStats{}
@@ -145,6 +145,7 @@ func computeOverview(node string, now time.Time, window time.Duration, sums []tr
 		}
 		all.add(t)
 		if t.Feature == "" {
+			noFeature.add(t)
 			continue
 		}
 		acc(features, t.Feature).add(t)
@@ -164,6 +165,7 @@ func computeOverview(node string, now time.Time, window time.Duration, sums []tr
 		}
 	}
 	st := all.done()
+	o.Totals, o.NoFeature = st, noFeature.done()
 	o.RequestsPerSec = float64(st.Requests) / span.Seconds()
 	o.ErrorRate = st.ErrorRate()
 	o.P50, o.P95 = st.P50, st.P95

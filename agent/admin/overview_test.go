@@ -134,3 +134,35 @@ func TestOperatorNameIsKeptPrintableAndShort(t *testing.T) {
 		}
 	}
 }
+
+// TestOverviewTotalsIncludeCallsWithoutFeature is the "errors 56%" next to
+// feature rows of 0 %: refused calls carry no feature, and the overview
+// must show where the errors are.
+func TestOverviewTotalsIncludeCallsWithoutFeature(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
+	refused := func(ago time.Duration) trace.Summary {
+		return trace.Summary{ID: "r" + ago.String(), Start: now.Add(-ago), Status: "error", HTTPStatus: 401, ErrorCode: "invalid_api_key", Duration: 1}
+	}
+	sums := []trace.Summary{
+		refused(5 * time.Second), refused(6 * time.Second), refused(7 * time.Second),
+		sum(now, 10*time.Second, "a@v1", "ok", 100, 0.01),
+		sum(now, 20*time.Second, "a@v1", "ok", 100, 0.02),
+	}
+	o := computeOverview("n1", now, 5*time.Minute, sums, false, nil)
+	if o.Totals.Requests != 5 || o.Totals.Errors != 3 || !near(o.ErrorRate, 0.6) {
+		t.Fatalf("totals %+v error rate %v, want 5 requests, 3 errors, 0.6", o.Totals, o.ErrorRate)
+	}
+	if o.NoFeature.Requests != 3 || o.NoFeature.Errors != 3 {
+		t.Fatalf("no-feature row %+v, want the 3 refused calls", o.NoFeature)
+	}
+	var rows int64
+	var cost float64
+	for _, f := range o.Features {
+		rows += f.Requests
+		cost += f.CostUSD
+	}
+	if rows+o.NoFeature.Requests != o.Totals.Requests || !near(cost+o.NoFeature.CostUSD, o.Totals.CostUSD) {
+		t.Fatalf("feature rows (%d, $%v) and no-feature (%d, $%v) do not add up to the totals (%d, $%v)",
+			rows, cost, o.NoFeature.Requests, o.NoFeature.CostUSD, o.Totals.Requests, o.Totals.CostUSD)
+	}
+}

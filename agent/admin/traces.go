@@ -14,7 +14,8 @@ import (
 
 // listTraces serves GET /admin/v1/traces with the filters of
 // api.TraceQuery: trace_id (every call of one W3C trace), feature,
-// release, model, status, node, q (text), since and until (RFC 3339) and
+// release, model, status, node, user, key_fp, error_kind, q (text),
+// since and until (RFC 3339), min/max_duration, min/max_cost, sort and
 // limit. A cursor is refused: an agent's store answers one page.
 func (a *API) listTraces(w http.ResponseWriter, r *http.Request) {
 	aq, err := api.ParseTraceQuery(r.URL.Query())
@@ -27,7 +28,9 @@ func (a *API) listTraces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := trace.Query{TraceID: aq.TraceID, Feature: aq.Feature, Release: aq.Release, Model: aq.Model, Status: aq.Status,
-		Text: aq.Text, Since: aq.Since, Until: aq.Until, Limit: aq.Limit}
+		User: aq.User, KeyFP: aq.KeyFP, ErrorKind: aq.ErrorKind, Text: aq.Text, Since: aq.Since, Until: aq.Until,
+		MinDuration: trace.Ms(aq.MinDuration), MaxDuration: trace.Ms(aq.MaxDuration), MinCost: aq.MinCost, MaxCost: aq.MaxCost,
+		Sort: aq.Sort, Limit: aq.Limit}
 	out := api.TraceList{Traces: []trace.Summary{}}
 	if aq.Node == "" || aq.Node == a.NodeID {
 		out.Traces = a.Traces.Search(q)

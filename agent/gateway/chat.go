@@ -23,6 +23,7 @@ func (h *Handlers) prepare(w http.ResponseWriter, r *http.Request, entry string,
 		return nil
 	}
 	c := newCall(r, entry)
+	c.Snap = snap // one configuration for the whole request, decoding included
 	setTraceHeaders(w, c)
 	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
 	if cerr == nil {
@@ -117,7 +118,7 @@ func (h *Handlers) usage(c *pipeline.Call) chat.Usage {
 		return c.Usage
 	}
 	u := chat.Usage{PromptTokens: c.InputTokens}
-	if h.Gateway.CountText != nil && c.Resp != nil && len(c.Resp.Choices) > 0 {
+	if c.Resp != nil && len(c.Resp.Choices) > 0 {
 		m := c.Resp.Choices[0].Message
 		u.CompletionTokens = h.Gateway.CountText(m.Content.Text)
 		for _, tc := range m.ToolCalls {

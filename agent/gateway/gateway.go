@@ -116,10 +116,12 @@ func (h *Handlers) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(h.BodyTimeout))
-	// The connection is read again only to notice the client leaving.
-	defer rc.SetReadDeadline(time.Time{})
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
+	if err == nil {
+		// The connection is read again only to notice the client leaving.
+		rc.SetReadDeadline(time.Time{})
+	} else {
+		httpio.EndBody(w)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &chat.Error{Status: http.StatusRequestTimeout, Type: chat.TypeInvalidRequest, Code: "body_timeout",
 				Message: fmt.Sprintf("the request body did not arrive within %s", h.BodyTimeout)}
@@ -134,8 +136,9 @@ func (h *Handlers) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	return body, nil
 }
 
-// newCall starts a call record from the HTTP request: ids, trace context
-// and the presented key. Header names here are written in canonical form,
+// newCall starts a call record from the HTTP request: ids, trace context,
+// the presented key and where the call came from. The client address is
+// the connection's peer: a forwarded-for header is the caller's to choose. Header names here are written in canonical form,
 // which Header.Get then uses without converting.
 func newCall(r *http.Request, entry string) *pipeline.Call {
 	c := &pipeline.Call{
@@ -143,6 +146,8 @@ func newCall(r *http.Request, entry string) *pipeline.Call {
 		Received: time.Now(),
 		Entry:    entry,
 		Secret:   httpio.Bearer(r),
+		Client:   r.RemoteAddr,
+		Agent:    r.Header.Get("User-Agent"),
 		NoCache:  r.Header.Get("X-Gantry-Cache") == "bypass" || strings.Contains(r.Header.Get("Cache-Control"), "no-cache"),
 	}
 	// Most callers send no traceparent; skip the parse and its error.

@@ -43,6 +43,7 @@ func (h *Handlers) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newCall(r, pipeline.EntryInvoke)
+	c.Snap = snap // one configuration for the whole request, decoding included
 	setTraceHeaders(w, c)
 	body, cerr := h.readBody(w, r, snap.Limits.MaxBodyBytes)
 	var in invokeRequest

@@ -90,6 +90,7 @@ func (tx *txn) record(target string, before, after any, reason string) {
 		Target:    target,
 		Before:    summarize(before),
 		After:     summarize(after),
+		Diff:      fieldDiff(before, after),
 		Reason:    truncate(reason, maxSummary),
 	})
 }

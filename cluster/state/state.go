@@ -125,7 +125,10 @@ type AuditRecord struct {
 	Target    string       `json:"target"`
 	Before    string       `json:"before,omitempty"`
 	After     string       `json:"after,omitempty"`
-	Reason    string       `json:"reason,omitempty"`
+	// Diff lists the fields an object's change set; empty for changes
+	// whose summary says it all (labels, tokens, a whole configuration).
+	Diff   []AuditChange `json:"diff,omitempty"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // Result is what applying a command produced.

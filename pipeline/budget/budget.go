@@ -152,39 +152,103 @@ type Subject struct {
 // ScopesFor returns the budgets of cfg that apply to s, plus the key's own
 // lifetime cap when it has one.
 func ScopesFor(cfg *config.Config, s Subject) []Scope {
-	var out []Scope
-	for _, b := range cfg.Budgets {
+	return NewIndex(cfg).For(s)
+}
+
+// Index holds a configuration's budgets by what they match, so a call finds
+// its scopes with a few lookups whatever the number of budgets and keys.
+type Index struct {
+	global  []indexed
+	team    map[string][]indexed
+	key     map[string][]indexed
+	feature map[string][]indexed
+	user    []indexed // per-user budgets; the scope's key is completed per call
+	caps    map[string]Scope
+}
+
+// indexed is a scope and its budget's place in the configuration: scopes
+// come out in configuration order, as the ledger reports the first one a
+// call goes beyond.
+type indexed struct {
+	at int
+	Scope
+}
+
+// NewIndex indexes cfg's budgets and keys' caps.
+func NewIndex(cfg *config.Config) *Index {
+	ix := &Index{team: map[string][]indexed{}, key: map[string][]indexed{}, feature: map[string][]indexed{}, caps: map[string]Scope{}}
+	for i, b := range cfg.Budgets {
+		e := indexed{at: i, Scope: Scope{Key: b.Name, Budget: b}}
 		switch b.Scope {
 		case config.ScopeGlobal:
-			out = append(out, Scope{Key: b.Name, Budget: b})
+			ix.global = append(ix.global, e)
 		case config.ScopeTeam:
-			if s.Team != "" && b.Match == s.Team {
-				out = append(out, Scope{Key: b.Name, Budget: b})
-			}
+			ix.team[b.Match] = append(ix.team[b.Match], e)
 		case config.ScopeKey:
-			if s.Key != "" && b.Match == s.Key {
-				out = append(out, Scope{Key: b.Name, Budget: b})
-			}
+			ix.key[b.Match] = append(ix.key[b.Match], e)
 		case config.ScopeFeature:
-			if s.Feature != "" && b.Match == s.Feature {
-				out = append(out, Scope{Key: b.Name, Budget: b})
-			}
+			ix.feature[b.Match] = append(ix.feature[b.Match], e)
 		case config.ScopeUser:
-			if s.User != "" {
-				out = append(out, Scope{Key: b.Name + "/user:" + s.User, Budget: b, User: s.User})
-			}
+			ix.user = append(ix.user, e)
 		}
 	}
+	for _, k := range cfg.Keys {
+		if _, dup := ix.caps[k.Name]; dup || k.MaxBudgetUSD <= 0 {
+			continue
+		}
+		ix.caps[k.Name] = Scope{Key: "key-cap:" + k.Name, Budget: config.Budget{
+			Name: "key:" + k.Name, Scope: config.ScopeKey, Match: k.Name,
+			Period: config.PeriodTotal, LimitUSD: k.MaxBudgetUSD, Action: config.BudgetBlock,
+		}}
+	}
+	return ix
+}
+
+// For returns the budgets that apply to s in configuration order, plus
+// the key's own lifetime cap last when it has one.
+func (ix *Index) For(s Subject) []Scope {
+	var parts [5][]indexed
+	parts[0] = ix.global
+	if s.Team != "" {
+		parts[1] = ix.team[s.Team]
+	}
 	if s.Key != "" {
-		for _, k := range cfg.Keys {
-			if k.Name == s.Key && k.MaxBudgetUSD > 0 {
-				out = append(out, Scope{Key: "key-cap:" + k.Name, Budget: config.Budget{
-					Name: "key:" + k.Name, Scope: config.ScopeKey, Match: k.Name,
-					Period: config.PeriodTotal, LimitUSD: k.MaxBudgetUSD, Action: config.BudgetBlock,
-				}})
-				break
+		parts[2] = ix.key[s.Key]
+	}
+	if s.Feature != "" {
+		parts[3] = ix.feature[s.Feature]
+	}
+	if s.User != "" {
+		parts[4] = ix.user
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	keyCap, capped := Scope{}, false
+	if s.Key != "" {
+		keyCap, capped = ix.caps[s.Key]
+	}
+	if n == 0 && !capped {
+		return nil
+	}
+	out := make([]Scope, 0, n+1)
+	for len(out) < n { // merge the parts by configuration order
+		pick := -1
+		for i, p := range parts {
+			if len(p) > 0 && (pick < 0 || p[0].at < parts[pick][0].at) {
+				pick = i
 			}
 		}
+		sc := parts[pick][0].Scope
+		if pick == 4 {
+			sc.Key, sc.User = sc.Budget.Name+"/user:"+s.User, s.User
+		}
+		out = append(out, sc)
+		parts[pick] = parts[pick][1:]
+	}
+	if capped {
+		out = append(out, keyCap)
 	}
 	return out
 }

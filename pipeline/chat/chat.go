@@ -6,7 +6,6 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 )
 
 // Request is a chat completion request.
@@ -69,7 +68,7 @@ func (s *Stop) UnmarshalJSON(b []byte) error {
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("stop must be a string or a list of strings")
+		return &FieldError{Field: "stop", Reason: "stop must be a string or a list of strings"}
 	}
 	*s = many
 	return nil

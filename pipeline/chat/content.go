@@ -133,7 +133,7 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		c.Text = joinText(c.Parts)
 		return nil
 	default:
-		return errors.New("content must be a string, a list of parts or null")
+		return &PartError{Index: -1, Reason: "content must be a string, a list of parts or null"}
 	}
 }
 

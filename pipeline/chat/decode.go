@@ -100,7 +100,10 @@ func decodeStrictJSON(body []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		var pe *PartError
+		var fe *FieldError
 		switch {
+		case errors.As(err, &fe):
+			return BadRequest(fe.Field, "%s", fe.Reason)
 		case errors.As(err, &pe):
 			where := pe.path(partContent(body))
 			return BadRequest(where, "%s: %s", where, pe.Reason)
@@ -118,6 +121,15 @@ func decodeStrictJSON(body []byte, v any) error {
 	}
 	return nil
 }
+
+// FieldError is a field of a request whose JSON has a shape its own
+// decoder refuses, so the 400 can name it.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Reason }
 
 // partContent finds which message's content holds a part that did not
 // decode, for the error; it runs only then.

@@ -23,7 +23,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"empty messages", `{"model":"m","messages":[]}`, "messages", "at least one"},
 		{"messages wrong type", `{"model":"m","messages":"hi"}`, "messages", "must be a list"},
 		{"empty content", `{"model":"m","messages":[{"role":"user","content":""}]}`, "messages[0].content", "no content"},
-		{"content wrong type", `{"model":"m","messages":[{"role":"user","content":5}]}`, "", "content must be"},
+		{"content wrong type", `{"model":"m","messages":[{"role":"user","content":5}]}`, "messages[0].content", "content must be"},
 		{"unknown role", `{"model":"m","messages":[{"role":"wizard","content":"hi"}]}`, "messages[0].role", "unknown role"},
 		{"tool without id", `{"model":"m","messages":[{"role":"tool","content":"42"}]}`, "messages[0].tool_call_id", "tool_call_id"},
 		{"temperature too high", `{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":3}`, "temperature", "between 0 and 2"},
@@ -33,7 +33,10 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"unknown response format", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"yaml"}}`, "response_format.type", "unknown"},
 		{"json_schema without schema", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema"}}`, "response_format.json_schema", "needs"},
 		{"tool without name", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{}}]}`, "tools[0].function.name", "name"},
-		{"stop wrong type", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":5}`, "", "stop must be"},
+		{"stop wrong type", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":5}`, "stop", "stop must be"},
+		{"stop of numbers", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":[1]}`, "stop", "stop must be"},
+		{"second content an object", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"user","content":{"text":"x"}}]}`, "messages[1].content", "content must be"},
+		{"content true", `{"model":"m","messages":[{"role":"user","content":true}]}`, "messages[0].content", "content must be"},
 		{"max_tokens of 10^15", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1000000000000000}`, "max_tokens", "more than the limit"},
 		{"max_tokens of 2^63-1", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`, "max_tokens", "more than the limit"},
 		{"max_tokens past int64", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1e30}`, "max_tokens", "must be a number"},
@@ -154,12 +157,22 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1000000000000000,"n":1000,"user":"u","metadata":{"k":"v"}}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"a":1,"a":2}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object","properties":{"a":{"type":"string"}}},"strict":true}}}`))
+	for _, wrong := range []string{`5`, `true`, `{"a":1}`, `[1]`, `"s"`, `null`, `[{"type":"text","text":5}]`} {
+		f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":` + wrong + `}],"stop":` + wrong + `}`))
+		f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"stop":` + wrong + `,"temperature":` + wrong + `,"tools":` + wrong + `}`))
+		f.Add([]byte(`{"model":` + wrong + `,"messages":[{"role":` + wrong + `,"content":"x","name":` + wrong + `}],"metadata":` + wrong + `}`))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeRequest(body, 64)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Status != 400 || e.Message == "" {
 				t.Fatalf("error %v is not a 400 with a message", err)
+			}
+			// A JSON value of the wrong shape is refused naming its
+			// field, never with the decoder's bare words.
+			if strings.HasPrefix(e.Message, "the request body is not valid: ") {
+				t.Fatalf("a refusal names no field: %v", e.Message)
 			}
 			return
 		}

@@ -45,7 +45,7 @@ func (in *EmbeddingInput) UnmarshalJSON(b []byte) error {
 		*in = many
 		return nil
 	}
-	return errors.New("input must be a string or a list of strings (token ids are not accepted)")
+	return &FieldError{Field: "input", Reason: "input must be a string or a list of strings (token ids are not accepted)"}
 }
 
 // DecodeEmbeddingRequest parses and checks an embeddings body. Every

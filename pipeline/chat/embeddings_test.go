@@ -18,7 +18,7 @@ func TestDecodeEmbeddingRequest(t *testing.T) {
 	}{
 		{"one text", `{"model":"e","input":"hello"}`, 1, "", ""},
 		{"texts", `{"model":"e","input":["a","b"],"encoding_format":"base64","dimensions":256}`, 2, "", ""},
-		{"token ids", `{"model":"e","input":[1,2,3]}`, 0, "", "token ids"},
+		{"token ids", `{"model":"e","input":[1,2,3]}`, 0, "input", "token ids"},
 		{"no input", `{"model":"e"}`, 0, "input", "required"},
 		{"empty text", `{"model":"e","input":["a",""]}`, 0, "input[1]", "empty"},
 		{"too many", `{"model":"e","input":` + many + `}`, 0, "input", "limit"},
@@ -70,12 +70,16 @@ func FuzzDecodeEmbeddingRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"e","input":["a","b"],"dimensions":3}`))
 	f.Add([]byte(`{"model":"e","input":"x","encoding_format":"base64"}`))
 	f.Add([]byte(`{"model":"e","input":[[1,2]]}`))
+	f.Add([]byte(`{"model":5,"input":{"a":1},"dimensions":"x","encoding_format":7}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeEmbeddingRequest(body)
 		if err != nil {
 			var ce *Error
 			if !errors.As(err, &ce) || ce.Status != 400 {
 				t.Fatalf("error %v is not a 400", err)
+			}
+			if strings.HasPrefix(ce.Message, "the request body is not valid: ") {
+				t.Fatalf("a refusal names no field: %v", ce.Message)
 			}
 			return
 		}

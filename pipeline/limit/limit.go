@@ -37,31 +37,87 @@ type Scope struct {
 // ScopesFor returns the rate-limited scopes of a request from cfg: the
 // key's, its team's and the feature's, each only when it has limits.
 func ScopesFor(cfg *config.Config, key, team, feature string) []Scope {
-	var out []Scope
-	add := func(prefix, name string, rl *config.RateLimit) {
-		if name != "" && rl != nil && (rl.RPM > 0 || rl.TPM > 0 || rl.MaxConcurrent > 0) {
-			out = append(out, Scope{Name: prefix + name, Limit: *rl})
-		}
-	}
-	for i := range cfg.Keys {
-		if cfg.Keys[i].Name == key {
-			add("key:", key, cfg.Keys[i].RateLimit)
-			break
-		}
-	}
+	return NewIndex(cfg).For(key, team, feature)
+}
+
+// Index holds the rate-limited scopes of a configuration by key and by
+// feature, so a call finds its scopes with two lookups whatever the size
+// of the configuration.
+type Index struct {
+	keys     map[string]keyScopes
+	teams    map[string]Scope
+	features map[string]Scope
+}
+
+// NewIndex indexes cfg's rate limits.
+func NewIndex(cfg *config.Config) *Index {
+	ix := &Index{keys: map[string]keyScopes{}, teams: map[string]Scope{}, features: map[string]Scope{}}
 	for i := range cfg.Teams {
-		if cfg.Teams[i].Name == team {
-			add("team:", team, cfg.Teams[i].RateLimit)
-			break
+		if sc, ok := scope("team:", cfg.Teams[i].Name, cfg.Teams[i].RateLimit); ok {
+			if _, dup := ix.teams[cfg.Teams[i].Name]; !dup {
+				ix.teams[cfg.Teams[i].Name] = sc
+			}
 		}
 	}
 	for i := range cfg.Features {
-		if cfg.Features[i].Name == feature {
-			add("feature:", feature, cfg.Features[i].RateLimit)
-			break
+		if sc, ok := scope("feature:", cfg.Features[i].Name, cfg.Features[i].RateLimit); ok {
+			if _, dup := ix.features[cfg.Features[i].Name]; !dup {
+				ix.features[cfg.Features[i].Name] = sc
+			}
 		}
 	}
-	return out
+	for i := range cfg.Keys {
+		k := &cfg.Keys[i]
+		if _, dup := ix.keys[k.Name]; dup {
+			continue
+		}
+		e := keyScopes{team: k.Team}
+		if sc, ok := scope("key:", k.Name, k.RateLimit); ok {
+			e.own, e.scopes = &sc, append(e.scopes, sc)
+		}
+		if sc, ok := ix.teams[k.Team]; ok {
+			e.scopes = append(e.scopes, sc)
+		}
+		ix.keys[k.Name] = e
+	}
+	return ix
+}
+
+// keyScopes are a key's own scope and, in scopes, the key's and its
+// configured team's.
+type keyScopes struct {
+	team   string
+	own    *Scope
+	scopes []Scope
+}
+
+func scope(prefix, name string, rl *config.RateLimit) (Scope, bool) {
+	if name != "" && rl != nil && (rl.RPM > 0 || rl.TPM > 0 || rl.MaxConcurrent > 0) {
+		return Scope{Name: prefix + name, Limit: *rl}, true
+	}
+	return Scope{}, false
+}
+
+// For returns the scopes of a call by key, team and feature: the key's,
+// its team's and the feature's, each only when it has limits. The slice
+// is shared; callers must not change it.
+func (ix *Index) For(key, team, feature string) []Scope {
+	k := ix.keys[key]
+	base := k.scopes
+	if k.team != team { // a team other than the key's own
+		base = nil
+		if k.own != nil {
+			base = append(base, *k.own)
+		}
+		if sc, ok := ix.teams[team]; ok {
+			base = append(base, sc)
+		}
+	}
+	f, ok := ix.features[feature]
+	if !ok {
+		return base
+	}
+	return append(base[:len(base):len(base)], f)
 }
 
 // Dimensions of a limit.

@@ -196,3 +196,13 @@ func compact(raw json.RawMessage) string {
 	}
 	return b.String()
 }
+
+// Counter counts with the default encoding: CountMessages and Count as
+// methods, for whoever takes a counter.
+type Counter struct{}
+
+// Messages is CountMessages.
+func (Counter) Messages(msgs []chat.Message) int { return CountMessages(msgs) }
+
+// Text is Count.
+func (Counter) Text(text string) int { return Count(text) }

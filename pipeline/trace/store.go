@@ -1,10 +1,12 @@
 package trace
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,16 +80,35 @@ type Query struct {
 	TraceID string
 	Feature string
 	Release string
-	Model   string
-	Status  string
-	// Text matches, case-insensitively, a substring of the call id, the
-	// W3C trace id, feature, release, model or error message.
+	// Model matches the model that answered or any model the call tried.
+	Model  string
+	Status string
+	User   string
+	KeyFP  string
+	// ErrorKind matches the error code the client got or the failure of
+	// any attempt (http_500, timeout, circuit_open, …).
+	ErrorKind string
+	// Text matches, case-insensitively, a substring of any field a trace
+	// shows (see haystack).
 	Text  string
 	Since time.Time
 	Until time.Time
+	// Duration and cost ranges, inclusive; zero leaves an end open.
+	MinDuration, MaxDuration Millis
+	MinCost, MaxCost         float64
+	// Sort orders the results: "" or SortTime newest first, SortDuration
+	// slowest first, SortCost dearest first; ties newest first.
+	Sort string
 	// Limit caps the results; 0 means DefaultSearchLimit.
 	Limit int
 }
+
+// Orders of Query.Sort.
+const (
+	SortTime     = "time"
+	SortDuration = "duration"
+	SortCost     = "cost"
+)
 
 // DefaultSearchLimit is the result count of a Query without a Limit.
 const DefaultSearchLimit = 100
@@ -115,8 +136,11 @@ type entry struct {
 	t    *Trace
 	sum  Summary
 	size int64
-	hay  string   // lower-cased text fields for Query.Text
-	segs []uint64 // segments holding this trace's records
+	hay  string // lower-cased text fields for Query.Text
+	// kinds are the error code and the failures of the attempts, for
+	// Query.ErrorKind; models the models tried, for Query.Model.
+	kinds, models []string
+	segs          []uint64 // segments holding this trace's records
 	// dead is set when a later record of the same call replaced this one
 	// (a hand-edited file); it waits for eviction, unlisted.
 	dead bool
@@ -292,7 +316,7 @@ func (s *Store) Add(t *Trace) {
 // insert adds t to memory and evicts to the limits. Callers hold mu when
 // readers may run.
 func (s *Store) insert(t *Trace, size int64, seg uint64) *entry {
-	e := &entry{t: t, sum: t.Summary(), size: size, hay: haystack(t)}
+	e := &entry{t: t, sum: t.Summary(), size: size, hay: haystack(t), kinds: errorKinds(t), models: triedModels(t)}
 	if seg != 0 {
 		e.segs = []uint64{seg}
 	}
@@ -402,7 +426,8 @@ func (s *Store) Lookup(id string, visible func(*Trace) bool) (*Trace, error) {
 	return e.t, nil
 }
 
-// Search returns the summaries of matching traces, newest first.
+// Search returns the summaries of matching traces, newest first unless
+// q.Sort asks for another order.
 func (s *Store) Search(q Query) []Summary {
 	limit := q.Limit
 	if limit <= 0 {
@@ -412,27 +437,73 @@ func (s *Store) Search(q Query) []Summary {
 	if strings.IndexByte(text, 0) >= 0 {
 		return nil // the field separator: no field contains it
 	}
+	// Another order than time needs every match before it can cut the
+	// page; the store's bound keeps that bounded.
+	want := limit
+	if q.Sort != "" && q.Sort != SortTime {
+		want = int(^uint(0) >> 1)
+	}
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	var out []Summary
 	if q.TraceID != "" {
 		list := s.byTrace[q.TraceID]
-		out := make([]Summary, 0, min(limit, len(list)))
-		for i := len(list) - 1; i >= 0 && len(out) < limit; i-- {
+		out = make([]Summary, 0, min(limit, len(list)))
+		for i := len(list) - 1; i >= 0 && len(out) < want; i-- {
 			if q.match(list[i], text) {
 				out = append(out, list[i].sum)
 			}
 		}
-		return out
+	} else {
+		out = make([]Summary, 0, min(limit, len(s.entries)-s.head))
+		for i := len(s.entries) - 1; i >= s.head && len(out) < want; i-- {
+			if e := s.entries[i]; q.match(e, text) {
+				out = append(out, e.sum)
+			}
+		}
 	}
-	limit = min(limit, len(s.entries)-s.head)
-	out := make([]Summary, 0, limit)
+	s.mu.RUnlock()
+	if want != limit {
+		SortSummaries(out, q.Sort)
+		out = out[:min(len(out), limit)]
+	}
+	return out
+}
+
+// Recent returns up to limit of the newest traces that started at or after
+// since, newest first, for views that need more than summaries (attempts,
+// time to first token). Traces are never changed in place, so the caller
+// may read them without a lock; it must not change them.
+func (s *Store) Recent(since time.Time, limit int) []*Trace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Trace, 0, min(limit, len(s.entries)-s.head))
 	for i := len(s.entries) - 1; i >= s.head && len(out) < limit; i-- {
 		e := s.entries[i]
-		if q.match(e, text) {
-			out = append(out, e.sum)
+		// Entries are in the order calls ended, so an older start may
+		// follow: look at every one.
+		if !e.dead && !e.t.Start.Before(since) {
+			out = append(out, e.t)
 		}
 	}
 	return out
+}
+
+// SortSummaries orders summaries by SortTime (newest first), SortDuration
+// (slowest first) or SortCost (dearest first), ties newest first.
+func SortSummaries(sums []Summary, by string) {
+	slices.SortStableFunc(sums, func(a, b Summary) int {
+		switch by {
+		case SortDuration:
+			if c := cmp.Compare(b.Duration, a.Duration); c != 0 {
+				return c
+			}
+		case SortCost:
+			if c := cmp.Compare(b.CostUSD, a.CostUSD); c != 0 {
+				return c
+			}
+		}
+		return b.Start.Compare(a.Start)
+	})
 }
 
 func (q *Query) match(e *entry, text string) bool {
@@ -443,20 +514,63 @@ func (q *Query) match(e *entry, text string) bool {
 	case q.TraceID != "" && q.TraceID != t.TraceID,
 		q.Feature != "" && q.Feature != t.Feature,
 		q.Release != "" && q.Release != t.Release,
-		q.Model != "" && q.Model != t.Model,
+		q.Model != "" && q.Model != t.Model && !slices.Contains(e.models, q.Model),
 		q.Status != "" && q.Status != t.Status,
+		q.User != "" && q.User != t.User,
+		q.KeyFP != "" && q.KeyFP != t.KeyFP,
+		q.ErrorKind != "" && !slices.Contains(e.kinds, q.ErrorKind),
 		!q.Since.IsZero() && t.Start.Before(q.Since),
 		!q.Until.IsZero() && !t.Start.Before(q.Until),
+		q.MinDuration > 0 && t.Duration < q.MinDuration,
+		q.MaxDuration > 0 && t.Duration > q.MaxDuration,
+		q.MinCost > 0 && t.CostUSD < q.MinCost,
+		q.MaxCost > 0 && t.CostUSD > q.MaxCost,
 		text != "" && !strings.Contains(e.hay, text):
 		return false
 	}
 	return true
 }
 
-// haystack joins the fields Query.Text looks in. The separator keeps a
-// match from spanning two fields.
+// haystack joins the fields Query.Text looks in: every field the trace
+// list and a trace's header show. The separator keeps a match from
+// spanning two fields.
 func haystack(t *Trace) string {
-	return strings.ToLower(strings.Join([]string{t.ID, t.TraceID, t.Feature, t.Release, t.Model, t.Error}, "\x00"))
+	f := []string{t.ID, t.TraceID, t.Feature, t.Release, t.Label, t.Requested, t.Route, t.Model, t.Provider,
+		t.User, t.Key, t.Team, t.KeyFP, t.ClientAddr, t.UserAgent, t.Node, t.Journey, t.ErrorCode, t.Error}
+	for _, a := range t.Attempts {
+		if a.Error != "" {
+			f = append(f, a.Error)
+		}
+	}
+	return strings.ToLower(strings.Join(f, "\x00"))
+}
+
+// triedModels are the models the call's attempts went to, besides the one
+// that answered, so a failing model's calls are found by its name even
+// when none of them was answered by it.
+func triedModels(t *Trace) []string {
+	var out []string
+	for _, a := range t.Attempts {
+		if a.Model != t.Model && !slices.Contains(out, a.Model) {
+			out = append(out, a.Model)
+		}
+	}
+	return out
+}
+
+// errorKinds are the error code the client got and the failures of the
+// call's attempts, without repeats.
+func errorKinds(t *Trace) []string {
+	var out []string
+	if t.ErrorCode != "" {
+		out = append(out, t.ErrorCode)
+	}
+	for _, a := range t.Attempts {
+		if a.Status != "ok" && a.Status != "" && !slices.Contains(out, a.Status) {
+			out = append(out, a.Status)
+		}
+	}
+	return out
 }
 
 // Feedback attaches a user signal to a call, by the call's id or by a W3C
@@ -666,6 +780,10 @@ func (t *Trace) Summary() Summary {
 		Model:        t.Model,
 		Team:         t.Team,
 		Key:          t.Key,
+		User:         t.User,
+		KeyFP:        t.KeyFP,
+		Client:       t.ClientAddr,
+		Provider:     t.Provider,
 		Status:       t.Status,
 		HTTPStatus:   t.HTTPStatus,
 		ErrorCode:    t.ErrorCode,
@@ -676,6 +794,15 @@ func (t *Trace) Summary() Summary {
 		Cached:       t.Cached,
 		PriceUnknown: t.PriceUnknown,
 		EvalRun:      t.EvalRun,
+	}
+	// A call no model answered shows the model it tried last, so its row
+	// says which model failed and a model filter finds it.
+	if s.Model == "" && len(t.Attempts) > 0 {
+		last := t.Attempts[len(t.Attempts)-1]
+		s.Model = last.Model
+		if s.Provider == "" {
+			s.Provider = last.Provider
+		}
 	}
 	for i := len(t.Feedback) - 1; i >= 0; i-- {
 		fb := &t.Feedback[i]

@@ -491,9 +491,10 @@ func TestSummary(t *testing.T) {
 	tr := mk(4)
 	tr.Validation = []string{"$.answer: required", "$.sources: too short"}
 	tr.Feedback = []Feedback{{Thumbs: "down"}, {Score: &score}, {Comment: "later note"}}
+	tr.User, tr.KeyFP, tr.ClientAddr = "u-9", "1a2b3c4d", "10.0.0.7:51000"
 	sum := tr.Summary()
 	want := Summary{ID: tr.ID, TraceID: tr.TraceID, Start: tr.Start, Duration: tr.Duration, Feature: tr.Feature, Release: tr.Release,
-		Model: tr.Model, Status: "error", HTTPStatus: 502, ErrorCode: "upstream_timeout", InputTokens: 14,
+		Model: tr.Model, Provider: tr.Provider, User: "u-9", KeyFP: "1a2b3c4d", Client: "10.0.0.7:51000", Status: "error", HTTPStatus: 502, ErrorCode: "upstream_timeout", InputTokens: 14,
 		OutputTokens: 24, CostUSD: 0.001, Validation: 2, Feedback: "0.8"}
 	if sum != want {
 		t.Fatalf("Summary: got %+v, want %+v", sum, want)
@@ -873,4 +874,57 @@ func FuzzReplaySegment(f *testing.F) {
 			t.Fatalf("feedback after replay: %v", err)
 		}
 	})
+}
+
+// TestSearchSortAndRanges is an operator narrowing an incident down: the
+// slowest calls, the dearest ones, a user's, a refused caller's by key
+// fingerprint, those an upstream 500 failed, and text that only a caller's
+// address or an attempt's error holds.
+func TestSearchSortAndRanges(t *testing.T) {
+	s := open(t, "", Limits{})
+	for i := range 20 {
+		tr := mk(i)
+		tr.Duration = Millis(100 * (i%7 + 1))
+		tr.CostUSD = float64(i%4) / 100
+		tr.User = fmt.Sprintf("u-%d", i%3)
+		if i == 13 {
+			tr.Status, tr.HTTPStatus, tr.ErrorCode, tr.Error = "error", 401, "invalid_api_key", "unknown key"
+			tr.KeyFP, tr.ClientAddr, tr.UserAgent = "deadbeef", "203.0.113.9:40100", "curl/8.5"
+		}
+		if i == 7 {
+			tr.Attempts = []Attempt{{Model: "gpt-4o-mini", Status: "http_500", Error: "upstream said: overloaded"}, {Model: "claude-haiku", Status: "ok"}}
+		}
+		s.Add(tr)
+	}
+	ids := func(sums []Summary) string {
+		var out []string
+		for _, x := range sums {
+			out = append(out, x.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	cases := []struct {
+		name string
+		q    Query
+		want string
+	}{
+		{"slowest first", Query{Sort: SortDuration, Limit: 3}, "req-13,req-6,req-19"}, // 700 ms each, newest first among them
+		{"dearest first", Query{Sort: SortCost, Limit: 2}, "req-19,req-15"},
+		{"duration range", Query{MinDuration: 600, MaxDuration: 600}, "req-19,req-12,req-5"},
+		{"cost range sorted by cost", Query{MinCost: 0.015, MaxCost: 0.025, Sort: SortCost}, "req-18,req-14,req-10,req-6,req-2"},
+		{"user", Query{User: "u-1", Limit: 3}, "req-19,req-16,req-13"},
+		{"key fingerprint", Query{KeyFP: "deadbeef"}, "req-13"},
+		{"error kind of the call", Query{ErrorKind: "invalid_api_key"}, "req-13"},
+		{"error kind of an attempt", Query{ErrorKind: "http_500"}, "req-7"},
+		{"a model tried but not answering", Query{Model: "gpt-4o-mini", Text: "overloaded"}, "req-7"},
+		{"text: client address", Query{Text: "203.0.113"}, "req-13"},
+		{"text: user agent", Query{Text: "CURL/"}, "req-13"},
+		{"text: attempt error", Query{Text: "overloaded"}, "req-7"},
+		{"text: provider", Query{Text: "sim", Limit: 1}, "req-19"},
+	}
+	for _, c := range cases {
+		if got := ids(s.Search(c.q)); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
 }

@@ -35,6 +35,12 @@ type Trace struct {
 	User        string `json:"user,omitempty"` // end user id as the caller sent it
 	Key         string `json:"key,omitempty"`  // virtual key name, never the secret
 	Team        string `json:"team,omitempty"`
+	// KeyFP is the fingerprint of the key the caller presented, known or
+	// not (KeyFingerprint), so a refused caller can be found; never the
+	// key. ClientAddr and UserAgent say where the call came from.
+	KeyFP      string `json:"key_fp,omitempty"`
+	ClientAddr string `json:"client_addr,omitempty"`
+	UserAgent  string `json:"user_agent,omitempty"`
 
 	Requested string `json:"requested_model"` // what the client named
 	Route     string `json:"route,omitempty"`
@@ -268,6 +274,10 @@ type Summary struct {
 	Model        string    `json:"model,omitempty"`
 	Team         string    `json:"team,omitempty"`
 	Key          string    `json:"key,omitempty"` // virtual key name
+	User         string    `json:"user,omitempty"`
+	KeyFP        string    `json:"key_fp,omitempty"`
+	Client       string    `json:"client_addr,omitempty"`
+	Provider     string    `json:"provider,omitempty"`
 	Status       string    `json:"status"`
 	HTTPStatus   int       `json:"http_status"`
 	ErrorCode    string    `json:"error_code,omitempty"`

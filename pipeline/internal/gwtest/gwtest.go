@@ -4,7 +4,6 @@
 package gwtest
 
 import (
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,8 +33,8 @@ func (g *Gateway) Traces() []*trace.Trace {
 }
 
 // New serves models sim-small (chat) and sim-embed (embeddings) from a
-// simulator that never fails.
-func New(t *testing.T) *Gateway {
+// simulator that never fails. Each edit may add parts to the gateway.
+func New(t *testing.T, edits ...func(*pipeline.Deps)) *Gateway {
 	t.Helper()
 	cfg := &config.Config{
 		Providers: []config.Provider{{Name: "sim", Kind: config.KindSim, Sim: &config.SimSettings{Seed: 7, OutputTokens: 12}}},
@@ -51,11 +50,15 @@ func New(t *testing.T) *Gateway {
 		t.Fatalf("compile: %v", err)
 	}
 	g := &Gateway{}
-	g.Gateway = &pipeline.Gateway{Router: pipeline.NewRouter(), Log: slog.Default(), Record: func(tr *trace.Trace) {
+	d := pipeline.Deps{Record: func(tr *trace.Trace) {
 		g.mu.Lock()
 		g.traces = append(g.traces, tr)
 		g.mu.Unlock()
 	}}
+	for _, edit := range edits {
+		edit(&d)
+	}
+	g.Gateway = pipeline.NewGateway(d)
 	g.Swap(snap)
 	return g
 }

@@ -1,0 +1,114 @@
+package admin
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"gantry/api"
+	"gantry/config"
+)
+
+func TestBudgetAlerts(t *testing.T) {
+	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	cfg := &config.Config{Budgets: []config.Budget{
+		{Name: "all", Scope: config.ScopeGlobal, Period: config.PeriodDay, LimitUSD: 10, SoftThreshold: 0.8},
+		{Name: "each-user", Scope: config.ScopeUser, Period: config.PeriodDay, LimitUSD: 1},
+	}}
+	soon, later := now.Add(30*time.Minute), now.Add(5*time.Hour)
+	rows := []api.Budget{
+		{Name: "all", Scope: config.ScopeGlobal, Period: "day", LimitUSD: 10, SpentUSD: 8.5, BurnPerHour: 0.3, Exhausts: &later},
+		{Name: "each-user", Scope: config.ScopeUser, Match: "alice", Period: "day", LimitUSD: 1, SpentUSD: 0.9, BurnPerHour: 0.2, Exhausts: &soon},
+		{Name: "each-user", Scope: config.ScopeUser, Match: "bob", Period: "day", LimitUSD: 1, SpentUSD: 1},
+		{Name: "each-user", Scope: config.ScopeUser, Match: "carol", Period: "day", LimitUSD: 1, SpentUSD: 0.01},
+	}
+	got := map[string]string{}
+	for _, a := range budgetAlerts(cfg, rows, now) {
+		got[a.ID] = a.Severity
+		if a.Link != "budgets?name="+rowName(a.Subject) {
+			t.Errorf("%s: link %q", a.ID, a.Link)
+		}
+	}
+	want := map[string]string{
+		"budget_exhausts/budget/all":                  api.SeverityWarning,  // runs out in 5h, before the day ends
+		"budget_soft/budget/all":                      api.SeverityWarning,  // 85 % past 80 %
+		"budget_exhausts/budget/each-user/user:alice": api.SeverityCritical, // within the hour
+		"budget_exhausts/budget/each-user/user:bob":   api.SeverityCritical, // spent
+	}
+	if len(got) != len(want) {
+		t.Fatalf("alerts %v, want %v", got, want)
+	}
+	for id, sev := range want {
+		if got[id] != sev {
+			t.Errorf("%s: %q, want %q", id, got[id], sev)
+		}
+	}
+}
+
+// rowName is the budget name of a subject budget/NAME[/user:U].
+func rowName(subject string) string {
+	s := subject[len("budget/"):]
+	for i := range len(s) {
+		if s[i] == '/' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// TestAlertBook: an alert keeps its start while it lasts, starts anew
+// after it cleared, a passing election does not alert, and the gauge
+// counts what is shown.
+func TestAlertBook(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b := NewAlertBook(reg)
+	t0 := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	open := api.Alert{ID: "breaker_open/model/m", Kind: api.AlertBreakerOpen, Severity: api.SeverityCritical}
+	noLeader := api.Alert{ID: "no_leader/cluster", Kind: api.AlertNoLeader, Severity: api.SeverityCritical}
+	soft := api.Alert{ID: "budget_soft/budget/all", Kind: api.AlertBudgetSoft, Severity: api.SeverityWarning}
+
+	out := b.record(t0, "n1", []api.Alert{soft, open, noLeader})
+	if len(out.Alerts) != 2 || out.Alerts[0].ID != open.ID || out.Alerts[1].ID != soft.ID || !out.Alerts[0].Since.Equal(t0) || out.Alerts[0].Node != "n1" {
+		t.Fatalf("first look %+v: want the open circuit then the soft budget, no leaderless moment yet", out.Alerts)
+	}
+	if v := testutil.ToFloat64(b.gauge.WithLabelValues(api.SeverityCritical)); v != 1 {
+		t.Fatalf("critical gauge %v, want 1", v)
+	}
+	out = b.record(t0.Add(6*time.Second), "n1", []api.Alert{open, noLeader})
+	if len(out.Alerts) != 2 || !out.Alerts[0].Since.Equal(t0) || out.Alerts[1].ID != noLeader.ID {
+		t.Fatalf("second look %+v: want both critical, the circuit since t0", out.Alerts)
+	}
+	if v := testutil.ToFloat64(b.gauge.WithLabelValues(api.SeverityWarning)); v != 0 {
+		t.Fatalf("warning gauge %v after the soft budget cleared", v)
+	}
+	b.record(t0.Add(8*time.Second), "n1", nil)
+	out = b.record(t0.Add(10*time.Second), "n1", []api.Alert{open})
+	if !out.Alerts[0].Since.Equal(t0.Add(10 * time.Second)) {
+		t.Fatalf("a circuit that opened again starts at %s, want the new opening", out.Alerts[0].Since)
+	}
+}
+
+func TestSummaryDiff(t *testing.T) {
+	for _, c := range []struct {
+		before, after string
+		want          []api.AuditChange
+	}{
+		{"production=v1", "production=v1 canary=v2@10%", []api.AuditChange{{Field: "canary", After: "v2@10%"}}},
+		{"production=v2 canary=v3@50%", "production=v2", []api.AuditChange{{Field: "canary", Before: "v3@50%"}}},
+		{"ci role=operator", "ci role=operator revoked", []api.AuditChange{{Field: "revoked", After: "true"}}},
+		{"gpt sha256:0a1b2c", "gpt sha256:ffeedd", nil},
+		{"", "support-answer releases=1 production=v1", []api.AuditChange{{Field: "releases", After: "1"}, {Field: "production", After: "v1"}}},
+	} {
+		got := summaryDiff(c.before, c.after)
+		if len(got) != len(c.want) {
+			t.Fatalf("%q -> %q: %+v, want %+v", c.before, c.after, got, c.want)
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Fatalf("%q -> %q: %+v, want %+v", c.before, c.after, got, c.want)
+			}
+		}
+	}
+}

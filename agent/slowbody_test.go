@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"gantry/config"
+)
+
+// A client that trickles its body a byte at a time gets its answer and
+// loses the connection at the body timeout, whether the endpoint reads the
+// body (and times out) or refuses the request without reading it: the
+// agent neither waits for the rest of the body nor keeps the connection.
+func TestSlowBodyEndsTheConnection(t *testing.T) {
+	const timeout = time.Second
+	a := startAgentWith(t, quietConfig(), func(o *Options) { o.bodyTimeout = timeout })
+	cases := []struct {
+		name, method, path, token string
+		status                    int
+	}{
+		{"chat completion", "POST", "/v1/chat/completions", devKey, http.StatusRequestTimeout},
+		{"configuration on an agent without a cluster", "PUT", "/admin/v1/config", devAdmin, http.StatusServiceUnavailable},
+		{"feedback with a wrong key", "POST", "/v1/feedback", "gk_wrong", http.StatusUnauthorized},
+		{"admin with no token", "POST", "/admin/v1/keys", "", http.StatusUnauthorized},
+		{"feedback", "POST", "/v1/feedback", devKey, http.StatusRequestTimeout},
+		{"unknown gateway path", "POST", "/v1/nowhere", devKey, http.StatusNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := net.Dial("tcp", strings.TrimPrefix(a.srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+				tc.method, tc.path, tc.token)
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+						if _, err := conn.Write([]byte(" ")); err != nil {
+							return
+						}
+					}
+				}
+			}()
+			start := time.Now()
+			conn.SetReadDeadline(time.Now().Add(timeout + 5*time.Second))
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer while the body trickles in: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if _, err := io.Copy(io.Discard, br); err != nil {
+				t.Fatalf("the connection stayed open %s after the body began: %v", time.Since(start), err)
+			}
+			if took := time.Since(start); took > timeout+2*time.Second {
+				t.Fatalf("the connection closed %s after the body began, past the %s timeout", took, timeout)
+			}
+		})
+	}
+}
+
+// A call that takes longer than the body timeout is answered: the deadline
+// is lifted once the body has been read, so the agent's watch for the
+// client leaving does not mistake it for a client gone.
+func TestBodyDeadlineSparesLongCalls(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	cfg := quietConfig()
+	cfg.Providers[0].Sim.LatencyP50 = config.Duration(4 * timeout)
+	cfg.Providers[0].Sim.LatencyP99 = config.Duration(5 * timeout)
+	a := startAgentWith(t, cfg, func(o *Options) { o.bodyTimeout = timeout })
+	start := time.Now()
+	resp := a.post("/v1/chat/completions", `{"model":"sim-small","messages":[{"role":"user","content":"Hello"}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a call of %s with a body timeout of %s: %d %s", time.Since(start), timeout, resp.StatusCode, b)
+	}
+	if took := time.Since(start); took < 2*timeout {
+		t.Fatalf("the call took %s, not longer than the body timeout; the test proves nothing", took)
+	}
+}
