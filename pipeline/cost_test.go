@@ -497,3 +497,75 @@ features:
 		t.Fatal("a stream was served from the cache")
 	}
 }
+
+func streamOf(key, model string, msgs ...chat.Message) (*Call, *strings.Builder) {
+	var got strings.Builder
+	c := &Call{ID: fmt.Sprintf("stream-%d", time.Now().UnixNano()), TraceID: trace.NewTraceID(), Received: time.Now(), Entry: EntryChat, Secret: key,
+		Req: &chat.Request{Model: model, Stream: true, Messages: msgs},
+		Emit: func(ch *chat.Chunk) error {
+			for _, choice := range ch.Choices {
+				if choice.Delta.Content != nil {
+					got.WriteString(*choice.Delta.Content)
+				}
+			}
+			return nil
+		}}
+	return c, &got
+}
+
+// A stream reaches the client as it comes, so a cascade cannot take it
+// back: it stays with the first tier, whatever that tier says.
+func TestCascadeStreamStaysWithItsTier(t *testing.T) {
+	g, log := costGateway(t, `
+providers:
+  - {name: sim-cheap, kind: sim, sim: {seed: 1, refusal_rate: 1}}
+  - {name: sim-premium, kind: sim, sim: {seed: 2}}
+  - {name: sim-judge, kind: sim, sim: {seed: 3}}
+routes:
+  - {name: tiered, cascade: [cheap, premium]}
+`)
+	c, got := streamOf(costKeyA, "tiered", user("Tell me a joke"))
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	tr := log.last(t)
+	if got.String() == "" || len(tr.Tiers) != 1 || tr.Tiers[0].Route != "cheap" || tr.Tiers[0].Escalated != "" {
+		t.Fatalf("client got %q, tiers %+v", got.String(), tr.Tiers)
+	}
+}
+
+// With streams allowed, a cached answer is sent to a streaming client as
+// one chunk.
+func TestSemanticCacheServesStreamsWhenAllowed(t *testing.T) {
+	g, log := costGateway(t, simProviders+`
+features:
+  - name: faq
+    labels: {production: 1}
+    releases:
+      - version: 1
+        route: premium
+        semantic_cache: {embedding_route: embed, threshold: 0.8, scope: user, ttl: 1h, streams: true}
+`)
+	first, _ := streamOf(costKeyA, "feature/faq", user("How do I reset my password?"))
+	first.User = "ana"
+	if err := g.Serve(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	second, got := streamOf(costKeyA, "feature/faq", user("how can I reset the password"))
+	second.User = "ana"
+	if err := g.Serve(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	if tr := log.last(t); tr.SemanticHit == nil || got.String() != first.Output() {
+		t.Fatalf("hit %+v, client got %q, want %q", tr.SemanticHit, got.String(), first.Output())
+	}
+	// Another user, same words: scope user keeps it apart.
+	third, _ := streamOf(costKeyA, "feature/faq", user("how can I reset the password"))
+	third.User = "ben"
+	if err := g.Serve(context.Background(), third); err != nil {
+		t.Fatal(err)
+	}
+	if tr := log.last(t); tr.SemanticHit != nil {
+		t.Fatal("ben received ana's answer")
+	}
+}
