@@ -6,6 +6,7 @@ import (
 
 	"gantry/agent/httpio"
 	"gantry/api"
+	"gantry/cluster/state"
 	"gantry/config"
 	"gantry/pipeline/costs"
 )
@@ -78,7 +79,14 @@ func (a *API) passingCases(r *http.Request, by string, since time.Time) map[stri
 	if err != nil {
 		return out
 	}
-	for f, runs := range st.Eval.Runs {
+	return passingByGroup(st.Eval.Runs, by, since)
+}
+
+// passingByGroup sums the cost and passing cases of the latest run of each
+// release recorded since, by release or by feature.
+func passingByGroup(runs map[string][]state.RunRecord, by string, since time.Time) map[string]passed {
+	out := map[string]passed{}
+	for f, runs := range runs {
 		latest := map[int]int{} // release version -> index into runs
 		for i, rec := range runs {
 			if rec.Time.Before(since) {
