@@ -118,9 +118,9 @@ func (g *Gateway) dropChunks(c *Call, p *config.ContextPolicy, rec *trace.Compre
 
 // summarize replaces the older turns of a long conversation with a summary
 // written by the policy's summary route, reused for the same prefix. It
-// runs after the safety checks, so the summary route sees only what the
-// upstream may see, and before the budget hold, which then counts what
-// the summary cost.
+// runs last in the policy stage: after the safety checks, so the summary
+// route sees only what the upstream may see, and after the budget hold,
+// which covers the summary's worst case (see summaryWorstCase).
 func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	p := c.contextPolicy()
 	if p == nil || p.Strategy != config.ContextSummarize || g.count == nil {
@@ -164,6 +164,26 @@ func (g *Gateway) cached(k cache.Key) ([]byte, bool) {
 	}
 	return g.summaries.Get(k)
 }
+
+// summaryWorstCase is the most a summary can cost the call: the whole
+// input read by the dearest model of the summary route, and its output
+// cap.
+func (c *Call) summaryWorstCase() float64 {
+	p := c.contextPolicy()
+	if p == nil || p.Strategy != config.ContextSummarize {
+		return 0
+	}
+	r, ok := c.Snap.Route(p.SummaryRoute)
+	if !ok {
+		return 0
+	}
+	// The transcript is the input's text; the instructions add a little.
+	return worstOn(r.all(), c.InputTokens+summaryInstructionTokens, p.SummaryCap())
+}
+
+// summaryInstructionTokens bounds the tokens compress.Request adds to the
+// transcript.
+const summaryInstructionTokens = 100
 
 // side makes a call of the gateway's own (a summary, a judge's score)
 // through a route with its retries and fallbacks, and returns the answer's

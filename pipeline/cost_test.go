@@ -208,6 +208,19 @@ features:
 			t.Fatalf("second compression %+v, want the cached summary", cp)
 		}
 	})
+	t.Run("summarize within a budget", func(t *testing.T) {
+		// The hold covers the summary: a budget too small for the call
+		// and its summary refuses it before the summary is written.
+		g, log := costGateway(t, feature("{max_input_tokens: 300, strategy: summarize, keep_last: 2, summary_route: cheap}")+
+			"budgets: [{name: tiny, scope: feature, match: support, period: day, limit_usd: 0.002}]\n")
+		_, err := ask(g, costKeyA, "feature/support", history(10, "What about my last invoice?")...)
+		if err == nil || err.Code != "budget_exceeded" {
+			t.Fatalf("got %v, want budget_exceeded", err)
+		}
+		if tr := log.last(t); tr.CostUSD != 0 || tr.Compression != nil {
+			t.Fatalf("a refused call paid %v for compression %+v", tr.CostUSD, tr.Compression)
+		}
+	})
 	t.Run("drop chunks", func(t *testing.T) {
 		chunk := func(id string, score float64) trace.Source {
 			return trace.Source{Document: id, Chunk: id + "#0", Score: score}

@@ -39,13 +39,13 @@ func (g *Gateway) policy(ctx context.Context, c *Call) error {
 	if err := g.safety(ctx, c); err != nil {
 		return err
 	}
-	if err := g.summarize(ctx, c); err != nil {
-		return err
-	}
 	if err := g.rateLimit(ctx, c); err != nil {
 		return err
 	}
-	return g.reserve(ctx, c)
+	if err := g.reserve(ctx, c); err != nil {
+		return err
+	}
+	return g.summarize(ctx, c)
 }
 
 // safety runs the input policy on everything the upstream will see.
@@ -158,11 +158,11 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 
 // worstCase is the most the call can cost on any model its route may use:
 // the prompt once and the output cap for each of the n choices.
-// A cascade may pay for every tier; what the call already spent (a
-// summary) and a semantic cache's embedding are added.
+// A cascade may pay for every tier; a summary of older turns and a
+// semantic cache's embedding are added.
 func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
-	worst := c.ExtraCostUSD + c.semanticWorstCase()
+	worst := c.summaryWorstCase() + c.semanticWorstCase()
 	if len(c.Route.tiers) > 0 {
 		return worst + c.cascadeWorstCase(maxOut)
 	}
