@@ -28,8 +28,8 @@ func exampleConversation(i int) []chat.Message {
 }
 
 type exampleRow struct {
-	name                                    string
-	calls, validated, escalated, saved      int
+	name                                   string
+	calls, validated, escalated, saved     int
 	cost, withoutEscalation, costPerAnswer float64
 }
 
