@@ -490,6 +490,14 @@ features:
 	if tr := log.last(t); tr.SemanticHit != nil {
 		t.Fatalf("an unrelated question hit: %+v", tr.SemanticHit)
 	}
+	// The same question under other instructions (a system template
+	// that renders a customer's name) is another partition.
+	if _, err := ask(g, costKeyA, "feature/faq", chat.Message{Role: "system", Content: chat.Text("The customer is Ben.")}, user("How do I reset my password?")); err != nil {
+		t.Fatal(err)
+	}
+	if tr := log.last(t); tr.SemanticHit != nil {
+		t.Fatal("an answer written under other instructions was served")
+	}
 	// The bypass header skips it.
 	c := &Call{ID: "bypass", TraceID: trace.NewTraceID(), Received: time.Now(), Entry: EntryChat, Secret: costKeyA, NoCache: true,
 		Req: &chat.Request{Model: "feature/faq", Messages: []chat.Message{user("How do I reset my password?")}}}

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -24,7 +26,8 @@ type semanticEntry struct {
 
 // semanticPolicy is the release's semantic cache policy when it applies to
 // the call, and the partition the call reads and writes: one feature's
-// release, and one team or user of it when the policy says so. A call
+// release (the index is the release's), one team or user of it when the
+// policy says so, and one set of rendered instructions. A call
 // with tools or a stream is left out unless the policy lets it in, and so
 // is a call whose caller bypasses caches.
 func (g *Gateway) semanticPolicy(c *Call) (*config.SemanticCache, string, bool) {
@@ -49,7 +52,24 @@ func (g *Gateway) semanticPolicy(c *Call) (*config.SemanticCache, string, bool) 
 		}
 		partition = "user:" + c.User
 	}
-	return p, partition, true
+	return p, partition + "|" + instructionsDigest(c.Messages), true
+}
+
+// instructionsDigest identifies the instructions a call was answered under:
+// the same for every call of a release unless its system template renders
+// variables (a customer's name, say), and then an answer written for one
+// set of them is not served to another.
+func instructionsDigest(msgs []chat.Message) string {
+	h := sha256.New()
+	for _, m := range msgs {
+		if m.Role == "system" || m.Role == "developer" {
+			h.Write([]byte(m.Role))
+			h.Write([]byte{0})
+			h.Write([]byte(m.Content.Text))
+			h.Write([]byte{0})
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // semanticWorstCase is what embedding the request may cost.
