@@ -132,3 +132,42 @@ func TestGetCosts(t *testing.T) {
 		}
 	}
 }
+
+// Each agent counts its own calls; gantry get costs asks every member of
+// the cluster and adds them up.
+func TestGetCostsAcrossTheCluster(t *testing.T) {
+	c := startCluster(t)
+	c.waitConverged(60 * time.Second)
+	perAgent := []int{2, 3, 4}
+	for i, a := range c.agents {
+		for range perAgent[i] {
+			if err := c.chat(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := int64(2 + 3 + 4)
+	var rows []struct {
+		Group   string  `json:"group"`
+		Calls   int64   `json:"calls"`
+		CostUSD float64 `json:"cost_usd"`
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := gantry(t, c.agents[1], "", "get", "costs", "--by", "feature", "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = nil
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if len(rows) == 1 && rows[0].Calls == want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if len(rows) != 1 || rows[0].Group != "answer" || rows[0].Calls != want || rows[0].CostUSD <= 0 {
+		t.Fatalf("rows %+v, want feature answer with the %d calls of all three agents", rows, want)
+	}
+}

@@ -37,6 +37,9 @@ type env struct {
 	json       bool
 	consistent bool
 	wait       bool // writes wait for every healthy agent
+	// member makes a client for another agent of the cluster at its HTTP
+	// address, with the same token and TLS.
+	member func(httpAddr string) (*client, error)
 }
 
 // flagSet reports whether the flag was given on the command line.
@@ -138,6 +141,13 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 		return fmt.Errorf("%w: --agent: %v", ErrUsage, err)
 	}
 	e := &env{c: c, out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
+	e.member = func(addr string) (*client, error) {
+		if !strings.Contains(addr, "://") {
+			scheme, _, _ := strings.Cut(c.URL(), "://")
+			addr = scheme + "://" + addr
+		}
+		return newTLSClient(addr, *token, creds.Client())
+	}
 	// Key and token changes wait for every agent unless told not to: a
 	// key that works on one agent and is refused by the next is the
 	// surprise --wait exists for.

@@ -43,7 +43,7 @@ func (a *API) getCosts(w http.ResponseWriter, r *http.Request) {
 	passing := a.passingCases(r, by, now.Add(-window))
 	out := api.Costs{Node: a.NodeID, Time: now.UTC(), By: by, WindowSeconds: int(window / time.Second), Rows: []api.CostRow{}}
 	for _, g := range groups {
-		row := api.CostRow{Group: g.Name, Calls: g.Calls, CostUSD: g.CostUSD, Validated: g.Validated, NegativeFeedback: g.NegativeFeedback,
+		row := api.CostRow{Group: g.Name, Calls: g.Calls, CostUSD: g.CostUSD, Answered: g.Answered, Validated: g.Validated, NegativeFeedback: g.NegativeFeedback,
 			CascadeCalls: g.CascadeCalls, Escalated: g.Escalated, CostWithoutEscalationUSD: g.BaseCostUSD,
 			TokensSaved: g.TokensSaved, SemanticHits: g.SemanticHits,
 			CostPerCallUSD:      costs.Per(g.CostUSD, g.Calls),
