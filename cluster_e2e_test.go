@@ -127,9 +127,17 @@ func (a *agentProc) stop(t *testing.T) {
 			t.Errorf("%s exited with %d after SIGTERM", a.id, code)
 		}
 	case <-time.After(25 * time.Second):
-		a.cmd.Process.Kill()
-		<-a.exited
-		t.Errorf("%s did not stop within 25s of SIGTERM", a.id)
+		// SIGQUIT makes a Go program print every goroutine's stack to
+		// its log: what the stop waited on.
+		a.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-a.exited:
+		case <-time.After(5 * time.Second):
+			a.cmd.Process.Kill()
+			<-a.exited
+		}
+		b, _ := os.ReadFile(a.log.Name())
+		t.Errorf("%s did not stop within 25s of SIGTERM; its goroutines:\n%s", a.id, tail(string(b), 60000))
 	}
 }
 
