@@ -158,8 +158,10 @@ func (a *API) findAlerts(ctx context.Context, now time.Time) []api.Alert {
 	}
 	if cfg != nil {
 		th := cfg.Alerts.WithDefaults()
-		recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
-		out = append(out, budgetAlerts(cfg, a.budgetRows(cfg, recent, now), now)...)
+		if len(cfg.Budgets) > 0 {
+			recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
+			out = append(out, budgetAlerts(cfg, a.budgetRows(cfg, recent, now), now)...)
+		}
 		traces := a.Traces.Recent(now.Add(-th.Window.D()), a.TraceMaxCount)
 		h := computeHealth(a.NodeID, now, th.Window.D(), traces, a.models(), a.breaker)
 		out = append(out, breakerAlerts(h)...)
