@@ -818,6 +818,13 @@ func (t *Trace) Summary() Summary {
 		PriceUnknown: t.PriceUnknown,
 		EvalRun:      t.EvalRun,
 	}
+	var failed []string
+	for _, at := range t.Attempts {
+		if at.Status != "" && at.Status != "ok" {
+			failed = append(failed, at.Model+":"+at.Status)
+		}
+	}
+	s.Failed = strings.Join(failed, " ")
 	// A call no model answered shows the model it tried last, so its row
 	// says which model failed and a model filter finds it.
 	if s.Model == "" && len(t.Attempts) > 0 {
