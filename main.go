@@ -256,6 +256,7 @@ func runConsole(args []string) error {
 	fs.Var(&agents, "agent", "agent URL, repeatable or comma-separated; the console learns the others from the cluster's members (default $GANTRY_AGENT)")
 	token := fs.String("token", os.Getenv("GANTRY_TOKEN"), "admin token (default $GANTRY_TOKEN)")
 	readOnly := fs.Bool("readonly", false, "observe only: promote, roll back and canary are disabled")
+	bell := fs.Bool("bell", false, "ring the terminal's bell when a new critical alert appears")
 	sshListen := fs.String("ssh-listen", "", "serve the console over SSH on this address instead of this terminal, e.g. 127.0.0.1:2222")
 	authKeys := fs.String("authorized-keys", "", "with --ssh-listen: public keys admitted; mark a key read-only with the option or comment word "+console.ReadOnlyMarker)
 	hostKey := fs.String("host-key", "", "with --ssh-listen: ed25519 host key file, created if missing (default under the user's config dir)")
@@ -280,7 +281,7 @@ func runConsole(args []string) error {
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
-	o := console.Options{ReadOnly: *readOnly, FleetOptions: console.FleetOptions{Agents: agents, Token: *token, TLS: creds.Client()}}
+	o := console.Options{ReadOnly: *readOnly, Bell: *bell, FleetOptions: console.FleetOptions{Agents: agents, Token: *token, TLS: creds.Client()}}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *sshListen == "" {

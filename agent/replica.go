@@ -238,6 +238,7 @@ func (r *replica) start(sp seedPlan) {
 	r.wg.Go(func() { r.syncStats(ctx) })
 	r.wg.Go(func() { r.syncDocuments(ctx) })
 	r.wg.Go(func() { r.watchCanaries(ctx) })
+	r.wg.Go(func() { r.pruneRevokedKeys(ctx) })
 	if sp.cfg != nil || sp.dev || sp.bootstrapToken != "" {
 		r.wg.Go(func() { r.seed(ctx, sp) })
 	}

@@ -49,9 +49,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.TraceID = c.TraceID.String()
 	}
 	capture := c.Feature != nil && c.Snap != nil && c.Snap.Policy != nil && c.Snap.Policy.Capture(c.Feature.Name)
-	t.Input, t.Output = bodyText(c.Messages, capture), c.Output()
-	if !capture {
-		t.Output = redact(t.Output)
+	if capture {
+		t.Input, t.Output = clip(bodyText(c.Messages, maxBody)), clip(c.Output())
+	} else {
+		// Scanning and redacting is the recorder's work, after the
+		// client has its answer.
+		t.Input, t.Output = bodyText(c.Messages, maxRaw), c.Output()
+		t.Pending = trace.Later(scrub)
 	}
 	if !c.SpanID.IsZero() {
 		t.SpanID = c.SpanID.String()
@@ -125,6 +129,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Model, t.Provider = last.Model.Name, last.Model.Provider
 		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
+	g.costParts(c, t)
 	if e := c.Err; e != nil {
 		t.HTTPStatus, t.ErrorCode, t.Error, t.Status = e.Status, e.Code, e.Message, "error"
 	}
@@ -135,8 +140,23 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 // provider's usage, else the gateway's estimate. The budget settles with
 // it, whether or not a trace is ever built.
 func (g *Gateway) account(c *Call) {
+	if c.Answered != nil {
+		u, cost := g.spent(c)
+		c.Spent = u
+		if !c.Cached {
+			c.CostUSD = cost
+		}
+	}
+	// What the call spent besides the answer it returns: cascade tiers
+	// it escalated past, judges, summaries, embeddings.
+	c.CostUSD += c.ExtraCostUSD
+}
+
+// spent is the tokens and cost of the answer in c: as the provider
+// reported them, else counted here.
+func (g *Gateway) spent(c *Call) (Spent, float64) {
 	if c.Answered == nil {
-		return
+		return Spent{}, 0
 	}
 	u := Spent{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens,
 		CachedTokens: c.Usage.CachedTokens(), ReasoningTokens: c.Usage.ReasoningTokens()}
@@ -146,10 +166,24 @@ func (g *Gateway) account(c *Call) {
 			u.OutputTokens = c.countOutput(g.count.Text)
 		}
 	}
-	c.Spent = u
-	if !c.Cached {
-		c.CostUSD = c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+	return u, c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+}
+
+// costParts records how the call spent what it did besides its answer:
+// the context policy, cascade tiers, the semantic cache.
+func (g *Gateway) costParts(c *Call, t *trace.Trace) {
+	t.CostUSD = c.CostUSD
+	t.Compression, t.SemanticHit = c.Compression, c.Semantic
+	if len(c.Tiers) == 0 {
+		return
 	}
+	t.Tiers = append([]trace.Tier(nil), c.Tiers...)
+	// The serving tier's cost is its final answer's, repairs included.
+	if last := &t.Tiers[len(t.Tiers)-1]; last.Escalated == "" && c.Answered != nil && !c.Cached {
+		last.InputTokens, last.OutputTokens, last.CostUSD = c.Spent.InputTokens, c.Spent.OutputTokens, c.CostUSD-c.ExtraCostUSD
+	}
+	// Moving up a cascade is not a fallback.
+	t.Fallbacks = max(0, t.Fallbacks-(len(c.Tiers)-1))
 }
 
 func attemptStatus(err error) string {
@@ -183,34 +217,54 @@ func cut(s string, n int) string {
 // maxBody bounds each body a trace keeps.
 const maxBody = 8 << 10
 
-// bodyText is the prompt as one text, one "role: content" line a message.
-func bodyText(msgs []chat.Message, capture bool) string {
+// maxRaw bounds the text kept for redaction. Every redaction marker is
+// at least 0.4 times as long as what it replaces, so the first maxBody
+// bytes after redaction come from the first maxRaw bytes before it; when
+// they would not, scrub keeps no body rather than one whose cut may have
+// split a finding.
+const maxRaw = 8 * maxBody
+
+// bodyText is the prompt as one text, one "role: content" line a message,
+// of about limit bytes at most.
+func bodyText(msgs []chat.Message, limit int) string {
 	n := 0
 	for _, m := range msgs {
-		if n >= maxBody {
+		if n >= limit {
 			break
 		}
 		n += len(m.Role) + len(": ") + len(m.Content.Text) + len("\n")
 	}
 	var b strings.Builder
-	b.Grow(n)
+	b.Grow(min(n, limit+1))
 	for _, m := range msgs {
-		if b.Len() >= maxBody {
+		if b.Len() >= limit {
 			break
 		}
 		b.WriteString(m.Role)
 		b.WriteString(": ")
-		b.WriteString(m.Content.Text)
+		b.WriteString(m.Content.Text[:min(len(m.Content.Text), limit-b.Len()+1)])
 		b.WriteByte('\n')
 	}
-	s := b.String()
-	if !capture {
-		s = redact(s)
+	return b.String()
+}
+
+// scrub replaces every PII finding in a trace's bodies by its type, then
+// bounds them.
+func scrub(t *trace.Trace) {
+	t.Input, t.Output = scrubText(t.Input), scrubText(t.Output)
+}
+
+func scrubText(s string) string {
+	cut := len(s) > maxRaw
+	if cut {
+		s = s[:maxRaw]
+	}
+	s = pii.Redact(s, pii.Scan(s))
+	if cut && len(s) <= maxBody {
+		return "[body withheld: too large to redact within bounds]"
 	}
 	return clip(s)
 }
-
-func redact(s string) string { return pii.Redact(s, pii.Scan(s)) }
 
 func clip(s string) string {
 	if len(s) <= maxBody {
