@@ -207,6 +207,16 @@ features:
 		if cp := log.last(t).Compression; cp == nil || !cp.SummaryCached || cp.SummaryCostUSD != 0 {
 			t.Fatalf("second compression %+v, want the cached summary", cp)
 		}
+		// The conversation goes on: the new summary builds on the old
+		// one and reads only the turns since, so it costs less.
+		grown := append(append([]chat.Message(nil), msgs[:len(msgs)-1]...),
+			user("Question 10: and the invoice from the summer?"), assistant("Answer 10: that one covers the added seats."), user("Thanks, and the next one?"))
+		if _, err := ask(g, costKeyA, "feature/support", grown...); err != nil {
+			t.Fatal(err)
+		}
+		if cp := log.last(t).Compression; cp == nil || cp.SummaryCached || cp.SummaryCostUSD <= 0 || cp.SummaryCostUSD >= first.Compression.SummaryCostUSD {
+			t.Fatalf("grown conversation: compression %+v, first summary cost %v", cp, first.Compression.SummaryCostUSD)
+		}
 	})
 	t.Run("summarize within a budget", func(t *testing.T) {
 		// The hold covers the summary: a budget too small for the call
