@@ -841,6 +841,20 @@ models:
 	if got := c.metric(lacking, "gantry_config_unserved"); got != "1" {
 		t.Fatalf("gantry_config_unserved on the agent without %s = %q, want 1", keyVar, got)
 	}
+	behind := "config_behind/member/" + lacking.id
+	hasAlert := func(a *agentProc, id string) bool {
+		var out api.Alerts
+		if _, err := c.call(a, "GET", api.PathAlerts, nil, &out); err != nil {
+			return false
+		}
+		for _, al := range out.Alerts {
+			if al.ID == id {
+				return strings.Contains(al.Summary, keyVar)
+			}
+		}
+		return false
+	}
+	c.waitFor("an alert on another agent that "+lacking.id+" serves an older configuration", 10*time.Second, func() bool { return hasAlert(keyed, behind) })
 
 	// Taking the provider out again (a prune: the file no longer declares
 	// it) brings every agent onto one state.
@@ -854,6 +868,18 @@ models:
 	if got := c.metric(lacking, "gantry_config_unserved"); got != "0" {
 		t.Fatalf("gantry_config_unserved after the fix = %q, want 0", got)
 	}
+	c.waitFor("the alert to clear after the fix", 10*time.Second, func() bool {
+		var out api.Alerts
+		if _, err := c.call(keyed, "GET", api.PathAlerts, nil, &out); err != nil {
+			return false
+		}
+		for _, al := range out.Alerts {
+			if al.ID == behind {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // metric is the value of an unlabelled metric on a's /metrics, or "".

@@ -440,6 +440,7 @@ func hostileCases(other, viewer string) []hostileCase {
 		conf("key variable GANTRY_ with the suffix", provider("base_url: 'http://x.example', api_key_env: GANTRY_ADMIN_API_KEY"), "GANTRY_ never"),
 		conf("key variable AWS_SECRET_ACCESS_KEY", provider("base_url: 'http://x.example', api_key_env: AWS_SECRET_ACCESS_KEY"), "cloud credentials"),
 		conf("key variable HOME", provider("base_url: 'http://x.example', api_key_env: HOME"), "not a provider key's name"),
+		conf("unused provider naming HOME", "providers:\n  - {name: hostile-unused, kind: openai, base_url: 'http://x.example', api_key_env: HOME}\n", "checked whether or not a model uses it"),
 		conf("key variable with a newline", provider("base_url: 'http://x.example', api_key_env: \"X\\nY_API_KEY\""), "a variable name"),
 		conf("schema not a mapping", "providers:\n  - {name: s, kind: sim}\nmodels:\n  - {name: m, provider: s}\nfeatures:\n  - name: f\n    releases: [{version: 1, route: m, schema: [1, 2]}]\n    labels: {production: 1}\n", "a JSON Schema is a mapping"),
 		conf("template calling a helper", "providers:\n  - {name: s, kind: sim}\nmodels:\n  - {name: m, provider: s}\nfeatures:\n  - name: f\n    releases: [{version: 1, route: m, template: [{role: user, content: '{{exec \"ls\"}}'}]}]\n    labels: {production: 1}\n", "templates cannot run code"),

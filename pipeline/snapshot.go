@@ -55,6 +55,7 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
+	every     []*Target // targets, then fallbacks; a cascade's tiers' in order
 	// tiers are a cascade's routes, cheapest first; a cascade has no
 	// targets of its own.
 	tiers []*Route
@@ -91,6 +92,12 @@ type ProviderSet struct {
 	// Prices is the price table for models the configuration gives no
 	// price; nil means the embedded one.
 	Prices *price.Table
+	// KeyEnv checks a provider's api_key_env against the agent's rules
+	// for the variables it reads keys from, for every provider, used by a
+	// model or not: a configuration naming a variable the agent would
+	// never read is refused when applied, not when a model first uses
+	// it. Nil checks nothing beyond validation.
+	KeyEnv func(name string) error
 	build  func(config.Provider) (provider.Provider, error)
 	cache  map[string]cachedProvider
 }
@@ -181,6 +188,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 	providers := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
 		providers[p.Name] = p
+		if p.APIKeyEnv != "" && set.KeyEnv != nil {
+			if err := set.KeyEnv(p.APIKeyEnv); err != nil {
+				return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+			}
+		}
 	}
 	for _, m := range cfg.Models {
 		pc := providers[m.Provider]
@@ -198,6 +210,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 			Route:   config.Route{Name: m.Name, Targets: []config.Target{{Model: m.Name, Weight: 1}}}.WithDefaults(),
 			targets: []*Target{t},
 			weights: []int{1},
+			every:   []*Target{t},
 		}
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
@@ -213,6 +226,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		for _, f := range rc.Fallbacks {
 			r.fallbacks = append(r.fallbacks, s.models[f])
 		}
+		r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
 	}
@@ -223,6 +237,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		r := &Route{Route: rc.WithDefaults()}
 		for _, t := range rc.Cascade {
 			r.tiers = append(r.tiers, s.routes[t])
+			r.every = append(r.every, s.routes[t].every...)
 		}
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
@@ -295,13 +310,10 @@ func schemaName(feature string) string {
 	return string(b)
 }
 
-// all lists the route's targets and then its fallbacks.
+// all lists the route's targets and then its fallbacks. The slice is
+// shared; callers must not change it.
 func (r *Route) all() []*Target {
-	out := append(append([]*Target(nil), r.targets...), r.fallbacks...)
-	for _, t := range r.tiers {
-		out = append(out, t.all()...)
-	}
-	return out
+	return r.every
 }
 
 // ChatLimits are the configured bounds of a chat request, for decoding it.

@@ -73,6 +73,7 @@ type Call struct {
 
 	Total    time.Duration // whole call as the gateway saw it
 	Upstream time.Duration // time spent in provider calls
+	Backoff  time.Duration // time waited between retries
 	TTFT     time.Duration // time to first token, streams only
 
 	InputTokens  int
@@ -258,7 +259,9 @@ func (m *Metrics) ObserveCall(c *Call) {
 	s.requests.Inc()
 	if c.Total > 0 {
 		s.duration.Observe(c.Total.Seconds())
-		s.overhead.Observe(max(c.Total-c.Upstream, 0).Seconds())
+		// The gateway's own time: neither the upstream's nor the waits
+		// between retries the route asked for.
+		s.overhead.Observe(max(c.Total-c.Upstream-c.Backoff, 0).Seconds())
 	}
 	if c.Upstream > 0 {
 		s.upstream.Observe(c.Upstream.Seconds())
@@ -307,6 +310,9 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 		CostUSD:      t.CostUSD,
 		Fallbacks:    t.Fallbacks,
 		Retries:      max(len(t.Attempts)-1-t.Fallbacks, 0),
+	}
+	for _, a := range t.Attempts {
+		c.Backoff += a.Backoff.D()
 	}
 	if t.Status != "" && t.Status != "ok" {
 		c.ErrorReason = t.ErrorCode

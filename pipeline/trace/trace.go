@@ -3,7 +3,11 @@
 // asynchronous recorder that feeds it, and W3C trace context helpers.
 package trace
 
-import "time"
+import (
+	"strconv"
+	"sync"
+	"time"
+)
 
 // Trace is what Gantry keeps of one call. It never holds a key or a
 // provider credential; prompt and response bodies appear only redacted or
@@ -15,6 +19,11 @@ import "time"
 // calls share. Records written before the two were apart have the W3C id in
 // ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
+	// Pending is work done off the latency path before anyone reads the
+	// trace's bodies (scanning and redacting them). Every consumer that
+	// reads them calls Complete first; it runs the work once.
+	Pending *Pending `json:"-"`
+
 	ID        string `json:"id"`                 // the call's id, unique per call
 	TraceID   string `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
 	RequestID string `json:"request_id"`         // the same as ID
@@ -188,6 +197,18 @@ type Evaluation struct {
 	ErrorType string `json:"error.type,omitempty"`
 }
 
+// ErrorKind is what went wrong for the client: its error code, or
+// http_STATUS for an error without one; "" for a call that succeeded.
+func (t *Trace) ErrorKind() string {
+	switch {
+	case t.Status == "ok" || t.Status == "":
+		return ""
+	case t.ErrorCode != "":
+		return t.ErrorCode
+	}
+	return "http_" + strconv.Itoa(t.HTTPStatus)
+}
+
 // LabelPinned is the label of a call an evaluation pinned to a release.
 const LabelPinned = "pinned"
 
@@ -264,31 +285,52 @@ func (m Millis) D() time.Duration { return time.Duration(float64(m) * float64(ti
 
 // Summary is the short form the live feed and trace lists carry.
 type Summary struct {
-	ID           string    `json:"id"`                 // the call's id
-	TraceID      string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
-	Start        time.Time `json:"start"`
-	Duration     Millis    `json:"duration_ms"`
-	Node         string    `json:"node,omitempty"`
-	Feature      string    `json:"feature,omitempty"`
-	Release      string    `json:"release,omitempty"`
-	Model        string    `json:"model,omitempty"`
-	Team         string    `json:"team,omitempty"`
-	Key          string    `json:"key,omitempty"` // virtual key name
-	User         string    `json:"user,omitempty"`
-	KeyFP        string    `json:"key_fp,omitempty"`
-	Client       string    `json:"client_addr,omitempty"`
-	Provider     string    `json:"provider,omitempty"`
-	Status       string    `json:"status"`
-	HTTPStatus   int       `json:"http_status"`
-	ErrorCode    string    `json:"error_code,omitempty"`
-	InputTokens  int       `json:"input_tokens"`
-	OutputTokens int       `json:"output_tokens"`
-	CostUSD      float64   `json:"cost_usd"`
-	Validation   int       `json:"validation_failures,omitempty"`
-	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
-	Cached       bool      `json:"cached,omitempty"`
+	ID       string    `json:"id"`                 // the call's id
+	TraceID  string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Node     string    `json:"node,omitempty"`
+	Feature  string    `json:"feature,omitempty"`
+	Release  string    `json:"release,omitempty"`
+	Model    string    `json:"model,omitempty"`
+	Team     string    `json:"team,omitempty"`
+	Key      string    `json:"key,omitempty"` // virtual key name
+	User     string    `json:"user,omitempty"`
+	KeyFP    string    `json:"key_fp,omitempty"`
+	Client   string    `json:"client_addr,omitempty"`
+	Provider string    `json:"provider,omitempty"`
+	// Failed is "model:kind" for each failed attempt, space-separated,
+	// so a list can find a call by a model or a failure it did not end
+	// with (a fallback answered, or the client got another code).
+	Failed       string  `json:"failed,omitempty"`
+	Status       string  `json:"status"`
+	HTTPStatus   int     `json:"http_status"`
+	ErrorCode    string  `json:"error_code,omitempty"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	Validation   int     `json:"validation_failures,omitempty"`
+	Feedback     string  `json:"feedback,omitempty"` // up, down, or a score
+	Cached       bool    `json:"cached,omitempty"`
 	// PriceUnknown: CostUSD is 0 because the model has no known price.
 	PriceUnknown bool `json:"price_unknown,omitempty"`
 	// EvalRun names the evaluation run the call was made for, if any.
 	EvalRun string `json:"eval_run,omitempty"`
+}
+
+// Pending is a trace's work left for later.
+type Pending struct {
+	once sync.Once
+	work func(*Trace)
+}
+
+// Later returns work for Complete to run.
+func Later(work func(*Trace)) *Pending { return &Pending{work: work} }
+
+// Complete runs the trace's pending work, once; a concurrent caller waits
+// for it to finish.
+func (t *Trace) Complete() {
+	if p := t.Pending; p != nil {
+		p.once.Do(func() { p.work(t) })
+	}
 }
