@@ -140,7 +140,7 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	keys := compress.Keys(p.SummaryRoute, c.Messages, older)
 	done, earlier := 0, ""
 	for k := len(keys) - 1; k >= 0; k-- {
-		if b, hit := g.cached(cache.Key(keys[k])); hit {
+		if b, hit := g.cachedSummary(cache.Key(keys[k])); hit {
 			done, earlier = k+1, string(b)
 			break
 		}
@@ -167,7 +167,7 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	return g.compressed(c, p, rec)
 }
 
-func (g *Gateway) cached(k cache.Key) ([]byte, bool) {
+func (g *Gateway) cachedSummary(k cache.Key) ([]byte, bool) {
 	if g.summaries == nil {
 		return nil, false
 	}
