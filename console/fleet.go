@@ -86,6 +86,7 @@ type Fleet struct {
 	send    func(tea.Msg)
 	ctx     context.Context
 	auditQ  *api.AuditQuery // what the audit view asked for last; nil: not opened yet
+	health  bool            // the health view was opened: poll model health
 	wg      sync.WaitGroup
 	poke    chan struct{}
 }
@@ -444,8 +445,13 @@ func (f *Fleet) poll(ctx context.Context) {
 	if as := fromEach(ctx, agents, (*Client).Alerts); len(as) > 0 {
 		f.send(tui.AlertsMsg(MergeAlerts(as)))
 	}
-	if hs := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
-		f.send(tui.HealthMsg(MergeHealth(hs)))
+	f.mu.Lock()
+	health := f.health
+	f.mu.Unlock()
+	if health {
+		if hs := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
+			f.send(tui.HealthMsg(MergeHealth(hs)))
+		}
 	}
 	f.pollAudit(ctx, agents)
 }
@@ -472,6 +478,16 @@ func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client,
 		}
 	}
 	return out
+}
+
+// WatchHealth polls the model health of every agent from now on, and at
+// once: an agent computes it over its recent traces, so it is asked for
+// only once an operator looks.
+func (f *Fleet) WatchHealth() {
+	f.mu.Lock()
+	f.health = true
+	f.mu.Unlock()
+	f.Refresh()
 }
 
 // SetAuditQuery is the filter of the audit log from now on; the next poll

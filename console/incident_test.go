@@ -90,6 +90,23 @@ func TestFleetSendsIncidentData(t *testing.T) {
 	b.mu.Unlock()
 
 	f, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL}})
+	rec.waitFor(t, "n2's alert", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if al, ok := m.(tui.AlertsMsg); ok && len(al.Alerts) == 1 && al.Alerts[0].Node == "n2" {
+				return true
+			}
+		}
+		return false
+	})
+	rec.mu.Lock()
+	for _, m := range rec.msgs {
+		switch m.(type) {
+		case tui.HealthMsg, tui.AuditMsg:
+			t.Fatalf("%T sent before its view was opened", m)
+		}
+	}
+	rec.mu.Unlock()
+	f.WatchHealth()
 	rec.waitFor(t, "n2's alert and the merged health", func(ms []tea.Msg) bool {
 		var al, hl bool
 		for _, m := range ms {

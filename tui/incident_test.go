@@ -556,3 +556,16 @@ func FuzzFollowLink(f *testing.F) {
 		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
 	})
 }
+
+// TestHealthAskedOnce: the health view asks for model health the first
+// time it opens, by key, by : or by a link, and not again.
+func TestHealthAskedOnce(t *testing.T) {
+	a := loaded(t, false, 120, 40)
+	only[HealthRequest](t, press(t, a, a.Keys().Health))
+	press(t, a, a.Keys().Overview)
+	none[HealthRequest](t, press(t, a, a.Keys().Health))
+	b := loaded(t, false, 120, 40)
+	press(t, b, b.Keys().Command)
+	typeText(t, b, "models")
+	only[HealthRequest](t, press(t, b, b.Keys().Open))
+}

@@ -102,6 +102,10 @@ type (
 	// at every poll after, until the next AuditRequest.
 	AuditRequest api.AuditQuery
 
+	// HealthRequest asks for the model health of every agent, from now on
+	// at every poll: only the health view shows it.
+	HealthRequest struct{}
+
 	// TraceSearchRequest asks every agent for the traces the filter
 	// matches, so older ones than the live table holds show up too. The
 	// answer is a TracesMsg.
