@@ -91,8 +91,8 @@ Environment:
                          cluster's replicated ones: a break-glass way in to one agent. A new
                          cluster gets its first replicated token from --bootstrap-token-file.
   <NAME>_API_KEY         provider keys, named by each provider's api_key_env
-  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics, and the other standard
-  OTEL_* variables; the --otlp-* flags win over them (deploy/TELEMETRY.md)
+  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics; the other standard
+                         OTEL_* variables apply too, and --otlp-* flags win (deploy/TELEMETRY.md)
 `
 
 func runAgent(args []string) error {
@@ -166,11 +166,26 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("gantry demo", flag.ContinueOnError)
 	headless := fs.Bool("headless", false, "print how to reach the cluster and keep running, instead of opening the console")
 	rate := fs.Float64("rate", demo.DefaultRate, "calls per second the simulated users send, across the cluster")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: gantry demo [--headless] [--rate N]
+
+Starts a three-agent Gantry cluster on loopback with temporary data, the sim
+provider (a simulator, not a model), three seeded features, documents, budgets,
+a dataset and simulated users, and opens the console on it. Ctrl-C (or q in
+the console) stops it and removes its data.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))
+	}
+	if !(*rate > 0 && *rate <= demo.MaxRate) { // NaN too
+		return fmt.Errorf("demo: --rate %g: want more than 0 and at most %d calls per second", *rate, demo.MaxRate)
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/metrics"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/retrieval"
@@ -113,11 +114,13 @@ type Server struct {
 	docs     *retrieval.Store
 	ledger   *budget.Local
 	gwLedger *ledgerSwitch // what the gateway reserves with
-	spend    *spendSide    // nil unless budgets are granted by the cluster
-	stats    *statsSide    // per-release counters for the cluster
-	cl       *replica      // nil until Run opens the cluster node
-	stopping chan struct{} // closed when the HTTP server starts shutting down
-	alerts   *admin.AlertBook
+	// The gateway's caches, swept of expired entries by runReaper.
+	cache, embedCache *cache.Cache
+	spend             *spendSide    // nil unless budgets are granted by the cluster
+	stats             *statsSide    // per-release counters for the cluster
+	cl                *replica      // nil until Run opens the cluster node
+	stopping          chan struct{} // closed when the HTTP server starts shutting down
+	alerts            *admin.AlertBook
 
 	tls  *tlsconf.Creds      // nil: plain HTTP and Raft
 	otlp *telemetry.Exporter // nil exports nothing
@@ -317,6 +320,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return provider.NewWith(p, keys, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
+	s.set.KeyEnv = keys.Check
 	// The file is checked in full now, so a broken one stops the start;
 	// it is served only once the cluster has it (see replica.catchUp).
 	if _, err := pipeline.Compile(cfg, s.set); err != nil {

@@ -369,7 +369,11 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"gantry_requests_total", "gantry_request_duration_seconds", "gantry_tokens_total", "gantry_cost_usd_total"} {
+	// Every store says how much it holds.
+	stores := []string{"gantry_trace_store_traces", "gantry_trace_store_bytes", "gantry_trace_queue_length",
+		"gantry_response_cache_entries", "gantry_response_cache_bytes", "gantry_embedding_cache_entries",
+		"gantry_embedding_cache_bytes", "gantry_budget_ended_ids", "gantry_budget_ended_bytes", "gantry_budget_users"}
+	for _, want := range append([]string{"gantry_requests_total", "gantry_request_duration_seconds", "gantry_tokens_total", "gantry_cost_usd_total"}, stores...) {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Fatalf("/metrics lacks %s", want)
 		}

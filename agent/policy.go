@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -47,11 +48,12 @@ func (s *Server) wirePolicy() pipeline.Deps {
 	s.ledger = budget.NewLocal(budget.Options{})
 	s.gwLedger = &ledgerSwitch{}
 	s.gwLedger.use(s.ledger)
+	s.cache, s.embedCache = cache.New(cacheBytes, time.Now), cache.New(embedCacheBytes, time.Now)
 	d := pipeline.Deps{
 		Limiter:    limit.New(limit.Options{Share: s.limitShare}),
 		Ledger:     s.gwLedger,
-		Cache:      cache.New(cacheBytes, time.Now),
-		EmbedCache: cache.New(embedCacheBytes, time.Now),
+		Cache:      s.cache,
+		EmbedCache: s.embedCache,
 		EmbedTTL:   embedCacheTTL,
 		Observer:   s.metrics,
 	}
@@ -68,6 +70,23 @@ func (s *Server) wirePolicy() pipeline.Deps {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_users_forgotten_total",
 		Help: "End users' counters let go at the bound; their spend stays in the estimate a returning user starts from."},
 		func() float64 { return float64(s.ledger.Stats().Forgotten) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_ids",
+		Help: "Request ids the budget ledger remembers as ended, so a retried settle or release is recognised."},
+		func() float64 { return float64(s.ledger.Stats().EndedIDs) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_bytes",
+		Help: "Bytes the budget ledger's remembered request ids take."},
+		func() float64 { return float64(s.ledger.Stats().EndedBytes) }))
+	for _, c := range []struct {
+		name string
+		c    *cache.Cache
+	}{{"response_cache", s.cache}, {"embedding_cache", s.embedCache}} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: c.name + "_entries",
+			Help: "Entries held by the " + strings.ReplaceAll(c.name, "_", " ") + "."},
+			func() float64 { return float64(c.c.Stats().Entries) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: c.name + "_bytes",
+			Help: "Bytes held by the " + strings.ReplaceAll(c.name, "_", " ") + ", entries' overhead included."},
+			func() float64 { return float64(c.c.Stats().Bytes) }))
+	}
 	return d
 }
 
@@ -101,11 +120,31 @@ func (s *Server) limitShare() float64 {
 	return 1
 }
 
-// runReaper frees budget holds whose request is gone, until ctx ends.
+// cacheSweepInterval is how often expired cache entries are dropped.
+const cacheSweepInterval = time.Minute
+
+// runReaper frees budget holds whose request is gone and drops expired
+// cache entries, until ctx ends.
 func (s *Server) runReaper(ctx context.Context) {
-	if s.spend != nil {
-		s.spend.ledger.Run(ctx)
-		return
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.spend != nil {
+			s.spend.ledger.Run(ctx)
+			return
+		}
+		s.ledger.Run(ctx)
+	}()
+	t := time.NewTicker(cacheSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-t.C:
+			s.cache.Sweep()
+			s.embedCache.Sweep()
+		}
 	}
-	s.ledger.Run(ctx)
 }

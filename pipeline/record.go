@@ -49,9 +49,13 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.TraceID = c.TraceID.String()
 	}
 	capture := c.Feature != nil && c.Snap != nil && c.Snap.Policy != nil && c.Snap.Policy.Capture(c.Feature.Name)
-	t.Input, t.Output = bodyText(c.Messages, capture), c.Output()
-	if !capture {
-		t.Output = redact(t.Output)
+	if capture {
+		t.Input, t.Output = clip(bodyText(c.Messages, maxBody)), clip(c.Output())
+	} else {
+		// Scanning and redacting is the recorder's work, after the
+		// client has its answer.
+		t.Input, t.Output = bodyText(c.Messages, maxRaw), c.Output()
+		t.Pending = trace.Later(scrub)
 	}
 	if !c.SpanID.IsZero() {
 		t.SpanID = c.SpanID.String()
@@ -183,34 +187,54 @@ func cut(s string, n int) string {
 // maxBody bounds each body a trace keeps.
 const maxBody = 8 << 10
 
-// bodyText is the prompt as one text, one "role: content" line a message.
-func bodyText(msgs []chat.Message, capture bool) string {
+// maxRaw bounds the text kept for redaction. Every redaction marker is
+// at least 0.4 times as long as what it replaces, so the first maxBody
+// bytes after redaction come from the first maxRaw bytes before it; when
+// they would not, scrub keeps no body rather than one whose cut may have
+// split a finding.
+const maxRaw = 8 * maxBody
+
+// bodyText is the prompt as one text, one "role: content" line a message,
+// of about limit bytes at most.
+func bodyText(msgs []chat.Message, limit int) string {
 	n := 0
 	for _, m := range msgs {
-		if n >= maxBody {
+		if n >= limit {
 			break
 		}
 		n += len(m.Role) + len(": ") + len(m.Content.Text) + len("\n")
 	}
 	var b strings.Builder
-	b.Grow(n)
+	b.Grow(min(n, limit+1))
 	for _, m := range msgs {
-		if b.Len() >= maxBody {
+		if b.Len() >= limit {
 			break
 		}
 		b.WriteString(m.Role)
 		b.WriteString(": ")
-		b.WriteString(m.Content.Text)
+		b.WriteString(m.Content.Text[:min(len(m.Content.Text), limit-b.Len()+1)])
 		b.WriteByte('\n')
 	}
-	s := b.String()
-	if !capture {
-		s = redact(s)
+	return b.String()
+}
+
+// scrub replaces every PII finding in a trace's bodies by its type, then
+// bounds them.
+func scrub(t *trace.Trace) {
+	t.Input, t.Output = scrubText(t.Input), scrubText(t.Output)
+}
+
+func scrubText(s string) string {
+	cut := len(s) > maxRaw
+	if cut {
+		s = s[:maxRaw]
+	}
+	s = pii.Redact(s, pii.Scan(s))
+	if cut && len(s) <= maxBody {
+		return "[body withheld: too large to redact within bounds]"
 	}
 	return clip(s)
 }
-
-func redact(s string) string { return pii.Redact(s, pii.Scan(s)) }
 
 func clip(s string) string {
 	if len(s) <= maxBody {

@@ -108,6 +108,7 @@ func testRoute(policy config.Route, targets []*scripted, weights []int, fallback
 	for _, s := range fallbacks {
 		r.fallbacks = append(r.fallbacks, mk(s))
 	}
+	r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
 	return r
 }
 

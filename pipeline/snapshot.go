@@ -55,6 +55,7 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
+	every     []*Target // targets, then fallbacks
 }
 
 // Feature is a compiled feature with its releases.
@@ -88,6 +89,12 @@ type ProviderSet struct {
 	// Prices is the price table for models the configuration gives no
 	// price; nil means the embedded one.
 	Prices *price.Table
+	// KeyEnv checks a provider's api_key_env against the agent's rules
+	// for the variables it reads keys from, for every provider, used by a
+	// model or not: a configuration naming a variable the agent would
+	// never read is refused when applied, not when a model first uses
+	// it. Nil checks nothing beyond validation.
+	KeyEnv func(name string) error
 	build  func(config.Provider) (provider.Provider, error)
 	cache  map[string]cachedProvider
 }
@@ -178,6 +185,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 	providers := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
 		providers[p.Name] = p
+		if p.APIKeyEnv != "" && set.KeyEnv != nil {
+			if err := set.KeyEnv(p.APIKeyEnv); err != nil {
+				return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+			}
+		}
 	}
 	for _, m := range cfg.Models {
 		pc := providers[m.Provider]
@@ -195,6 +207,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 			Route:   config.Route{Name: m.Name, Targets: []config.Target{{Model: m.Name, Weight: 1}}}.WithDefaults(),
 			targets: []*Target{t},
 			weights: []int{1},
+			every:   []*Target{t},
 		}
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
@@ -207,6 +220,7 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		for _, f := range rc.Fallbacks {
 			r.fallbacks = append(r.fallbacks, s.models[f])
 		}
+		r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
 	}
@@ -278,9 +292,10 @@ func schemaName(feature string) string {
 	return string(b)
 }
 
-// all lists the route's targets and then its fallbacks.
+// all lists the route's targets and then its fallbacks. The slice is
+// shared; callers must not change it.
 func (r *Route) all() []*Target {
-	return append(append([]*Target(nil), r.targets...), r.fallbacks...)
+	return r.every
 }
 
 // ChatLimits are the configured bounds of a chat request, for decoding it.

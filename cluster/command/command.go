@@ -77,6 +77,10 @@ const (
 	RecordVerdict Type = "record_verdict"
 	CanaryBegin   Type = "canary_begin"
 	CanaryDecide  Type = "canary_decide"
+	// PruneKeys removes keys revoked before a cutoff and keeps their
+	// hashes as tombstones. Agents send it skippable: one that predates it
+	// only keeps the revoked keys.
+	PruneKeys Type = "prune_keys"
 )
 
 // Envelope is one command as it is written to the log. Time is set once, by

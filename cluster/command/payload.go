@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"time"
 
 	"gantry/cluster/spend"
 	"gantry/cluster/stats"
@@ -11,6 +12,12 @@ import (
 // Name identifies the object a delete or revoke command acts on.
 type Name struct {
 	Name string `json:"name"`
+}
+
+// Prune is the payload of PruneKeys: keys revoked at or before
+// RevokedBefore go.
+type Prune struct {
+	RevokedBefore time.Time `json:"revoked_before"`
 }
 
 // Provider is the payload of PutProvider.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"gantry/cluster/command"
 	"gantry/config"
@@ -56,6 +57,7 @@ var handlers = map[command.Type]handler{
 	command.RecordVerdict:   {1, recordVerdict},
 	command.CanaryBegin:     {1, canaryBegin},
 	command.CanaryDecide:    {1, canaryDecide},
+	command.PruneKeys:       {1, pruneKeys},
 }
 
 // Known reports whether this agent can apply commands of type t at version v.
@@ -140,6 +142,9 @@ func (s *State) Apply(index uint64, env command.Envelope) (next *State, res Resu
 			return s, Result{}, fmt.Errorf("%s: %w: %w", env.Type, ErrInvalid, err)
 		}
 		if err := checkBounds(&tx.next.Config); err != nil {
+			return s, Result{}, fmt.Errorf("%s: %w", env.Type, err)
+		}
+		if err := tx.checkTombstones(); err != nil {
 			return s, Result{}, fmt.Errorf("%s: %w", env.Type, err)
 		}
 		budgets := tx.next.Config.Budgets
@@ -541,9 +546,96 @@ func revokeKey(tx *txn) error {
 	before := keys[i]
 	keys[i].Revoked = true
 	tx.next.Config.Keys = keys
+	if _, ok := tx.next.KeyRevoked[p.Name]; !ok || !before.Revoked {
+		m := maps.Clone(tx.next.KeyRevoked)
+		if m == nil {
+			m = map[string]time.Time{}
+		}
+		m[p.Name] = tx.env.Time
+		tx.next.KeyRevoked = m
+	}
 	tx.configChanged, tx.onlyKey = true, p.Name
 	tx.record("key/"+p.Name, before, keys[i], "")
 	tx.released("keys/" + p.Name)
+	return nil
+}
+
+// pruneKeys removes the keys revoked at or before the cutoff and keeps
+// their hashes as tombstones. A revoked key with no recorded revocation
+// time (revoked before times were kept) starts its retention now.
+func pruneKeys(tx *txn) error {
+	var p command.Prune
+	if err := tx.decode(&p); err != nil {
+		return err
+	}
+	revoked := maps.Clone(tx.next.KeyRevoked)
+	if revoked == nil {
+		revoked = map[string]time.Time{}
+	}
+	tombs := maps.Clone(tx.next.KeyTombstones)
+	if tombs == nil {
+		tombs = map[string]time.Time{}
+	}
+	live := map[string]bool{}
+	var kept []config.Key
+	for _, k := range tx.next.Config.Keys {
+		at, ok := revoked[k.Name]
+		switch {
+		case !k.Revoked:
+		case !ok:
+			revoked[k.Name] = tx.env.Time
+		case !at.After(p.RevokedBefore):
+			tombs[k.Hash] = tx.env.Time
+			delete(revoked, k.Name)
+			tx.record("key/"+k.Name, k, nil, "revoked "+at.UTC().Format(time.RFC3339)+"; pruned, its hash kept so it cannot come back")
+			continue
+		}
+		live[k.Name] = true
+		kept = append(kept, k)
+	}
+	for name := range revoked {
+		if !live[name] {
+			delete(revoked, name) // the key left the configuration otherwise
+		}
+	}
+	if len(kept) != len(tx.next.Config.Keys) {
+		tx.next.Config.Keys = kept
+		tx.configChanged = true
+	}
+	tx.next.KeyRevoked, tx.next.KeyTombstones = revoked, tombs
+	if len(revoked) == 0 {
+		tx.next.KeyRevoked = nil
+	}
+	if len(tombs) == 0 {
+		tx.next.KeyTombstones = nil
+	}
+	return nil
+}
+
+// checkTombstones keeps pruned keys out. A file that still declares one
+// applies without it (the key stays revoked, as it was); a key written on
+// its own with a pruned secret is refused.
+func (tx *txn) checkTombstones() error {
+	if len(tx.next.KeyTombstones) == 0 {
+		return nil
+	}
+	keys := tx.next.Config.Keys
+	for i := 0; i < len(keys); i++ {
+		k := keys[i]
+		if tx.onlyKey != "" && k.Name != tx.onlyKey {
+			continue
+		}
+		at, ok := tx.next.KeyTombstones[k.Hash]
+		if !ok {
+			continue
+		}
+		if tx.env.Type != command.ApplyConfig {
+			return fmt.Errorf("%w: key %s: its secret was revoked and pruned on %s, and a revoked key cannot come back; make a new key", ErrInvalid, k.Name, at.UTC().Format(time.DateOnly))
+		}
+		keys = slices.Delete(slices.Clone(keys), i, i+1)
+		i--
+	}
+	tx.next.Config.Keys = keys
 	return nil
 }
 

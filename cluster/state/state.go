@@ -85,6 +85,12 @@ type State struct {
 	Documents map[string]Manifest `json:"documents,omitempty"`
 	// Eval holds datasets, run records, verdicts and canary analyses.
 	Eval Eval `json:"eval,omitzero"`
+	// KeyRevoked is when each revoked key was revoked (by the command's
+	// time); PruneKeys removes the keys revoked before its cutoff.
+	KeyRevoked map[string]time.Time `json:"key_revoked,omitempty"`
+	// KeyTombstones holds the hashes of pruned keys and when they went, so
+	// a revoked key's secret is never accepted again.
+	KeyTombstones map[string]time.Time `json:"key_tombstones,omitempty"`
 	// AuditSeq numbers the audit records; Audit returns the newest.
 	AuditSeq uint64 `json:"audit_seq"`
 

@@ -38,8 +38,9 @@ type Granted struct {
 	// another call's grant reservation that is being rolled back.
 	mu     sync.Mutex
 	holds  map[string]*grantHold
-	done   endedSet[*grantEnded]
-	demand map[string]float64 // per budget, the largest worst case asked for
+	done   endedSet[*grantEnded] // released and reaped ids, for a late settle
+	seen   seenSet               // settled ids
+	demand map[string]float64    // per budget, the largest worst case asked for
 }
 
 var _ Ledger = (*Granted)(nil)
@@ -85,7 +86,7 @@ func (g *Granted) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 	scopes := dedupe(r.Scopes)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.holds[r.RequestID] != nil || g.done.has(r.RequestID) {
+	if g.holds[r.RequestID] != nil || g.done.has(r.RequestID) || g.seen.has(r.RequestID) {
 		return Hold{}, fmt.Errorf("%w: %s", ErrDuplicate, r.RequestID)
 	}
 	h := &grantHold{amount: r.AmountUSD}
@@ -192,6 +193,10 @@ func (g *Granted) release(id string, h *grantHold, now time.Time) {
 }
 
 func (g *Granted) markDone(id string, budgets []string, now time.Time) {
+	if budgets == nil { // settled: nothing left to charge late
+		g.seen.add(id, now, g.local.opts.DoneRetention, g.local.opts.MaxDone)
+		return
+	}
 	g.done.add(id, &grantEnded{budgets: budgets}, now, g.local.opts.MaxDone)
 }
 
@@ -209,6 +214,7 @@ func (g *Granted) Reap(now time.Time) int {
 	}
 	cutoff := now.Add(-g.local.opts.DoneRetention)
 	g.done.forget(cutoff)
+	g.seen.forget(now, g.local.opts.DoneRetention)
 	return n
 }
 

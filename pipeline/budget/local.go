@@ -54,7 +54,8 @@ type Local struct {
 	mu       sync.Mutex
 	counters map[string]*counter
 	holds    map[string]*hold
-	done     endedSet[*ended]
+	done     endedSet[*ended] // released and reaped ids, for a late settle
+	seen     seenSet          // settled ids
 	// users counts the counters of end users; forgotten holds, per
 	// budget, the spend of the users whose counters were let go.
 	users     int
@@ -192,7 +193,7 @@ func (l *Local) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 }
 
 func (l *Local) reserveLocked(r Reservation, scopes []Scope, amount int64, alerts *[]Alert) (Hold, error) {
-	if l.holds[r.RequestID] != nil || l.done.has(r.RequestID) {
+	if l.holds[r.RequestID] != nil || l.done.has(r.RequestID) || l.seen.has(r.RequestID) {
 		return Hold{}, fmt.Errorf("%w: %s", ErrDuplicate, r.RequestID)
 	}
 	if len(l.holds) >= l.opts.MaxHolds {
@@ -294,6 +295,9 @@ func (l *Local) settleLocked(id string, actual int64, alerts *[]Alert) error {
 		}
 		return nil
 	}
+	if l.seen.has(id) {
+		return nil // settled before (or a fingerprint's false positive: nothing is charged)
+	}
 	return fmt.Errorf("%w: %s", ErrUnknown, id)
 }
 
@@ -315,7 +319,7 @@ func (l *Local) Release(requestID string) error {
 		l.releaseLocked(requestID, h, endReleased, l.opts.Clock())
 		return nil
 	}
-	if l.done.has(requestID) {
+	if l.done.has(requestID) || l.seen.has(requestID) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrUnknown, requestID)
@@ -339,6 +343,10 @@ func (l *Local) releaseLocked(id string, h *hold, state int, now time.Time) {
 }
 
 func (l *Local) markDone(id string, state int, scopes []Scope, now time.Time) {
+	if state == endSettled {
+		l.seen.add(id, now, l.opts.DoneRetention, l.opts.MaxDone)
+		return
+	}
 	l.done.add(id, &ended{state: state, scopes: scopes}, now, l.opts.MaxDone)
 }
 
@@ -358,6 +366,7 @@ func (l *Local) Reap(now time.Time) int {
 	l.reaped.Add(uint64(n))
 	cutoff := now.Add(-l.opts.DoneRetention)
 	l.done.forget(cutoff)
+	l.seen.forget(now, l.opts.DoneRetention)
 	for key, c := range l.counters {
 		if c.reserved == 0 && c.period != config.PeriodTotal && !c.start.Equal(periodStart(c.period, now)) {
 			delete(l.counters, key)
@@ -395,13 +404,21 @@ type Stats struct {
 	Reaped    uint64 // reservations freed by the reaper since start
 	Users     int    // counters of end users of per-user budgets
 	Forgotten uint64 // end users' counters let go at the bound since start
+	// EndedIDs and EndedBytes are the request ids remembered as ended, so
+	// a retry is recognised, and the bytes that takes.
+	EndedIDs, EndedBytes int
 }
 
 // Stats returns the current counters.
 func (l *Local) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{OpenHolds: len(l.holds), Reaped: l.reaped.Load(), Users: l.users, Forgotten: l.forgot}
+	ids, bytes := l.seen.size()
+	exact, _ := l.done.size()
+	// An exactly kept id costs about 190 bytes: the map entry, the queue
+	// entry, the id and its scopes.
+	return Stats{OpenHolds: len(l.holds), Reaped: l.reaped.Load(), Users: l.users, Forgotten: l.forgot,
+		EndedIDs: ids + exact, EndedBytes: bytes + 190*exact}
 }
 
 // Usage is the state of one budget counter.

@@ -249,3 +249,37 @@ func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
 		Expired: c.expired.Load(), Entries: n, Bytes: used}
 }
+
+// sweepBatch bounds the entries Sweep looks at under one lock hold, so a
+// sweep never holds up a lookup for long.
+const sweepBatch = 256
+
+// Sweep removes every expired entry and returns how many. Expired entries
+// are otherwise only dropped when looked up or evicted, so a cache of
+// short-lived answers would stay full of dead ones. It walks from the least
+// recently used end in batches, releasing the lock between them.
+func (c *Cache) Sweep() int {
+	now := c.clock()
+	n := 0
+	c.mu.Lock()
+	el := c.lru.Back()
+	c.mu.Unlock()
+	for el != nil {
+		c.mu.Lock()
+		if _, live := c.items[el.Value.(*entry).key]; !live {
+			c.mu.Unlock()
+			return n // removed meanwhile: the next sweep goes on
+		}
+		for i := 0; el != nil && i < sweepBatch; i++ {
+			prev := el.Prev()
+			if e := el.Value.(*entry); !now.Before(e.expires) {
+				c.remove(el)
+				c.expired.Add(1)
+				n++
+			}
+			el = prev
+		}
+		c.mu.Unlock()
+	}
+	return n
+}

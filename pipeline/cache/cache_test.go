@@ -234,3 +234,28 @@ func TestEmbeddingKeyFor(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepDropsExpiredEntries: expired entries leave the cache and give
+// their bytes back without being looked up; live ones stay.
+func TestSweepDropsExpiredEntries(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New(1<<20, func() time.Time { return now })
+	for i := range 1000 {
+		ttl := time.Minute
+		if i%2 == 0 {
+			ttl = time.Hour
+		}
+		c.Put(Key{byte(i), byte(i >> 8)}, []byte("answer"), ttl)
+	}
+	now = now.Add(2 * time.Minute)
+	if n := c.Sweep(); n != 500 {
+		t.Fatalf("swept %d, want the 500 expired", n)
+	}
+	st := c.Stats()
+	if st.Entries != 500 || st.Bytes != 500*(int64(len("answer"))+entryOverhead) {
+		t.Fatalf("after the sweep: %+v", st)
+	}
+	if _, ok := c.Get(Key{0, 0}); !ok {
+		t.Fatal("a live entry was swept")
+	}
+}

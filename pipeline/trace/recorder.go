@@ -162,6 +162,7 @@ func (r *Recorder) write(batch []*Trace) bool {
 			return false
 		default:
 		}
+		t.Complete()
 		r.store.Add(t)
 		r.recorded.Add(1)
 		batch[i] = nil

@@ -585,8 +585,8 @@ func triedModels(t *Trace) []string {
 // call's attempts, without repeats.
 func errorKinds(t *Trace) []string {
 	var out []string
-	if t.ErrorCode != "" {
-		out = append(out, t.ErrorCode)
+	if k := t.ErrorKind(); k != "" {
+		out = append(out, k)
 	}
 	for _, a := range t.Attempts {
 		if a.Status != "ok" && a.Status != "" && !slices.Contains(out, a.Status) {

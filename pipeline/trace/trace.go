@@ -3,7 +3,11 @@
 // asynchronous recorder that feeds it, and W3C trace context helpers.
 package trace
 
-import "time"
+import (
+	"strconv"
+	"sync"
+	"time"
+)
 
 // Trace is what Gantry keeps of one call. It never holds a key or a
 // provider credential; prompt and response bodies appear only redacted or
@@ -15,6 +19,11 @@ import "time"
 // calls share. Records written before the two were apart have the W3C id in
 // ID; reading them moves it to TraceID (see Store.Add).
 type Trace struct {
+	// Pending is work done off the latency path before anyone reads the
+	// trace's bodies (scanning and redacting them). Every consumer that
+	// reads them calls Complete first; it runs the work once.
+	Pending *Pending `json:"-"`
+
 	ID        string `json:"id"`                 // the call's id, unique per call
 	TraceID   string `json:"trace_id,omitempty"` // W3C trace id, 32 hex digits
 	RequestID string `json:"request_id"`         // the same as ID
@@ -119,6 +128,18 @@ type Evaluation struct {
 	Explanation string `json:"gen_ai.evaluation.explanation,omitempty"`
 	// ErrorType says why an assertion could not be evaluated.
 	ErrorType string `json:"error.type,omitempty"`
+}
+
+// ErrorKind is what went wrong for the client: its error code, or
+// http_STATUS for an error without one; "" for a call that succeeded.
+func (t *Trace) ErrorKind() string {
+	switch {
+	case t.Status == "ok" || t.Status == "":
+		return ""
+	case t.ErrorCode != "":
+		return t.ErrorCode
+	}
+	return "http_" + strconv.Itoa(t.HTTPStatus)
 }
 
 // LabelPinned is the label of a call an evaluation pinned to a release.
@@ -228,4 +249,21 @@ type Summary struct {
 	PriceUnknown bool `json:"price_unknown,omitempty"`
 	// EvalRun names the evaluation run the call was made for, if any.
 	EvalRun string `json:"eval_run,omitempty"`
+}
+
+// Pending is a trace's work left for later.
+type Pending struct {
+	once sync.Once
+	work func(*Trace)
+}
+
+// Later returns work for Complete to run.
+func Later(work func(*Trace)) *Pending { return &Pending{work: work} }
+
+// Complete runs the trace's pending work, once; a concurrent caller waits
+// for it to finish.
+func (t *Trace) Complete() {
+	if p := t.Pending; p != nil {
+		p.once.Do(func() { p.work(t) })
+	}
 }
