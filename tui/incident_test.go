@@ -149,6 +149,13 @@ func TestGoldenIncidentViews(t *testing.T) {
 		{"overview-not-updated", func(t *testing.T, a *App) {
 			send(t, a, OverviewErrMsg{Err: errors.New("agent http://127.0.0.1:7400 refused the admin token (401): check --token or GANTRY_TOKEN")})
 		}},
+		{"trace-refused-caller", func(t *testing.T, a *App) {
+			press(t, a, keys.Traces)
+			press(t, a, keys.Open)
+			send(t, a, TraceMsg{Trace: &trace.Trace{ID: "0af7651916cd43dd8448eb211c80319c", Start: clock.Add(-5 * time.Second), Duration: 1.2,
+				Node: "agent-2", Entry: "chat", Status: "error", HTTPStatus: 401, ErrorCode: "invalid_api_key", Error: "the key is not known",
+				KeyFP: "9f8e7d6c5b4a", ClientAddr: "203.0.113.7:51544", UserAgent: "OpenAI/Python 1.54.0"}})
+		}},
 		{"help-traces", func(t *testing.T, a *App) {
 			press(t, a, keys.Traces)
 			press(t, a, keys.Help)
