@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +166,19 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestFleetSaysWhyNoAlerts: agents without the alerts endpoint are not a
+// reason to wait: the alerts view is told why.
+func TestFleetSaysWhyNoAlerts(t *testing.T) {
+	a := newFakeAgent(t, "n1") // serves no alerts: 404
+	_, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL}})
+	rec.waitFor(t, "why no alerts", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if e, ok := m.(tui.FetchErrMsg); ok && e.What == "alerts" && strings.Contains(e.Err.Error(), "does not serve "+api.PathAlerts+" (404)") {
+				return true
+			}
+		}
+		return false
+	})
 }

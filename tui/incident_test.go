@@ -576,3 +576,20 @@ func TestHealthAskedOnce(t *testing.T) {
 	typeText(t, b, "models")
 	only[HealthRequest](t, press(t, b, b.Keys().Open))
 }
+
+// TestGoldenNotServed: agents that do not serve alerts or health (an older
+// version) are said to, not waited on.
+func TestGoldenNotServed(t *testing.T) {
+	keys := DefaultKeyMap()
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		a := loaded(t, false, size.w, size.h)
+		send(t, a, FetchErrMsg{What: "alerts", Err: errors.New("agent http://10.0.0.1:7400 does not serve /admin/v1/alerts (404): an older Gantry agent, or not a Gantry agent's HTTP address")})
+		press(t, a, keys.Alerts)
+		got := a.View()
+		checkScreen(t, got, size.w, size.h)
+		if strings.Contains(got, "Waiting") || !strings.Contains(got, "does not serve") {
+			t.Fatalf("the alerts view waits or does not say why:\n%s", got)
+		}
+		golden(t, "alerts-not-served-"+itoa(size.w)+"x"+itoa(size.h), got)
+	}
+}

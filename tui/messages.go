@@ -62,6 +62,13 @@ type (
 	// AlertsMsg is the latest alerts of the cluster, worst first.
 	AlertsMsg api.Alerts
 
+	// FetchErrMsg says why no agent answered for What ("alerts" or
+	// "health") this round; the next data clears it.
+	FetchErrMsg struct {
+		What string
+		Err  error
+	}
+
 	// HealthMsg is the latest health of every model and provider.
 	HealthMsg api.Health
 
