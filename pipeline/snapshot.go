@@ -55,7 +55,10 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
-	every     []*Target // targets, then fallbacks
+	every     []*Target // targets, then fallbacks; a cascade's tiers' in order
+	// tiers are a cascade's routes, cheapest first; a cascade has no
+	// targets of its own.
+	tiers []*Route
 }
 
 // Feature is a compiled feature with its releases.
@@ -212,6 +215,9 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
 	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) > 0 {
+			continue // after the routes its tiers name
+		}
 		r := &Route{Route: rc.WithDefaults()}
 		for _, t := range rc.Targets {
 			r.targets = append(r.targets, s.models[t.Model])
@@ -221,6 +227,18 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 			r.fallbacks = append(r.fallbacks, s.models[f])
 		}
 		r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
+		s.routes[rc.Name] = r
+		s.modelIDs = append(s.modelIDs, rc.Name)
+	}
+	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) == 0 {
+			continue
+		}
+		r := &Route{Route: rc.WithDefaults()}
+		for _, t := range rc.Cascade {
+			r.tiers = append(r.tiers, s.routes[t])
+			r.every = append(r.every, s.routes[t].every...)
+		}
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
 	}

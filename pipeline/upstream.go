@@ -24,6 +24,9 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 	}
 	key, ok := g.cacheKey(c)
 	if !ok {
+		if served, err := g.semanticLookup(ctx, c); served || err != nil {
+			return err
+		}
 		return g.route(ctx, c)
 	}
 	c.cacheKey = &key // the answer is stored under the key it was looked up by
@@ -40,6 +43,9 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 				return nil
 			}
 		}
+	}
+	if served, err := g.semanticLookup(ctx, c); served || err != nil {
+		return err
 	}
 	return g.route(ctx, c)
 }
@@ -65,10 +71,23 @@ func (g *Gateway) storeCache(c *Call) {
 	}
 }
 
-// route calls the upstream through the router: retries, fallbacks, circuit
-// breakers and timeouts. A stream is passed to the client chunk by chunk.
+// route calls the call's route: a cascade's tiers, or the route itself. A
+// repair of a cascade's answer goes to the tier that gave it.
 func (g *Gateway) route(ctx context.Context, c *Call) error {
-	err := g.router.Do(ctx, c.Route, func(actx context.Context, a *Attempt, firstByte func()) error {
+	switch {
+	case c.tier != nil:
+		return g.routeOn(ctx, c, c.tier)
+	case len(c.Route.tiers) > 0:
+		return g.cascade(ctx, c)
+	}
+	return g.routeOn(ctx, c, c.Route)
+}
+
+// routeOn calls the upstream through the router: retries, fallbacks,
+// circuit breakers and timeouts. A stream is passed to the client chunk by
+// chunk.
+func (g *Gateway) routeOn(ctx context.Context, c *Call, route *Route) error {
+	err := g.router.Do(ctx, route, func(actx context.Context, a *Attempt, firstByte func()) error {
 		req := *c.Req
 		req.Model = a.Target.Model.UpstreamName()
 		req.Messages = c.Messages

@@ -120,6 +120,7 @@ type Metrics struct {
 	evalCs   *seriesCache[string, prometheus.Counter]
 	breakers *seriesCache[string, prometheus.Gauge]
 	genai    *seriesCache[genaiKey, *genaiSeries]
+	costs    *costVecs
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -191,6 +192,7 @@ func New() *Metrics {
 	})
 	m.gv = newGenAIVecs(m.reg)
 	m.genai = newSeriesCache(overflowGenAI, m.gv.series)
+	m.costs = newCostVecs(m.reg)
 	m.SetBuildInfo("")
 	return m
 }
@@ -319,6 +321,7 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 		}
 	}
 	m.ObserveCall(&c)
+	m.costs.observeCost(t)
 	if g, ok := GenAIOf(t); ok {
 		m.ObserveGenAI(&g)
 	}

@@ -103,6 +103,73 @@ type Trace struct {
 	// Evaluations are the gen_ai.evaluation.result events the run
 	// attached once it judged the answer.
 	Evaluations []Evaluation `json:"evaluations,omitempty"`
+
+	// Compression is what the release's context policy did to the input,
+	// when it did anything.
+	Compression *Compression `json:"compression,omitempty"`
+	// Tiers are the tiers a cascade route tried, in order; CostUSD is
+	// their sum.
+	Tiers []Tier `json:"tiers,omitempty"`
+	// SemanticHit says the answer came from the semantic cache, and whose.
+	SemanticHit *SemanticHit `json:"semantic_hit,omitempty"`
+}
+
+// Compression is what a context policy did to one call's input.
+type Compression struct {
+	Strategy     string `json:"strategy"`
+	TokensBefore int    `json:"tokens_before"`
+	TokensAfter  int    `json:"tokens_after"`
+	TokensSaved  int    `json:"tokens_saved"`
+	// Dropped counts the turns or chunks removed; Summarized the turns a
+	// summary replaced.
+	Dropped    int `json:"dropped,omitempty"`
+	Summarized int `json:"summarized,omitempty"`
+	// DroppedChunks names the retrieved chunks left out, lowest score
+	// first.
+	DroppedChunks []string `json:"dropped_chunks,omitempty"`
+	// SummaryCached says the summary was reused; SummaryCostUSD is what
+	// writing it cost this call (part of the call's cost).
+	SummaryCached  bool    `json:"summary_cached,omitempty"`
+	SummaryCostUSD float64 `json:"summary_cost_usd,omitempty"`
+}
+
+// Tier is one tier of a cascade: the model that answered it, what it cost,
+// and why the cascade went on (empty for the tier that served).
+type Tier struct {
+	Route        string   `json:"route"`
+	Model        string   `json:"model,omitempty"`
+	InputTokens  int      `json:"input_tokens"`
+	OutputTokens int      `json:"output_tokens"`
+	CostUSD      float64  `json:"cost_usd"`
+	Escalated    string   `json:"escalated,omitempty"` // invalid, empty, refusal, length, judge or error
+	JudgeScore   *float64 `json:"judge_score,omitempty"`
+	JudgeCostUSD float64  `json:"judge_cost_usd,omitempty"`
+}
+
+// SemanticHit is a semantic cache hit: how close the request was to the
+// one whose answer was served, and that call's trace.
+type SemanticHit struct {
+	Similarity float64 `json:"similarity"`
+	Source     string  `json:"source_trace"`
+}
+
+// BaseCostUSD is what the call would have cost without escalation: the
+// first tier's cost for a cascade, the cost otherwise.
+func (t *Trace) BaseCostUSD() float64 {
+	if len(t.Tiers) == 0 {
+		return t.CostUSD
+	}
+	base := t.Tiers[0].CostUSD + t.Tiers[0].JudgeCostUSD
+	if c := t.Compression; c != nil {
+		base += c.SummaryCostUSD
+	}
+	return base
+}
+
+// Validated reports whether the client got an answer that passed the
+// release's validation: a streamed answer is recorded even when invalid.
+func (t *Trace) Validated() bool {
+	return t.Status == "ok" && (!t.Stream || len(t.Validation) == 0)
 }
 
 // Params are the sampling parameters of a call, as exporters report them.
