@@ -3,8 +3,9 @@
 package deploy
 
 import (
+	"gantry/internal/jaegertest"
+
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,24 +26,15 @@ import (
 // cost, latency, token and breaker series of every agent.
 func TestDemoClusterReachesJaegerAndPrometheus(t *testing.T) {
 	promBin := needBinary(t, "prometheus", "apt-get install prometheus")
-	jaegerBin := os.Getenv("GANTRY_JAEGER")
-	if jaegerBin == "" {
-		t.Fatal("GANTRY_JAEGER is not set: build Jaeger with `go build -C tools -o bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger` and set GANTRY_JAEGER=$PWD/bin/jaeger (.ci/run does both)")
-	}
 	bin := buildGantry(t)
 	dir := t.TempDir()
 
-	otlpHTTP, otlpGRPC, query, queryGRPC := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	jaegerCfg := filepath.Join(dir, "jaeger.yaml")
-	writeFile(t, jaegerCfg, jaegerConfig(otlpHTTP, otlpGRPC, query, queryGRPC))
-	start(t, "jaeger", jaegerBin, "--config", "file:"+jaegerCfg)
-	jaeger := "http://" + query
-	waitOK(t, jaeger+"/api/services", 60*time.Second)
+	j := jaegertest.Start(t)
 
 	// The agents inherit the demo's environment: spans go to Jaeger over
 	// gRPC, batched for a short moment; Jaeger takes no metrics.
 	for k, v := range map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + otlpGRPC, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + j.OTLPGRPC, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 		"OTEL_METRICS_EXPORTER": "none", "OTEL_BSP_SCHEDULE_DELAY": "200", "TMPDIR": dir,
 	} {
 		t.Setenv(k, v)
@@ -81,17 +73,17 @@ func TestDemoClusterReachesJaegerAndPrometheus(t *testing.T) {
 			t.Fatalf("support-answer answered %s 20 times", resp.Status)
 		}
 	}
-	spans := jaegerSpans(t, jaeger, trace, 3)
-	var call *jaegerSpan
+	spans := j.Spans(t, trace, 3)
+	var call *jaegertest.Span
 	for _, s := range spans {
-		if s.parent() == caller {
+		if s.Parent() == caller {
 			call = s
 		}
 	}
 	if call == nil {
 		t.Fatalf("no span of trace %s has the caller's span %s as parent (%d spans)", trace, caller, len(spans))
 	}
-	tags := call.tags()
+	tags := call.Attrs()
 	if call.OperationName != "chat feature/support-answer" {
 		t.Errorf("call span named %q", call.OperationName)
 	}
@@ -109,7 +101,7 @@ func TestDemoClusterReachesJaegerAndPrometheus(t *testing.T) {
 	}
 	children := 0
 	for _, s := range spans {
-		if s.parent() == call.SpanID {
+		if s.Parent() == call.SpanID {
 			children++
 		}
 	}
@@ -188,71 +180,4 @@ func startDemo(t *testing.T, bin string) demoRun {
 		t.Fatalf("the demo printed %d agents and key %q", len(d.agents), d.key)
 	}
 	return d
-}
-
-func jaegerConfig(otlpHTTP, otlpGRPC, query, queryGRPC string) string {
-	b, err := os.ReadFile(filepath.Join("testdata", "jaeger.yaml"))
-	if err != nil {
-		panic(err)
-	}
-	return strings.NewReplacer("@QUERY@", query, "@QUERY_GRPC@", queryGRPC, "@OTLP_HTTP@", otlpHTTP, "@OTLP_GRPC@", otlpGRPC).Replace(string(b))
-}
-
-type jaegerSpan struct {
-	SpanID        string `json:"spanID"`
-	OperationName string `json:"operationName"`
-	References    []struct {
-		RefType string `json:"refType"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
-	Tags []struct {
-		Key   string `json:"key"`
-		Value any    `json:"value"`
-	} `json:"tags"`
-}
-
-func (s *jaegerSpan) tags() map[string]string {
-	m := map[string]string{}
-	for _, kv := range s.Tags {
-		m[kv.Key] = fmt.Sprint(kv.Value)
-	}
-	return m
-}
-
-func (s *jaegerSpan) parent() string {
-	for _, r := range s.References {
-		if r.RefType == "CHILD_OF" {
-			return r.SpanID
-		}
-	}
-	return ""
-}
-
-// jaegerSpans polls Jaeger's query API until the trace holds at least
-// want spans.
-func jaegerSpans(t *testing.T, jaeger, id string, want int) []*jaegerSpan {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	got := 0
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(jaeger + "/api/traces/" + id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r struct {
-			Data []struct {
-				Spans []*jaegerSpan `json:"spans"`
-			} `json:"data"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
-		if err == nil && len(r.Data) == 1 {
-			if got = len(r.Data[0].Spans); got >= want {
-				return r.Data[0].Spans
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("Jaeger holds %d spans of trace %s after 30s, want %d", got, id, want)
-	return nil
 }
