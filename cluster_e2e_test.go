@@ -127,9 +127,17 @@ func (a *agentProc) stop(t *testing.T) {
 			t.Errorf("%s exited with %d after SIGTERM", a.id, code)
 		}
 	case <-time.After(25 * time.Second):
-		a.cmd.Process.Kill()
-		<-a.exited
-		t.Errorf("%s did not stop within 25s of SIGTERM", a.id)
+		// SIGQUIT makes a Go program print every goroutine's stack to
+		// its log: what the stop waited on.
+		a.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-a.exited:
+		case <-time.After(5 * time.Second):
+			a.cmd.Process.Kill()
+			<-a.exited
+		}
+		b, _ := os.ReadFile(a.log.Name())
+		t.Errorf("%s did not stop within 25s of SIGTERM; its goroutines:\n%s", a.id, tail(string(b), 60000))
 	}
 }
 
@@ -833,6 +841,20 @@ models:
 	if got := c.metric(lacking, "gantry_config_unserved"); got != "1" {
 		t.Fatalf("gantry_config_unserved on the agent without %s = %q, want 1", keyVar, got)
 	}
+	behind := "config_behind/member/" + lacking.id
+	hasAlert := func(a *agentProc, id string) bool {
+		var out api.Alerts
+		if _, err := c.call(a, "GET", api.PathAlerts, nil, &out); err != nil {
+			return false
+		}
+		for _, al := range out.Alerts {
+			if al.ID == id {
+				return strings.Contains(al.Summary, keyVar)
+			}
+		}
+		return false
+	}
+	c.waitFor("an alert on another agent that "+lacking.id+" serves an older configuration", 10*time.Second, func() bool { return hasAlert(keyed, behind) })
 
 	// Taking the provider out again (a prune: the file no longer declares
 	// it) brings every agent onto one state.
@@ -846,6 +868,18 @@ models:
 	if got := c.metric(lacking, "gantry_config_unserved"); got != "0" {
 		t.Fatalf("gantry_config_unserved after the fix = %q, want 0", got)
 	}
+	c.waitFor("the alert to clear after the fix", 10*time.Second, func() bool {
+		var out api.Alerts
+		if _, err := c.call(keyed, "GET", api.PathAlerts, nil, &out); err != nil {
+			return false
+		}
+		for _, al := range out.Alerts {
+			if al.ID == behind {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // metric is the value of an unlabelled metric on a's /metrics, or "".

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -100,6 +104,8 @@ func TestIncidentDrill(t *testing.T) {
 	// The operator at the keyboard is oncall-ana; the console tells the
 	// agents so with each change it sends.
 	con := startTmux(t, "USER=oncall-ana "+selfCommand("console", "--agent", "http://"+addrs[0], "--token", clusterAdmin))
+	// tmux keeps what a program copies with OSC 52 as a paste buffer.
+	con.run("set-option", "-s", "set-clipboard", "on")
 	con.waitFor("Gantry console", "Overview", "support-answer")
 	keys := 0
 	press := func(k ...string) {
@@ -141,7 +147,7 @@ func TestIncidentDrill(t *testing.T) {
 		press("j")
 	}
 	press("Enter")
-	screen = con.waitFor("[2 traces]", "/model:sim-flaky status:error")
+	screen = con.waitMatch(`(?s)\[2 traces\].*ERR.*/model:sim-flaky `)
 	rows := regexp.MustCompile(`(?m)^[> ] \d\d:\d\d:\d\d .*sim-flaky +ERR \d+`).FindAllString(screen, -1)
 	if len(rows) == 0 {
 		t.Fatalf("no failed call of sim-flaky in the traces view:\n%s", screen)
@@ -150,6 +156,33 @@ func TestIncidentDrill(t *testing.T) {
 		t.Fatalf("the traces view shows calls of another model under the alert's filter:\n%s", screen)
 	}
 	t.Logf("overview to the failing model's traces: %d keystrokes, %d failed calls on screen", keys-mark, len(rows))
+
+	// The table paused, the selected trace's id goes to the clipboard, for
+	// the ticket.
+	press("Space")
+	con.waitFor("PAUSED")
+	press("y")
+	screen = con.waitFor("copied trace id ")
+	id := regexp.MustCompile(`copied trace id (\S+) to the clipboard`).FindStringSubmatch(screen)
+	if id == nil || !strings.Contains(screen, "> ") {
+		t.Fatalf("no copied id on screen:\n%s", screen)
+	}
+	if buf := strings.TrimSpace(con.run("show-buffer")); buf != id[1] {
+		t.Fatalf("the terminal's clipboard holds %q, want the trace id %s", buf, id[1])
+	}
+	// The id is the selected row's, the top one.
+	sel := regexp.MustCompile(`(?m)^> .*sim-flaky +ERR \d+ .* ([0-9a-f]{8})$`).FindStringSubmatch(screen)
+	if sel == nil || !strings.HasPrefix(id[1], sel[1]) {
+		t.Fatalf("copied %s, not the selected row's id:\n%s", id[1], screen)
+	}
+
+	// The health view says the same from the model's side: its circuit is
+	// open, its errors are by kind, the healthy model's is closed.
+	press("8")
+	screen = con.waitMatch(`(?m)^> sim-flaky +sim-down +OPEN +\d+ +100% `)
+	if !regexp.MustCompile(`(?m)^  sim-good +sim +closed +\d+ +0% `).MatchString(screen) || !strings.Contains(screen, "all calls ") {
+		t.Fatalf("the health view does not show the healthy model and the totals:\n%s", screen)
+	}
 
 	// Back to the overview, and the canary rolled back from there.
 	press("1")
@@ -171,7 +204,7 @@ func TestIncidentDrill(t *testing.T) {
 	// The audit view names who did it.
 	press("9")
 	screen = con.waitMatch(`(?m)^> \d\d:\d\d:\d\d token:\S+ \(local:oncall-ana\) +move_label +labels/support-answer`)
-	if !strings.Contains(screen, "- labels.canary") && !strings.Contains(screen, "- before: production=v1 canary=v2") {
+	if !strings.Contains(screen, "- canary: v2@50%") {
 		t.Fatalf("the audit view does not show what the rollback changed:\n%s", screen)
 	}
 	audit := consoleAdminGet[api.AuditList](t, addrs[2], api.PathAudit+"?kind=move_label&limit=1")
@@ -198,4 +231,71 @@ func alertIndex(t *testing.T, screen, kind string) int {
 	}
 	t.Fatalf("no %s alert in the alerts view:\n%s", kind, screen)
 	return 0
+}
+
+// TestConsoleFailsFast: `gantry console` with a wrong token, or pointed
+// where no agent listens, exits at once with what to fix instead of
+// waiting on an empty screen; the SSH server refuses to start the same way.
+func TestConsoleFailsFast(t *testing.T) {
+	addr := startDevAgent(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := ln.Addr().String()
+	ln.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong token", []string{"console", "--agent", "http://" + addr, "--token", "gat_wrong"}, "refused the admin token (401"},
+		{"nobody listens", []string{"console", "--agent", "http://" + nobody, "--token", "gat_e2e"}, "cannot reach agent http://" + nobody},
+		{"ssh, wrong token", []string{"console", "--agent", "http://" + addr, "--token", "gat_wrong", "--ssh-listen", "127.0.0.1:0",
+			"--authorized-keys", "/dev/null", "--host-key", filepath.Join(t.TempDir(), "host_key")}, "refused the admin token (401"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], c.args...)
+			cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			t.Logf("exited after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(string(out)))
+			if err == nil {
+				t.Fatalf("exited 0, want a failure: %s", out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("output %q does not say %q", out, c.want)
+			}
+			if took > 10*time.Second {
+				t.Fatalf("took %s to fail", took)
+			}
+		})
+	}
+}
+
+// TestConsoleForgetsRemovedMember: an agent stops and the console marks it
+// stale; once an operator removes it from the cluster the mark goes, as
+// the agent did not fail: it left.
+func TestConsoleForgetsRemovedMember(t *testing.T) {
+	c := startClusterWith(t, drillConfig())
+	c.waitConverged(60 * time.Second)
+	con := startTmux(t, selfCommand("console", "--agent", "http://"+c.agents[0].http, "--token", clusterAdmin))
+	con.waitFor("Gantry console", "Overview", "agents 3")
+	con.press("5")
+	con.waitFor("[5 cluster]", "n1", "n2", "n3")
+
+	c.agents[2].stop(t)
+	con.waitFor("STALE: n3")
+	cmd := exec.Command(os.Args[0], "members", "remove", "n3", "--agent", "http://"+c.agents[0].http, "--token", clusterAdmin)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gantry members remove n3: %v\n%s", err, out)
+	}
+	screen := con.waitFor("agent n3 left the cluster")
+	if strings.Contains(screen, "STALE") || regexp.MustCompile(`(?m)^[> ] n3 `).MatchString(screen) {
+		t.Fatalf("n3 left the cluster but the console still shows it:\n%s", screen)
+	}
+	con.press("q")
+	con.waitGone()
 }

@@ -91,8 +91,8 @@ Environment:
                          cluster's replicated ones: a break-glass way in to one agent. A new
                          cluster gets its first replicated token from --bootstrap-token-file.
   <NAME>_API_KEY         provider keys, named by each provider's api_key_env
-  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics, and the other standard
-  OTEL_* variables; the --otlp-* flags win over them (deploy/TELEMETRY.md)
+  OTEL_EXPORTER_OTLP_*   OpenTelemetry export of spans and metrics; the other standard
+                         OTEL_* variables apply too, and --otlp-* flags win (deploy/TELEMETRY.md)
 `
 
 func runAgent(args []string) error {
@@ -166,11 +166,26 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("gantry demo", flag.ContinueOnError)
 	headless := fs.Bool("headless", false, "print how to reach the cluster and keep running, instead of opening the console")
 	rate := fs.Float64("rate", demo.DefaultRate, "calls per second the simulated users send, across the cluster")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: gantry demo [--headless] [--rate N]
+
+Starts a three-agent Gantry cluster on loopback with temporary data, the sim
+provider (a simulator, not a model), three seeded features, documents, budgets,
+a dataset and simulated users, and opens the console on it. Ctrl-C (or q in
+the console) stops it and removes its data.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))
+	}
+	if !(*rate > 0 && *rate <= demo.MaxRate) { // NaN too
+		return fmt.Errorf("demo: --rate %g: want more than 0 and at most %d calls per second", *rate, demo.MaxRate)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -241,6 +256,7 @@ func runConsole(args []string) error {
 	fs.Var(&agents, "agent", "agent URL, repeatable or comma-separated; the console learns the others from the cluster's members (default $GANTRY_AGENT)")
 	token := fs.String("token", os.Getenv("GANTRY_TOKEN"), "admin token (default $GANTRY_TOKEN)")
 	readOnly := fs.Bool("readonly", false, "observe only: promote, roll back and canary are disabled")
+	bell := fs.Bool("bell", false, "ring the terminal's bell when a new critical alert appears")
 	sshListen := fs.String("ssh-listen", "", "serve the console over SSH on this address instead of this terminal, e.g. 127.0.0.1:2222")
 	authKeys := fs.String("authorized-keys", "", "with --ssh-listen: public keys admitted; mark a key read-only with the option or comment word "+console.ReadOnlyMarker)
 	hostKey := fs.String("host-key", "", "with --ssh-listen: ed25519 host key file, created if missing (default under the user's config dir)")
@@ -265,7 +281,7 @@ func runConsole(args []string) error {
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
-	o := console.Options{ReadOnly: *readOnly, FleetOptions: console.FleetOptions{Agents: agents, Token: *token, TLS: creds.Client()}}
+	o := console.Options{ReadOnly: *readOnly, Bell: *bell, FleetOptions: console.FleetOptions{Agents: agents, Token: *token, TLS: creds.Client()}}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *sshListen == "" {

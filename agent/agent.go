@@ -32,6 +32,7 @@ import (
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
 	"gantry/pipeline/cache"
+	"gantry/pipeline/costs"
 	"gantry/pipeline/metrics"
 	"gantry/pipeline/provider"
 	"gantry/pipeline/retrieval"
@@ -118,6 +119,7 @@ type Server struct {
 	cache, embedCache *cache.Cache
 	spend             *spendSide    // nil unless budgets are granted by the cluster
 	stats             *statsSide    // per-release counters for the cluster
+	costs             *costs.Table  // cost per good answer of this agent's calls
 	cl                *replica      // nil until Run opens the cluster node
 	stopping          chan struct{} // closed when the HTTP server starts shutting down
 	alerts            *admin.AlertBook
@@ -306,6 +308,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 	s := &Server{opts: *opts, log: opts.Log, metrics: metrics.New(), stopping: make(chan struct{}), freshDir: fresh}
 	s.metrics.SetBuildInfo(opts.Version)
 	s.stats = newStatsSide(opts.NodeID, s.metrics.Registry())
+	s.costs = costs.New(nil)
 	s.alerts = admin.NewAlertBook(s.metrics.Registry())
 	hc := &http.Client{
 		Transport: upstreamTransport(),
@@ -321,6 +324,7 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 		return provider.NewWith(p, keys, hc)
 	})
 	s.set.CanarySecret = canarySecret(opts.Cluster.Secret)
+	s.set.KeyEnv = keys.Check
 	// The file is checked in full now, so a broken one stops the start;
 	// it is served only once the cluster has it (see replica.catchUp).
 	if _, err := pipeline.Compile(cfg, s.set); err != nil {
@@ -481,6 +485,9 @@ func (s *Server) Feedback(before *trace.Trace, fb trace.Feedback) {
 	}
 	s.metrics.Feedback(before.Feature, before.Release, fb)
 	s.stats.feedback(before, fb)
+	if d := negativeDelta(before, fb); d != 0 {
+		s.costs.NegativeFeedback(before.Start, costs.KeyOf(before), d)
+	}
 }
 
 // record observes metrics and queues the trace; it never blocks.
@@ -492,6 +499,7 @@ func (s *Server) record(t *trace.Trace) {
 	} else {
 		s.metrics.ObserveTrace(t)
 		s.stats.record(t)
+		s.costs.Add(costs.FromTrace(t))
 		s.otlp.Record(t)
 	}
 	s.recorder.Record(t)
@@ -557,6 +565,7 @@ func (s *Server) adminAPI() *admin.API {
 		Traces:        s.store,
 		Documents:     s.documents,
 		Ledger:        s.ledger,
+		Costs:         s.costs,
 		Tokens:        []admin.LocalToken{{Name: "dev", Token: s.opts.DevAdminToken}},
 		Stopping:      s.stopping,
 		TraceMaxCount: s.opts.TraceMaxCount,

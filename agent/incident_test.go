@@ -129,9 +129,10 @@ func TestFailingModelRaisesAlerts(t *testing.T) {
 	if first.ID != "breaker_open/model/sim-unreliable" || first.Severity != api.SeverityCritical || first.Node != "test" || first.Since.IsZero() {
 		t.Fatalf("worst alert %+v, want the open circuit of sim-unreliable, critical", first)
 	}
+	// Nothing falls back from this model: its failed calls are errors.
 	view, filter, _ := strings.Cut(first.Link, "?")
-	if view != "traces" || !strings.Contains(filter, "model=sim-unreliable") || !strings.Contains(filter, "error_kind=") {
-		t.Fatalf("link %q, want the failed attempts of sim-unreliable", first.Link)
+	if view != "traces" || filter != "model=sim-unreliable&status=error" {
+		t.Fatalf("link %q, want the failed calls of sim-unreliable", first.Link)
 	}
 	// The link's filter finds the failed calls.
 	list := decode[api.TraceList](t, a.admin(api.PathTraces+"?"+filter))

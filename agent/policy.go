@@ -15,6 +15,7 @@ import (
 	"gantry/pipeline/budget"
 	"gantry/pipeline/cache"
 	"gantry/pipeline/limit"
+	"gantry/pipeline/semcache"
 )
 
 // cacheBytes bounds the response cache.
@@ -41,6 +42,13 @@ func canarySecret(clusterSecret string) []byte {
 	return b
 }
 
+// Bounds of the semantic cache (each release's index is bounded by its
+// policy's max_entries) and of the summaries of context policies.
+const (
+	semanticReleases  = 64
+	summaryCacheBytes = 16 << 20
+)
+
 // wirePolicy makes the gateway's rate limiter, budget ledger, response
 // cache and embeddings cache. The cluster side puts grants in front of the
 // ledger when it opens (wireSpend).
@@ -56,6 +64,8 @@ func (s *Server) wirePolicy() pipeline.Deps {
 		EmbedCache: s.embedCache,
 		EmbedTTL:   embedCacheTTL,
 		Observer:   s.metrics,
+		Semantic:   semcache.New(semanticReleases, time.Now),
+		Summaries:  cache.New(summaryCacheBytes, time.Now),
 	}
 	reg := s.metrics.Registry()
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gantry", Name: "budget_holds_reaped_total",

@@ -322,7 +322,10 @@ const stopBudget = 4 * time.Second
 
 // leaderlessWait is how long a stopping agent goes on once its cluster
 // has no leader. When a whole cluster stops at once, nothing it sends can
-// commit any more; waiting out stopBudget would only delay the stop.
+// commit any more; waiting out stopBudget would only delay the stop. The
+// price: an agent stopping while the others elect a new leader keeps its
+// spend for its next start (as without a leader) and loses its last
+// per-release counters.
 const leaderlessWait = 200 * time.Millisecond
 
 // cancelWhenLeaderless calls cancel once the node has known no leader for

@@ -95,6 +95,27 @@ func (st *statsSide) feedback(t *trace.Trace, fb trace.Feedback) {
 
 // feedbackClass is up, down or "" for a summary's feedback, as the
 // overview counts it: a score of at least one half is up.
+// negativeDelta is how a signal changes the negative feedback of a trace:
+// +1 when it turns the trace's feedback down, -1 when it turns a down
+// into something else.
+func negativeDelta(t *trace.Trace, fb trace.Feedback) int64 {
+	after := ""
+	switch {
+	case fb.Thumbs != "":
+		after = feedbackClass(fb.Thumbs)
+	case fb.Score != nil:
+		after = feedbackClass(strconv.FormatFloat(*fb.Score, 'f', -1, 64))
+	}
+	before := feedbackClass(t.Summary().Feedback)
+	switch {
+	case before != "down" && after == "down":
+		return 1
+	case before == "down" && after != "down":
+		return -1
+	}
+	return 0
+}
+
 func feedbackClass(signal string) string {
 	switch signal {
 	case "", "up", "down":

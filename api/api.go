@@ -666,6 +666,11 @@ const (
 	DimModel   = "model"
 )
 
+// SpendNone names the row of calls without the dimension's value: no
+// feature, team, key or model (a call refused before one was known), so
+// each dimension's rows add up to the window's whole spend.
+const SpendNone = "(none)"
+
 // Spend is the spend of one feature, team, key or model over the window.
 type Spend struct {
 	Dimension string  `json:"dimension"`

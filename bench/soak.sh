@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Soak: runs `gantry demo --headless` under load for SOAK_MINUTES (default
 # 10) at SOAK_RATE calls per second (default 40), samples every agent's
-# /metrics once a minute, and prints resident memory, goroutines, open
-# files and the trace store's size, then start against end per agent.
+# /metrics once a minute, and prints resident memory, the Go heap's goal
+# (twice the heap live after the last collection), goroutines, open files
+# and the trace store's size, then start against end per agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${SOAK_MINUTES:-10}
@@ -19,20 +20,21 @@ for _ in $(seq 300); do grep -q '^Ctrl-C' "$tmp/out" && break; kill -0 $demo 2>/
 mapfile -t agents < <(awk '/^  agent-[0-9]+ +http/ {print $2}' "$tmp/out")
 [ ${#agents[@]} -gt 0 ] || { cat "$tmp/out" "$tmp/err"; exit 1; }
 
-# sample AGENT prints: rss_MB goroutines open_fds traces store_MB calls
+# sample AGENT prints: rss_MB heap_goal_MB goroutines open_fds traces store_MB calls
 sample() {
   curl -sf "$1/metrics" | awk '
     /^process_resident_memory_bytes / {rss=$2}
+    /^go_memstats_next_gc_bytes / {heap=$2}
     /^go_goroutines / {g=$2}
     /^process_open_fds / {fd=$2}
     /^gantry_trace_store_traces / {tr=$2}
     /^gantry_trace_store_bytes / {sb=$2}
     /^gantry_requests_total\{/ {calls+=$NF}
-    END {printf "%8.1f %10d %8d %8d %8.2f %8d\n", rss/1048576, g, fd, tr, sb/1048576, calls}'
+    END {printf "%8.1f %12.1f %10d %8d %8d %8.2f %8d\n", rss/1048576, heap/1048576, g, fd, tr, sb/1048576, calls}'
 }
 
 echo "soak: ${#agents[@]} agents, $RATE calls/s for $MINUTES min ($(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3))"
-printf "%-4s %-8s %8s %10s %8s %8s %8s %8s\n" min agent rss_MB goroutines open_fds traces store_MB calls
+printf "%-4s %-8s %8s %12s %10s %8s %8s %8s %8s\n" min agent rss_MB heap_goal_MB goroutines open_fds traces store_MB calls
 declare -A first last
 for m in $(seq 0 "$MINUTES"); do
   [ "$m" -gt 0 ] && sleep 60

@@ -37,6 +37,9 @@ type env struct {
 	json       bool
 	consistent bool
 	wait       bool // writes wait for every healthy agent
+	// member makes a client for another agent of the cluster at its HTTP
+	// address, with the same token and TLS.
+	member func(httpAddr string) (*client, error)
 }
 
 // flagSet reports whether the flag was given on the command line.
@@ -120,6 +123,8 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 	fresh := fs.Bool("fresh", false, "eval: start new runs instead of resuming or reusing recorded ones")
 	candidate := fs.Int("candidate", 0, "eval compare: the candidate release version")
 	baseline := fs.String("baseline", "production", "eval compare: production or a release version")
+	by := fs.String("by", "feature", "get costs: group by feature, release, model or team")
+	window := fs.String("window", "24h", "get costs: how far back, up to 24h")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -136,6 +141,13 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 		return fmt.Errorf("%w: --agent: %v", ErrUsage, err)
 	}
 	e := &env{c: c, out: out, errOut: errOut, json: *format == "json", consistent: *consistent}
+	e.member = func(addr string) (*client, error) {
+		if !strings.Contains(addr, "://") {
+			scheme, _, _ := strings.Cut(c.URL(), "://")
+			addr = scheme + "://" + addr
+		}
+		return newTLSClient(addr, *token, creds.Client())
+	}
 	// Key and token changes wait for every agent unless told not to: a
 	// key that works on one agent and is refused by the next is the
 	// surprise --wait exists for.
@@ -178,8 +190,10 @@ func RunWith(ctx context.Context, cmd string, args []string, out, errOut io.Writ
 			return e.keys(ctx)
 		case "models":
 			return e.models(ctx)
+		case "costs":
+			return e.costs(ctx, *by, *window)
 		}
-		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|models|budgets|keys", ErrUsage)
+		return fmt.Errorf("%w: gantry get members|features|releases FEATURE|routes|models|budgets|keys|costs", ErrUsage)
 	case "release":
 		if sub == "" {
 			return fmt.Errorf("%w: gantry release list|diff|promote|rollback|canary FEATURE ...", ErrUsage)

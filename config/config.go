@@ -74,6 +74,11 @@ type SimSettings struct {
 	// the requested schema (a required property left out), as a model's
 	// answer sometimes does, so validation failures can be simulated.
 	InvalidRate float64 `yaml:"invalid_rate" json:"invalid_rate,omitempty"`
+	// EmptyRate and RefusalRate are how often an answer is empty, or
+	// declines ("I'm sorry, but I can't help with that."), as a cheap
+	// model's sometimes is, so quality cascades can be exercised.
+	EmptyRate   float64 `yaml:"empty_rate" json:"empty_rate,omitempty"`
+	RefusalRate float64 `yaml:"refusal_rate" json:"refusal_rate,omitempty"`
 	// Seed makes a simulator's choices repeatable; 0 seeds from the clock.
 	Seed int64 `yaml:"seed" json:"seed,omitempty"`
 }
@@ -136,6 +141,11 @@ type Route struct {
 	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
 	Deadline Duration `yaml:"deadline" json:"deadline,omitempty"`
 	Breaker  Breaker  `yaml:"breaker" json:"breaker"`
+	// Cascade, instead of targets, lists tiers (models or plain routes),
+	// cheapest first: a call escalates to the next tier when its answer
+	// is not good enough (see Escalate).
+	Cascade  []string    `yaml:"cascade" json:"cascade,omitempty"`
+	Escalate *Escalation `yaml:"escalate" json:"escalate,omitempty"`
 }
 
 // Target is one model of a route with its share of traffic.
@@ -304,6 +314,10 @@ type Release struct {
 	Cache  *CachePolicy `yaml:"cache" json:"cache,omitempty"`
 	// Retrieval, when set, adds context from a collection to the prompt.
 	Retrieval *Retrieval `yaml:"retrieval" json:"retrieval,omitempty"`
+	// Context bounds the input tokens of a call (see ContextPolicy).
+	Context *ContextPolicy `yaml:"context" json:"context,omitempty"`
+	// SemanticCache answers similar requests from earlier answers.
+	SemanticCache *SemanticCache `yaml:"semantic_cache" json:"semantic_cache,omitempty"`
 }
 
 // ID names a release within the whole configuration.

@@ -138,6 +138,19 @@ func (cfg *Config) Validate() error {
 		}
 	}
 
+	// plain are what a tier, a judge or a summary may name: models and
+	// routes that are not cascades.
+	cascades, plain := map[string]bool{}, map[string]bool{}
+	for m := range models {
+		plain[m] = true
+	}
+	for _, r := range cfg.Routes {
+		if len(r.Cascade) > 0 {
+			cascades[r.Name] = true
+		} else if r.Name != "" {
+			plain[r.Name] = true
+		}
+	}
 	routes := map[string]bool{}
 	for i, r := range cfg.Routes {
 		path := index("routes", i)
@@ -145,8 +158,9 @@ func (cfg *Config) Validate() error {
 		if models[r.Name] {
 			c.add(path+".name", "route %q has the name of a model; clients could not tell them apart", r.Name)
 		}
-		if len(r.Targets) == 0 {
-			c.add(path+".targets", "a route needs at least one target")
+		c.cascade(path, r, models, cascades, plain)
+		if len(r.Targets) == 0 && len(r.Cascade) == 0 {
+			c.add(path+".targets", "a route needs at least one target or a cascade")
 		}
 		total := 0
 		for j, t := range r.Targets {
@@ -197,6 +211,7 @@ func (cfg *Config) Validate() error {
 			}
 			versions[r.Version] = true
 			c.release(rp, r, routes, models)
+			c.costRelease(rp, r, plain)
 			// A release's output cap obeys the limits a caller's does.
 			if r.Params.MaxTokens > outCap {
 				c.add(rp+".params.max_tokens", "%d is more than limits.max_output_tokens (%d), the most any call may ask for", r.Params.MaxTokens, outCap)
@@ -286,6 +301,11 @@ func (c *checker) sim(path string, s SimSettings) {
 	c.rate(path+".timeout_rate", s.TimeoutRate)
 	c.rate(path+".cut_rate", s.CutRate)
 	c.rate(path+".invalid_rate", s.InvalidRate)
+	c.rate(path+".empty_rate", s.EmptyRate)
+	c.rate(path+".refusal_rate", s.RefusalRate)
+	if s.EmptyRate+s.RefusalRate > 1 {
+		c.add(path+".refusal_rate", "empty_rate and refusal_rate add up to more than 1")
+	}
 	if s.LatencyP99 != 0 && s.LatencyP99 < s.LatencyP50 {
 		c.add(path+".latency_p99", "p99 %s is below p50 %s", s.LatencyP99, s.LatencyP50)
 	}

@@ -85,7 +85,7 @@ type Fleet struct {
 	pending []trace.Summary
 	send    func(tea.Msg)
 	ctx     context.Context
-	auditQ  api.AuditQuery // what the audit view asked for last
+	auditQ  *api.AuditQuery // what the audit view asked for last; nil: not opened yet
 	wg      sync.WaitGroup
 	poke    chan struct{}
 }
@@ -478,17 +478,22 @@ func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client,
 // (at once) answers it.
 func (f *Fleet) SetAuditQuery(q api.AuditQuery) {
 	f.mu.Lock()
-	f.auditQ = q
+	f.auditQ = &q
 	f.mu.Unlock()
 	f.Refresh()
 }
 
 // pollAudit reads the newest page of the audit log that the audit view
-// filters for. The log is replicated, so any agent answers for all.
+// filters for, once it was opened. The log is replicated, so any agent
+// answers for all.
 func (f *Fleet) pollAudit(ctx context.Context, agents []*agentConn) {
 	f.mu.Lock()
-	q := f.auditQ
+	asked := f.auditQ
 	f.mu.Unlock()
+	if asked == nil {
+		return
+	}
+	q := *asked
 	if q.Limit == 0 {
 		q.Limit = DefaultAuditLimit
 	}

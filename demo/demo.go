@@ -47,8 +47,13 @@ type Options struct {
 	Log io.Writer
 }
 
-// DefaultRate keeps three agents busy without loading a laptop.
-const DefaultRate = 8
+// DefaultRate keeps three agents busy without loading a laptop; MaxRate
+// is as much as one generator with maxInFlight calls can keep up with
+// simulated latencies.
+const (
+	DefaultRate = 8
+	MaxRate     = 500
+)
 
 // Demo is a running demo cluster.
 type Demo struct {
@@ -91,10 +96,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err := os.WriteFile(tokenFile, []byte(d.Token+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	cfg, _ := files.ReadFile("config.yaml")
-	cfg = []byte(os.Expand(string(cfg), func(v string) string {
-		return map[string]string{"SUPPORT_KEY_HASH": supportHash, "OPS_KEY_HASH": opsHash}[v]
-	}))
+	cfg := seedConfig(supportHash, opsHash)
 	cfgFile := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -135,6 +137,14 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	return d, nil
 }
 
+// seedConfig is the demo's configuration with its two keys' hashes.
+func seedConfig(supportHash, opsHash string) []byte {
+	b, _ := files.ReadFile("config.yaml")
+	return []byte(os.Expand(string(b), func(v string) string {
+		return map[string]string{"SUPPORT_KEY_HASH": supportHash, "OPS_KEY_HASH": opsHash}[v]
+	}))
+}
+
 // seed uploads the help center to its collection and pushes the
 // evaluation dataset, through the first agent like an operator would.
 func (d *Demo) seed(ctx context.Context, hc *http.Client) error {
@@ -153,6 +163,13 @@ func (d *Demo) seed(ctx context.Context, hc *http.Client) error {
 	body, _ := json.Marshal(map[string]any{"documents": docs})
 	if err := d.admin(ctx, hc, api.DocumentsPath("help-center"), body); err != nil {
 		return fmt.Errorf("demo: upload the help center: %w", err)
+	}
+	// Every agent indexes the documents itself; the first calls wait for
+	// them, so support-answer retrieves from its first call.
+	for _, u := range d.URLs {
+		if err := waitIndexed(ctx, hc, u, d.Token, len(docs)); err != nil {
+			return err
+		}
 	}
 	ds, _ := files.ReadFile("dataset.yaml")
 	if err := d.admin(ctx, hc, api.PathDatasets+"?file=dataset.yaml", ds); err != nil {
@@ -187,6 +204,32 @@ func (d *Demo) admin(ctx context.Context, hc *http.Client, p string, body []byte
 		}
 	}
 	return last
+}
+
+// waitIndexed waits until the agent at base serves the help center with
+// all n documents indexed.
+func waitIndexed(ctx context.Context, hc *http.Client, base, token string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+api.PathCollections, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		var cs api.Collections
+		if resp, err := hc.Do(req); err == nil {
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&cs)
+			resp.Body.Close()
+			for _, c := range cs.Collections {
+				if err == nil && c.Name == "help-center" && c.CaughtUp && c.Documents == n {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: %s has not indexed the help center after 30s", base)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StopWait is how long Stop lets the agents stop by themselves before it

@@ -98,12 +98,21 @@ type Call struct {
 	Err         *chat.Error // what the client got, nil for an answer
 	Spent       Spent       // tokens the call used, once Serve returns
 	CostUSD     float64     // what the call cost, once Serve returns
+	// ExtraCostUSD is what the call spent besides the answer it returns:
+	// cascade tiers it escalated past, judges, summaries, embeddings.
+	ExtraCostUSD float64
+	Compression  *trace.Compression // what the context policy did
+	Tiers        []trace.Tier       // the cascade's tiers, as tried
+	Semantic     *trace.SemanticHit // answered from the semantic cache
 
-	permit       *limit.Permit    // rate-limit permit, returned in end
-	callerSchema *validate.Schema // the caller's response_format, compiled in resolve
-	held         bool             // a budget hold to settle or release in end
-	cacheKey     *cache.Key       // the response cache's key, computed once at lookup
-	canary       string           // leak canary planted in the system message
+	permit       *limit.Permit      // rate-limit permit, returned in end
+	callerSchema *validate.Schema   // the caller's response_format, compiled in resolve
+	held         bool               // a budget hold to settle or release in end
+	cacheKey     *cache.Key         // the response cache's key, computed once at lookup
+	canary       string             // leak canary planted in the system message
+	reformat     func([]int) string // writes the context block from some sources
+	tier         *Route             // the cascade tier being tried
+	semantic     *semanticEntry     // where to keep the answer in the semantic cache
 }
 
 // Spent is what an answered call used: the provider's count, or the

@@ -18,6 +18,7 @@ import (
 	"gantry/pipeline/chat"
 	"gantry/pipeline/limit"
 	"gantry/pipeline/release"
+	"gantry/pipeline/semcache"
 	"gantry/pipeline/trace"
 )
 
@@ -38,6 +39,8 @@ type Gateway struct {
 	embedTTL   time.Duration
 	obs        Observer
 	retrieve   Retriever
+	semantic   *semcache.Cache
+	summaries  *cache.Cache
 }
 
 // Deps are what a gateway works with. Every part but Router is optional:
@@ -68,6 +71,11 @@ type Deps struct {
 	EmbedTTL   time.Duration
 	// Observer hears what the trace does not carry in countable form.
 	Observer Observer
+	// Semantic is the semantic cache of releases that turn it on.
+	Semantic *semcache.Cache
+	// Summaries keeps the summaries of context policies by the prefix
+	// they replace; without it every summary is written anew.
+	Summaries *cache.Cache
 }
 
 // Counter estimates token counts.
@@ -76,9 +84,17 @@ type Counter interface {
 	Text(string) int
 }
 
-// Retriever fetches a release's context for a query: the block for the
-// prompt and the sources for the trace.
-type Retriever func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (string, []trace.Source, error)
+// Retriever fetches a release's context for a query.
+type Retriever func(ctx context.Context, cfg *config.Config, strategy config.Retrieval, query string) (Retrieved, error)
+
+// Retrieved is what retrieval adds to a call: the context block, the
+// sources for the trace, and Format, which writes the block again from
+// some of the sources (by index), for a context policy that drops chunks.
+type Retrieved struct {
+	Block   string
+	Sources []trace.Source
+	Format  func(keep []int) string
+}
 
 // NewGateway returns a gateway with no snapshot yet; Swap installs one.
 func NewGateway(d Deps) *Gateway {
@@ -90,7 +106,7 @@ func NewGateway(d Deps) *Gateway {
 	}
 	return &Gateway{router: d.Router, record: d.Record, node: d.Node, log: d.Log, count: d.Counter,
 		limiter: d.Limiter, ledger: d.Ledger, cache: d.Cache, embedCache: d.EmbedCache, embedTTL: d.EmbedTTL,
-		obs: d.Observer, retrieve: d.Retriever}
+		obs: d.Observer, retrieve: d.Retriever, semantic: d.Semantic, summaries: d.Summaries}
 }
 
 // CountText estimates the tokens of s, 0 without a counter.
@@ -134,6 +150,7 @@ type Observer interface {
 	CallEnded()
 	DeclareBreakers(models ...string)
 	CacheLookup(feature string, hit bool)
+	SemanticLookup(feature string, hit bool)
 	ValidationFailure(feature, release, reason string)
 }
 
@@ -151,6 +168,7 @@ var stages = []stage{
 	{"resolve", (*Gateway).resolve},
 	{"context", (*Gateway).context},
 	{"prompt", (*Gateway).prompt},
+	{"compress", (*Gateway).compress},
 	{"policy", (*Gateway).policy},
 	{"route", (*Gateway).routeCached},
 	{"validate", (*Gateway).validate},

@@ -219,8 +219,10 @@ type countingObserver struct {
 	models         []string
 }
 
-func (o *countingObserver) CallStarted() { o.mu.Lock(); o.started++; o.mu.Unlock() }
-func (o *countingObserver) CallEnded()   { o.mu.Lock(); o.ended++; o.mu.Unlock() }
+func (o *countingObserver) CallStarted()                { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *countingObserver) CallEnded()                  { o.mu.Lock(); o.ended++; o.mu.Unlock() }
+func (o *countingObserver) SemanticLookup(string, bool) {}
+
 func (o *countingObserver) DeclareBreakers(models ...string) {
 	o.mu.Lock()
 	o.models = models

@@ -42,7 +42,10 @@ func (g *Gateway) policy(ctx context.Context, c *Call) error {
 	if err := g.rateLimit(ctx, c); err != nil {
 		return err
 	}
-	return g.reserve(ctx, c)
+	if err := g.reserve(ctx, c); err != nil {
+		return err
+	}
+	return g.summarize(ctx, c)
 }
 
 // safety runs the input policy on everything the upstream will see.
@@ -155,13 +158,15 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 
 // worstCase is the most the call can cost on any model its route may use:
 // the prompt once and the output cap for each of the n choices.
+// A cascade may pay for every tier; a summary of older turns and a
+// semantic cache's embedding are added.
 func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
-	worst := 0.0
-	for _, t := range c.Route.all() {
-		worst = max(worst, budget.WorstCase(t.Price.Price, c.InputTokens, maxOut))
+	worst := c.summaryWorstCase() + c.semanticWorstCase()
+	if len(c.Route.tiers) > 0 {
+		return worst + c.cascadeWorstCase(maxOut)
 	}
-	return worst
+	return worst + worstOn(c.Route.all(), c.InputTokens, maxOut)
 }
 
 // end settles what the call spent and frees what it held. It runs on every
@@ -174,7 +179,7 @@ func (g *Gateway) end(c *Call) {
 	if !c.held {
 		return
 	}
-	if c.Answered != nil || c.Streamed {
+	if c.Answered != nil || c.Streamed || c.CostUSD > 0 {
 		g.ledger.Settle(c.ID, c.CostUSD)
 	} else {
 		g.ledger.Release(c.ID)

@@ -25,12 +25,12 @@ func (g *Gateway) context(ctx context.Context, c *Call) error {
 	if err != nil {
 		return chat.BadRequest("vars", "feature %s: retrieval query: %v", c.Feature.Name, err)
 	}
-	block, sources, err := g.retrieve(ctx, c.Snap.Config, *r.Retrieval, q)
+	got, err := g.retrieve(ctx, c.Snap.Config, *r.Retrieval, q)
 	if err != nil {
 		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "retrieval_failed",
 			Message: "retrieving context failed: " + err.Error(), Cause: err}
 	}
-	c.Context, c.Sources = block, sources
+	c.Context, c.Sources, c.reformat = got.Block, got.Sources, got.Format
 	return nil
 }
 
@@ -40,23 +40,11 @@ func (g *Gateway) context(ctx context.Context, c *Call) error {
 func (g *Gateway) prompt(_ context.Context, c *Call) error {
 	c.Messages = c.Req.Messages
 	if r := c.Release; r != nil {
-		var msgs []chat.Message
-		if r.Prompt != nil {
-			render := r.Prompt.Render
-			if c.Context != "" {
-				render = func(vars map[string]any) ([]chat.Message, error) { return r.Prompt.RenderContext(vars, c.Context) }
-			}
-			rendered, err := render(c.Vars)
-			var re *prompt.RenderLimitError
-			if errors.As(err, &re) {
-				return refusal(err)
-			}
-			if err != nil {
-				return chat.BadRequest("vars", "feature %s: %v", c.Feature.Name, err)
-			}
-			msgs = append(msgs, rendered...)
+		msgs, err := render(c)
+		if err != nil {
+			return err
 		}
-		c.Messages = append(msgs, c.Req.Messages...)
+		c.Messages = msgs
 		applyParams(c.Req, r.Params, c.Feature.OutputCap())
 		if r.format != nil {
 			c.Req.ResponseFormat = r.format
@@ -78,6 +66,29 @@ func (g *Gateway) prompt(_ context.Context, c *Call) error {
 		c.InputTokens = g.count.Messages(c.Messages)
 	}
 	return nil
+}
+
+// render renders the release's instructions and template with the call's
+// context block, followed by the caller's messages.
+func render(c *Call) ([]chat.Message, error) {
+	r := c.Release
+	var msgs []chat.Message
+	if r.Prompt != nil {
+		render := r.Prompt.Render
+		if c.Context != "" {
+			render = func(vars map[string]any) ([]chat.Message, error) { return r.Prompt.RenderContext(vars, c.Context) }
+		}
+		rendered, err := render(c.Vars)
+		var re *prompt.RenderLimitError
+		if errors.As(err, &re) {
+			return nil, refusal(err)
+		}
+		if err != nil {
+			return nil, chat.BadRequest("vars", "feature %s: %v", c.Feature.Name, err)
+		}
+		msgs = append(msgs, rendered...)
+	}
+	return append(msgs, c.Req.Messages...), nil
 }
 
 // applyParams pins a release's sampling parameters. The caller may lower

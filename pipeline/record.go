@@ -129,6 +129,7 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 		t.Model, t.Provider = last.Model.Name, last.Model.Provider
 		t.PriceSource, t.PriceUnknown = last.Price.String(), !last.Price.Known()
 	}
+	g.costParts(c, t)
 	if e := c.Err; e != nil {
 		t.HTTPStatus, t.ErrorCode, t.Error, t.Status = e.Status, e.Code, e.Message, "error"
 	}
@@ -139,8 +140,23 @@ func (g *Gateway) Trace(c *Call) *trace.Trace {
 // provider's usage, else the gateway's estimate. The budget settles with
 // it, whether or not a trace is ever built.
 func (g *Gateway) account(c *Call) {
+	if c.Answered != nil {
+		u, cost := g.spent(c)
+		c.Spent = u
+		if !c.Cached {
+			c.CostUSD = cost
+		}
+	}
+	// What the call spent besides the answer it returns: cascade tiers
+	// it escalated past, judges, summaries, embeddings.
+	c.CostUSD += c.ExtraCostUSD
+}
+
+// spent is the tokens and cost of the answer in c: as the provider
+// reported them, else counted here.
+func (g *Gateway) spent(c *Call) (Spent, float64) {
 	if c.Answered == nil {
-		return
+		return Spent{}, 0
 	}
 	u := Spent{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens,
 		CachedTokens: c.Usage.CachedTokens(), ReasoningTokens: c.Usage.ReasoningTokens()}
@@ -150,10 +166,24 @@ func (g *Gateway) account(c *Call) {
 			u.OutputTokens = c.countOutput(g.count.Text)
 		}
 	}
-	c.Spent = u
-	if !c.Cached {
-		c.CostUSD = c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+	return u, c.Answered.Price.Cost(u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens)
+}
+
+// costParts records how the call spent what it did besides its answer:
+// the context policy, cascade tiers, the semantic cache.
+func (g *Gateway) costParts(c *Call, t *trace.Trace) {
+	t.CostUSD = c.CostUSD
+	t.Compression, t.SemanticHit = c.Compression, c.Semantic
+	if len(c.Tiers) == 0 {
+		return
 	}
+	t.Tiers = append([]trace.Tier(nil), c.Tiers...)
+	// The serving tier's cost is its final answer's, repairs included.
+	if last := &t.Tiers[len(t.Tiers)-1]; last.Escalated == "" && c.Answered != nil && !c.Cached {
+		last.InputTokens, last.OutputTokens, last.CostUSD = c.Spent.InputTokens, c.Spent.OutputTokens, c.CostUSD-c.ExtraCostUSD
+	}
+	// Moving up a cascade is not a fallback.
+	t.Fallbacks = max(0, t.Fallbacks-(len(c.Tiers)-1))
 }
 
 func attemptStatus(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -374,7 +375,7 @@ func TestRouterAllCircuitsOpen(t *testing.T) {
 	if !errors.Is(err, ErrNoTarget) {
 		t.Fatalf("got %v, want ErrNoTarget", err)
 	}
-	if ce := upstreamError(err); ce.Status != 503 {
+	if ce := upstreamError(err, "m"); ce.Status != 503 {
 		t.Fatalf("client status %d, want 503", ce.Status)
 	}
 }
@@ -396,12 +397,47 @@ func TestUpstreamErrorShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ce := upstreamError(tc.err)
+			ce := upstreamError(tc.err, "m")
 			if ce.Status != tc.status || ce.Code != tc.code {
 				t.Fatalf("got %d %s, want %d %s", ce.Status, ce.Code, tc.status, tc.code)
 			}
 			if (tc.status == 429 || tc.status == 503) && ce.RetryAfter <= 0 {
 				t.Fatalf("a %d must say when to retry", tc.status)
+			}
+		})
+	}
+}
+
+// TestUpstreamErrorMessagesSayWhy: the client's 502 and 504 name the model
+// and what its upstream answered, never a credential the upstream quoted.
+func TestUpstreamErrorMessagesSayWhy(t *testing.T) {
+	cases := []struct {
+		name      string
+		err       error
+		want      string
+		forbidden string
+	}{
+		{"server error", &provider.Error{Kind: provider.KindStatus, Status: 500, Message: "The server had an error while processing your request"},
+			"the upstream of model gpt-4o answered 500 Internal Server Error: The server had an error while processing your request", ""},
+		{"error with a code", &provider.Error{Kind: provider.KindStatus, Status: 502, Code: "ModelErrorException", Message: "Bad Gateway"},
+			"the upstream of model gpt-4o answered 502 Bad Gateway: ModelErrorException", ""},
+		{"timeout", &provider.Error{Kind: provider.KindTimeout, Message: "no answer within 20s"},
+			"the upstream of model gpt-4o did not answer in time: no answer within 20s", ""},
+		{"refused key", &provider.Error{Kind: provider.KindStatus, Status: 401, Message: "Incorrect API key provided: sk-proj-abcd****wxyz"},
+			"the upstream of model gpt-4o refused Gantry's credentials (401 Unauthorized); an operator must fix the provider's key", "sk-proj"},
+		{"a key quoted in a server error", &provider.Error{Kind: provider.KindStatus, Status: 500, Message: "internal error for key sk-live-9f8e7d6c5b4a, request req_7Hq2kLm9Pz4xW8vB3nC6tYd1"},
+			"the upstream of model gpt-4o answered 500 Internal Server Error: internal error for key [redacted], request [redacted]", "sk-live"},
+		{"connection", &provider.Error{Kind: provider.KindConnect, Err: errors.New("connection refused")},
+			"the upstream call of model gpt-4o failed: connect", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := upstreamError(tc.err, "gpt-4o")
+			if ce.Message != tc.want {
+				t.Fatalf("message %q\nwant    %q", ce.Message, tc.want)
+			}
+			if tc.forbidden != "" && strings.Contains(ce.Message, tc.forbidden) {
+				t.Fatalf("message quotes a credential: %q", ce.Message)
 			}
 		})
 	}

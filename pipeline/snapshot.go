@@ -55,7 +55,10 @@ type Route struct {
 	targets   []*Target
 	weights   []int
 	fallbacks []*Target
-	every     []*Target // targets, then fallbacks
+	every     []*Target // targets, then fallbacks; a cascade's tiers' in order
+	// tiers are a cascade's routes, cheapest first; a cascade has no
+	// targets of its own.
+	tiers []*Route
 }
 
 // Feature is a compiled feature with its releases.
@@ -89,6 +92,12 @@ type ProviderSet struct {
 	// Prices is the price table for models the configuration gives no
 	// price; nil means the embedded one.
 	Prices *price.Table
+	// KeyEnv checks a provider's api_key_env against the agent's rules
+	// for the variables it reads keys from, for every provider, used by a
+	// model or not: a configuration naming a variable the agent would
+	// never read is refused when applied, not when a model first uses
+	// it. Nil checks nothing beyond validation.
+	KeyEnv func(name string) error
 	build  func(config.Provider) (provider.Provider, error)
 	cache  map[string]cachedProvider
 }
@@ -179,6 +188,11 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 	providers := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
 		providers[p.Name] = p
+		if p.APIKeyEnv != "" && set.KeyEnv != nil {
+			if err := set.KeyEnv(p.APIKeyEnv); err != nil {
+				return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+			}
+		}
 	}
 	for _, m := range cfg.Models {
 		pc := providers[m.Provider]
@@ -201,6 +215,9 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 		s.modelIDs = append(s.modelIDs, m.Name)
 	}
 	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) > 0 {
+			continue // after the routes its tiers name
+		}
 		r := &Route{Route: rc.WithDefaults()}
 		for _, t := range rc.Targets {
 			r.targets = append(r.targets, s.models[t.Model])
@@ -210,6 +227,18 @@ func Compile(cfg *config.Config, set *ProviderSet) (*Snapshot, error) {
 			r.fallbacks = append(r.fallbacks, s.models[f])
 		}
 		r.every = append(append([]*Target(nil), r.targets...), r.fallbacks...)
+		s.routes[rc.Name] = r
+		s.modelIDs = append(s.modelIDs, rc.Name)
+	}
+	for _, rc := range cfg.Routes {
+		if len(rc.Cascade) == 0 {
+			continue
+		}
+		r := &Route{Route: rc.WithDefaults()}
+		for _, t := range rc.Cascade {
+			r.tiers = append(r.tiers, s.routes[t])
+			r.every = append(r.every, s.routes[t].every...)
+		}
 		s.routes[rc.Name] = r
 		s.modelIDs = append(s.modelIDs, rc.Name)
 	}

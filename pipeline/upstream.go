@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 	}
 	key, ok := g.cacheKey(c)
 	if !ok {
+		if served, err := g.semanticLookup(ctx, c); served || err != nil {
+			return err
+		}
 		return g.route(ctx, c)
 	}
 	c.cacheKey = &key // the answer is stored under the key it was looked up by
@@ -39,6 +43,9 @@ func (g *Gateway) routeCached(ctx context.Context, c *Call) error {
 				return nil
 			}
 		}
+	}
+	if served, err := g.semanticLookup(ctx, c); served || err != nil {
+		return err
 	}
 	return g.route(ctx, c)
 }
@@ -64,10 +71,23 @@ func (g *Gateway) storeCache(c *Call) {
 	}
 }
 
-// route calls the upstream through the router: retries, fallbacks, circuit
-// breakers and timeouts. A stream is passed to the client chunk by chunk.
+// route calls the call's route: a cascade's tiers, or the route itself. A
+// repair of a cascade's answer goes to the tier that gave it.
 func (g *Gateway) route(ctx context.Context, c *Call) error {
-	err := g.router.Do(ctx, c.Route, func(actx context.Context, a *Attempt, firstByte func()) error {
+	switch {
+	case c.tier != nil:
+		return g.routeOn(ctx, c, c.tier)
+	case len(c.Route.tiers) > 0:
+		return g.cascade(ctx, c)
+	}
+	return g.routeOn(ctx, c, c.Route)
+}
+
+// routeOn calls the upstream through the router: retries, fallbacks,
+// circuit breakers and timeouts. A stream is passed to the client chunk by
+// chunk.
+func (g *Gateway) routeOn(ctx context.Context, c *Call, route *Route) error {
+	err := g.router.Do(ctx, route, func(actx context.Context, a *Attempt, firstByte func()) error {
 		req := *c.Req
 		req.Model = a.Target.Model.UpstreamName()
 		req.Messages = c.Messages
@@ -95,7 +115,11 @@ func (g *Gateway) route(ctx context.Context, c *Call) error {
 		if errors.Is(err, ErrClientGone) || errors.Is(ctx.Err(), context.Canceled) {
 			return &chat.Error{Status: StatusClientClosed, Type: chat.TypeInvalidRequest, Code: "client_closed_request", Message: "the client closed the request", Cause: err}
 		}
-		return upstreamError(err)
+		model := ""
+		if n := len(c.Outcomes); n > 0 {
+			model = c.Outcomes[n-1].Target.Model.Name
+		}
+		return upstreamError(err, model)
 	}
 	return nil
 }
@@ -255,8 +279,11 @@ func (a *accumulator) response() *chat.Response {
 // 429 when the upstream limited us, 504 for timeouts, 503 when every circuit
 // is open, 502 for other upstream failures. An upstream's refusal of the
 // request itself is the client's 400; an upstream refusing our credentials
-// is Gantry's problem, so 502.
-func upstreamError(err error) *chat.Error {
+// is Gantry's problem, so 502. The message names the model last tried and
+// says what its upstream answered, so a client can report the cause; an
+// upstream's refusal of Gantry's credentials is not quoted, and anything in
+// the upstream's text that looks like a credential is blanked.
+func upstreamError(err error, model string) *chat.Error {
 	var ce *chat.Error
 	if errors.As(err, &ce) {
 		return ce
@@ -274,7 +301,7 @@ func upstreamError(err error) *chat.Error {
 	}
 	switch {
 	case pe.Kind == provider.KindTimeout:
-		return &chat.Error{Status: http.StatusGatewayTimeout, Type: chat.TypeTimeout, Code: "upstream_timeout", Message: "the upstream did not answer in time", Cause: err}
+		return &chat.Error{Status: http.StatusGatewayTimeout, Type: chat.TypeTimeout, Code: "upstream_timeout", Message: "the upstream" + of(model) + " did not answer in time" + reason(pe), Cause: err}
 	case pe.Kind == provider.KindStatus && pe.Status == http.StatusTooManyRequests:
 		ra := pe.RetryAfter
 		if ra <= 0 {
@@ -288,7 +315,7 @@ func upstreamError(err error) *chat.Error {
 			ra = time.Second
 		}
 		return &chat.Error{Status: http.StatusServiceUnavailable, Type: chat.TypeUpstream, Code: "upstream_overloaded",
-			Message: "the upstream is overloaded; retry later", RetryAfter: ra, Cause: err}
+			Message: "the upstream" + of(model) + " is overloaded (" + statusText(pe.Status) + "); retry later" + reason(pe), RetryAfter: ra, Cause: err}
 	case pe.Kind == provider.KindStatus && pe.Status >= 400 && pe.Status < 500 && pe.Status != 401 && pe.Status != 403 && pe.Status != 408:
 		msg := "the upstream rejected the request"
 		if pe.Message != "" {
@@ -296,8 +323,89 @@ func upstreamError(err error) *chat.Error {
 		}
 		return &chat.Error{Status: http.StatusBadRequest, Type: chat.TypeInvalidRequest, Code: "upstream_rejected", Message: msg, Cause: err}
 	case pe.Kind == provider.KindCut:
-		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "stream_cut", Message: "the upstream stream broke off before it finished", Cause: err}
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "stream_cut", Message: "the upstream" + of(model) + " stream broke off before it finished" + reason(pe), Cause: err}
+	case pe.Kind == provider.KindStatus && (pe.Status == http.StatusUnauthorized || pe.Status == http.StatusForbidden):
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error",
+			Message: "the upstream" + of(model) + " refused Gantry's credentials (" + statusText(pe.Status) + "); an operator must fix the provider's key", Cause: err}
+	case pe.Kind == provider.KindStatus:
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error",
+			Message: "the upstream" + of(model) + " answered " + statusText(pe.Status) + reason(pe), Cause: err}
 	default:
-		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error", Message: "the upstream call failed: " + string(pe.Kind), Cause: err}
+		return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "upstream_error",
+			Message: "the upstream call" + of(model) + " failed: " + string(pe.Kind) + reason(pe), Cause: err}
 	}
+}
+
+func of(model string) string {
+	if model == "" {
+		return ""
+	}
+	return " of model " + model
+}
+
+// statusText is "503 Service Unavailable", or the number alone for a
+// status without a name (Anthropic's 529).
+func statusText(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return strconv.Itoa(status) + " " + t
+	}
+	return strconv.Itoa(status)
+}
+
+// reason is ": " and the upstream's own message and code, credentials
+// blanked, or "" when it gave none.
+func reason(pe *provider.Error) string {
+	msg := pe.Message
+	if msg == http.StatusText(pe.Status) {
+		msg = "" // statusError's stand-in for an empty body
+	}
+	if pe.Code != "" && !strings.Contains(msg, pe.Code) {
+		msg = strings.TrimSpace(pe.Code + " " + msg)
+	}
+	if msg == "" {
+		return ""
+	}
+	return ": " + blankCredentials(msg)
+}
+
+// credentialPrefixes start the keys and tokens of common providers and
+// Gantry's own.
+var credentialPrefixes = []string{"sk-", "sk_", "gk_", "gat_", "AKIA", "ASIA", "AIza", "xai-", "eyJ", "Bearer"}
+
+// blankCredentials replaces each word of s that looks like a credential, a
+// known key prefix or a long run mixing letters and digits, with
+// "[redacted]": an upstream's error text may quote the key it refused.
+func blankCredentials(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		core := strings.Trim(w, `"'.,;:()[]{}<>`)
+		if looksLikeCredential(core) {
+			words[i] = strings.Replace(w, core, "[redacted]", 1)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func looksLikeCredential(w string) bool {
+	for _, p := range credentialPrefixes {
+		if strings.HasPrefix(w, p) && len(w) > len(p)+3 {
+			return true
+		}
+	}
+	if len(w) < 24 {
+		return false
+	}
+	var letters, digits int
+	for _, c := range w {
+		switch {
+		case '0' <= c && c <= '9':
+			digits++
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			letters++
+		case c == '-' || c == '_' || c == '*' || c == '+' || c == '/' || c == '=':
+		default:
+			return false
+		}
+	}
+	return letters > 0 && digits > 0
 }

@@ -30,6 +30,7 @@ func (g *Gateway) validate(ctx context.Context, c *Call) error {
 		return err
 	}
 	g.storeCache(c)
+	g.storeSemantic(c)
 	return nil
 }
 

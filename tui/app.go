@@ -1,7 +1,8 @@
 // Package tui is Gantry's on-call console: bubbletea models for the
 // overview, the live trace table, a trace's span waterfall, costs and
 // budgets, releases with diff, promote, rollback and canary weight, the
-// cluster's members, and a command log.
+// cluster's members, a command log, the alerts, model and provider health,
+// and the cluster's audit log.
 //
 // The package does no I/O. The console program feeds it data as messages
 // (TracesMsg, OverviewMsg, FeaturesMsg, …) and executes what comes out of
@@ -727,39 +728,50 @@ func (a *App) draw() string {
 
 func (a *App) header() string {
 	st := a.env.st
-	h := st.Title.Render("Gantry console")
-	if a.context != "" {
-		h += "  " + a.context
-	}
-	if a.env.readOnly {
-		h += "  " + st.Warn.Render("[READ-ONLY]")
-	}
 	var stale []string
 	for ag, s := range a.env.stale {
 		if s {
 			stale = append(stale, ag)
 		}
 	}
-	if len(stale) > 0 {
-		sort.Strings(stale)
-		h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
-	}
+	sort.Strings(stale)
+	alerts := ""
 	if n := a.alerts.count(); n > 0 {
-		mark := fmt.Sprintf("!%d alert", n)
+		alerts = fmt.Sprintf("!%d alert", n)
 		if n != 1 {
-			mark += "s"
+			alerts += "s"
 		}
 		if c := a.alerts.critical(); c > 0 {
-			mark += fmt.Sprintf(" (%d critical)", c)
+			alerts += fmt.Sprintf(" (%d critical)", c)
 		}
-		h += "  " + st.Err.Render(mark)
 	}
 	clock := a.env.now().In(a.env.loc).Format("15:04:05")
-	pad := a.w - lipgloss.Width(h) - len(clock)
-	if pad < 1 {
+	// What matters at 3 a.m. goes last to be dropped: the alerts and the
+	// stale agents stay, the address and the clock give way.
+	build := func(context bool) string {
+		h := st.Title.Render("Gantry console")
+		if context && a.context != "" {
+			h += "  " + a.context
+		}
+		if a.env.readOnly {
+			h += "  " + st.Warn.Render("[READ-ONLY]")
+		}
+		if len(stale) > 0 {
+			h += "  " + st.Err.Render("STALE: "+strings.Join(stale, ","))
+		}
+		if alerts != "" {
+			h += "  " + st.Err.Render(alerts)
+		}
 		return h
 	}
-	return h + strings.Repeat(" ", pad) + clock
+	h := build(true)
+	if pad := a.w - lipgloss.Width(h) - len(clock); pad >= 1 {
+		return h + strings.Repeat(" ", pad) + clock
+	}
+	if lipgloss.Width(h) <= a.w {
+		return h
+	}
+	return build(false)
 }
 
 func (a *App) tabs() string {

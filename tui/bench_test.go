@@ -14,9 +14,26 @@ import (
 // three agents into the live table, then a full View of the 120x40 screen.
 // One op is one second of traffic at 1,000 traces/s batched per second; at
 // a 100 ms tick the same work is split over ten messages.
-func BenchmarkFeed1000(b *testing.B) {
+func BenchmarkFeed1000(b *testing.B) { benchFeed(b, nil) }
+
+// BenchmarkFeed1000ByDuration is the same tick with the table sorted by
+// duration: the shown rows are re-sorted once per batch.
+func BenchmarkFeed1000ByDuration(b *testing.B) {
+	benchFeed(b, func(a *App) { press(b, a, a.Keys().Sort) })
+}
+
+// BenchmarkFeed1000Filtered is the same tick with a range and text filter,
+// as after following an alert.
+func BenchmarkFeed1000Filtered(b *testing.B) {
+	benchFeed(b, func(a *App) { a.traces.setFilter("model:sim dur:>500ms cost:<=0.01 status:err") })
+}
+
+func benchFeed(b *testing.B, setup func(*App)) {
 	a := loaded(b, false, 120, 40)
 	press(b, a, a.Keys().Traces)
+	if setup != nil {
+		setup(a)
+	}
 	const batch, pool = 1000, 20
 	batches := make([][]trace.Summary, pool)
 	for i := range batches {

@@ -154,13 +154,14 @@ func (t *filterTerm) match(s *trace.Summary) bool {
 	switch t.field {
 	case "":
 		return has(s.ID) || has(s.Feature) || has(s.Release) || has(s.Model) || has(s.ErrorCode) || has(s.Node) ||
-			has(s.Provider) || has(s.User) || has(s.Team) || has(s.Key) || has(s.KeyFP) || has(s.Client) || has(s.TraceID)
+			has(s.Provider) || has(s.User) || has(s.Team) || has(s.Key) || has(s.KeyFP) || has(s.Client) || has(s.TraceID) ||
+			failedHas(s.Failed, t.value, true) || failedHas(s.Failed, t.value, false)
 	case "feature":
 		return has(s.Feature)
 	case "release":
 		return has(s.Release)
 	case "model":
-		return has(s.Model)
+		return has(s.Model) || failedHas(s.Failed, t.value, true)
 	case "provider":
 		return has(s.Provider)
 	case "status":
@@ -173,7 +174,7 @@ func (t *filterTerm) match(s *trace.Summary) bool {
 	case "code":
 		return has(s.ErrorCode) || has(strconv.Itoa(s.HTTPStatus))
 	case "kind":
-		return has(s.ErrorCode)
+		return has(s.ErrorCode) || failedHas(s.Failed, t.value, false)
 	case "feedback":
 		return has(s.Feedback)
 	case "id":
@@ -192,6 +193,20 @@ func (t *filterTerm) match(s *trace.Summary) bool {
 		return in(float64(s.Duration))
 	case "cost":
 		return in(s.CostUSD)
+	}
+	return false
+}
+
+// failedHas reports whether a failed attempt ("model:kind") has v in its
+// model or its kind.
+func failedHas(failed string, v string, model bool) bool {
+	for rest := failed; rest != ""; {
+		var f string
+		f, rest, _ = strings.Cut(rest, " ")
+		m, k, _ := strings.Cut(f, ":")
+		if model && containsFold(m, v) || !model && containsFold(k, v) {
+			return true
+		}
 	}
 	return false
 }

@@ -58,3 +58,16 @@ func TestGoldenOverviewNoAgent(t *testing.T) {
 		golden(t, "overview-no-agent-"+itoa(size.w)+"x"+itoa(size.h), got)
 	}
 }
+
+// TestHeaderKeepsAlerts: on a narrow terminal the address gives way, the
+// stale agents and the alert count stay.
+func TestHeaderKeepsAlerts(t *testing.T) {
+	a := incident(t, true, 80, 24)
+	a.context = "https://gantry-agent-eu-west-1.internal.example:7400"
+	head := strings.Split(a.View(), "\n")[0]
+	for _, want := range []string{"[READ-ONLY]", "STALE: agent-3", "!4 alerts (2 critical)"} {
+		if !strings.Contains(head, want) {
+			t.Fatalf("header %q lost %q", head, want)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"gantry/api"
@@ -84,6 +86,26 @@ func incident(t testing.TB, readOnly bool, w, h int) *App {
 	return a
 }
 
+// TestGoldenWaiting: the new views before their first data say so.
+func TestGoldenWaiting(t *testing.T) {
+	keys := DefaultKeyMap()
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		for _, v := range []struct {
+			name string
+		}{{"health"}, {"alerts"}, {"audit"}} {
+			a := loaded(t, false, size.w, size.h)
+			b := map[string]key.Binding{"health": keys.Health, "alerts": keys.Alerts, "audit": keys.Audit}[v.name]
+			press(t, a, b)
+			got := a.View()
+			checkScreen(t, got, size.w, size.h)
+			if !strings.Contains(strings.ToLower(got), "waiting") {
+				t.Fatalf("%s before data does not say it waits:\n%s", v.name, got)
+			}
+			golden(t, v.name+"-waiting-"+itoa(size.w)+"x"+itoa(size.h), got)
+		}
+	}
+}
+
 func TestGoldenIncidentViews(t *testing.T) {
 	keys := DefaultKeyMap()
 	cases := []struct {
@@ -119,6 +141,13 @@ func TestGoldenIncidentViews(t *testing.T) {
 			press(t, a, keys.Alerts)
 			press(t, a, keys.Down)
 			press(t, a, keys.Rollback)
+		}},
+		{"audit-error", func(t *testing.T, a *App) {
+			send(t, a, AuditMsg{Err: errors.New("GET /admin/v1/audit: 403 forbidden: the token's role may not read the audit log")})
+			press(t, a, keys.Audit)
+		}},
+		{"overview-not-updated", func(t *testing.T, a *App) {
+			send(t, a, OverviewErrMsg{Err: errors.New("agent http://127.0.0.1:7400 refused the admin token (401): check --token or GANTRY_TOKEN")})
 		}},
 		{"help-traces", func(t *testing.T, a *App) {
 			press(t, a, keys.Traces)
@@ -306,7 +335,7 @@ func TestTraceSort(t *testing.T) {
 func TestTraceFilterFields(t *testing.T) {
 	s := trace.Summary{ID: "abc123", Feature: "support-answer", Model: "sim-flaky", Provider: "sim-unreliable", User: "u-17", Team: "web",
 		Key: "mobile", KeyFP: "9f8e7d6c", Client: "10.1.2.3", Status: "error", HTTPStatus: 502, ErrorCode: "upstream_error",
-		Duration: 2500, CostUSD: 0.004}
+		Duration: 2500, CostUSD: 0.004, Failed: "sim-down:http_503"}
 	cases := []struct {
 		filter string
 		match  bool
@@ -318,6 +347,8 @@ func TestTraceFilterFields(t *testing.T) {
 		{"provider:unreliable", true}, {"client:10.1.2", true}, {"team:web", true},
 		{"10.1.2.3", true}, {"u-17", true}, {"9f8e7d6c", true}, {"nowhere", false},
 		{"model:sim-flaky status:error dur:>1s", true}, {"slow:3s", false},
+		// A fallback answered: the failed attempt still finds the call.
+		{"model:sim-down", true}, {"kind:http_503", true}, {"http_503", true}, {"kind:http_500", false},
 	}
 	for _, c := range cases {
 		f, err := parseTraceFilter(c.filter)
@@ -487,4 +518,41 @@ func TestAuditFollowsNewest(t *testing.T) {
 	if got := a.audit.shown[a.audit.cur.cursor].Seq; got != 44 {
 		t.Fatalf("cursor on %d, want 44, where it was moved", got)
 	}
+}
+
+// TestSearchOnlyWhatAgentsNarrow: enter on a filter asks the agents only
+// when they can narrow by it; a filter they cannot use asks nothing.
+func TestSearchOnlyWhatAgentsNarrow(t *testing.T) {
+	a := incident(t, false, 120, 40)
+	k := a.Keys()
+	press(t, a, k.Traces)
+	press(t, a, k.Filter)
+	typeText(t, a, "fb:down")
+	none[TraceSearchRequest](t, press(t, a, k.Open))
+	press(t, a, k.Filter)
+	typeText(t, a, " dur:>2s")
+	q := only[TraceSearchRequest](t, press(t, a, k.Open))
+	if q.MinDuration != 2*time.Second || q.Sort != api.SortTime {
+		t.Fatalf("search %+v, want the duration bound", q)
+	}
+}
+
+// FuzzFollowLink follows links as agents might send them: whatever the
+// link, the console shows a known view, or says it has none, and the
+// screen keeps its size.
+func FuzzFollowLink(f *testing.F) {
+	for _, s := range []string{"traces?model=m&status=error", "traces?sort=cost&min_cost=0.5&q=a+b", "releases?feature=x", "audit?actor=token:a&kind=k",
+		"health?model=%zz", "budgets?name=x", "members?id=n1", "::", "traces?min_duration=-1s&max_cost=NaN", "\x1b[2Jtraces"} {
+		f.Add(s)
+	}
+	a := incident(f, false, 80, 24)
+	f.Fuzz(func(t *testing.T, link string) {
+		if len(link) > 4096 {
+			return
+		}
+		send(t, a, linkMsg{Link: link})
+		checkScreen(t, a.View(), 80, 24)
+		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
+		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
+	})
 }

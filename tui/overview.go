@@ -176,11 +176,11 @@ func (v *overviewView) View() string {
 		lines = append(lines, v.agentsLine())
 		return fillLines(lines, v.h)
 	}
+	ov := v.ov
+	lines = append(lines, st.Title.Render(fmt.Sprintf("Overview  from %s, last %s, updated %s", orDash(ov.Node), span(secs(ov.WindowSeconds)), ago(now, ov.Time))))
 	if v.ovErr != "" {
 		lines = append(lines, st.Err.Render(fitLine("! not updated: "+clean(v.ovErr, false), v.w)))
 	}
-	ov := v.ov
-	lines = append(lines, st.Title.Render(fmt.Sprintf("Overview  from %s, last %s, updated %s", orDash(ov.Node), span(secs(ov.WindowSeconds)), ago(now, ov.Time))))
 	errs := pct(ov.ErrorRate)
 	if ov.ErrorRate >= 0.05 {
 		errs = st.Err.Render(errs + " !")

@@ -33,7 +33,10 @@ func (v *traceView) Init() tea.Cmd { return nil }
 
 func (v *traceView) SetSize(w, h int) { v.w, v.h = w, h; v.render() }
 
-func (v *traceView) Actions() []Action { return navActions(v.env.keys) }
+func (v *traceView) Actions() []Action {
+	k := v.env.keys
+	return append(navActions(k), Action{ID: ActYank, Name: "copy id", Key: k.Yank})
+}
 
 func (v *traceView) ShortHelp() []key.Binding {
 	s, _ := helpOf(v.env, v.Actions())
@@ -65,6 +68,12 @@ func (v *traceView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		v.off = 0
 		v.render()
 	case actionMsg:
+		if msg.Action.ID == ActYank {
+			if v.id == "" {
+				return v, nil
+			}
+			return v, yank(v.id, "trace id")
+		}
 		v.off = scroll(v.off, msg.Action.ID, len(v.lines), v.h)
 	}
 	return v, nil

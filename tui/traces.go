@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,9 +57,9 @@ type tracesView struct {
 	cur    list
 	anchor string // id of the selected row; empty follows the newest
 
-	sortBy    string // api.SortTime, SortDuration or SortCost
-	sorted    []row  // shown rows in sortBy order, when not by time
-	sortStale bool   // shown changed since sorted was built
+	sortBy    string  // api.SortTime, SortDuration or SortCost
+	sorted    []int32 // indexes of shown rows in sortBy order, when not by time
+	sortStale bool    // shown changed since sorted was built
 
 	cache string // rendered table, valid while !dirty
 	dirty bool
@@ -226,10 +228,13 @@ func (v *tracesView) editKey(k tea.KeyMsg) tea.Cmd {
 // order the table is sorted by; nothing without a filter or sort, which
 // the live table already shows.
 func (v *tracesView) search() tea.Cmd {
-	if v.filterErr != "" || len(v.filter.terms) == 0 && v.sortBy == api.SortTime {
+	if v.filterErr != "" {
 		return nil
 	}
 	q := v.filter.query()
+	if q == (api.TraceQuery{}) && v.sortBy == api.SortTime {
+		return nil // nothing the agents could narrow: the live table has it
+	}
 	q.Sort, q.Limit = v.sortBy, searchLimit
 	return func() tea.Msg { return TraceSearchRequest(q) }
 }
@@ -261,7 +266,7 @@ func (v *tracesView) setFilter(text string) {
 func (v *tracesView) at(i int) row {
 	if v.sortBy != api.SortTime {
 		v.ensureSorted()
-		return v.sorted[i]
+		return v.shown[v.sorted[i]]
 	}
 	return v.shown[len(v.shown)-1-i]
 }
@@ -272,17 +277,24 @@ func (v *tracesView) ensureSorted() {
 	if !v.sortStale && len(v.sorted) == len(v.shown) {
 		return
 	}
-	v.sorted = append(v.sorted[:0], v.shown...)
-	key := func(r *row) float64 { return float64(r.s.Duration) }
-	if v.sortBy == api.SortCost {
-		key = func(r *row) float64 { return r.s.CostUSD }
+	// Indexes, not rows, are moved: a row is a few hundred bytes.
+	v.sorted = v.sorted[:0]
+	for i := range v.shown {
+		v.sorted = append(v.sorted, int32(i))
 	}
-	sort.SliceStable(v.sorted, func(i, j int) bool {
-		a, b := &v.sorted[i], &v.sorted[j]
-		if ka, kb := key(a), key(b); ka != kb {
-			return ka > kb
+	byCost := v.sortBy == api.SortCost
+	slices.SortStableFunc(v.sorted, func(i, j int32) int {
+		a, b := &v.shown[i].s, &v.shown[j].s
+		var c int
+		if byCost {
+			c = cmp.Compare(b.CostUSD, a.CostUSD)
+		} else {
+			c = cmp.Compare(b.Duration, a.Duration)
 		}
-		return a.s.Start.After(b.s.Start)
+		if c != 0 {
+			return c
+		}
+		return b.Start.Compare(a.Start)
 	})
 	v.sortStale = false
 }

@@ -19,6 +19,7 @@ import (
 	"gantry/config"
 	"gantry/pipeline"
 	"gantry/pipeline/budget"
+	"gantry/pipeline/costs"
 	"gantry/pipeline/trace"
 )
 
@@ -80,6 +81,8 @@ type Deps struct {
 	// Compiles reports whether this agent's gateway could serve a
 	// configuration, without serving it.
 	Compiles func(*config.Config) error
+	// Costs counts this agent's calls against what they were worth.
+	Costs *costs.Table
 }
 
 // API serves the admin endpoints.
@@ -110,6 +113,7 @@ var routes = []route{
 	{"GET /admin/v1/overview", config.RoleViewer, (*API).overview, false},
 	{"GET /admin/v1/budgets", config.RoleViewer, (*API).budgets, false},
 	{"GET " + api.PathModels, config.RoleViewer, (*API).getModels, false},
+	{"GET " + api.PathCosts, config.RoleViewer, (*API).getCosts, false},
 	{"GET " + api.PathHealth, config.RoleViewer, (*API).health, false},
 	{"GET " + api.PathAlerts, config.RoleViewer, (*API).getAlerts, false},
 	{"GET " + api.PathCollections, config.RoleViewer, (*API).listCollections, true},

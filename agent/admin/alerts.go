@@ -22,9 +22,11 @@ import (
 
 // Alert timings.
 const (
-	// AlertInterval is how often an agent looks for alerts; GET
-	// /admin/v1/alerts answers from the last look when it is this recent.
+	// AlertInterval is how often an agent looks for alerts unasked.
 	AlertInterval = 2 * time.Second
+	// alertFresh: GET /admin/v1/alerts answers from the last look when it
+	// is this recent, so consoles polling every agent share looks.
+	alertFresh = time.Second
 	// diskStallMemory is how long a stalled log write keeps its alert.
 	diskStallMemory = 10 * time.Minute
 	// canaryMemory is how long a canary rolled back for a regression keeps
@@ -104,11 +106,11 @@ func (b *AlertBook) record(now time.Time, node string, found []api.Alert) api.Al
 	return b.last
 }
 
-// recent is the last look when it is younger than AlertInterval.
+// recent is the last look when it is younger than alertFresh.
 func (b *AlertBook) recent(now time.Time) (api.Alerts, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.last, !b.at.IsZero() && now.Sub(b.at) < AlertInterval
+	return b.last, !b.at.IsZero() && now.Sub(b.at) < alertFresh
 }
 
 // RunAlerts looks for alerts every AlertInterval until ctx ends, so the
@@ -133,7 +135,7 @@ func (a *API) RefreshAlerts(ctx context.Context) api.Alerts {
 }
 
 // getAlerts serves GET /admin/v1/alerts: the alerts of the last look,
-// looking again when it is older than AlertInterval.
+// looking again when it is older than alertFresh.
 func (a *API) getAlerts(w http.ResponseWriter, r *http.Request) {
 	out, ok := a.AlertBook.recent(time.Now())
 	if !ok {
@@ -236,18 +238,7 @@ func breakerAlerts(h api.Health) []api.Alert {
 			continue
 		}
 		subject := "model/" + m.Model
-		// The link lists the calls whose attempts on the model failed,
-		// answered by a fallback or not.
-		failed := map[string]int64{}
-		for k, n := range m.ErrorsByKind {
-			if k != "circuit_open" {
-				failed[k] = n
-			}
-		}
-		filter := []string{"model", m.Model, "status", "error"}
-		if top, _ := topKind(failed); top != "" {
-			filter = []string{"model", m.Model, "error_kind", top}
-		}
+		filter := failedFilter(m.HealthStats, "model", m.Model)
 		out = append(out, api.Alert{ID: alertID(api.AlertBreakerOpen, subject), Kind: api.AlertBreakerOpen, Severity: sev, Subject: subject,
 			Summary: fmt.Sprintf("%s: circuit %s after %d failed attempts in %ds%s", m.Model, m.Breaker, m.Errors, h.WindowSeconds, topKinds(m.ErrorsByKind)),
 			Numbers: []api.AlertNumber{{Name: "errors", Value: float64(m.Errors), Unit: "count"}, {Name: "error_rate", Value: m.ErrorRate, Unit: "ratio"},
@@ -255,6 +246,26 @@ func breakerAlerts(h api.Health) []api.Alert {
 			Link: link("traces", filter...)})
 	}
 	return out
+}
+
+// failedFilter is the trace filter of the calls that failed on a model or
+// provider: those the client saw fail (status=error) when nothing saved
+// them, else, when fallbacks answered some, those whose attempts failed
+// there by the commonest failure, which status=error would miss.
+func failedFilter(h api.HealthStats, field, value string) []string {
+	if h.Fallbacks == 0 {
+		return []string{field, value, "status", "error"}
+	}
+	failed := map[string]int64{}
+	for k, n := range h.ErrorsByKind {
+		if k != "circuit_open" {
+			failed[k] = n
+		}
+	}
+	if top, _ := topKind(failed); top != "" {
+		return []string{field, value, "error_kind", top}
+	}
+	return []string{field, value, "status", "error"}
 }
 
 // topKinds is " (http_500 12, timeout 3)": the commonest failures first.
@@ -284,7 +295,7 @@ func topKinds(kinds map[string]int64) string {
 func trafficAlerts(th config.Alerts, h api.Health, traces []*trace.Trace) []api.Alert {
 	var out []api.Alert
 	p95 := float64(th.P95.D()) / float64(time.Millisecond)
-	check := func(subject, what string, n int64, errRate, p float64, kinds map[string]int64, filter ...string) {
+	check := func(subject, what string, n int64, errRate, p float64, kinds map[string]int64, errFilter, slowFilter []string) {
 		if n < int64(th.MinCalls) {
 			return
 		}
@@ -296,20 +307,22 @@ func trafficAlerts(th config.Alerts, h api.Health, traces []*trace.Trace) []api.
 			out = append(out, api.Alert{ID: alertID(api.AlertErrorRate, subject), Kind: api.AlertErrorRate, Severity: sev, Subject: subject,
 				Summary: fmt.Sprintf("%s: %.0f%% errors over %ds, threshold %.0f%%%s", what, errRate*100, h.WindowSeconds, th.ErrorRate*100, topKinds(kinds)),
 				Numbers: []api.AlertNumber{{Name: "error_rate", Value: errRate, Unit: "ratio", Threshold: th.ErrorRate}, {Name: "calls", Value: float64(n), Unit: "count"}},
-				Link:    link("traces", append(filter, "status", "error")...)})
+				Link:    link("traces", errFilter...)})
 		}
 		if p > p95 {
 			out = append(out, api.Alert{ID: alertID(api.AlertLatency, subject), Kind: api.AlertLatency, Severity: api.SeverityWarning, Subject: subject,
 				Summary: fmt.Sprintf("%s: p95 latency %s over %ds, threshold %s", what, trace.Millis(p).D().Round(time.Millisecond), h.WindowSeconds, th.P95.D()),
 				Numbers: []api.AlertNumber{{Name: "p95", Value: p, Unit: "ms", Threshold: p95}, {Name: "calls", Value: float64(n), Unit: "count"}},
-				Link:    link("traces", append(filter, "sort", api.SortDuration)...)})
+				Link:    link("traces", append(slowFilter, "sort", api.SortDuration)...)})
 		}
 	}
 	for _, m := range h.Models {
-		check("model/"+m.Model, "model "+m.Model, m.Attempts, m.ErrorRate, m.P95, m.ErrorsByKind, "model", m.Model)
+		check("model/"+m.Model, "model "+m.Model, m.Attempts, m.ErrorRate, m.P95, m.ErrorsByKind,
+			failedFilter(m.HealthStats, "model", m.Model), []string{"model", m.Model})
 	}
 	for _, p := range h.Providers {
-		check("provider/"+p.Provider, "provider "+p.Provider, p.Attempts, p.ErrorRate, p.P95, p.ErrorsByKind, "q", p.Provider)
+		check("provider/"+p.Provider, "provider "+p.Provider, p.Attempts, p.ErrorRate, p.P95, p.ErrorsByKind,
+			failedFilter(p.HealthStats, "q", p.Provider), []string{"q", p.Provider})
 	}
 	features := map[string]*statsAcc{}
 	var refused statsAcc
@@ -319,8 +332,8 @@ func trafficAlerts(th config.Alerts, h api.Health, traces []*trace.Trace) []api.
 		if t.Feature == "" {
 			if t.Model == "" && len(t.Attempts) == 0 { // refused before any model: a key, a limit, a bad request
 				refused.add(&s)
-				if t.Status != "ok" {
-					refusedKinds[t.ErrorCode]++
+				if k := t.ErrorKind(); k != "" {
+					refusedKinds[k]++
 				}
 			}
 			continue
@@ -334,7 +347,8 @@ func trafficAlerts(th config.Alerts, h api.Health, traces []*trace.Trace) []api.
 	sort.Strings(names)
 	for _, name := range names {
 		st := features[name].done()
-		check("feature/"+name, "feature "+name, st.Requests, st.ErrorRate(), float64(st.P95), nil, "feature", name)
+		check("feature/"+name, "feature "+name, st.Requests, st.ErrorRate(), float64(st.P95), nil,
+			[]string{"feature", name, "status", "error"}, []string{"feature", name})
 	}
 	if st := refused.done(); st.Requests >= int64(th.MinCalls) && st.ErrorRate() > th.ErrorRate {
 		top, _ := topKind(refusedKinds)

@@ -9,6 +9,7 @@ import (
 
 	"gantry/api"
 	"gantry/config"
+	"gantry/pipeline/trace"
 )
 
 func TestBudgetAlerts(t *testing.T) {
@@ -95,13 +96,13 @@ func TestSummaryDiff(t *testing.T) {
 		before, after string
 		want          []api.AuditChange
 	}{
-		{"production=v1", "production=v1 canary=v2@10%", []api.AuditChange{{Field: "canary", After: "v2@10%"}}},
-		{"production=v2 canary=v3@50%", "production=v2", []api.AuditChange{{Field: "canary", Before: "v3@50%"}}},
-		{"ci role=operator", "ci role=operator revoked", []api.AuditChange{{Field: "revoked", After: "true"}}},
+		{"production=v1", "production=v1 canary=v2@10%", []api.AuditChange{{Field: "x.canary", After: "v2@10%"}}},
+		{"production=v2 canary=v3@50%", "production=v2", []api.AuditChange{{Field: "x.canary", Before: "v3@50%"}}},
+		{"ci role=operator", "ci role=operator revoked", []api.AuditChange{{Field: "x.revoked", After: "true"}}},
 		{"gpt sha256:0a1b2c", "gpt sha256:ffeedd", nil},
-		{"", "support-answer releases=1 production=v1", []api.AuditChange{{Field: "releases", After: "1"}, {Field: "production", After: "v1"}}},
+		{"", "support-answer releases=1 production=v1", []api.AuditChange{{Field: "x.releases", After: "1"}, {Field: "x.production", After: "v1"}}},
 	} {
-		got := summaryDiff(c.before, c.after)
+		got := summaryDiff("x", c.before, c.after)
 		if len(got) != len(c.want) {
 			t.Fatalf("%q -> %q: %+v, want %+v", c.before, c.after, got, c.want)
 		}
@@ -111,4 +112,71 @@ func TestSummaryDiff(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTrafficAlerts: a feature slower than the threshold, a model whose
+// failures a fallback hides from the client, calls refused before any
+// feature, and a quiet model below the minimum of calls that stays quiet.
+func TestTrafficAlerts(t *testing.T) {
+	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	th := config.Alerts{MinCalls: 4, P95: config.Duration(time.Second)}.WithDefaults()
+	var traces []*trace.Trace
+	for i := range 5 {
+		traces = append(traces, &trace.Trace{Start: now.Add(-time.Duration(i) * time.Second), Feature: "slow", Model: "b", Provider: "p", Status: "ok", Duration: 2500,
+			Attempts: []trace.Attempt{{Model: "a", Provider: "p", Duration: 10, Status: "http_500"}, {Model: "b", Provider: "p", Duration: 2400, Status: "ok"}}},
+			&trace.Trace{Start: now, Status: "error", HTTPStatus: 401, ErrorCode: "invalid_api_key", Duration: 1})
+	}
+	traces = append(traces, &trace.Trace{Start: now, Feature: "rare", Model: "c", Provider: "p2", Status: "error", HTTPStatus: 502, ErrorCode: "upstream_error",
+		Attempts: []trace.Attempt{{Model: "c", Provider: "p2", Status: "http_500"}}})
+	h := computeHealth("n1", now, time.Minute, traces, map[string]string{"a": "p", "b": "p", "c": "p2"}, func(string) string { return api.BreakerClosed })
+	got := map[string]api.Alert{}
+	for _, a := range trafficAlerts(th, h, traces) {
+		got[a.ID] = a
+	}
+	want := map[string]string{
+		"latency_p95/feature/slow": "traces?feature=slow&sort=duration",
+		"error_rate/model/a":       "traces?error_kind=http_500&model=a",
+		"latency_p95/model/b":      "traces?model=b&sort=duration",
+		"error_rate/provider/p":    "traces?error_kind=http_500&q=p", // half its attempts failed
+		"latency_p95/provider/p":   "traces?q=p&sort=duration",
+		"refused_requests/gateway": "traces?error_kind=invalid_api_key&status=error",
+	}
+	for id, l := range want {
+		if a, ok := got[id]; !ok || a.Link != l {
+			t.Errorf("%s: %+v, want link %s", id, a, l)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("alerts %v, want only %v", keys(got), want)
+	}
+	if a := got["error_rate/model/a"]; a.Severity != api.SeverityCritical || a.Numbers[0].Value != 1 {
+		t.Errorf("model a fails every attempt: %+v", a)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// FuzzSummaryDiff feeds arbitrary summaries to the audit's summary parser:
+// it never panics, two equal summaries differ in nothing, and each field
+// it reports differs.
+func FuzzSummaryDiff(f *testing.F) {
+	f.Add("production=v1 canary=v2@10%", "production=v1")
+	f.Add("ci role=operator", "ci role=operator revoked")
+	f.Add("= =x x= a==b", "sha256:00 k=v")
+	f.Fuzz(func(t *testing.T, before, after string) {
+		if d := summaryDiff("k", before, before); len(d) != 0 {
+			t.Fatalf("%q against itself: %+v", before, d)
+		}
+		for _, c := range summaryDiff("k", before, after) {
+			if c.Before == c.After {
+				t.Fatalf("%q -> %q reports an unchanged field %+v", before, after, c)
+			}
+		}
+	})
 }

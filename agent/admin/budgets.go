@@ -134,7 +134,10 @@ func spendBy(recent []trace.Summary) []api.Spend {
 	agg := map[dimKey]*api.Spend{}
 	add := func(dim, name string, t trace.Summary) {
 		if name == "" {
-			return
+			// Calls with no feature (a plain model call, a refused
+			// one), key or model still cost and count: each dimension
+			// adds up to the whole window.
+			name = api.SpendNone
 		}
 		k := dimKey{dim, name}
 		sp := agg[k]

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"time"
 
 	"gantry/agent/httpio"
@@ -107,12 +106,8 @@ func computeHealth(node string, now time.Time, window time.Duration, traces []*t
 		if t.TTFT > 0 {
 			total.ttft = append(total.ttft, float64(t.TTFT))
 		}
-		if t.Status != "ok" {
+		if k := t.ErrorKind(); k != "" {
 			total.Errors++
-			k := t.ErrorCode
-			if k == "" {
-				k = "http_" + strconv.Itoa(t.HTTPStatus)
-			}
 			total.kind(k)
 		}
 		if t.Fallbacks > 0 {

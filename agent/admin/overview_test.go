@@ -166,3 +166,26 @@ func TestOverviewTotalsIncludeCallsWithoutFeature(t *testing.T) {
 			rows, cost, o.NoFeature.Requests, o.NoFeature.CostUSD, o.Totals.Requests, o.Totals.CostUSD)
 	}
 }
+
+// TestSpendByAddsUpToTheWindow is "spend by feature total $0.01" next to a
+// global $0.03: calls without a feature have their row.
+func TestSpendByAddsUpToTheWindow(t *testing.T) {
+	recent := []trace.Summary{
+		{Feature: "a", Key: "k", Model: "m", CostUSD: 0.01},
+		{Key: "k", Model: "m", CostUSD: 0.02},          // a plain model call
+		{Status: "error", HTTPStatus: 401, CostUSD: 0}, // refused
+	}
+	for _, dim := range []string{api.DimFeature, api.DimKey, api.DimModel, api.DimTeam} {
+		var total float64
+		var calls int64
+		for _, s := range spendBy(recent) {
+			if s.Dimension == dim {
+				total += s.CostUSD
+				calls += s.Requests
+			}
+		}
+		if !near(total, 0.03) || calls != 3 {
+			t.Errorf("spend by %s adds up to $%v over %d calls, want $0.03 over 3", dim, total, calls)
+		}
+	}
+}

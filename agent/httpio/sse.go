@@ -4,11 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"time"
 )
+
+// DefaultStall is how long one event may wait for a client that reads
+// nothing before its stream is ended.
+const DefaultStall = 30 * time.Second
 
 // SSE writes server-sent events and flushes each one at once, so a chunk
 // reaches the client as soon as the upstream sent it.
 type SSE struct {
+	// Stall bounds how long one event may take to leave, so a client that
+	// stops reading cannot hold the stream, its upstream call and the
+	// connection for ever [DefaultStall].
+	Stall   time.Duration
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	started bool
@@ -21,7 +30,7 @@ type SSE struct {
 // NewSSE starts nothing yet: the status and headers go out with the first
 // event, so an error before it can still be an ordinary answer.
 func NewSSE(w http.ResponseWriter) *SSE {
-	return &SSE{w: w, rc: http.NewResponseController(w)}
+	return &SSE{w: w, rc: http.NewResponseController(w), Stall: DefaultStall}
 }
 
 // Started reports whether anything was written.
@@ -87,6 +96,10 @@ func (s *SSE) Raw(data []byte) error {
 // send writes one whole event and flushes it.
 func (s *SSE) send(event []byte) error {
 	s.start()
+	// The deadline is lifted after each event: the connection may serve
+	// another request after this stream.
+	s.rc.SetWriteDeadline(time.Now().Add(s.Stall))
+	defer s.rc.SetWriteDeadline(time.Time{})
 	if _, err := s.w.Write(event); err != nil {
 		return err
 	}
@@ -98,9 +111,5 @@ func (s *SSE) Done() error { return s.Raw([]byte("[DONE]")) }
 
 // Comment writes an SSE comment line; readers ignore it, proxies see life.
 func (s *SSE) Comment(text string) error {
-	s.start()
-	if _, err := s.w.Write([]byte(": " + text + "\n\n")); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	return s.send([]byte(": " + text + "\n\n"))
 }

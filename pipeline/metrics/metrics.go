@@ -73,6 +73,7 @@ type Call struct {
 
 	Total    time.Duration // whole call as the gateway saw it
 	Upstream time.Duration // time spent in provider calls
+	Backoff  time.Duration // time waited between retries
 	TTFT     time.Duration // time to first token, streams only
 
 	InputTokens  int
@@ -119,6 +120,7 @@ type Metrics struct {
 	evalCs   *seriesCache[string, prometheus.Counter]
 	breakers *seriesCache[string, prometheus.Gauge]
 	genai    *seriesCache[genaiKey, *genaiSeries]
+	costs    *costVecs
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -190,6 +192,7 @@ func New() *Metrics {
 	})
 	m.gv = newGenAIVecs(m.reg)
 	m.genai = newSeriesCache(overflowGenAI, m.gv.series)
+	m.costs = newCostVecs(m.reg)
 	m.SetBuildInfo("")
 	return m
 }
@@ -256,7 +259,9 @@ func (m *Metrics) ObserveCall(c *Call) {
 	s.requests.Inc()
 	if c.Total > 0 {
 		s.duration.Observe(c.Total.Seconds())
-		s.overhead.Observe(max(c.Total-c.Upstream, 0).Seconds())
+		// The gateway's own time: neither the upstream's nor the waits
+		// between retries the route asked for.
+		s.overhead.Observe(max(c.Total-c.Upstream-c.Backoff, 0).Seconds())
 	}
 	if c.Upstream > 0 {
 		s.upstream.Observe(c.Upstream.Seconds())
@@ -306,6 +311,9 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 		Fallbacks:    t.Fallbacks,
 		Retries:      max(len(t.Attempts)-1-t.Fallbacks, 0),
 	}
+	for _, a := range t.Attempts {
+		c.Backoff += a.Backoff.D()
+	}
 	if t.Status != "" && t.Status != "ok" {
 		c.ErrorReason = t.ErrorCode
 		if c.ErrorReason == "" {
@@ -313,6 +321,7 @@ func (m *Metrics) ObserveTrace(t *trace.Trace) {
 		}
 	}
 	m.ObserveCall(&c)
+	m.costs.observeCost(t)
 	if g, ok := GenAIOf(t); ok {
 		m.ObserveGenAI(&g)
 	}

@@ -102,6 +102,15 @@ func TestObserveTrace(t *testing.T) {
 		`gantry_fallbacks_total{feature="classify"} 1`,
 		`gantry_request_duration_seconds_sum{feature="classify",model="claude-haiku"} 2`,
 	)
+	// 2000 ms in all, 1900 upstream, 99.5 waiting between retries: the
+	// gateway's own time is half a millisecond.
+	m2 := New()
+	m2.ObserveTrace(&trace.Trace{Feature: "classify", Model: "m", Status: "ok", HTTPStatus: 200, Duration: 2000, Upstream: 1900,
+		Attempts: []trace.Attempt{{Model: "m", Status: "http_500"}, {Model: "m", Status: "http_500", Backoff: 49.5}, {Model: "m", Status: "ok", Backoff: 50}}})
+	wantLines(t, scrape(t, m2),
+		`gantry_gateway_overhead_seconds_bucket{feature="classify",le="0.00025"} 0`,
+		`gantry_gateway_overhead_seconds_bucket{feature="classify",le="0.0005"} 1`,
+	)
 	for _, leak := range []string{"user-123", "4bf92f3577b34da6a3ce929d0e0e4736"} {
 		if strings.Contains(body, leak) {
 			t.Fatalf("exposition carries %q", leak)

@@ -40,13 +40,18 @@ func NewKeys(getenv func(string) string, pattern string) (Keys, error) {
 
 var defaultKeyPattern = regexp.MustCompile(config.DefaultKeyEnvPattern)
 
-// Key returns the value of the variable name, or why it may not be read.
-func (k Keys) Key(name string) (string, error) {
+// Check says why the variable name may not be read, or nil when it may.
+func (k Keys) Check(name string) error {
 	pattern := k.Pattern
 	if pattern == nil {
 		pattern = defaultKeyPattern
 	}
-	if err := config.CheckKeyEnv(name, pattern); err != nil {
+	return config.CheckKeyEnv(name, pattern)
+}
+
+// Key returns the value of the variable name, or why it may not be read.
+func (k Keys) Key(name string) (string, error) {
+	if err := k.Check(name); err != nil {
 		return "", err
 	}
 	if k.Getenv == nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"gantry/config"
 )
@@ -276,5 +277,30 @@ func TestPin(t *testing.T) {
 	}
 	if _, err := Pin(cfg, config.Release{Retrieval: &config.Retrieval{Collection: "nope"}}); err == nil {
 		t.Fatal("unknown collection pinned")
+	}
+}
+
+// A change of context policy or semantic cache shows in a release diff
+// like any other field, so a reviewer sees a cost change before promoting.
+func TestDiffShowsCostSettings(t *testing.T) {
+	a := config.Release{Version: 1, Route: "cheap", Context: &config.ContextPolicy{MaxInputTokens: 2000, Strategy: config.ContextRefuse}}
+	b := config.Release{Version: 2, Route: "cheap", Context: &config.ContextPolicy{MaxInputTokens: 4000, Strategy: config.ContextDropOldest, KeepLast: 6},
+		SemanticCache: &config.SemanticCache{EmbeddingRoute: "embed", Threshold: 0.92, TTL: config.Duration(time.Hour)}}
+	got := map[string]string{}
+	for _, c := range Diff(a, b) {
+		got[c.Path] = c.Kind + " " + c.Old + " -> " + c.New
+	}
+	want := map[string]string{
+		"context.max_input_tokens": "changed 2000 -> 4000",
+		"context.strategy":         `changed "refuse" -> "drop_oldest"`,
+		"context.keep_last":        "added  -> 6",
+	}
+	for path, w := range want {
+		if got[path] != w {
+			t.Errorf("%s: got %q, want %q (all: %v)", path, got[path], w, got)
+		}
+	}
+	if _, ok := got["semantic_cache"]; !ok {
+		t.Errorf("semantic_cache added is not in the diff: %v", got)
 	}
 }

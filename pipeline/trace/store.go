@@ -437,36 +437,77 @@ func (s *Store) Search(q Query) []Summary {
 	if strings.IndexByte(text, 0) >= 0 {
 		return nil // the field separator: no field contains it
 	}
-	// Another order than time needs every match before it can cut the
-	// page; the store's bound keeps that bounded.
-	want := limit
 	if q.Sort != "" && q.Sort != SortTime {
-		want = int(^uint(0) >> 1)
+		return s.searchSorted(q, text, limit)
 	}
 	s.mu.RLock()
-	var out []Summary
+	defer s.mu.RUnlock()
 	if q.TraceID != "" {
 		list := s.byTrace[q.TraceID]
-		out = make([]Summary, 0, min(limit, len(list)))
-		for i := len(list) - 1; i >= 0 && len(out) < want; i-- {
+		out := make([]Summary, 0, min(limit, len(list)))
+		for i := len(list) - 1; i >= 0 && len(out) < limit; i-- {
 			if q.match(list[i], text) {
 				out = append(out, list[i].sum)
 			}
 		}
+		return out
+	}
+	limit = min(limit, len(s.entries)-s.head)
+	out := make([]Summary, 0, limit)
+	for i := len(s.entries) - 1; i >= s.head && len(out) < limit; i-- {
+		if e := s.entries[i]; q.match(e, text) {
+			out = append(out, e.sum)
+		}
+	}
+	return out
+}
+
+// searchSorted answers a query in another order than time: it needs every
+// match before it can cut the page (the store's bound keeps that bounded),
+// and sorts pointers rather than summaries.
+func (s *Store) searchSorted(q Query, text string, limit int) []Summary {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var hits []*entry
+	if q.TraceID != "" {
+		for _, e := range s.byTrace[q.TraceID] {
+			if q.match(e, text) {
+				hits = append(hits, e)
+			}
+		}
 	} else {
-		out = make([]Summary, 0, min(limit, len(s.entries)-s.head))
-		for i := len(s.entries) - 1; i >= s.head && len(out) < want; i-- {
-			if e := s.entries[i]; q.match(e, text) {
-				out = append(out, e.sum)
+		for _, e := range s.entries[s.head:] {
+			if q.match(e, text) {
+				hits = append(hits, e)
 			}
 		}
 	}
-	s.mu.RUnlock()
-	if want != limit {
-		SortSummaries(out, q.Sort)
-		out = out[:min(len(out), limit)]
+	slices.SortStableFunc(hits, func(a, b *entry) int { return compareSummaries(&a.sum, &b.sum, q.Sort) })
+	out := make([]Summary, 0, min(limit, len(hits)))
+	for _, e := range hits[:min(limit, len(hits))] {
+		out = append(out, e.sum)
 	}
 	return out
+}
+
+// SortSummaries orders summaries by SortTime (newest first), SortDuration
+// (slowest first) or SortCost (dearest first), ties newest first.
+func SortSummaries(sums []Summary, by string) {
+	slices.SortStableFunc(sums, func(a, b Summary) int { return compareSummaries(&a, &b, by) })
+}
+
+func compareSummaries(a, b *Summary, by string) int {
+	switch by {
+	case SortDuration:
+		if c := cmp.Compare(b.Duration, a.Duration); c != 0 {
+			return c
+		}
+	case SortCost:
+		if c := cmp.Compare(b.CostUSD, a.CostUSD); c != 0 {
+			return c
+		}
+	}
+	return b.Start.Compare(a.Start)
 }
 
 // Recent returns up to limit of the newest traces that started at or after
@@ -486,24 +527,6 @@ func (s *Store) Recent(since time.Time, limit int) []*Trace {
 		}
 	}
 	return out
-}
-
-// SortSummaries orders summaries by SortTime (newest first), SortDuration
-// (slowest first) or SortCost (dearest first), ties newest first.
-func SortSummaries(sums []Summary, by string) {
-	slices.SortStableFunc(sums, func(a, b Summary) int {
-		switch by {
-		case SortDuration:
-			if c := cmp.Compare(b.Duration, a.Duration); c != 0 {
-				return c
-			}
-		case SortCost:
-			if c := cmp.Compare(b.CostUSD, a.CostUSD); c != 0 {
-				return c
-			}
-		}
-		return b.Start.Compare(a.Start)
-	})
 }
 
 func (q *Query) match(e *entry, text string) bool {
@@ -562,8 +585,8 @@ func triedModels(t *Trace) []string {
 // call's attempts, without repeats.
 func errorKinds(t *Trace) []string {
 	var out []string
-	if t.ErrorCode != "" {
-		out = append(out, t.ErrorCode)
+	if k := t.ErrorKind(); k != "" {
+		out = append(out, k)
 	}
 	for _, a := range t.Attempts {
 		if a.Status != "ok" && a.Status != "" && !slices.Contains(out, a.Status) {
@@ -795,6 +818,13 @@ func (t *Trace) Summary() Summary {
 		PriceUnknown: t.PriceUnknown,
 		EvalRun:      t.EvalRun,
 	}
+	var failed []string
+	for _, at := range t.Attempts {
+		if at.Status != "" && at.Status != "ok" {
+			failed = append(failed, at.Model+":"+at.Status)
+		}
+	}
+	s.Failed = strings.Join(failed, " ")
 	// A call no model answered shows the model it tried last, so its row
 	// says which model failed and a model filter finds it.
 	if s.Model == "" && len(t.Attempts) > 0 {

@@ -699,6 +699,9 @@ func BenchmarkSearch10k(b *testing.B) {
 		{"feature+status", Query{Feature: "classify", Status: "error"}},
 		{"text-rare", Query{Text: "req-42"}},
 		{"window", Query{Since: t0.Add(2000 * time.Second), Until: t0.Add(2100 * time.Second), Limit: 1000}},
+		{"slowest100", Query{Sort: SortDuration}},
+		{"dearest100-in-range", Query{Sort: SortCost, MinDuration: 120, MaxDuration: 140}},
+		{"error-kind", Query{ErrorKind: "upstream_timeout"}},
 	}
 	for _, q := range queries {
 		b.Run(q.name, func(b *testing.B) {

@@ -4,6 +4,7 @@
 package trace
 
 import (
+	"strconv"
 	"sync"
 	"time"
 )
@@ -102,6 +103,73 @@ type Trace struct {
 	// Evaluations are the gen_ai.evaluation.result events the run
 	// attached once it judged the answer.
 	Evaluations []Evaluation `json:"evaluations,omitempty"`
+
+	// Compression is what the release's context policy did to the input,
+	// when it did anything.
+	Compression *Compression `json:"compression,omitempty"`
+	// Tiers are the tiers a cascade route tried, in order; CostUSD is
+	// their sum.
+	Tiers []Tier `json:"tiers,omitempty"`
+	// SemanticHit says the answer came from the semantic cache, and whose.
+	SemanticHit *SemanticHit `json:"semantic_hit,omitempty"`
+}
+
+// Compression is what a context policy did to one call's input.
+type Compression struct {
+	Strategy     string `json:"strategy"`
+	TokensBefore int    `json:"tokens_before"`
+	TokensAfter  int    `json:"tokens_after"`
+	TokensSaved  int    `json:"tokens_saved"`
+	// Dropped counts the turns or chunks removed; Summarized the turns a
+	// summary replaced.
+	Dropped    int `json:"dropped,omitempty"`
+	Summarized int `json:"summarized,omitempty"`
+	// DroppedChunks names the retrieved chunks left out, lowest score
+	// first.
+	DroppedChunks []string `json:"dropped_chunks,omitempty"`
+	// SummaryCached says the summary was reused; SummaryCostUSD is what
+	// writing it cost this call (part of the call's cost).
+	SummaryCached  bool    `json:"summary_cached,omitempty"`
+	SummaryCostUSD float64 `json:"summary_cost_usd,omitempty"`
+}
+
+// Tier is one tier of a cascade: the model that answered it, what it cost,
+// and why the cascade went on (empty for the tier that served).
+type Tier struct {
+	Route        string   `json:"route"`
+	Model        string   `json:"model,omitempty"`
+	InputTokens  int      `json:"input_tokens"`
+	OutputTokens int      `json:"output_tokens"`
+	CostUSD      float64  `json:"cost_usd"`
+	Escalated    string   `json:"escalated,omitempty"` // invalid, empty, refusal, length, judge or error
+	JudgeScore   *float64 `json:"judge_score,omitempty"`
+	JudgeCostUSD float64  `json:"judge_cost_usd,omitempty"`
+}
+
+// SemanticHit is a semantic cache hit: how close the request was to the
+// one whose answer was served, and that call's trace.
+type SemanticHit struct {
+	Similarity float64 `json:"similarity"`
+	Source     string  `json:"source_trace"`
+}
+
+// BaseCostUSD is what the call would have cost without escalation: the
+// first tier's cost for a cascade, the cost otherwise.
+func (t *Trace) BaseCostUSD() float64 {
+	if len(t.Tiers) == 0 {
+		return t.CostUSD
+	}
+	base := t.Tiers[0].CostUSD + t.Tiers[0].JudgeCostUSD
+	if c := t.Compression; c != nil {
+		base += c.SummaryCostUSD
+	}
+	return base
+}
+
+// Validated reports whether the client got an answer that passed the
+// release's validation: a streamed answer is recorded even when invalid.
+func (t *Trace) Validated() bool {
+	return t.Status == "ok" && (!t.Stream || len(t.Validation) == 0)
 }
 
 // Params are the sampling parameters of a call, as exporters report them.
@@ -127,6 +195,18 @@ type Evaluation struct {
 	Explanation string `json:"gen_ai.evaluation.explanation,omitempty"`
 	// ErrorType says why an assertion could not be evaluated.
 	ErrorType string `json:"error.type,omitempty"`
+}
+
+// ErrorKind is what went wrong for the client: its error code, or
+// http_STATUS for an error without one; "" for a call that succeeded.
+func (t *Trace) ErrorKind() string {
+	switch {
+	case t.Status == "ok" || t.Status == "":
+		return ""
+	case t.ErrorCode != "":
+		return t.ErrorCode
+	}
+	return "http_" + strconv.Itoa(t.HTTPStatus)
 }
 
 // LabelPinned is the label of a call an evaluation pinned to a release.
@@ -205,29 +285,33 @@ func (m Millis) D() time.Duration { return time.Duration(float64(m) * float64(ti
 
 // Summary is the short form the live feed and trace lists carry.
 type Summary struct {
-	ID           string    `json:"id"`                 // the call's id
-	TraceID      string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
-	Start        time.Time `json:"start"`
-	Duration     Millis    `json:"duration_ms"`
-	Node         string    `json:"node,omitempty"`
-	Feature      string    `json:"feature,omitempty"`
-	Release      string    `json:"release,omitempty"`
-	Model        string    `json:"model,omitempty"`
-	Team         string    `json:"team,omitempty"`
-	Key          string    `json:"key,omitempty"` // virtual key name
-	User         string    `json:"user,omitempty"`
-	KeyFP        string    `json:"key_fp,omitempty"`
-	Client       string    `json:"client_addr,omitempty"`
-	Provider     string    `json:"provider,omitempty"`
-	Status       string    `json:"status"`
-	HTTPStatus   int       `json:"http_status"`
-	ErrorCode    string    `json:"error_code,omitempty"`
-	InputTokens  int       `json:"input_tokens"`
-	OutputTokens int       `json:"output_tokens"`
-	CostUSD      float64   `json:"cost_usd"`
-	Validation   int       `json:"validation_failures,omitempty"`
-	Feedback     string    `json:"feedback,omitempty"` // up, down, or a score
-	Cached       bool      `json:"cached,omitempty"`
+	ID       string    `json:"id"`                 // the call's id
+	TraceID  string    `json:"trace_id,omitempty"` // the W3C trace it belongs to
+	Start    time.Time `json:"start"`
+	Duration Millis    `json:"duration_ms"`
+	Node     string    `json:"node,omitempty"`
+	Feature  string    `json:"feature,omitempty"`
+	Release  string    `json:"release,omitempty"`
+	Model    string    `json:"model,omitempty"`
+	Team     string    `json:"team,omitempty"`
+	Key      string    `json:"key,omitempty"` // virtual key name
+	User     string    `json:"user,omitempty"`
+	KeyFP    string    `json:"key_fp,omitempty"`
+	Client   string    `json:"client_addr,omitempty"`
+	Provider string    `json:"provider,omitempty"`
+	// Failed is "model:kind" for each failed attempt, space-separated,
+	// so a list can find a call by a model or a failure it did not end
+	// with (a fallback answered, or the client got another code).
+	Failed       string  `json:"failed,omitempty"`
+	Status       string  `json:"status"`
+	HTTPStatus   int     `json:"http_status"`
+	ErrorCode    string  `json:"error_code,omitempty"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	Validation   int     `json:"validation_failures,omitempty"`
+	Feedback     string  `json:"feedback,omitempty"` // up, down, or a score
+	Cached       bool    `json:"cached,omitempty"`
 	// PriceUnknown: CostUSD is 0 because the model has no known price.
 	PriceUnknown bool `json:"price_unknown,omitempty"`
 	// EvalRun names the evaluation run the call was made for, if any.

@@ -161,6 +161,16 @@ func (s *Simulator) answer(req *chat.Request, p *simPlan) error {
 		p.finish = "tool_calls"
 		return nil
 	}
+	if e, r := s.set.EmptyRate, s.set.RefusalRate; e+r > 0 {
+		switch u := s.rng.Float64(); {
+		case u < e:
+			p.pieces = nil
+			return nil
+		case u < e+r:
+			p.pieces = []string{SimRefusal}
+			return nil
+		}
+	}
 	if f := req.ResponseFormat; f != nil && f.Type != "text" {
 		var schema json.RawMessage
 		if f.JSONSchema != nil {
@@ -183,6 +193,9 @@ func (s *Simulator) answer(req *chat.Request, p *simPlan) error {
 	p.pieces = simWords(s.rng, max(n, 1))
 	return nil
 }
+
+// SimRefusal is the simulator's refusal, worded as models word theirs.
+const SimRefusal = "I'm sorry, but I can't help with that."
 
 // simBreak makes a schema-valid answer invalid the way a model's answer
 // often is: an object loses its first required property; anything else

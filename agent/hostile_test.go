@@ -96,3 +96,26 @@ func TestBodyDeadlineSparesLongCalls(t *testing.T) {
 		t.Fatalf("the call took %s, not longer than the body timeout; the test proves nothing", took)
 	}
 }
+
+// A provider's api_key_env is checked against the agent's rules when the
+// configuration is loaded, whether or not a model uses the provider yet:
+// a variable the agent would never read (HOME, its own secrets) is refused
+// then, naming the provider, rather than sitting in the replicated
+// configuration until a model names it.
+func TestUnusedProviderKeyVariableIsChecked(t *testing.T) {
+	a := startAgent(t, quietConfig())
+	for _, env := range []string{"HOME", "PATH", "GANTRY_CLUSTER_SECRET", "AWS_SECRET_ACCESS_KEY"} {
+		cfg := quietConfig()
+		cfg.Providers = append(cfg.Providers, config.Provider{Name: "unused", Kind: config.KindOpenAI, BaseURL: "http://upstream.example", APIKeyEnv: env})
+		err := a.s.Reload(cfg)
+		if err == nil || !strings.Contains(err.Error(), env) ||
+			!strings.Contains(err.Error(), `provider "unused"`) && !strings.Contains(err.Error(), "providers[2].api_key_env") {
+			t.Fatalf("an unused provider with api_key_env %s: %v, want it refused naming the provider and the variable", env, err)
+		}
+	}
+	cfg := quietConfig()
+	cfg.Providers = append(cfg.Providers, config.Provider{Name: "unused", Kind: config.KindOpenAI, BaseURL: "http://upstream.example", APIKeyEnv: "UNSET_UPSTREAM_API_KEY"})
+	if err := a.s.Reload(cfg); err != nil {
+		t.Fatalf("an unused provider whose key variable is allowed but unset: %v", err)
+	}
+}
