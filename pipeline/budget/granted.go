@@ -226,6 +226,16 @@ func (g *Granted) Run(ctx context.Context) {
 
 // Demand is the largest worst case a call asked of budget, so grants can
 // be sized to cover at least one call.
+// Ended returns the request ids the grant side remembers as ended, in
+// front of the local ledger's (Stats), and the bytes they take.
+func (g *Granted) Ended() (ids, bytes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids, bytes = g.seen.size()
+	exact, _ := g.done.size()
+	return ids + exact, bytes + endedExactBytes*exact
+}
+
 func (g *Granted) Demand(budget string) float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
