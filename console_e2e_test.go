@@ -304,11 +304,21 @@ func TestConsoleEndToEnd(t *testing.T) {
 		c := startTmux(t, strings.Join([]string{"ssh", "-tt", "-i", shellWord(key), "-p", port,
 			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
 			"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "localhost"}, " "))
+		c.run("set-option", "-s", "set-clipboard", "on")
 		openReleases(t, c)
 		dialog(t, c, "p", "Promote support-answer v2 to production?")
 		confirm(t, c, "done: promote support-answer production v1 -> v2")
 		checkServedRelease(t, addrs, 2)
 		checkConsoleAudit(t, addr, "production=v2")
+		// A trace id copied at the far end of SSH lands on this terminal's
+		// clipboard (OSC 52).
+		c.press("2", "Space")
+		c.waitFor("PAUSED")
+		c.press("y")
+		m := regexp.MustCompile(`copied trace id (\S+) to the clipboard`).FindStringSubmatch(c.waitFor("copied trace id "))
+		if buf := strings.TrimSpace(c.run("show-buffer")); m == nil || buf != m[1] {
+			t.Fatalf("the clipboard holds %q after copying %v", buf, m)
+		}
 		c.press("q")
 		c.waitGone()
 	})

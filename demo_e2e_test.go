@@ -14,7 +14,10 @@ import (
 	"time"
 )
 
-var demoAgentLine = regexp.MustCompile(`^\s*agent-\d\s+(http://127\.0\.0\.1:\d+)$`)
+var (
+	demoAgentLine = regexp.MustCompile(`^\s*agent-\d\s+(http://127\.0\.0\.1:\d+)$`)
+	stoppedIn     = regexp.MustCompile(`demo: stopped in (\S+);`)
+)
 
 // A newcomer runs `gantry demo --headless`: within 15 s three agents serve
 // the simulated users' traffic, and Ctrl-C stops everything and removes
@@ -85,6 +88,10 @@ func TestDemoHeadless(t *testing.T) {
 		}
 	}
 
+	// The demo reports how long its stop took, from the signal to its data
+	// removed: that is the 2 s it promises. The process itself must be
+	// gone soon after; the bound on that is looser because this binary
+	// may run under the race detector on a loaded machine.
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-done:
@@ -92,8 +99,15 @@ func TestDemoHeadless(t *testing.T) {
 		if err != nil {
 			t.Fatalf("demo exit after SIGINT: %v\n%s", err, logs.String())
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatalf("demo still running 2s after SIGINT:\n%s", logs.String())
+	case <-time.After(5 * time.Second):
+		t.Fatalf("demo still running 5s after SIGINT:\n%s", logs.String())
+	}
+	m := stoppedIn.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("the demo did not say how long its stop took:\n%s", logs.String())
+	}
+	if took, err := time.ParseDuration(m[1]); err != nil || took >= 2*time.Second {
+		t.Errorf("the demo took %s to stop, want under 2s:\n%s", m[1], logs.String())
 	}
 	if strings.Contains(logs.String(), "killed") {
 		t.Logf("an agent was killed (allowed: the demo's data is discarded):\n%s", logs.String())

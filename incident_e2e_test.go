@@ -103,10 +103,17 @@ func TestIncidentDrill(t *testing.T) {
 
 	// The operator at the keyboard is oncall-ana; the console tells the
 	// agents so with each change it sends.
-	con := startTmux(t, "USER=oncall-ana "+selfCommand("console", "--agent", "http://"+addrs[0], "--token", clusterAdmin))
-	// tmux keeps what a program copies with OSC 52 as a paste buffer.
+	con := startTmux(t, "USER=oncall-ana "+selfCommand("console", "--agent", "http://"+addrs[0], "--token", clusterAdmin, "--bell"))
+	// tmux keeps what a program copies with OSC 52 as a paste buffer, and
+	// runs a hook when the program rings the bell.
 	con.run("set-option", "-s", "set-clipboard", "on")
+	rang := filepath.Join(t.TempDir(), "bell")
+	con.run("set-hook", "-g", "alert-bell", "run-shell 'touch "+rang+"'")
 	con.waitFor("Gantry console", "Overview", "support-answer")
+	time.Sleep(3 * time.Second) // a poll or two of alerts: nothing is wrong yet
+	if _, err := os.Stat(rang); err == nil {
+		t.Fatal("the bell rang before anything went wrong")
+	}
 	keys := 0
 	press := func(k ...string) {
 		t.Helper()
@@ -135,6 +142,17 @@ func TestIncidentDrill(t *testing.T) {
 	t.Logf("both alerts on the overview %.1fs after the first failing call (%d calls sent)", seen.Seconds(), sent.Load())
 	if seen > 10*time.Second {
 		t.Errorf("the overview showed both alerts after %.1fs, want within 10s:\n%s", seen.Seconds(), screen)
+	}
+	// The operator asked for the bell: the new critical alerts rang it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(rang); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bell did not ring for the new critical alerts")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// From the overview to the failing model's traces: the alerts view,
@@ -204,7 +222,7 @@ func TestIncidentDrill(t *testing.T) {
 	// The audit view names who did it.
 	press("9")
 	screen = con.waitMatch(`(?m)^> \d\d:\d\d:\d\d token:\S+ \(local:oncall-ana\) +move_label +labels/support-answer`)
-	if !strings.Contains(screen, "- canary: v2@50%") {
+	if !regexp.MustCompile(`(?m)^  - \S*canary: v2@50%$`).MatchString(screen) {
 		t.Fatalf("the audit view does not show what the rollback changed:\n%s", screen)
 	}
 	audit := consoleAdminGet[api.AuditList](t, addrs[2], api.PathAudit+"?kind=move_label&limit=1")

@@ -34,7 +34,8 @@ Usage:
   gantry console [flags]   watch traces, costs and releases; promote and roll back
   gantry demo [--headless] a three-agent cluster with traffic, and the console on it
   gantry apply -f FILE     apply a whole configuration as one change
-  gantry get KIND          list members, features, releases FEATURE, routes, models, budgets, keys
+  gantry get KIND          list members, features, releases FEATURE, routes, models, budgets, keys,
+                           costs (--by feature|release|model|team --window 24h)
   gantry release ...       list, diff, promote (gated by evaluation), rollback, canary
   gantry dataset ...       push -f FILE, list, show NAME, add-trace NAME TRACE_ID
   gantry eval ...          run a dataset against a release; compare a candidate with production
@@ -232,6 +233,7 @@ func printDemo(w io.Writer, d *demo.Demo) {
 	fmt.Fprintf(w, "  %s console                        watch it (? lists the keys)\n", bin)
 	fmt.Fprintf(w, "  %s get members                    the cluster\n", bin)
 	fmt.Fprintf(w, "  %s release list support-answer    a canary is live on v2\n", bin)
+	fmt.Fprintf(w, "  %s get costs --by release         what a call and a validated answer cost\n", bin)
 	fmt.Fprintf(w, "  %s eval compare --feature support-answer --candidate 2 --dataset support-answer-smoke\n\n", bin)
 	fmt.Fprintln(w, "Ctrl-C stops the agents and removes the data.")
 }

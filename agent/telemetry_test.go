@@ -93,7 +93,7 @@ func TestAgentExportsCallsOverOTLP(t *testing.T) {
 	ready := make(chan string, 1)
 	opts := Options{Dev: true, DevKey: devKey, DevAdminToken: devAdmin, HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: "a1",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: io.Discard, Ready: func(addr string) { ready <- addr },
-		Telemetry: telemetry.Config{Endpoint: endpoint, Protocol: telemetry.ProtocolHTTP}}
+		Telemetry: telemetry.Config{Endpoint: endpoint, Protocol: telemetry.ProtocolHTTP}, Version: "v0.0.0-otlp-test"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -124,6 +124,20 @@ func TestAgentExportsCallsOverOTLP(t *testing.T) {
 			t.Fatalf("invoke answered %s for 20s", resp.Status)
 		}
 		time.Sleep(100 * time.Millisecond) // not serving yet, or a simulated fault
+	}
+
+	// The operator sees the export's own health and the build beside the
+	// agent's series.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\ngantry_otlp_calls_dropped_total 0\n", "\ngantry_otlp_queue_length ", `version="v0.0.0-otlp-test"} 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 
 	cancel()

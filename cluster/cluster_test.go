@@ -636,9 +636,15 @@ func TestLeaderWithStalledDiskHandsOver(t *testing.T) {
 	}
 	waitFormed(t, nodes)
 	l := leaderOf(t, nodes)
+	if s := l.LastDiskStall(); s != nil {
+		t.Fatalf("a stall reported before any: %+v", s)
+	}
 	// A write that began a second ago and has not returned.
 	l.logs.inflight.Store(time.Now().Add(-time.Second).UnixNano())
 	waitFor(t, 5*time.Second, "leadership to move", func() bool { return !l.IsLeader() })
+	if s := l.LastDiskStall(); s == nil || s.Write < time.Second || time.Since(s.At) > 5*time.Second {
+		t.Fatalf("the stall the disk alert reads: %+v, want a write of at least 1s seen just now", s)
+	}
 	l.logs.inflight.Store(0)
 	nl := leaderOf(t, nodes)
 	if nl == l {

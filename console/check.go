@@ -56,9 +56,9 @@ func Explain(url string, err error) string {
 		case e.Status == http.StatusUnauthorized || e.API != nil && e.API.Code == api.CodeUnauthorized:
 			return fmt.Sprintf("agent %s refused the admin token (401%s): check --token or GANTRY_TOKEN", url, msg)
 		case e.Status == http.StatusForbidden:
-			return fmt.Sprintf("agent %s: the token's role may not read the overview (403%s): use a viewer, operator or admin token", url, msg)
+			return fmt.Sprintf("agent %s: the token's role may not read %s (403%s): use a viewer, operator or admin token", url, e.Path, msg)
 		case e.Status == http.StatusNotFound:
-			return fmt.Sprintf("agent %s has no admin API at %s (404): is it a Gantry agent's HTTP address?", url, api.PathOverview)
+			return fmt.Sprintf("agent %s does not serve %s (404): an older Gantry agent, or not a Gantry agent's HTTP address", url, e.Path)
 		}
 		return fmt.Sprintf("agent %s: %d%s", url, e.Status, msg)
 	}

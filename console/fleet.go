@@ -86,6 +86,7 @@ type Fleet struct {
 	send    func(tea.Msg)
 	ctx     context.Context
 	auditQ  *api.AuditQuery // what the audit view asked for last; nil: not opened yet
+	health  bool            // the health view was opened: poll model health
 	wg      sync.WaitGroup
 	poke    chan struct{}
 }
@@ -441,37 +442,65 @@ func (f *Fleet) poll(ctx context.Context) {
 	}
 	// Each agent raises its own alerts (its breakers, its disk) and sees
 	// the cluster's; each counts its own calls by model.
-	if as := fromEach(ctx, agents, (*Client).Alerts); len(as) > 0 {
+	if as, err := fromEach(ctx, agents, (*Client).Alerts); len(as) > 0 {
 		f.send(tui.AlertsMsg(MergeAlerts(as)))
+	} else if err != nil {
+		f.send(tui.FetchErrMsg{What: "alerts", Err: err})
 	}
-	if hs := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
-		f.send(tui.HealthMsg(MergeHealth(hs)))
+	f.mu.Lock()
+	health := f.health
+	f.mu.Unlock()
+	if health {
+		if hs, err := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
+			f.send(tui.HealthMsg(MergeHealth(hs)))
+		} else if err != nil {
+			f.send(tui.FetchErrMsg{What: "health", Err: err})
+		}
 	}
 	f.pollAudit(ctx, agents)
 }
 
 // fromEach asks every agent at once and returns the answers of those that
-// gave one.
-func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client, context.Context) (T, error)) []T {
+// gave one, and why the others did not, each explained.
+func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client, context.Context) (T, error)) ([]T, error) {
 	res := make([]*T, len(agents))
+	errs := make([]error, len(agents))
 	var wg sync.WaitGroup
 	for i, a := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if v, err := get(a.c, ctx); err == nil {
+			v, err := get(a.c, ctx)
+			if err == nil {
 				res[i] = &v
 			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
 	var out []T
-	for _, v := range res {
+	var why []string
+	for i, v := range res {
 		if v != nil {
 			out = append(out, *v)
+		} else if errs[i] != nil {
+			why = append(why, Explain(agents[i].c.URL(), errs[i]))
 		}
 	}
-	return out
+	if len(why) == 0 {
+		return out, nil
+	}
+	return out, errors.New(strings.Join(why, "; "))
+}
+
+// WatchHealth polls the model health of every agent from now on, and at
+// once: an agent computes it over its recent traces, so it is asked for
+// only once an operator looks.
+func (f *Fleet) WatchHealth() {
+	f.mu.Lock()
+	f.health = true
+	f.mu.Unlock()
+	f.Refresh()
 }
 
 // SetAuditQuery is the filter of the audit log from now on; the next poll
@@ -511,7 +540,7 @@ const DefaultAuditLimit = 200
 // to the program like feed rows; the table drops the ones it has.
 func (f *Fleet) SearchTraces(ctx context.Context, q api.TraceQuery) tui.TracesMsg {
 	agents := f.snapshot()
-	lists := fromEach(ctx, agents, func(c *Client, ctx context.Context) (api.TraceList, error) { return c.Traces(ctx, q) })
+	lists, _ := fromEach(ctx, agents, func(c *Client, ctx context.Context) (api.TraceList, error) { return c.Traces(ctx, q) })
 	var out tui.TracesMsg
 	for _, l := range lists {
 		out = append(out, l.Traces...)

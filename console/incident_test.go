@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +91,23 @@ func TestFleetSendsIncidentData(t *testing.T) {
 	b.mu.Unlock()
 
 	f, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL}})
+	rec.waitFor(t, "n2's alert", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if al, ok := m.(tui.AlertsMsg); ok && len(al.Alerts) == 1 && al.Alerts[0].Node == "n2" {
+				return true
+			}
+		}
+		return false
+	})
+	rec.mu.Lock()
+	for _, m := range rec.msgs {
+		switch m.(type) {
+		case tui.HealthMsg, tui.AuditMsg:
+			t.Fatalf("%T sent before its view was opened", m)
+		}
+	}
+	rec.mu.Unlock()
+	f.WatchHealth()
 	rec.waitFor(t, "n2's alert and the merged health", func(ms []tea.Msg) bool {
 		var al, hl bool
 		for _, m := range ms {
@@ -148,4 +166,19 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestFleetSaysWhyNoAlerts: agents without the alerts endpoint are not a
+// reason to wait: the alerts view is told why.
+func TestFleetSaysWhyNoAlerts(t *testing.T) {
+	a := newFakeAgent(t, "n1") // serves no alerts: 404
+	_, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL}})
+	rec.waitFor(t, "why no alerts", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if e, ok := m.(tui.FetchErrMsg); ok && e.What == "alerts" && strings.Contains(e.Err.Error(), "does not serve "+api.PathAlerts+" (404)") {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -136,6 +136,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			d, err := m.fleet.Diff(ctx, req.Feature, req.A, req.B)
 			return tui.DiffMsg{Request: req, Diff: d, Err: err}
 		}
+	case tui.HealthRequest:
+		m.fleet.WatchHealth()
+		return m, nil
 	case tui.AuditRequest:
 		m.fleet.SetAuditQuery(api.AuditQuery(req))
 		return m, nil

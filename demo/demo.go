@@ -234,7 +234,7 @@ func waitIndexed(ctx context.Context, hc *http.Client, base, token string, n int
 
 // StopWait is how long Stop lets the agents stop by themselves before it
 // kills them: the demo's data is thrown away, so nothing is lost.
-const StopWait = 1500 * time.Millisecond
+const StopWait = 1200 * time.Millisecond
 
 // Stop stops the traffic and the agents and removes the demo's data. It
 // takes at most StopWait and a moment more. Safe on a demo Start left

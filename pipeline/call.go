@@ -105,14 +105,15 @@ type Call struct {
 	Tiers        []trace.Tier       // the cascade's tiers, as tried
 	Semantic     *trace.SemanticHit // answered from the semantic cache
 
-	permit       *limit.Permit      // rate-limit permit, returned in end
-	callerSchema *validate.Schema   // the caller's response_format, compiled in resolve
-	held         bool               // a budget hold to settle or release in end
-	cacheKey     *cache.Key         // the response cache's key, computed once at lookup
-	canary       string             // leak canary planted in the system message
-	reformat     func([]int) string // writes the context block from some sources
-	tier         *Route             // the cascade tier being tried
-	semantic     *semanticEntry     // where to keep the answer in the semantic cache
+	permit        *limit.Permit      // rate-limit permit, returned in end
+	callerSchema  *validate.Schema   // the caller's response_format, compiled in resolve
+	held          bool               // a budget hold to settle or release in end
+	cacheKey      *cache.Key         // the response cache's key, computed once at lookup
+	canary        string             // leak canary planted in the system message
+	reformat      func([]int) string // writes the context block from some sources
+	tier          *Route             // the cascade tier being tried
+	semantic      *semanticEntry     // where to keep the answer in the semantic cache
+	repairCostUSD float64            // what the invalid answers a repair replaced cost
 }
 
 // Spent is what an answered call used: the provider's count, or the

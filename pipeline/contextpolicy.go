@@ -135,12 +135,21 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	if !ok {
 		return fmt.Errorf("release %s summarises with unknown route %s", c.Release.ID, p.SummaryRoute) // validation refuses this
 	}
-	key := cache.Key(compress.Key(p.SummaryRoute, c.Messages, older))
-	var summary string
-	if b, hit := g.cached(key); hit {
-		summary, rec.SummaryCached = string(b), true
+	// The longest summarised prefix of these turns: all of them when the
+	// conversation asks again, fewer when it grew since.
+	keys := compress.Keys(p.SummaryRoute, c.Messages, older)
+	done, earlier := 0, ""
+	for k := len(keys) - 1; k >= 0; k-- {
+		if b, hit := g.cachedSummary(cache.Key(keys[k])); hit {
+			done, earlier = k+1, string(b)
+			break
+		}
+	}
+	summary := earlier
+	if done == len(older) {
+		rec.SummaryCached = true
 	} else {
-		req := compress.Request(c.Messages, older, p.SummaryCap())
+		req := compress.Request(c.Messages, older[done:], earlier, p.SummaryCap())
 		text, cost, err := g.side(ctx, c, route, req)
 		rec.SummaryCostUSD = cost
 		c.ExtraCostUSD += cost
@@ -150,7 +159,7 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 		}
 		summary = text
 		if g.summaries != nil {
-			g.summaries.Put(key, []byte(summary), SummaryTTL)
+			g.summaries.Put(cache.Key(keys[len(keys)-1]), []byte(summary), SummaryTTL)
 		}
 	}
 	c.Messages = compress.Summarized(c.Messages, older, summary)
@@ -158,7 +167,7 @@ func (g *Gateway) summarize(ctx context.Context, c *Call) error {
 	return g.compressed(c, p, rec)
 }
 
-func (g *Gateway) cached(k cache.Key) ([]byte, bool) {
+func (g *Gateway) cachedSummary(k cache.Key) ([]byte, bool) {
 	if g.summaries == nil {
 		return nil, false
 	}
@@ -177,8 +186,9 @@ func (c *Call) summaryWorstCase() float64 {
 	if !ok {
 		return 0
 	}
-	// The transcript is the input's text; the instructions add a little.
-	return worstOn(r.all(), c.InputTokens+summaryInstructionTokens, p.SummaryCap())
+	// The transcript is the input's text, and an earlier summary it builds
+	// on; the instructions add a little.
+	return worstOn(r.all(), c.InputTokens+p.SummaryCap()+summaryInstructionTokens, p.SummaryCap())
 }
 
 // summaryInstructionTokens bounds the tokens compress.Request adds to the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,16 @@ features:
 		}
 		if cp := log.last(t).Compression; cp == nil || !cp.SummaryCached || cp.SummaryCostUSD != 0 {
 			t.Fatalf("second compression %+v, want the cached summary", cp)
+		}
+		// The conversation goes on: the new summary builds on the old
+		// one and reads only the turns since, so it costs less.
+		grown := append(append([]chat.Message(nil), msgs[:len(msgs)-1]...),
+			user("Question 10: and the invoice from the summer?"), assistant("Answer 10: that one covers the added seats."), user("Thanks, and the next one?"))
+		if _, err := ask(g, costKeyA, "feature/support", grown...); err != nil {
+			t.Fatal(err)
+		}
+		if cp := log.last(t).Compression; cp == nil || cp.SummaryCached || cp.SummaryCostUSD <= 0 || cp.SummaryCostUSD >= first.Compression.SummaryCostUSD {
+			t.Fatalf("grown conversation: compression %+v, first summary cost %v", cp, first.Compression.SummaryCostUSD)
 		}
 	})
 	t.Run("summarize within a budget", func(t *testing.T) {
@@ -588,5 +599,43 @@ features:
 	}
 	if tr := log.last(t); tr.SemanticHit != nil {
 		t.Fatal("ben received ana's answer")
+	}
+}
+
+// Every answer a repair replaces was paid for: the call's cost counts
+// them, and the budget's hold covers them.
+func TestRepairsArePaidFor(t *testing.T) {
+	serve := func(repair int) *trace.Trace {
+		g, log := costGateway(t, fmt.Sprintf(`
+providers:
+  - {name: sim-cheap, kind: sim, sim: {seed: 1}}
+  - {name: sim-premium, kind: sim, sim: {seed: 2, invalid_rate: 1}}
+  - {name: sim-judge, kind: sim, sim: {seed: 3}}
+features:
+  - name: triage
+    labels: {production: 1}
+    max_tokens: 60
+    releases:
+      - version: 1
+        route: premium
+        repair: %d
+        template: [{role: user, content: "Triage this ticket"}]
+        schema: {type: object, properties: {priority: {type: string}}, required: [priority]}
+budgets:
+  - {name: all, scope: global, period: day, limit_usd: 10}
+`, repair))
+		if _, err := ask(g, costKeyA, "feature/triage"); err == nil || err.Code != "output_validation_failed" {
+			t.Fatalf("repair %d: got %v, want output_validation_failed", repair, err)
+		}
+		tr := log.last(t)
+		b := g.Snapshot().Config.Budgets[0]
+		if u := g.ledger.(*budget.Local).Usage(budget.Scope{Key: b.Name, Budget: b}); math.Abs(u.SpentUSD-tr.CostUSD) > 1e-9 {
+			t.Fatalf("repair %d: budget counted %v, the trace %v", repair, u.SpentUSD, tr.CostUSD)
+		}
+		return tr
+	}
+	once, thrice := serve(0), serve(2)
+	if len(thrice.Attempts) != 3 || thrice.CostUSD < 2.5*once.CostUSD {
+		t.Fatalf("three answers (%d attempts) cost %v, one cost %v", len(thrice.Attempts), thrice.CostUSD, once.CostUSD)
 	}
 }

@@ -158,15 +158,33 @@ func (g *Gateway) reserve(ctx context.Context, c *Call) error {
 
 // worstCase is the most the call can cost on any model its route may use:
 // the prompt once and the output cap for each of the n choices.
-// A cascade may pay for every tier; a summary of older turns and a
-// semantic cache's embedding are added.
+// A cascade may pay for every tier; repairs, a summary of older turns and
+// a semantic cache's embedding are added.
 func (c *Call) worstCase() float64 {
 	maxOut := c.Req.OutputLimit() * c.Req.Choices() // the prompt stage always sets a cap
-	worst := c.summaryWorstCase() + c.semanticWorstCase()
+	worst := c.summaryWorstCase() + c.semanticWorstCase() + c.repairWorstCase(maxOut)
 	if len(c.Route.tiers) > 0 {
 		return worst + c.cascadeWorstCase(maxOut)
 	}
 	return worst + worstOn(c.Route.all(), c.InputTokens, maxOut)
+}
+
+// repairTokens bounds what one repair adds to the conversation besides the
+// invalid answer: the message listing at most validate.MaxFailures
+// failures.
+const repairTokens = 2048
+
+// repairWorstCase is what the release's repairs may cost: each resends the
+// conversation with every earlier invalid answer and its failures.
+func (c *Call) repairWorstCase(maxOut int) float64 {
+	if c.Release == nil || c.Release.Repair == 0 {
+		return 0
+	}
+	worst := 0.0
+	for k := 1; k <= c.Release.Repair; k++ {
+		worst += worstOn(c.Route.all(), c.InputTokens+k*(maxOut+repairTokens), maxOut)
+	}
+	return worst
 }
 
 // end settles what the call spent and frees what it held. It runs on every

@@ -180,7 +180,8 @@ func (g *Gateway) costParts(c *Call, t *trace.Trace) {
 	t.Tiers = append([]trace.Tier(nil), c.Tiers...)
 	// The serving tier's cost is its final answer's, repairs included.
 	if last := &t.Tiers[len(t.Tiers)-1]; last.Escalated == "" && c.Answered != nil && !c.Cached {
-		last.InputTokens, last.OutputTokens, last.CostUSD = c.Spent.InputTokens, c.Spent.OutputTokens, c.CostUSD-c.ExtraCostUSD
+		last.InputTokens, last.OutputTokens = c.Spent.InputTokens, c.Spent.OutputTokens
+		last.CostUSD = c.CostUSD - c.ExtraCostUSD + c.repairCostUSD
 	}
 	// Moving up a cascade is not a fallback.
 	t.Fallbacks = max(0, t.Fallbacks-(len(c.Tiers)-1))

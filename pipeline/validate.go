@@ -61,6 +61,10 @@ func (g *Gateway) validateSchema(ctx context.Context, c *Call) error {
 			return &chat.Error{Status: http.StatusBadGateway, Type: chat.TypeUpstream, Code: "output_validation_failed",
 				Message: "the model's output did not match the schema: " + strings.Join(validate.Strings(failures), "; ")}
 		}
+		// The invalid answer was paid for, whatever the repair brings.
+		_, cost := g.spent(c)
+		c.ExtraCostUSD += cost
+		c.repairCostUSD += cost
 		c.Messages = validate.Repair(c.Messages, c.Output(), failures)
 		if err := g.route(ctx, c); err != nil {
 			return err

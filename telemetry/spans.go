@@ -23,22 +23,29 @@ const (
 	AttrLabel       = "gantry.label"
 	AttrJourney     = "gantry.journey"
 	AttrCostUSD     = "gantry.cost_usd"
-	AttrValidation  = "gantry.validation.failures"
-	AttrRequestID   = "gantry.request_id"
-	AttrNode        = "gantry.node"
-	AttrEntry       = "gantry.entry"
-	AttrRoute       = "gantry.route"
-	AttrKey         = "gantry.key.name"
-	AttrTeam        = "gantry.team"
-	AttrCached      = "gantry.cached"
-	AttrEstimated   = "gantry.usage.estimated"
-	AttrFallbacks   = "gantry.fallbacks"
-	AttrPolicy      = "gantry.policy.decisions"
-	AttrSources     = "gantry.retrieval.sources"
-	AttrHTTPStatus  = "http.response.status_code"
-	AttrStage       = "gantry.stage"
-	AttrAttempt     = "gantry.attempt"
-	AttrBackoffMs   = "gantry.attempt.backoff_ms"
+	// What a call spent besides its answer, and how (see trace.Trace).
+	AttrTiers          = "gantry.cascade.tiers" // route:model:why it escalated, per tier
+	AttrBaseCostUSD    = "gantry.cost_without_escalation_usd"
+	AttrContext        = "gantry.context.strategy"
+	AttrTokensSaved    = "gantry.context.tokens_saved"
+	AttrSemanticSim    = "gantry.semantic_cache.similarity"
+	AttrSemanticSource = "gantry.semantic_cache.source_trace"
+	AttrValidation     = "gantry.validation.failures"
+	AttrRequestID      = "gantry.request_id"
+	AttrNode           = "gantry.node"
+	AttrEntry          = "gantry.entry"
+	AttrRoute          = "gantry.route"
+	AttrKey            = "gantry.key.name"
+	AttrTeam           = "gantry.team"
+	AttrCached         = "gantry.cached"
+	AttrEstimated      = "gantry.usage.estimated"
+	AttrFallbacks      = "gantry.fallbacks"
+	AttrPolicy         = "gantry.policy.decisions"
+	AttrSources        = "gantry.retrieval.sources"
+	AttrHTTPStatus     = "http.response.status_code"
+	AttrStage          = "gantry.stage"
+	AttrAttempt        = "gantry.attempt"
+	AttrBackoffMs      = "gantry.attempt.backoff_ms"
 )
 
 // idsKey carries the ids the next span must take: the gateway already
@@ -202,6 +209,19 @@ func callAttrs(t *trace.Trace, capture bool) []attribute.KeyValue {
 	str(AttrKey, t.Key)
 	str(AttrTeam, t.Team)
 	a = append(a, attribute.Float64(AttrCostUSD, t.CostUSD))
+	if len(t.Tiers) > 0 {
+		tiers := make([]string, len(t.Tiers))
+		for i, tier := range t.Tiers {
+			tiers[i] = tier.Route + ":" + tier.Model + ":" + tier.Escalated
+		}
+		a = append(a, attribute.StringSlice(AttrTiers, tiers), attribute.Float64(AttrBaseCostUSD, t.BaseCostUSD()))
+	}
+	if c := t.Compression; c != nil {
+		a = append(a, attribute.String(AttrContext, c.Strategy), attribute.Int(AttrTokensSaved, c.TokensSaved))
+	}
+	if h := t.SemanticHit; h != nil {
+		a = append(a, attribute.Float64(AttrSemanticSim, h.Similarity), attribute.String(AttrSemanticSource, h.Source))
+	}
 	if t.Cached {
 		a = append(a, attribute.Bool(AttrCached, true))
 	}

@@ -233,3 +233,20 @@ func FuzzInputMessages(f *testing.F) {
 		}
 	})
 }
+
+func TestCostAttributes(t *testing.T) {
+	tr := sampleTrace()
+	tr.CostUSD = 0.003
+	tr.Tiers = []trace.Tier{{Route: "cheap", Model: "gpt-4o-mini", CostUSD: 0.001, Escalated: "invalid"}, {Route: "premium", Model: "gpt-4o", CostUSD: 0.002}}
+	tr.Compression = &trace.Compression{Strategy: "drop_oldest", TokensSaved: 420}
+	tr.SemanticHit = &trace.SemanticHit{Similarity: 0.93, Source: "req-0"}
+	a := attrs(emitOne(t, tr, false)["chat feature/support-answer"])
+	if got := a["gantry.cascade.tiers"].AsStringSlice(); len(got) != 2 || got[0] != "cheap:gpt-4o-mini:invalid" || got[1] != "premium:gpt-4o:" {
+		t.Errorf("tiers %v", got)
+	}
+	if a["gantry.cost_without_escalation_usd"].AsFloat64() != 0.001 || a["gantry.context.tokens_saved"].AsInt64() != 420 ||
+		a["gantry.context.strategy"].AsString() != "drop_oldest" || a["gantry.semantic_cache.similarity"].AsFloat64() != 0.93 ||
+		a["gantry.semantic_cache.source_trace"].AsString() != "req-0" {
+		t.Errorf("cost attributes %v", a)
+	}
+}

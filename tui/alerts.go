@@ -19,6 +19,7 @@ type alertsView struct {
 	w, h   int
 	list   *api.Alerts
 	seen   map[string]bool // alert ids already shown, for the bell
+	err    string          // why no agent answered the last round
 	cur    list
 	anchor string // id of the selected alert
 }
@@ -76,7 +77,7 @@ func (v *alertsView) take(l api.Alerts) bool {
 	l.Alerts = append([]api.Alert(nil), l.Alerts...)
 	api.SortAlerts(l.Alerts)
 	first := v.list == nil
-	v.list = &l
+	v.list, v.err = &l, ""
 	fresh := false
 	now := map[string]bool{}
 	for _, a := range l.Alerts {
@@ -181,6 +182,10 @@ func (v *alertsView) View() string {
 	st := v.env.st
 	now := v.env.now()
 	if v.list == nil {
+		if v.err != "" {
+			return fillLines(append([]string{st.Title.Render("Alerts"), st.Err.Render("No agent answers for alerts:")},
+				wrap(clean(v.err, false), v.w, "  ")...), v.h)
+		}
 		return fillLines([]string{st.Title.Render("Alerts"), st.Dim.Render("Waiting for the agents' alerts…")}, v.h)
 	}
 	as := v.alerts()
@@ -189,6 +194,9 @@ func (v *alertsView) View() string {
 		title += fmt.Sprintf("  %d critical", c)
 	}
 	lines := []string{st.Title.Render(title)}
+	if v.err != "" {
+		lines = append(lines, st.Err.Render(fitLine("! not updated: "+clean(v.err, false), v.w)))
+	}
 	widths := layout(alertCols, v.w)
 	lines = append(lines, st.Header.Render(headerRow(alertCols, widths)))
 	if len(as) == 0 {

@@ -142,6 +142,8 @@ type App struct {
 	audit    *auditView
 	bell     bool
 
+	healthAsked bool // the model health was asked for once
+
 	cur     ViewID
 	history []ViewID
 
@@ -337,6 +339,13 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		}
 	case HealthMsg:
 		a.health.Update(msg)
+	case FetchErrMsg:
+		switch msg.What {
+		case "alerts":
+			a.alerts.err = msg.Err.Error()
+		case "health":
+			a.health.err = msg.Err.Error()
+		}
 	case AuditMsg:
 		a.audit.Update(msg)
 	case linkMsg:
@@ -530,10 +539,9 @@ func (a *App) key(k tea.KeyMsg) tea.Cmd {
 		a.show(ViewAlerts)
 		return nil
 	case key.Matches(k, keys.Health):
-		a.show(ViewHealth)
-		return nil
+		return a.open(ViewHealth)
 	case key.Matches(k, keys.Audit):
-		return a.showAudit()
+		return a.open(ViewAudit)
 	}
 	for _, act := range a.view(a.cur).Actions() {
 		if key.Matches(k, act.Key) {
@@ -627,11 +635,7 @@ func (a *App) run(line string) tea.Cmd {
 	c := completions(word)
 	for _, v := range viewNames {
 		if v.name == word || len(c) == 1 && c[0] == v.name {
-			if v.id == ViewAudit {
-				return a.showAudit()
-			}
-			a.show(v.id)
-			return nil
+			return a.open(v.id)
 		}
 	}
 	var names []string

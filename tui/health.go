@@ -19,6 +19,7 @@ type healthView struct {
 	env    *env
 	w, h   int
 	hl     *api.Health
+	err    string // why no agent answered the last round
 	cur    list
 	anchor string // model under the cursor
 }
@@ -75,7 +76,7 @@ func (v *healthView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			return a.Model < b.Model
 		})
-		v.hl = &h
+		v.hl, v.err = &h, ""
 		v.selectModel(v.anchor)
 	case actionMsg:
 		ms := v.models()
@@ -179,6 +180,10 @@ func kindsText(m map[string]int64, n int) string {
 func (v *healthView) View() string {
 	st := v.env.st
 	if v.hl == nil {
+		if v.err != "" {
+			return fillLines(append([]string{st.Title.Render("Health"), st.Err.Render("No agent answers for model health:")},
+				wrap(clean(v.err, false), v.w, "  ")...), v.h)
+		}
 		return fillLines([]string{st.Title.Render("Health"), st.Dim.Render("Waiting for the agents' model health…")}, v.h)
 	}
 	h := v.hl

@@ -149,6 +149,13 @@ func TestGoldenIncidentViews(t *testing.T) {
 		{"overview-not-updated", func(t *testing.T, a *App) {
 			send(t, a, OverviewErrMsg{Err: errors.New("agent http://127.0.0.1:7400 refused the admin token (401): check --token or GANTRY_TOKEN")})
 		}},
+		{"trace-refused-caller", func(t *testing.T, a *App) {
+			press(t, a, keys.Traces)
+			press(t, a, keys.Open)
+			send(t, a, TraceMsg{Trace: &trace.Trace{ID: "0af7651916cd43dd8448eb211c80319c", Start: clock.Add(-5 * time.Second), Duration: 1.2,
+				Node: "agent-2", Entry: "chat", Status: "error", HTTPStatus: 401, ErrorCode: "invalid_api_key", Error: "the key is not known",
+				KeyFP: "9f8e7d6c5b4a", ClientAddr: "203.0.113.7:51544", UserAgent: "OpenAI/Python 1.54.0"}})
+		}},
 		{"help-traces", func(t *testing.T, a *App) {
 			press(t, a, keys.Traces)
 			press(t, a, keys.Help)
@@ -555,4 +562,34 @@ func FuzzFollowLink(f *testing.F) {
 		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
 		send(t, a, tea.KeyMsg{Type: tea.KeyEsc})
 	})
+}
+
+// TestHealthAskedOnce: the health view asks for model health the first
+// time it opens, by key, by : or by a link, and not again.
+func TestHealthAskedOnce(t *testing.T) {
+	a := loaded(t, false, 120, 40)
+	only[HealthRequest](t, press(t, a, a.Keys().Health))
+	press(t, a, a.Keys().Overview)
+	none[HealthRequest](t, press(t, a, a.Keys().Health))
+	b := loaded(t, false, 120, 40)
+	press(t, b, b.Keys().Command)
+	typeText(t, b, "models")
+	only[HealthRequest](t, press(t, b, b.Keys().Open))
+}
+
+// TestGoldenNotServed: agents that do not serve alerts or health (an older
+// version) are said to, not waited on.
+func TestGoldenNotServed(t *testing.T) {
+	keys := DefaultKeyMap()
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		a := loaded(t, false, size.w, size.h)
+		send(t, a, FetchErrMsg{What: "alerts", Err: errors.New("agent http://10.0.0.1:7400 does not serve /admin/v1/alerts (404): an older Gantry agent, or not a Gantry agent's HTTP address")})
+		press(t, a, keys.Alerts)
+		got := a.View()
+		checkScreen(t, got, size.w, size.h)
+		if strings.Contains(got, "Waiting") || !strings.Contains(got, "does not serve") {
+			t.Fatalf("the alerts view waits or does not say why:\n%s", got)
+		}
+		golden(t, "alerts-not-served-"+itoa(size.w)+"x"+itoa(size.h), got)
+	}
 }

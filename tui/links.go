@@ -54,13 +54,13 @@ func (a *App) follow(link string) tea.Cmd {
 			a.releases.selectFeature(f)
 		}
 	case ViewHealth:
-		a.show(ViewHealth)
 		if m := q.Get("model"); m != "" {
 			a.health.selectModel(m)
 		}
+		return a.open(ViewHealth)
 	case ViewAudit:
 		a.audit.setFilter(auditFilterFromQuery(q))
-		return a.showAudit()
+		return a.open(ViewAudit)
 	default:
 		a.show(id)
 	}
@@ -117,8 +117,18 @@ func auditFilterFromQuery(q url.Values) string {
 	return strings.Join(terms, " ")
 }
 
-// showAudit shows the audit view and asks for the log its filter wants.
-func (a *App) showAudit() tea.Cmd {
-	a.show(ViewAudit)
-	return a.audit.request()
+// open shows a view and asks for what only it shows, read on demand: the
+// audit log its filter wants, the model health once.
+func (a *App) open(id ViewID) tea.Cmd {
+	a.show(id)
+	switch id {
+	case ViewAudit:
+		return a.audit.request()
+	case ViewHealth:
+		if !a.healthAsked {
+			a.healthAsked = true
+			return func() tea.Msg { return HealthRequest{} }
+		}
+	}
+	return nil
 }

@@ -62,6 +62,13 @@ type (
 	// AlertsMsg is the latest alerts of the cluster, worst first.
 	AlertsMsg api.Alerts
 
+	// FetchErrMsg says why no agent answered for What ("alerts" or
+	// "health") this round; the next data clears it.
+	FetchErrMsg struct {
+		What string
+		Err  error
+	}
+
 	// HealthMsg is the latest health of every model and provider.
 	HealthMsg api.Health
 
@@ -101,6 +108,10 @@ type (
 	// AuditRequest asks for the audit log filtered by the query, now and
 	// at every poll after, until the next AuditRequest.
 	AuditRequest api.AuditQuery
+
+	// HealthRequest asks for the model health of every agent, from now on
+	// at every poll: only the health view shows it.
+	HealthRequest struct{}
 
 	// TraceSearchRequest asks every agent for the traces the filter
 	// matches, so older ones than the live table holds show up too. The

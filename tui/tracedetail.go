@@ -147,6 +147,10 @@ func traceLines(t *trace.Trace, st Styles, w int, loc *time.Location) []string {
 	if t.User != "" || t.Key != "" || t.Team != "" || t.Journey != "" {
 		add("user %s  key %s  team %s  journey %s", orDash(t.User), orDash(t.Key), orDash(t.Team), orDash(t.Journey))
 	}
+	// Who called: for a refused call, the only way to find the caller.
+	if t.KeyFP != "" || t.ClientAddr != "" || t.UserAgent != "" {
+		out = append(out, fitLine(clean(fmt.Sprintf("caller key fingerprint %s  from %s  agent %q", orDash(t.KeyFP), orDash(t.ClientAddr), t.UserAgent), false), w))
+	}
 	if t.Error != "" {
 		out = append(out, st.Err.Render(fmt.Sprintf("error %s: %s", orDash(t.ErrorCode), clean(t.Error, false))))
 	}

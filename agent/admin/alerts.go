@@ -158,8 +158,10 @@ func (a *API) findAlerts(ctx context.Context, now time.Time) []api.Alert {
 	}
 	if cfg != nil {
 		th := cfg.Alerts.WithDefaults()
-		recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
-		out = append(out, budgetAlerts(cfg, a.budgetRows(cfg, recent, now), now)...)
+		if len(cfg.Budgets) > 0 {
+			recent := a.Traces.Search(trace.Query{Since: now.Add(-BudgetWindow), Limit: 1 << 20})
+			out = append(out, budgetAlerts(cfg, a.budgetRows(cfg, recent, now), now)...)
+		}
 		traces := a.Traces.Recent(now.Add(-th.Window.D()), a.TraceMaxCount)
 		h := computeHealth(a.NodeID, now, th.Window.D(), traces, a.models(), a.breaker)
 		out = append(out, breakerAlerts(h)...)
@@ -210,8 +212,12 @@ func budgetAlerts(cfg *config.Config, rows []api.Budget, now time.Time) []api.Al
 			if left < soonExhausts {
 				sev = api.SeverityCritical
 			}
+			when := ", before its " + b.Period + " ends"
+			if b.PeriodEnd.IsZero() {
+				when = "" // a total budget has no period to outlast
+			}
 			out = append(out, api.Alert{ID: alertID(api.AlertBudgetExhausts, subject), Kind: api.AlertBudgetExhausts, Severity: sev,
-				Subject: subject, Summary: fmt.Sprintf("budget %s runs out in %s at $%.4f/h, before its %s ends", who, left.Round(time.Minute), b.BurnPerHour, b.Period),
+				Subject: subject, Summary: fmt.Sprintf("budget %s runs out in %s at $%.4f/h%s", who, left.Round(time.Minute), b.BurnPerHour, when),
 				Numbers: append(nums, api.AlertNumber{Name: "exhausts_in", Value: left.Seconds(), Unit: "s"}), Link: l})
 		}
 		if s := soft[b.Name]; s > 0 && used >= s {

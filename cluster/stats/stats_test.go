@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -14,29 +13,12 @@ import (
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
 
-// latencies draws n log-normal latencies around median ms, as model calls
-// spread: most near the median, a long slow tail.
-func latencies(seed uint64, n int, median float64) []float64 {
-	r := rand.New(rand.NewPCG(seed, seed+1))
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = median * math.Exp(0.6*r.NormFloat64())
-	}
-	return out
-}
-
 func sketchOf(vals []float64) sketch.Sketch {
 	b := sketch.NewBuilder()
 	for _, v := range vals {
 		b.Add(v)
 	}
 	return b.Sketch()
-}
-
-// trueQuantile is the value of rank ⌊q·(n−1)⌋, the one a DDSketch answers
-// for.
-func trueQuantile(sorted []float64, q float64) float64 {
-	return sorted[int(q*float64(len(sorted)-1))]
 }
 
 func withinAccuracy(t *testing.T, what string, got, want float64) {

@@ -97,10 +97,12 @@ func Summarized(msgs []chat.Message, older []int, summary string) []chat.Message
 	return out
 }
 
-// Key is what a summary is cached by: the route that writes it and the
-// turns it replaces, each field length-prefixed so no two prefixes share a
-// key. The same conversation asking again pays for its summary once.
-func Key(route string, msgs []chat.Message, older []int) [32]byte {
+// Keys are what summaries are cached by: keys[k] is the key of a summary
+// of the first k+1 turns at older. A key covers the route that writes the
+// summary and the turns it replaces, each field length-prefixed so no two
+// prefixes share one. A conversation that asks again finds its summary,
+// and one that grew finds the summary of its earlier turns to build on.
+func Keys(route string, msgs []chat.Message, older []int) [][32]byte {
 	h := sha256.New()
 	var n [8]byte
 	str := func(s string) {
@@ -110,22 +112,37 @@ func Key(route string, msgs []chat.Message, older []int) [32]byte {
 	}
 	str("gantry-summary-v1")
 	str(route)
-	for _, i := range older {
+	keys := make([][32]byte, len(older))
+	for k, i := range older {
 		str(msgs[i].Role)
 		str(Text(msgs[i]))
+		h.Sum(keys[k][:0]) // the state goes on: the next key extends it
 	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
+	return keys
+}
+
+// Key is the key of a summary of every turn at older.
+func Key(route string, msgs []chat.Message, older []int) [32]byte {
+	keys := Keys(route, msgs, older)
+	if len(keys) == 0 {
+		return [32]byte{}
+	}
+	return keys[len(keys)-1]
 }
 
 // MaxTranscriptBytes bounds what one summary call reads.
 const MaxTranscriptBytes = 256 << 10
 
 // Request is the call that summarises the turns at older with at most
-// maxTokens of output.
-func Request(msgs []chat.Message, older []int, maxTokens int) *chat.Request {
+// maxTokens of output, building on the summary of the turns before them
+// when there is one (earlier is "" otherwise).
+func Request(msgs []chat.Message, older []int, earlier string, maxTokens int) *chat.Request {
 	var b strings.Builder
+	if earlier != "" {
+		b.WriteString("(summary of what came before) ")
+		b.WriteString(earlier)
+		b.WriteString("\n")
+	}
 	for _, i := range older {
 		if b.Len() >= MaxTranscriptBytes {
 			break

@@ -98,7 +98,7 @@ func TestSummaryReplacesOlderTurnsInPlace(t *testing.T) {
 	if !strings.HasSuffix(out[1].Content.Text, "The user asked u1 and u2.") {
 		t.Fatalf("summary message %q", out[1].Content.Text)
 	}
-	req := Request(in, older, 64)
+	req := Request(in, older, "", 64)
 	if req.MaxTokens != 64 || !strings.Contains(req.Messages[1].Content.Text, "user: u1 one two three four\nassistant: a1") {
 		t.Fatalf("summary request %+v", req)
 	}
@@ -127,5 +127,28 @@ func TestKeyIsThePrefixItReplaces(t *testing.T) {
 	e := []chat.Message{msg("user", "a"), msg("user", "bc"), msg("user", "z")}
 	if Key("r", d, Older(d, 1)) == Key("r", e, Older(e, 1)) {
 		t.Fatal("ambiguous encoding")
+	}
+}
+
+func TestKeysExtendThePrefix(t *testing.T) {
+	a := conversation()
+	b := append(conversation(), msg("assistant", "a3"), msg("user", "u4"))
+	ka, kb := Keys("cheap", a, Older(a, 2)), Keys("cheap", b, Older(b, 2))
+	if len(ka) != 3 || len(kb) != 5 {
+		t.Fatalf("%d and %d keys", len(ka), len(kb))
+	}
+	// The grown conversation's first turns have the keys the shorter one
+	// had: its summary is found and built on.
+	for k := range ka {
+		if ka[k] != kb[k] {
+			t.Fatalf("key %d differs", k)
+		}
+	}
+	if Key("cheap", a, Older(a, 2)) != ka[2] {
+		t.Fatal("Key is not the last of Keys")
+	}
+	req := Request(b, Older(b, 2)[3:], "The user asked u1 and u2.", 64)
+	if text := req.Messages[1].Content.Text; !strings.HasPrefix(text, "(summary of what came before) The user asked u1 and u2.\nassistant: a2") || strings.Contains(text, "u1 one") {
+		t.Fatalf("incremental request %q", text)
 	}
 }

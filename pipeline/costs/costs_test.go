@@ -78,3 +78,25 @@ func TestKeysAreBounded(t *testing.T) {
 		t.Fatalf("%d calls counted, want every one", total)
 	}
 }
+
+func TestConcurrentAddAndSum(t *testing.T) {
+	tab := New(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			if _, err := tab.Sum(ByModel, time.Hour); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 1000 {
+		tab.Add(Call{Key: Key{Feature: "f", Model: []string{"a", "b"}[i%2]}, Time: time.Now(), CostUSD: 0.001})
+	}
+	<-done
+	rows, _ := tab.Sum(ByFeature, time.Hour)
+	if len(rows) != 1 || rows[0].Calls != 1000 {
+		t.Fatalf("rows %+v", rows)
+	}
+}
