@@ -409,6 +409,14 @@ type Stats struct {
 	EndedIDs, EndedBytes int
 }
 
+// settled reports whether requestID's reservation was settled and is still
+// remembered (see seenSet for the false-positive rule).
+func (l *Local) settled(requestID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen.has(requestID)
+}
+
 // endedExactBytes is about what an exactly kept ended id costs: the map
 // entry, the queue entry, the id and its scopes.
 const endedExactBytes = 190
