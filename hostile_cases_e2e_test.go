@@ -158,6 +158,18 @@ func hostileCases(other, viewer string) []hostileCase {
 		add(bad(fmt.Sprintf("max_tokens 10^%d", 16+i), fmt.Sprintf(`"max_tokens":1%s,`, strings.Repeat("0", 16+i))+hi, "max_tokens", "every large number is a 400"))
 	}
 
+	// Streams: a request refused before the first byte is an ordinary
+	// JSON error, not a broken stream.
+	add(
+		bad("stream with max_tokens 10^15", `"stream":true,"max_tokens":1000000000000000,`+hi, "max_tokens", "refused before the stream starts"),
+		chat("stream with a bad schema", `"stream":true,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"minProperties":"x"}}},`+hi,
+			400, "invalid_schema", "response_format.json_schema.schema", "refused before the stream starts"),
+		chat("stream with n", `"stream":true,"n":2,`+hi, 400, "n_unsupported", "n", "refused before the stream starts"),
+		ok("stream with usage", `"stream":true,"stream_options":{"include_usage":true},`+hi, "a good stream"),
+		hostileCase{name: "messages/stream with max_tokens 10^15", method: "POST", path: "/v1/messages", token: e2eKey,
+			body: `{"model":"sim-small","stream":true,"max_tokens":1000000000000000,` + hi + `}`, status: 400, code: "invalid_request_error", why: "refused before the stream starts"},
+	)
+
 	// Safety: a key in another case must not slip past the checks.
 	add(
 		chat("card in a part spelled TEXT", `{"model":"feature/support-answer","metadata":{"customer":"a","question":"b"},"messages":[{"role":"user","content":[{"type":"text","TEXT":"`+card+`"}]}]}`,
@@ -253,6 +265,9 @@ func hostileCases(other, viewer string) []hostileCase {
 		path("diff of huge versions", "GET", "/admin/v1/features/support-answer/diff?a=1&b=99999999999999999999", hostileAdmin, 400, "bad_request", "versions are numbers"),
 		path("diff of missing versions", "GET", "/admin/v1/features/support-answer/diff?a=1&b=999", hostileAdmin, 404, "not_found", "no such release"),
 		path("releases of an unknown feature", "GET", "/admin/v1/features/nope/releases", hostileAdmin, 404, "not_found", "no such feature"),
+		path("TRACE", "TRACE", "/v1/chat/completions", e2eKey, 404, "unknown_url", "no method echoes the request"),
+		path("OPTIONS", "OPTIONS", "/v1/chat/completions", e2eKey, 404, "unknown_url", "no CORS preflight: browsers are not callers"),
+		path("URL in the path", "GET", "/v1/http://169.254.169.254/", e2eKey, 307, "", "the double slash is cleaned and redirected on the same host; nothing is proxied"),
 		path("metrics", "GET", "/metrics", "", 200, "", "open, like Prometheus expects"),
 		path("health", "GET", "/healthz", "", 200, "", "open"),
 	)

@@ -122,10 +122,23 @@ func TestHostileInput(t *testing.T) {
 	if n := h.own5xx(); n != 0 {
 		t.Errorf("%d answers were 5xx that no upstream caused", n)
 	}
-	if heap := h.metric("go_memstats_heap_inuse_bytes"); heap > 256<<20 {
+	// No metric series is named by what a caller sent: unknown models and
+	// features, users, cards, trace ids.
+	m := h.expect(hostileCase{name: "metrics after", method: "GET", path: "/metrics", status: 200})
+	for _, sent := range []string{`"nope"`, "uuuuuuuu", "4111", "5bf92f3577b34da6", "../", strings.Repeat("m", 64)} {
+		if bytes.Contains(m.body, []byte(sent)) {
+			t.Errorf("/metrics holds %q, which a caller sent", sent)
+		}
+	}
+	if len(m.body) > 1<<20 {
+		t.Errorf("/metrics is %d bytes after the run", len(m.body))
+	}
+	heap, rss := h.metric("go_memstats_heap_inuse_bytes"), h.metric("process_resident_memory_bytes")
+	t.Logf("after the run: heap in use %.0f MiB, resident %.0f MiB, /metrics %d KiB", heap/(1<<20), rss/(1<<20), len(m.body)>>10)
+	if heap > 256<<20 {
 		t.Errorf("heap in use after the run: %.0f MiB, want under 256 MiB", heap/(1<<20))
 	}
-	if rss := h.metric("process_resident_memory_bytes"); rss > 512<<20 {
+	if rss > 512<<20 {
 		t.Errorf("resident memory after the run: %.0f MiB, want under 512 MiB", rss/(1<<20))
 	}
 	// Every slow connection has been closed: the goroutines that served

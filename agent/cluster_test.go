@@ -387,7 +387,7 @@ func TestClusterReleasesAndLabels(t *testing.T) {
 			t.Fatalf("filtered audit holds %+v", m)
 		}
 	}
-	if d := moves.Entries[0].Diff; len(d) != 1 || d[0] != (api.AuditChange{Field: "labels.production", Before: "v3", After: "v1"}) {
+	if d := moves.Entries[0].Diff; len(d) != 1 || d[0] != (api.AuditChange{Field: "production", Before: "v3", After: "v1"}) {
 		t.Fatalf("diff of the rollback %+v, want production v3 -> v1", d)
 	}
 	var none api.AuditList

@@ -119,3 +119,32 @@ func TestUnusedProviderKeyVariableIsChecked(t *testing.T) {
 		t.Fatalf("an unused provider whose key variable is allowed but unset: %v", err)
 	}
 }
+
+// Feedback on one call is bounded; past the bound the call is still
+// there, and the answer says it is full rather than missing.
+func TestFeedbackPastTheLimitIsAConflict(t *testing.T) {
+	a := startAgent(t, quietConfig())
+	resp := a.post("/v1/chat/completions", `{"model":"sim-small","messages":[{"role":"user","content":"Hello"}]}`)
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	a.waitTrace(id)
+	for i := 1; ; i++ {
+		fb := a.post("/v1/feedback", `{"trace_id":"`+id+`","thumbs":"up"}`)
+		e := decode[struct {
+			Error chatErr `json:"error"`
+		}](t, fb)
+		if fb.StatusCode == http.StatusOK {
+			if i > 100 {
+				t.Fatal("100 feedbacks kept on one call")
+			}
+			continue
+		}
+		if fb.StatusCode != http.StatusConflict || e.Error.Code != "feedback_limit" {
+			t.Fatalf("feedback %d: %d %+v, want 409 feedback_limit", i, fb.StatusCode, e.Error)
+		}
+		break
+	}
+	if got := a.admin("/admin/v1/traces/" + id); got.StatusCode != http.StatusOK {
+		t.Fatalf("the full call: %d", got.StatusCode)
+	}
+}

@@ -41,6 +41,13 @@ func TestRefusedCallFindsItsCaller(t *testing.T) {
 	if strings.Contains(tr.KeyFP, wrong) || tr.Key != "" {
 		t.Fatalf("trace holds the key: %+v", tr)
 	}
+	// A served call carries its key's fingerprint too, the one the key
+	// list shows.
+	ok := a.post("/v1/chat/completions", `{"model":"sim-small","messages":[{"role":"user","content":"x"}]}`)
+	ok.Body.Close()
+	if got := a.waitTrace(ok.Header.Get("X-Request-Id")).KeyFP; got != config.KeyFingerprint(devKey) {
+		t.Fatalf("served call's key_fp %q, want %q", got, config.KeyFingerprint(devKey))
+	}
 	for _, q := range []url.Values{{"key_fp": {fp}}, {"error_kind": {"invalid_api_key"}}, {"q": {"billing-batch"}}} {
 		list := decode[api.TraceList](t, a.admin(api.PathTraces+"?"+q.Encode()))
 		if len(list.Traces) != 1 || list.Traces[0].ID != tr.ID || list.Traces[0].KeyFP != fp {

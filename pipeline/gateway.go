@@ -216,14 +216,15 @@ func (g *Gateway) Serve(ctx context.Context, c *Call) (err *chat.Error) {
 func (g *Gateway) authenticate(_ context.Context, c *Call) error {
 	secret := c.Secret
 	c.Secret = ""
-	if secret != "" {
-		c.KeyFP = config.KeyFingerprint(secret)
-	}
 	k, err := Authenticate(c.Snap, secret)
 	if err != nil {
+		// A refused caller is found by the fingerprint of what it sent.
+		if secret != "" {
+			c.KeyFP = config.KeyFingerprint(secret)
+		}
 		return err
 	}
-	c.Key = k
+	c.Key, c.KeyFP = k, config.HashFingerprint(k.Hash) // the stored hash: no second one on the hot path
 	if c.Evaluation() && !k.Eval {
 		return &chat.Error{Status: http.StatusForbidden, Type: chat.TypePermission, Code: "evaluation_not_allowed",
 			Message: "key " + k.Name + " may not run evaluations: pinning a release (X-Gantry-Release) and marking evaluation traffic (X-Gantry-Eval-Run) need a key with eval: true"}

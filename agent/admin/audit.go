@@ -61,18 +61,16 @@ func auditEntry(rec state.AuditRecord) api.AuditEntry {
 		e.Diff = append(e.Diff, api.AuditChange{Field: c.Field, Before: c.Before, After: c.After})
 	}
 	if len(e.Diff) == 0 {
-		kind, _, _ := strings.Cut(rec.Target, "/")
-		e.Diff = summaryDiff(kind, rec.Before, rec.After)
+		e.Diff = summaryDiff(rec.Before, rec.After)
 	}
 	return e
 }
 
 // summaryDiff compares two summaries of the form "name k=v k=v flag", as
 // the log writes labels, features, tokens and whole configurations: each
-// k=v is a field, a bare word after the first a flag, named under the
-// target's kind (labels.canary, token.revoked). Summaries of another form
-// (a digest, free text) give no fields.
-func summaryDiff(kind, before, after string) []api.AuditChange {
+// k=v is a field, a bare word after the first a flag. Summaries of another
+// form (a digest, free text) give no fields.
+func summaryDiff(before, after string) []api.AuditChange {
 	b, okB := summaryFields(before)
 	a, okA := summaryFields(after)
 	if !okB && !okA {
@@ -88,7 +86,7 @@ func summaryDiff(kind, before, after string) []api.AuditChange {
 			}
 			seen[k] = true
 			if bv, av := lookup(b, k), lookup(a, k); bv != av {
-				out = append(out, api.AuditChange{Field: kind + "." + k, Before: bv, After: av})
+				out = append(out, api.AuditChange{Field: k, Before: bv, After: av})
 			}
 		}
 	}

@@ -79,6 +79,13 @@ func (h *Handlers) feedback(w http.ResponseWriter, r *http.Request) {
 	}
 	fb := trace.Feedback{Time: time.Now().UTC(), Score: in.Score, Thumbs: in.Thumbs, Correction: in.Correction, Comment: in.Comment}
 	if err := h.Traces.Feedback(t.ID, fb); err != nil {
+		if errors.Is(err, trace.ErrFeedbackLimit) {
+			// The call exists; it is full, which is no reason to say it
+			// does not.
+			httpio.ChatError(w, &chat.Error{Status: http.StatusConflict, Type: chat.TypeInvalidRequest, Code: "feedback_limit", Param: "trace_id",
+				Message: fmt.Sprintf("call %q holds all the feedback it can; later feedback is not kept", in.TraceID)})
+			return
+		}
 		httpio.ChatError(w, chat.NotFound("trace_not_found", "no call %q: %v", in.TraceID, err))
 		return
 	}

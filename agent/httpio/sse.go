@@ -16,7 +16,7 @@ const DefaultStall = 30 * time.Second
 type SSE struct {
 	// Stall bounds how long one event may take to leave, so a client that
 	// stops reading cannot hold the stream, its upstream call and the
-	// connection for ever [DefaultStall].
+	// connection for ever [DefaultStall]; 0 sets no bound.
 	Stall   time.Duration
 	w       http.ResponseWriter
 	rc      *http.ResponseController
@@ -96,10 +96,12 @@ func (s *SSE) Raw(data []byte) error {
 // send writes one whole event and flushes it.
 func (s *SSE) send(event []byte) error {
 	s.start()
-	// The deadline is lifted after each event: the connection may serve
-	// another request after this stream.
-	s.rc.SetWriteDeadline(time.Now().Add(s.Stall))
-	defer s.rc.SetWriteDeadline(time.Time{})
+	if s.Stall > 0 {
+		// The deadline is lifted after each event: the connection may
+		// serve another request after this stream.
+		s.rc.SetWriteDeadline(time.Now().Add(s.Stall))
+		defer s.rc.SetWriteDeadline(time.Time{})
+	}
 	if _, err := s.w.Write(event); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package httpio
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,5 +79,37 @@ func TestStreamDeadlineIsLiftedAfterEachEvent(t *testing.T) {
 		if err != nil || strings.Count(b.String(), "tick") != 3 || !strings.Contains(b.String(), "[DONE]") {
 			t.Fatalf("stream %d: %v\n%s", i+1, err, b)
 		}
+	}
+}
+
+// BenchmarkSSEEvent measures one event of a chat stream (about 200 bytes)
+// written and flushed to a client reading over loopback, with and without
+// the stall bound, whose deadline is set and lifted for every event.
+func BenchmarkSSEEvent(b *testing.B) {
+	event := []byte(`{"id":"chatcmpl-0123456789abcdef","object":"chat.completion.chunk","created":1796283816,"model":"sim-small","choices":[{"index":0,"delta":{"content":" word"},"finish_reason":null}]}`)
+	for _, bc := range []struct {
+		name  string
+		stall time.Duration
+	}{{"no bound", 0}, {"stall bound", DefaultStall}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sse := NewSSE(w)
+				sse.Stall = bc.stall
+				for range b.N {
+					if err := sse.Raw(event); err != nil {
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
 	}
 }

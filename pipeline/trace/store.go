@@ -2,6 +2,7 @@ package trace
 
 import (
 	"cmp"
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -462,32 +463,57 @@ func (s *Store) Search(q Query) []Summary {
 	return out
 }
 
-// searchSorted answers a query in another order than time: it needs every
-// match before it can cut the page (the store's bound keeps that bounded),
-// and sorts pointers rather than summaries.
+// searchSorted answers a query in another order than time: every match
+// competes for the page, so it keeps the best limit of them in a heap as
+// it scans (the store's bound keeps the scan bounded) and copies only
+// those.
 func (s *Store) searchSorted(q Query, text string, limit int) []Summary {
+	top := &pageHeap{by: q.Sort}
+	offer := func(e *entry) {
+		switch {
+		case len(top.es) < limit:
+			heap.Push(top, e)
+		case compareSummaries(&e.sum, &top.es[0].sum, q.Sort) < 0:
+			top.es[0] = e
+			heap.Fix(top, 0)
+		}
+	}
+	// Newest first, as ties are ordered: a tie then never displaces what
+	// the heap holds.
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var hits []*entry
+	list := s.entries[s.head:]
 	if q.TraceID != "" {
-		for _, e := range s.byTrace[q.TraceID] {
-			if q.match(e, text) {
-				hits = append(hits, e)
-			}
-		}
-	} else {
-		for _, e := range s.entries[s.head:] {
-			if q.match(e, text) {
-				hits = append(hits, e)
-			}
+		list = s.byTrace[q.TraceID]
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		if e := list[i]; q.match(e, text) {
+			offer(e)
 		}
 	}
-	slices.SortStableFunc(hits, func(a, b *entry) int { return compareSummaries(&a.sum, &b.sum, q.Sort) })
-	out := make([]Summary, 0, min(limit, len(hits)))
-	for _, e := range hits[:min(limit, len(hits))] {
-		out = append(out, e.sum)
+	out := make([]Summary, len(top.es))
+	for i, e := range top.es {
+		out[i] = e.sum
 	}
+	s.mu.RUnlock()
+	SortSummaries(out, q.Sort)
 	return out
+}
+
+// pageHeap holds the best entries found so far with the one that would
+// leave first (the last in the page's order) on top.
+type pageHeap struct {
+	es []*entry
+	by string
+}
+
+func (h *pageHeap) Len() int           { return len(h.es) }
+func (h *pageHeap) Less(i, j int) bool { return compareSummaries(&h.es[i].sum, &h.es[j].sum, h.by) > 0 }
+func (h *pageHeap) Swap(i, j int)      { h.es[i], h.es[j] = h.es[j], h.es[i] }
+func (h *pageHeap) Push(x any)         { h.es = append(h.es, x.(*entry)) }
+func (h *pageHeap) Pop() any {
+	e := h.es[len(h.es)-1]
+	h.es = h.es[:len(h.es)-1]
+	return e
 }
 
 // SortSummaries orders summaries by SortTime (newest first), SortDuration
@@ -507,7 +533,10 @@ func compareSummaries(a, b *Summary, by string) int {
 			return c
 		}
 	}
-	return b.Start.Compare(a.Start)
+	if c := b.Start.Compare(a.Start); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID) // one order for calls of one instant
 }
 
 // Recent returns up to limit of the newest traces that started at or after
