@@ -289,8 +289,9 @@ func build(opts *Options) (_ *Server, _ *config.Config, err error) {
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(os.TempDir(), "gantry", opts.NodeID)
 	}
-	// The trace store is most of an agent's live memory; these bounds keep
-	// an agent near 60 MB resident after sustained load.
+	// The trace store is most of an agent's live heap under load (about
+	// 17 MB at its bounds); README "Where the memory goes" accounts for
+	// the rest.
 	if opts.TraceMaxCount == 0 {
 		opts.TraceMaxCount = DefaultTraceMaxCount
 	}

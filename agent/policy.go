@@ -82,10 +82,10 @@ func (s *Server) wirePolicy() pipeline.Deps {
 		func() float64 { return float64(s.ledger.Stats().Forgotten) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_ids",
 		Help: "Request ids the budget ledger remembers as ended, so a retried settle or release is recognised."},
-		func() float64 { return float64(s.ledger.Stats().EndedIDs) }))
+		func() float64 { ids, _ := s.endedIDs(); return float64(ids) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gantry", Name: "budget_ended_bytes",
 		Help: "Bytes the budget ledger's remembered request ids take."},
-		func() float64 { return float64(s.ledger.Stats().EndedBytes) }))
+		func() float64 { _, b := s.endedIDs(); return float64(b) }))
 	for _, c := range []struct {
 		name string
 		c    *cache.Cache
@@ -98,6 +98,18 @@ func (s *Server) wirePolicy() pipeline.Deps {
 			func() float64 { return float64(c.c.Stats().Bytes) }))
 	}
 	return d
+}
+
+// endedIDs counts the ended request ids both ledgers remember: the local
+// one's and, once the cluster node opens, the grant side's in front.
+func (s *Server) endedIDs() (ids, bytes int) {
+	st := s.ledger.Stats()
+	ids, bytes = st.EndedIDs, st.EndedBytes
+	if s.spend != nil {
+		gi, gb := s.spend.ledger.Ended()
+		ids, bytes = ids+gi, bytes+gb
+	}
+	return ids, bytes
 }
 
 // ledgerSwitch is the gateway's ledger: the local one, until the cluster

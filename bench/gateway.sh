@@ -24,7 +24,7 @@ go build -o "$tmp/gantry" .
 go build -o "$tmp/mock" ./bench/mock
 go build -o "$tmp/hop" ./bench/hop
 "$tmp/mock" -addr "$MOCK" &
-"$tmp/hop" -addr "$HOP" -upstream "http://$MOCK" &
+"$tmp/hop" -addr "$HOP" -upstream "http://$MOCK" 2>"$tmp/hop.log" &  # wrk closing its connections is logged as proxy errors
 HOPPID=$!
 KEY=gk_bench-key-0123456789
 sed -e "s#@MOCK@#http://$MOCK/v1#" -e "s#@HASH@#$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)#" bench/gateway.yaml > "$tmp/gateway.yaml"

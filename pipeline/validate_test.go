@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gantry/config"
+	"gantry/pipeline/cache"
 	"gantry/pipeline/chat"
 	"gantry/pipeline/provider"
 )
@@ -134,5 +135,47 @@ func TestCallerSchemaRefusedBeforeAnythingIsSpent(t *testing.T) {
 		ResponseFormat: &chat.ResponseFormat{Type: "json_schema", JSONSchema: &chat.JSONSchema{Name: "x", Schema: []byte(`{"type":"object","required":["other"]}`)}}}}
 	if err := g.Serve(context.Background(), c); err == nil || !strings.Contains(err.Error(), "other") {
 		t.Fatalf("an answer missing a required field: %v", err)
+	}
+}
+
+// TestRepairedAnswerIsCachedUnderTheRequest: an answer that needed a
+// repair is filed under the key the caller's request was looked up by, so
+// the same request next time is a cache hit and calls nothing upstream.
+func TestRepairedAnswerIsCachedUnderTheRequest(t *testing.T) {
+	g, up := schemaGateway(t, 1, `{"priority": 9}`, `{"priority": 2}`)
+	snap := g.Snapshot()
+	snap.features["triage"].releases[1].Cache = &config.CachePolicy{TTL: config.Duration(time.Minute)}
+	g.cache = cache.New(1<<20, time.Now)
+	if err := g.Serve(context.Background(), invokeCall()); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	c := invokeCall()
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	if !c.Cached || c.Output() != `{"priority": 2}` || len(up.seen) != 2 {
+		t.Fatalf("second call cached %v output %q after %d upstream calls; want the repaired answer from the cache after 2", c.Cached, c.Output(), len(up.seen))
+	}
+}
+
+// TestACallIsServedFromItsOwnSnapshot: a request decoded against one
+// configuration is served from it even when another is installed before
+// Serve runs.
+func TestACallIsServedFromItsOwnSnapshot(t *testing.T) {
+	g, _ := schemaGateway(t, 0, `{"priority": 1}`)
+	decodedAgainst := g.Snapshot()
+	empty, err := Compile(&config.Config{Providers: []config.Provider{{Name: "p", Kind: config.KindOpenAI}}, Models: []config.Model{{Name: "m", Provider: "p"}}},
+		NewProviderSet(func(config.Provider) (provider.Provider, error) { return &answers{texts: []string{"x"}}, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := invokeCall()
+	c.Snap = decodedAgainst
+	g.Swap(empty) // no key, no feature
+	if err := g.Serve(context.Background(), c); err != nil {
+		t.Fatalf("serve: %v (the call saw the newer configuration)", err)
+	}
+	if err := g.Serve(context.Background(), invokeCall()); err == nil || err.Status != 401 {
+		t.Fatalf("a call without a snapshot of its own: got %v, want the new configuration's 401", err)
 	}
 }

@@ -39,7 +39,6 @@ type Granted struct {
 	mu     sync.Mutex
 	holds  map[string]*grantHold
 	done   endedSet[*grantEnded] // released and reaped ids, for a late settle
-	seen   seenSet               // settled ids
 	demand map[string]float64    // per budget, the largest worst case asked for
 }
 
@@ -86,7 +85,7 @@ func (g *Granted) Reserve(ctx context.Context, r Reservation) (Hold, error) {
 	scopes := dedupe(r.Scopes)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.holds[r.RequestID] != nil || g.done.has(r.RequestID) || g.seen.has(r.RequestID) {
+	if g.holds[r.RequestID] != nil || g.done.has(r.RequestID) || g.local.settled(r.RequestID) {
 		return Hold{}, fmt.Errorf("%w: %s", ErrDuplicate, r.RequestID)
 	}
 	h := &grantHold{amount: r.AmountUSD}
@@ -193,8 +192,9 @@ func (g *Granted) release(id string, h *grantHold, now time.Time) {
 }
 
 func (g *Granted) markDone(id string, budgets []string, now time.Time) {
-	if budgets == nil { // settled: nothing left to charge late
-		g.seen.add(id, now, g.local.opts.DoneRetention, g.local.opts.MaxDone)
+	if budgets == nil {
+		// Settled: nothing is left to charge late, and the local ledger,
+		// which settled it too, remembers the id for Reserve.
 		return
 	}
 	g.done.add(id, &grantEnded{budgets: budgets}, now, g.local.opts.MaxDone)
@@ -214,7 +214,6 @@ func (g *Granted) Reap(now time.Time) int {
 	}
 	cutoff := now.Add(-g.local.opts.DoneRetention)
 	g.done.forget(cutoff)
-	g.seen.forget(now, g.local.opts.DoneRetention)
 	return n
 }
 
@@ -226,6 +225,16 @@ func (g *Granted) Run(ctx context.Context) {
 
 // Demand is the largest worst case a call asked of budget, so grants can
 // be sized to cover at least one call.
+// Ended returns the request ids the grant side remembers as ended, in
+// front of the local ledger's (Stats), and the bytes they take: only those
+// released or reaped, which a late settle still charges.
+func (g *Granted) Ended() (ids, bytes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exact, _ := g.done.size()
+	return exact, endedExactBytes * exact
+}
+
 func (g *Granted) Demand(budget string) float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -409,16 +409,26 @@ type Stats struct {
 	EndedIDs, EndedBytes int
 }
 
+// settled reports whether requestID's reservation was settled and is still
+// remembered (see seenSet for the false-positive rule).
+func (l *Local) settled(requestID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen.has(requestID)
+}
+
+// endedExactBytes is about what an exactly kept ended id costs: the map
+// entry, the queue entry, the id and its scopes.
+const endedExactBytes = 190
+
 // Stats returns the current counters.
 func (l *Local) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ids, bytes := l.seen.size()
 	exact, _ := l.done.size()
-	// An exactly kept id costs about 190 bytes: the map entry, the queue
-	// entry, the id and its scopes.
 	return Stats{OpenHolds: len(l.holds), Reaped: l.reaped.Load(), Users: l.users, Forgotten: l.forgot,
-		EndedIDs: ids + exact, EndedBytes: bytes + 190*exact}
+		EndedIDs: ids + exact, EndedBytes: bytes + endedExactBytes*exact}
 }
 
 // Usage is the state of one budget counter.

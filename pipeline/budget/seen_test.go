@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -58,5 +59,34 @@ func TestSettledIDsAreRememberedCompactly(t *testing.T) {
 	l.Reap(now.Add(time.Hour))
 	if ids, _ := l.seen.size(); ids != 0 {
 		t.Fatalf("%d ids still remembered two retentions later", ids)
+	}
+}
+
+// TestGrantedRefusesASettledID: in front of the local ledger, the grant
+// side keeps no settled ids of its own, yet a settled request id is still
+// refused as a duplicate, the grant untouched, and a retried settle is a
+// retry.
+func TestGrantedRefusesASettledID(t *testing.T) {
+	g, w := newGranted(t, map[string]float64{"g": 1})
+	s := scope("g", config.BudgetBlock, 100, config.PeriodTotal)
+	r := Reservation{RequestID: "r1", Scopes: []Scope{s}, AmountUSD: 0.1}
+	if _, err := g.Reserve(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Settle("r1", 0.05); err != nil {
+		t.Fatal(err)
+	}
+	before := w.Balance("g")
+	if _, err := g.Reserve(context.Background(), r); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("reserve of a settled id: got %v, want a duplicate", err)
+	}
+	if err := g.Settle("r1", 0.05); err != nil {
+		t.Fatalf("retried settle: %v", err)
+	}
+	if after := w.Balance("g"); after != before {
+		t.Fatalf("grant balance moved from %v to %v", before, after)
+	}
+	if ids, _ := g.Ended(); ids != 0 {
+		t.Fatalf("the grant side keeps %d settled ids", ids)
 	}
 }

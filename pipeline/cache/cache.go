@@ -266,7 +266,7 @@ func (c *Cache) Sweep() int {
 	c.mu.Unlock()
 	for el != nil {
 		c.mu.Lock()
-		if _, live := c.items[el.Value.(*entry).key]; !live {
+		if c.items[el.Value.(*entry).key] != el {
 			c.mu.Unlock()
 			return n // removed meanwhile: the next sweep goes on
 		}

@@ -259,3 +259,43 @@ func TestSweepDropsExpiredEntries(t *testing.T) {
 		t.Fatal("a live entry was swept")
 	}
 }
+
+// TestSweepUnderConcurrentUse: sweeping while other goroutines store the
+// same keys again and look them up leaves the cache consistent: every
+// entry in the index is in the list, and the bytes add up.
+func TestSweepUnderConcurrentUse(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := New(1<<20, clock)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3000 {
+				k := Key{byte(i % 300), byte(g)}
+				c.Put(k, []byte("answer"), time.Duration(1+i%3)*time.Second)
+				c.Get(k)
+			}
+		})
+	}
+	for range 50 {
+		mu.Lock()
+		now = now.Add(time.Second)
+		mu.Unlock()
+		c.Sweep()
+	}
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var used int64
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*entry)
+		if c.items[e.key] != el {
+			t.Fatal("an entry in the list is not the one the index names")
+		}
+		used += int64(len(e.value)) + entryOverhead
+	}
+	if len(c.items) != c.lru.Len() || used != c.used {
+		t.Fatalf("index %d entries, list %d, bytes %d counted %d", len(c.items), c.lru.Len(), c.used, used)
+	}
+}
