@@ -295,12 +295,9 @@ type auditFilter struct {
 
 func parseAuditFilter(text string) (auditFilter, error) {
 	var f auditFilter
-	if len(text) > maxFilterLen {
-		return f, fmt.Errorf("a filter is at most %d characters", maxFilterLen)
-	}
-	words := strings.Fields(text)
-	if len(words) > maxFilterTerms {
-		return f, fmt.Errorf("a filter has at most %d terms", maxFilterTerms)
+	words, err := filterWords(text)
+	if err != nil {
+		return f, err
 	}
 	for _, w := range words {
 		name, val, ok := strings.Cut(w, ":")

@@ -58,14 +58,24 @@ var filterFields = map[string]string{
 // fieldNames lists the fields for error messages, in a stable order.
 const fieldNames = "feature, release, model, provider, node, user, team, key, fp, kind, code, status, feedback, id, client, dur, cost"
 
-func parseTraceFilter(text string) (traceFilter, error) {
-	var f traceFilter
+// filterWords splits a filter the operator typed into its words, within
+// the bounds every filter shares.
+func filterWords(text string) ([]string, error) {
 	if len(text) > maxFilterLen {
-		return f, fmt.Errorf("a filter is at most %d characters", maxFilterLen)
+		return nil, fmt.Errorf("a filter is at most %d characters", maxFilterLen)
 	}
 	words := strings.Fields(text)
 	if len(words) > maxFilterTerms {
-		return f, fmt.Errorf("a filter has at most %d terms", maxFilterTerms)
+		return nil, fmt.Errorf("a filter has at most %d terms", maxFilterTerms)
+	}
+	return words, nil
+}
+
+func parseTraceFilter(text string) (traceFilter, error) {
+	var f traceFilter
+	words, err := filterWords(text)
+	if err != nil {
+		return f, err
 	}
 	for _, w := range words {
 		name, val, ok := strings.Cut(w, ":")
