@@ -44,7 +44,13 @@ func newCanaryWatch(node string, reg prometheus.Registerer) *canaryWatch {
 // watchCanaries looks at live canaries every canaryInterval while this
 // agent leads, until ctx ends.
 func (r *replica) watchCanaries(ctx context.Context) {
-	t := time.NewTicker(canaryInterval)
+	r.whileLeading(ctx, canaryInterval, func(now time.Time) { r.lookAtCanaries(ctx, now) })
+}
+
+// whileLeading calls fn every interval while this agent leads the
+// cluster, until ctx ends: work only one agent should propose.
+func (r *replica) whileLeading(ctx context.Context, interval time.Duration, fn func(now time.Time)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -52,7 +58,7 @@ func (r *replica) watchCanaries(ctx context.Context) {
 			return
 		case <-t.C:
 			if r.IsLeader() {
-				r.lookAtCanaries(ctx, time.Now().UTC())
+				fn(time.Now().UTC())
 			}
 		}
 	}

@@ -19,18 +19,11 @@ const (
 // pruneRevokedKeys proposes the prune every pruneKeysInterval while this
 // agent leads, until ctx ends.
 func (r *replica) pruneRevokedKeys(ctx context.Context) {
-	t := time.NewTicker(pruneKeysInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r.IsLeader() && r.hasRevokedKeys() {
-				r.proposePrune(ctx, time.Now().UTC())
-			}
+	r.whileLeading(ctx, pruneKeysInterval, func(now time.Time) {
+		if r.hasRevokedKeys() {
+			r.proposePrune(ctx, now)
 		}
-	}
+	})
 }
 
 func (r *replica) hasRevokedKeys() bool {
