@@ -32,6 +32,7 @@ type fakeAgent struct {
 	relStats  *api.ClusterStats // nil: the endpoint does not exist (404)
 	alerts    *api.Alerts       // nil: 404
 	health    *api.Health       // nil: 404
+	costs     []api.CostRow     // by release; nil: 404
 	audit     []api.AuditEntry  // newest first
 	auditQs   []api.AuditQuery  // audit queries received
 	moves     []api.LabelMove
@@ -137,6 +138,15 @@ func newFakeAgent(t testing.TB, node string) *fakeAgent {
 			return
 		}
 		writeTestJSON(w, 200, f.health)
+	})
+	admin("GET "+api.PathCosts, func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.costs == nil || r.URL.Query().Get("by") != "release" {
+			http.NotFound(w, r)
+			return
+		}
+		writeTestJSON(w, 200, api.Costs{Node: f.node, By: "release", Rows: f.costs})
 	})
 	admin("GET "+api.PathAudit, func(w http.ResponseWriter, r *http.Request) {
 		q, err := api.ParseAuditQuery(r.URL.Query())

@@ -87,6 +87,7 @@ type Fleet struct {
 	ctx     context.Context
 	auditQ  *api.AuditQuery // what the audit view asked for last; nil: not opened yet
 	health  bool            // the health view was opened: poll model health
+	costs   bool            // cost per good answer was shown: poll cost tables
 	wg      sync.WaitGroup
 	poke    chan struct{}
 }
@@ -448,8 +449,16 @@ func (f *Fleet) poll(ctx context.Context) {
 		f.send(tui.FetchErrMsg{What: "alerts", Err: err})
 	}
 	f.mu.Lock()
-	health := f.health
+	health, costs := f.health, f.costs
 	f.mu.Unlock()
+	if costs {
+		// Each agent counts only its own calls: the cluster's are the sum.
+		if cs, err := fromEach(ctx, agents, (*Client).CostsByRelease); len(cs) > 0 {
+			f.send(tui.CostsMsg(api.MergeCosts(cs...)))
+		} else if err != nil {
+			f.send(tui.FetchErrMsg{What: "costs", Err: err})
+		}
+	}
 	if health {
 		if hs, err := fromEach(ctx, agents, (*Client).ModelHealth); len(hs) > 0 {
 			f.send(tui.HealthMsg(MergeHealth(hs)))
@@ -499,6 +508,14 @@ func fromEach[T any](ctx context.Context, agents []*agentConn, get func(*Client,
 func (f *Fleet) WatchHealth() {
 	f.mu.Lock()
 	f.health = true
+	f.mu.Unlock()
+	f.Refresh()
+}
+
+// WatchCosts polls every agent's cost table from now on, and at once.
+func (f *Fleet) WatchCosts() {
+	f.mu.Lock()
+	f.costs = true
 	f.mu.Unlock()
 	f.Refresh()
 }

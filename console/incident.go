@@ -22,6 +22,14 @@ func (c *Client) ModelHealth(ctx context.Context) (api.Health, error) {
 	return out, err
 }
 
+// CostsByRelease is what this agent's calls and good answers cost, by
+// release, over the last day.
+func (c *Client) CostsByRelease(ctx context.Context) ([]api.CostRow, error) {
+	var out api.Costs
+	err := c.do(ctx, http.MethodGet, api.PathCosts+"?by=release", nil, &out)
+	return out.Rows, err
+}
+
 // Audit is one page of the cluster's audit log, newest first.
 func (c *Client) Audit(ctx context.Context, q api.AuditQuery) (api.AuditList, error) {
 	var out api.AuditList

@@ -66,8 +66,9 @@ func TestMergeHealth(t *testing.T) {
 	}
 }
 
-// TestFleetSendsIncidentData: alerts and health come from every agent,
-// merged; the audit log from one, filtered as the audit view asks.
+// TestFleetSendsIncidentData: alerts, health and cost tables come from
+// every agent, merged; the audit log from one, filtered as the audit view
+// asks.
 func TestFleetSendsIncidentData(t *testing.T) {
 	a, b := newFakeAgent(t, "n1"), newFakeAgent(t, "n2")
 	both := &api.Members{Leader: "n1", Term: 3, Members: []api.Member{
@@ -79,6 +80,7 @@ func TestFleetSendsIncidentData(t *testing.T) {
 	a.members = both
 	a.alerts = &api.Alerts{Node: "n1", Time: now, Alerts: []api.Alert{}}
 	a.health = &api.Health{Node: "n1", Models: []api.ModelHealth{{Model: "m", Breaker: api.BreakerClosed, HealthStats: api.HealthStats{Calls: 5}}}}
+	a.costs = []api.CostRow{{Group: "support-answer@v2", Calls: 3, CostUSD: 0.03, Validated: 2}}
 	a.audit = []api.AuditEntry{
 		{Seq: 2, Actor: "token:ops (local:ana)", Command: "move_label", Target: "feature/support-answer"},
 		{Seq: 1, Actor: "token:ci", Command: "apply_config", Target: "route/default"},
@@ -88,6 +90,7 @@ func TestFleetSendsIncidentData(t *testing.T) {
 	b.members = both
 	b.alerts = &api.Alerts{Node: "n2", Time: now, Alerts: []api.Alert{{ID: "breaker_open/model/m", Kind: api.AlertBreakerOpen, Severity: api.SeverityCritical, Node: "n2"}}}
 	b.health = &api.Health{Node: "n2", Models: []api.ModelHealth{{Model: "m", Breaker: api.BreakerOpen, HealthStats: api.HealthStats{Calls: 7}}}}
+	b.costs = []api.CostRow{{Group: "support-answer@v2", Calls: 1, CostUSD: 0.01, Validated: 2}}
 	b.mu.Unlock()
 
 	f, rec := runFleet(t, FleetOptions{Agents: []string{a.srv.URL}})
@@ -102,7 +105,7 @@ func TestFleetSendsIncidentData(t *testing.T) {
 	rec.mu.Lock()
 	for _, m := range rec.msgs {
 		switch m.(type) {
-		case tui.HealthMsg, tui.AuditMsg:
+		case tui.HealthMsg, tui.AuditMsg, tui.CostsMsg:
 			t.Fatalf("%T sent before its view was opened", m)
 		}
 	}
@@ -119,6 +122,15 @@ func TestFleetSendsIncidentData(t *testing.T) {
 			}
 		}
 		return al && hl
+	})
+	f.WatchCosts()
+	rec.waitFor(t, "both agents' costs added up", func(ms []tea.Msg) bool {
+		for _, m := range ms {
+			if cm, ok := m.(tui.CostsMsg); ok && len(cm) == 1 && cm[0].Calls == 4 && cm[0].CostPerValidatedUSD != nil && *cm[0].CostPerValidatedUSD == 0.01 {
+				return true
+			}
+		}
+		return false
 	})
 	f.SetAuditQuery(api.AuditQuery{Kind: "move_label", Limit: 50})
 	rec.waitFor(t, "the audit page for move_label", func(ms []tea.Msg) bool {

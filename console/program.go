@@ -139,6 +139,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tui.HealthRequest:
 		m.fleet.WatchHealth()
 		return m, nil
+	case tui.CostsRequest:
+		m.fleet.WatchCosts()
+		return m, nil
 	case tui.AuditRequest:
 		m.fleet.SetAuditQuery(api.AuditQuery(req))
 		return m, nil

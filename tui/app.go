@@ -339,12 +339,16 @@ func (a *App) update(msg tea.Msg) tea.Cmd {
 		}
 	case HealthMsg:
 		a.health.Update(msg)
+	case CostsMsg:
+		a.costs.Update(msg)
 	case FetchErrMsg:
 		switch msg.What {
 		case "alerts":
 			a.alerts.err = msg.Err.Error()
 		case "health":
 			a.health.err = msg.Err.Error()
+		case "costs":
+			a.costs.goodErr = msg.Err.Error()
 		}
 	case AuditMsg:
 		a.audit.Update(msg)

@@ -11,19 +11,34 @@ import (
 	"gantry/api"
 )
 
-// spendDims are the groupings of the spend table, in tab order.
+// spendDims are the groupings of the spend table, in tab order; after
+// them the tab shows what a good answer costs by release.
 var spendDims = []string{api.DimFeature, api.DimTeam, api.DimKey, api.DimModel}
+
+// goodTab is the tab after the spend dimensions.
+var goodTab = len(spendDims)
+
+// tabName names a tab of the lower table.
+func tabName(i int) string {
+	if i == goodTab {
+		return "good answer"
+	}
+	return spendDims[i]
+}
 
 // costsView shows each budget's use as a bar with its burn rate and when it
 // runs out at that rate, and the window's spend by feature, team, key or
 // model.
 type costsView struct {
-	env    *env
-	w, h   int
-	b      *api.Budgets
-	series []float64 // overall cost per minute, from the overview
-	dim    int
-	cur    list
+	env     *env
+	w, h    int
+	b       *api.Budgets
+	series  []float64 // overall cost per minute, from the overview
+	dim     int
+	cur     list
+	good    []api.CostRow // by release, asked for once the tab is shown
+	asked   bool
+	goodErr string // why no agent answered for good, until one does
 }
 
 func newCostsView(e *env) *costsView { return &costsView{env: e} }
@@ -82,9 +97,17 @@ func (v *costsView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		v.cur.clamp(len(b.Budgets), v.budgetRows())
 	case OverviewMsg:
 		v.series = msg.CostSeries
+	case CostsMsg:
+		v.good, v.goodErr = msg, ""
 	case actionMsg:
 		if msg.Action.ID == ActNextTab {
-			v.dim = (v.dim + 1) % len(spendDims)
+			v.dim = (v.dim + 1) % (goodTab + 1)
+			if v.dim == goodTab && !v.asked {
+				// Each agent adds a day of buckets up for it: asked for
+				// only once someone looks.
+				v.asked = true
+				return v, func() tea.Msg { return CostsRequest{} }
+			}
 			return v, nil
 		}
 		v.cur.move(msg.Action.ID, len(v.budgets()), v.budgetRows())
@@ -170,6 +193,9 @@ func (v *costsView) View() string {
 		lines = append(lines, fit(grantsLine(v.b.Budgets[c]), v.w, false))
 	}
 
+	if v.dim == goodTab {
+		return fillLines(append(lines, v.goodAnswers()...), v.h)
+	}
 	dim := spendDims[v.dim]
 	var rows []api.Spend
 	total := 0.0
@@ -193,7 +219,7 @@ func (v *costsView) View() string {
 		// the total is a lower bound, not the spend.
 		totalText += fmt.Sprintf(" + %s calls of unknown price", count(unpriced))
 	}
-	head := fmt.Sprintf("Spend by %s  (%s: by %s)  total %s", dim, v.env.keys.NextTab.Help().Key, spendDims[(v.dim+1)%len(spendDims)], totalText)
+	head := fmt.Sprintf("Spend by %s  (%s: by %s)  total %s", dim, v.env.keys.NextTab.Help().Key, tabName(v.dim+1), totalText)
 	if ansi.StringWidth(head) > v.w {
 		head = fit(head, v.w, false)
 	}
@@ -224,6 +250,58 @@ func (v *costsView) View() string {
 		lines = append(lines, st.Dim.Render("  no spend in the window"))
 	}
 	return fillLines(lines, v.h)
+}
+
+var goodCols = []column{
+	{title: "RELEASE", width: 16, flex: true},
+	{title: "CALLS", width: 7, right: true},
+	{title: "COST", width: 9, right: true},
+	{title: "PER CALL", width: 9, right: true},
+	{title: "PER VALID", width: 9, right: true},
+	{title: "PER GOOD", width: 9, right: true},
+	{title: "PER CASE", width: 9, right: true, drop: 2},
+	{title: "ESCALATED", width: 9, right: true, drop: 1},
+}
+
+// goodAnswers is the lower table's last tab: what a call, a validated
+// answer, an answer nobody disliked and a passing evaluation case cost,
+// by release, over the last day of every agent's calls.
+func (v *costsView) goodAnswers() []string {
+	st := v.env.st
+	head := fmt.Sprintf("Cost per good answer by release, last 24h  (%s: by %s)", v.env.keys.NextTab.Help().Key, tabName(0))
+	lines := []string{"", st.Header.Render(fit(head, v.w, false))}
+	switch {
+	case v.good == nil && v.goodErr != "":
+		return append(lines, st.Err.Render(fit("  no agent answered: "+v.goodErr, v.w, false)))
+	case v.good == nil:
+		return append(lines, st.Dim.Render("  waiting for the agents' cost tables…"))
+	}
+	w := layout(goodCols, v.w)
+	lines = append(lines, st.Header.Render(headerRow(goodCols, w)))
+	per := func(p *float64) string {
+		if p == nil {
+			return "-"
+		}
+		return usd(*p)
+	}
+	room := v.h - len(lines) - 4
+	for i, r := range v.good {
+		if i >= room {
+			break
+		}
+		esc := "-"
+		if r.EscalationRate != nil {
+			esc = pct(*r.EscalationRate)
+		}
+		lines = append(lines, renderRow(goodCols, w, []string{
+			r.Group, count(r.Calls), usd(r.CostUSD), per(r.CostPerCallUSD), per(r.CostPerValidatedUSD),
+			per(r.CostPerGoodUSD), per(r.CostPerPassingCaseUSD), esc,
+		}, false))
+	}
+	if len(v.good) == 0 {
+		lines = append(lines, st.Dim.Render("  no calls in the last day"))
+	}
+	return lines
 }
 
 // grantsLine tells, for a budget the cluster shares, whose burn rate the

@@ -95,6 +95,19 @@ func TestGoldenViews(t *testing.T) {
 			send(t, a, TraceMsg{Trace: tr})
 		}},
 		{"costs", false, func(t *testing.T, a *App) { press(t, a, keys.Costs) }},
+		{"costs-good-answer", false, func(t *testing.T, a *App) {
+			press(t, a, keys.Costs)
+			for range spendDims {
+				press(t, a, keys.NextTab)
+			}
+			per := func(v float64) *float64 { return &v }
+			send(t, a, CostsMsg{
+				{Group: "support-answer@v3", Calls: 1204, CostUSD: 1.806, CostPerCallUSD: per(0.0015), CostPerValidatedUSD: per(0.00156),
+					CostPerGoodUSD: per(0.00161), CostPerPassingCaseUSD: per(0.0021), Answered: 1204, Validated: 1158, CascadeCalls: 1204, Escalated: 301, EscalationRate: per(0.25)},
+				{Group: "support-answer@v2", Calls: 3890, CostUSD: 11.67, CostPerCallUSD: per(0.003), CostPerValidatedUSD: per(0.00312), CostPerGoodUSD: per(0.0033), Answered: 3890, Validated: 3740},
+				{Group: "ticket-triage@v1", Calls: 812, CostUSD: 0.08, CostPerCallUSD: per(0.0001)},
+			})
+		}},
 		{"releases", false, func(t *testing.T, a *App) { press(t, a, keys.Releases) }},
 		{"releases-diff", false, func(t *testing.T, a *App) {
 			press(t, a, keys.Releases)

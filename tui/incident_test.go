@@ -577,6 +577,25 @@ func TestHealthAskedOnce(t *testing.T) {
 	only[HealthRequest](t, press(t, b, b.Keys().Open))
 }
 
+// TestCostsAskedOnce: the costs view asks for cost tables the first time
+// its last tab shows, and not again as the tab comes round.
+func TestCostsAskedOnce(t *testing.T) {
+	a := loaded(t, false, 120, 40)
+	press(t, a, a.Keys().Costs)
+	for range spendDims[1:] {
+		none[CostsRequest](t, press(t, a, a.Keys().NextTab))
+	}
+	only[CostsRequest](t, press(t, a, a.Keys().NextTab))
+	for range spendDims {
+		none[CostsRequest](t, press(t, a, a.Keys().NextTab))
+	}
+	none[CostsRequest](t, press(t, a, a.Keys().NextTab))
+	send(t, a, FetchErrMsg{What: "costs", Err: errors.New("agent n1: 401 bad token")})
+	if v := a.View(); !strings.Contains(v, "no agent answered: agent n1: 401 bad token") {
+		t.Fatalf("the costs view does not say why no agent answered:\n%s", v)
+	}
+}
+
 // TestGoldenNotServed: agents that do not serve alerts or health (an older
 // version) are said to, not waited on.
 func TestGoldenNotServed(t *testing.T) {

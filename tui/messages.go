@@ -62,8 +62,8 @@ type (
 	// AlertsMsg is the latest alerts of the cluster, worst first.
 	AlertsMsg api.Alerts
 
-	// FetchErrMsg says why no agent answered for What ("alerts" or
-	// "health") this round; the next data clears it.
+	// FetchErrMsg says why no agent answered for What ("alerts",
+	// "health" or "costs") this round; the next data clears it.
 	FetchErrMsg struct {
 		What string
 		Err  error
@@ -71,6 +71,10 @@ type (
 
 	// HealthMsg is the latest health of every model and provider.
 	HealthMsg api.Health
+
+	// CostsMsg is what a call and a good answer cost, by release, over the
+	// last day, added up over every agent.
+	CostsMsg []api.CostRow
 
 	// AuditMsg is a page of the cluster's audit log for Query.
 	AuditMsg struct {
@@ -112,6 +116,10 @@ type (
 	// HealthRequest asks for the model health of every agent, from now on
 	// at every poll: only the health view shows it.
 	HealthRequest struct{}
+
+	// CostsRequest asks for the cost per good answer of every release,
+	// from now on at every poll: only the costs view shows it.
+	CostsRequest struct{}
 
 	// TraceSearchRequest asks every agent for the traces the filter
 	// matches, so older ones than the live table holds show up too. The
