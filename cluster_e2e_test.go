@@ -304,18 +304,32 @@ func (c *testCluster) chat(a *agentProc) error {
 func (c *testCluster) waitConverged(timeout time.Duration) string {
 	c.t.Helper()
 	var hash string
-	c.waitFor("all agents serve the same state", timeout, func() bool {
-		hash = ""
+	var last []string // each agent's last answer, for the failure message
+	start := time.Now()
+	for {
+		hash, last = "", last[:0]
+		converged := true
 		for _, a := range c.agents {
 			st, err := c.status(a)
-			if err != nil || (hash != "" && st.StateHash != hash) || st.ServingIndex == 0 || st.ServingIndex != st.StateIndex {
-				return false
+			if err != nil {
+				last = append(last, fmt.Sprintf("%s: %v", a.id, err))
+				converged = false
+				continue
+			}
+			last = append(last, fmt.Sprintf("%s: leader %q state %d %.12s serving %d %s", a.id, st.Leader, st.StateIndex, st.StateHash, st.ServingIndex, st.Unserved))
+			if (hash != "" && st.StateHash != hash) || st.ServingIndex == 0 || st.ServingIndex != st.StateIndex {
+				converged = false
 			}
 			hash = st.StateHash
 		}
-		return true
-	})
-	return hash
+		if converged {
+			return hash
+		}
+		if time.Since(start) > timeout {
+			c.t.Fatalf("all agents serve the same state: not within %s; last seen:\n%s", timeout, strings.Join(last, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestClusterSurvivesLeaderKill runs three agent processes, streams key

@@ -49,8 +49,10 @@ func TestGetCosts(t *testing.T) {
 	const calls = 6
 	var ids []string
 	served := 0
+	// One user: the example's canary is sticky per user, so every call is
+	// served by one release and lands in one row.
 	for i := range calls {
-		resp, body := post("/v1/chat/completions", fmt.Sprintf(`{"model":"feature/support-answer","messages":[{"role":"user","content":"Where is order %d?"}],"metadata":{"customer":"Ana","question":"Where is my order?"}}`, i))
+		resp, body := post("/v1/chat/completions", fmt.Sprintf(`{"model":"feature/support-answer","user":"ana","messages":[{"role":"user","content":"Where is order %d?"}],"metadata":{"customer":"Ana","question":"Where is my order?"}}`, i))
 		ids = append(ids, resp.Header.Get("X-Request-Id"))
 		if resp.StatusCode == 200 {
 			served++

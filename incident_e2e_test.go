@@ -302,6 +302,10 @@ func TestConsoleForgetsRemovedMember(t *testing.T) {
 	con.waitFor("Gantry console", "Overview", "agents 3")
 	con.press("5")
 	con.waitFor("[5 cluster]", "n1", "n2", "n3")
+	// An agent announces its admin address a moment after it joins; the
+	// console follows an agent from then on, and only then can it mark
+	// the agent stale.
+	con.waitMatch(`(?m)^[> ] n3 .* http://`)
 
 	c.agents[2].stop(t)
 	con.waitFor("STALE: n3")
