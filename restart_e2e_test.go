@@ -222,7 +222,7 @@ func TestRestartServesNothingStale(t *testing.T) {
 		a.start(t)
 	}
 	c.waitFor("the agent caught up once a leader exists", 30*time.Second, func() bool { return c.metric(alone, "gantry_config_stale") == "0" })
-	c.waitConverged(45 * time.Second)
+	c.waitConverged(60 * time.Second)
 
 	// Every call served on the budget is in its ledger, and together they
 	// never went past the limit.
