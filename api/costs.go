@@ -1,6 +1,8 @@
 package api
 
 import (
+	"gantry/pipeline/costs"
+
 	"sort"
 	"time"
 )
@@ -80,24 +82,24 @@ func MergeCosts(tables ...[]CostRow) []CostRow {
 	out := make([]CostRow, 0, len(order))
 	for _, g := range order {
 		m := byGroup[g]
-		m.CostPerCallUSD = per(m.CostUSD, m.Calls)
-		m.CostPerValidatedUSD = per(m.CostUSD, m.Validated)
-		m.CostPerGoodUSD = per(m.CostUSD, m.Answered-m.NegativeFeedback)
-		if m.CascadeCalls > 0 {
-			rate := float64(m.Escalated) / float64(m.CascadeCalls)
-			m.EscalationRate = &rate
-		}
+		m.SetRates()
 		out = append(out, *m)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CostUSD > out[j].CostUSD })
 	return out
 }
 
-// per divides a cost among n things; nil when there are none.
-func per(cost float64, n int64) *float64 {
-	if n <= 0 {
-		return nil
+// SetRates works the costs per call, per validated answer and per answer
+// without negative feedback, and the escalation rate, out of the row's
+// counts. The cost per passing case comes from evaluation runs, not from
+// the counts, and is left alone.
+func (r *CostRow) SetRates() {
+	r.CostPerCallUSD = costs.Per(r.CostUSD, r.Calls)
+	r.CostPerValidatedUSD = costs.Per(r.CostUSD, r.Validated)
+	r.CostPerGoodUSD = costs.Per(r.CostUSD, r.Answered-r.NegativeFeedback)
+	r.EscalationRate = nil
+	if r.CascadeCalls > 0 {
+		rate := float64(r.Escalated) / float64(r.CascadeCalls)
+		r.EscalationRate = &rate
 	}
-	v := cost / float64(n)
-	return &v
 }

@@ -46,14 +46,8 @@ func (a *API) getCosts(w http.ResponseWriter, r *http.Request) {
 		row := api.CostRow{Group: g.Name, Calls: g.Calls, CostUSD: g.CostUSD, Answered: g.Answered, Validated: g.Validated, NegativeFeedback: g.NegativeFeedback,
 			CascadeCalls: g.CascadeCalls, Escalated: g.Escalated, CostWithoutEscalationUSD: g.BaseCostUSD,
 			TokensSaved: g.TokensSaved, SemanticHits: g.SemanticHits,
-			CostPerCallUSD:      costs.Per(g.CostUSD, g.Calls),
-			CostPerValidatedUSD: costs.Per(g.CostUSD, g.Validated),
-			CostPerGoodUSD:      costs.Per(g.CostUSD, g.Answered-g.NegativeFeedback),
 		}
-		if g.CascadeCalls > 0 {
-			rate := float64(g.Escalated) / float64(g.CascadeCalls)
-			row.EscalationRate = &rate
-		}
+		row.SetRates()
 		if p, ok := passing[g.Name]; ok {
 			row.CostPerPassingCaseUSD = costs.Per(p.cost, p.passed)
 		}
