@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"gantry/cluster/command"
@@ -598,6 +599,7 @@ func pruneKeys(tx *txn) error {
 			delete(revoked, name) // the key left the configuration otherwise
 		}
 	}
+	dropOldestTombstones(tombs)
 	if len(kept) != len(tx.next.Config.Keys) {
 		tx.next.Config.Keys = kept
 		tx.configChanged = true
@@ -610,6 +612,25 @@ func pruneKeys(tx *txn) error {
 		tx.next.KeyTombstones = nil
 	}
 	return nil
+}
+
+// dropOldestTombstones keeps the newest MaxKeyTombstones, oldest dropped
+// first and ties by hash, so every replica drops the same ones.
+func dropOldestTombstones(tombs map[string]time.Time) {
+	over := len(tombs) - MaxKeyTombstones
+	if over <= 0 {
+		return
+	}
+	hashes := slices.Collect(maps.Keys(tombs))
+	slices.SortFunc(hashes, func(a, b string) int {
+		if c := tombs[a].Compare(tombs[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, h := range hashes[:over] {
+		delete(tombs, h)
+	}
 }
 
 // checkTombstones keeps pruned keys out. A file that still declares one

@@ -1,7 +1,9 @@
 package state
 
 import (
+	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -53,4 +55,66 @@ func TestRevokedKeysArePrunedAndStayGone(t *testing.T) {
 	if i := slices.IndexFunc(again.Config.Keys, func(k config.Key) bool { return k.Name == "recent" }); i < 0 || !again.Config.Keys[i].Revoked {
 		t.Fatalf("the recently revoked key: %+v", again.Config.Keys)
 	}
+}
+
+// TestPruneAfterARestoreAgrees: a replica that restored a snapshot between
+// the revoke and the prune prunes the same keys at the same time as one
+// that applied every command, and keeps the same tombstones.
+func TestPruneAfterARestoreAgrees(t *testing.T) {
+	old := hashOf("gk_old-key-000000001")
+	file := config.Config{
+		Providers: []config.Provider{{Name: "sim", Kind: config.KindSim}},
+		Keys:      []config.Key{{Name: "old", Hash: old}},
+	}
+	s, _ := mustApply(t, New(), 1, mk(t, command.ApplyConfig, command.Config{Config: file}, "seed"))
+	s, _ = mustApply(t, s, 2, mk(t, command.RevokeKey, command.Name{Name: "old"}, "revoke-old"))
+	steps := []command.Envelope{
+		mk(t, command.PruneKeys, command.Prune{RevokedBefore: t0.Add(-time.Hour)}, "prune-early"),
+		mk(t, command.PruneKeys, command.Prune{RevokedBefore: t0.Add(time.Hour)}, "prune-due"),
+		mk(t, command.PutKey, command.Key{Key: config.Key{Name: "old-again", Hash: old}}, "put-old"),
+	}
+	live, restored := s, roundTrip(t, s)
+	for i, e := range steps {
+		index := uint64(3 + i)
+		nl, _, errLive := live.Apply(index, e)
+		nr, _, errRestored := restored.Apply(index, e)
+		if (errLive == nil) != (errRestored == nil) || nl.Hash() != nr.Hash() {
+			t.Fatalf("%s: the live replica (%v) and the restored one (%v) disagree", e.RequestID, errLive, errRestored)
+		}
+		live, restored = nl, roundTrip(t, nr)
+	}
+	if len(live.Config.Keys) != 0 || len(restored.KeyTombstones) != 1 {
+		t.Fatalf("keys %v, tombstones %v: want the revoked key pruned and its hash kept", live.Config.Keys, restored.KeyTombstones)
+	}
+}
+
+// TestSnapshotHoldsEveryReplicatedField: every exported field of State is
+// written to a snapshot under the same name, so a replica restored from
+// one applies later commands as the others do and hashes the same.
+func TestSnapshotHoldsEveryReplicatedField(t *testing.T) {
+	written := map[string]bool{}
+	wt := reflect.TypeFor[wire]()
+	for i := range wt.NumField() {
+		written[wt.Field(i).Tag.Get("json")] = true
+	}
+	st := reflect.TypeFor[State]()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		if f.IsExported() && !written[f.Tag.Get("json")] {
+			t.Errorf("State.%s (json %q) is not in the snapshot", f.Name, f.Tag.Get("json"))
+		}
+	}
+}
+
+func roundTrip(t *testing.T, s *State) *State {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := s.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"gantry/cluster/command"
 	"gantry/cluster/spend"
@@ -44,10 +45,15 @@ type wire struct {
 	Stats        stats.Table              `json:"stats,omitzero"`
 	Documents    map[string]Manifest      `json:"documents,omitempty"`
 	Eval         Eval                     `json:"eval,omitzero"`
-	Audit        []AuditRecord            `json:"audit,omitempty"`
-	AuditSeq     uint64                   `json:"audit_seq"`
-	Requests     []appliedRequest         `json:"requests,omitempty"`
-	RequestSeq   uint64                   `json:"request_seq"`
+	// KeyRevoked and KeyTombstones are replicated like the rest: a
+	// replica restored without them would prune keys at other times and
+	// accept a pruned secret again.
+	KeyRevoked    map[string]time.Time `json:"key_revoked,omitempty"`
+	KeyTombstones map[string]time.Time `json:"key_tombstones,omitempty"`
+	Audit         []AuditRecord        `json:"audit,omitempty"`
+	AuditSeq      uint64               `json:"audit_seq"`
+	Requests      []appliedRequest     `json:"requests,omitempty"`
+	RequestSeq    uint64               `json:"request_seq"`
 }
 
 func (s *State) wire() wire {
@@ -56,22 +62,24 @@ func (s *State) wire() wire {
 		format = snapshotFormatDocuments
 	}
 	return wire{
-		Format:       format,
-		Index:        s.Index,
-		Config:       s.Config,
-		ConfigIndex:  s.ConfigIndex,
-		Declared:     s.Declared,
-		LabelHistory: s.LabelHistory,
-		Tokens:       s.Tokens,
-		Members:      s.Members,
-		Spend:        s.Spend,
-		Stats:        s.Stats,
-		Documents:    s.Documents,
-		Eval:         s.Eval,
-		Audit:        s.audit.records(),
-		AuditSeq:     s.AuditSeq,
-		Requests:     s.requests.list(),
-		RequestSeq:   s.requests.next,
+		Format:        format,
+		Index:         s.Index,
+		Config:        s.Config,
+		ConfigIndex:   s.ConfigIndex,
+		Declared:      s.Declared,
+		LabelHistory:  s.LabelHistory,
+		Tokens:        s.Tokens,
+		Members:       s.Members,
+		Spend:         s.Spend,
+		Stats:         s.Stats,
+		Documents:     s.Documents,
+		Eval:          s.Eval,
+		KeyRevoked:    s.KeyRevoked,
+		KeyTombstones: s.KeyTombstones,
+		Audit:         s.audit.records(),
+		AuditSeq:      s.AuditSeq,
+		Requests:      s.requests.list(),
+		RequestSeq:    s.requests.next,
 	}
 }
 
@@ -114,21 +122,23 @@ func Decode(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("decode state: evaluation: %w", err)
 	}
 	return &State{
-		Index:        w.Index,
-		Config:       w.Config,
-		ConfigIndex:  w.ConfigIndex,
-		Declared:     w.Declared,
-		LabelHistory: w.LabelHistory,
-		Tokens:       w.Tokens,
-		Members:      w.Members,
-		Spend:        w.Spend,
-		Stats:        w.Stats,
-		Documents:    w.Documents,
-		Eval:         w.Eval,
-		audit:        auditFrom(w.Audit),
-		AuditSeq:     w.AuditSeq,
-		requests:     requestsFrom(w.Requests, w.RequestSeq),
-		hash:         &hashCache{},
+		Index:         w.Index,
+		Config:        w.Config,
+		ConfigIndex:   w.ConfigIndex,
+		Declared:      w.Declared,
+		LabelHistory:  w.LabelHistory,
+		Tokens:        w.Tokens,
+		Members:       w.Members,
+		Spend:         w.Spend,
+		Stats:         w.Stats,
+		Documents:     w.Documents,
+		Eval:          w.Eval,
+		KeyRevoked:    w.KeyRevoked,
+		KeyTombstones: w.KeyTombstones,
+		audit:         auditFrom(w.Audit),
+		AuditSeq:      w.AuditSeq,
+		requests:      requestsFrom(w.Requests, w.RequestSeq),
+		hash:          &hashCache{},
 	}, nil
 }
 
@@ -169,6 +179,9 @@ func (w *wire) check() error {
 	}
 	if err := checkBounds(cfg); err != nil {
 		return err
+	}
+	if len(w.KeyRevoked) > config.MaxItems || len(w.KeyTombstones) > MaxKeyTombstones {
+		return fmt.Errorf("%w: %d revoked keys and %d tombstones", ErrInvalid, len(w.KeyRevoked), len(w.KeyTombstones))
 	}
 	if len(w.LabelHistory) > config.MaxItems {
 		return fmt.Errorf("%w: label history of %d features", ErrInvalid, len(w.LabelHistory))

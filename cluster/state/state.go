@@ -37,6 +37,10 @@ const (
 	MaxReleasesPerFeature = 10000
 	// MaxReleases bounds releases across all features.
 	MaxReleases = 100000
+	// MaxKeyTombstones bounds the hashes of pruned keys kept; past it the
+	// oldest go, and a secret pruned that long ago is refused only by its
+	// key being gone.
+	MaxKeyTombstones = 100000
 	// maxSummary bounds the before and after summaries of an audit record.
 	maxSummary = 256
 )
