@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"gantry/config"
@@ -104,8 +105,10 @@ func (l Ledger) account(b config.Budget, now time.Time) Account {
 func (l Ledger) Available(b config.Budget, now time.Time) float64 {
 	a := l.account(b, now)
 	out := b.LimitUSD - a.Spent
-	for _, g := range a.Grants {
-		out -= g.Outstanding()
+	// In a fixed order: floating-point subtraction depends on it, and
+	// every replica must grant exactly the same amount.
+	for _, agent := range slices.Sorted(maps.Keys(a.Grants)) {
+		out -= a.Grants[agent].Outstanding()
 	}
 	return max(0, out)
 }

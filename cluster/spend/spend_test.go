@@ -203,3 +203,24 @@ func TestClosedWalletSendsAFinalBatchAndRefuses(t *testing.T) {
 		t.Fatalf("batch %+v after the final one was acknowledged", b)
 	}
 }
+
+// TestAvailableIsTheSameOnEveryReplica: what is left to grant is computed
+// to the last bit the same way however the grants are held, since every
+// replica must record exactly the same grant. Amounts like these (costs of
+// single calls) round differently when subtracted in another order.
+func TestAvailableIsTheSameOnEveryReplica(t *testing.T) {
+	small := config.Budget{Name: "cap", Scope: config.ScopeGlobal, Period: config.PeriodDay, LimitUSD: 0.0001}
+	var l Ledger
+	for i, w := range []float64{0.0000267, 0.0000194, 0.00001525, 0.0000031, 0.0000089} {
+		var err error
+		if l, _, err = l.Grant(small, fmt.Sprintf("agent-%d", i), w, noon); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := l.Available(small, noon)
+	for range 200 {
+		if got := l.Available(small, noon); math.Float64bits(got) != math.Float64bits(first) {
+			t.Fatalf("available %v, then %v: the result depends on the order grants are visited", first, got)
+		}
+	}
+}
