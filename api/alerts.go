@@ -44,6 +44,7 @@ const (
 	AlertConfigBehind    = "config_behind"    // an agent serves an older configuration than the cluster's
 	AlertMemberDown      = "member_down"      // a member is unreachable or not following the leader
 	AlertNoLeader        = "no_leader"        // the cluster has no leader: writes are refused
+	AlertStateDiverged   = "state_diverged"   // members of one build hold different states at the same index
 	AlertDisk            = "disk"             // the disk watchdog found the data directory short of space
 	AlertCanaryFail      = "canary_fail"      // a canary's analysis found a regression
 	AlertErrorRate       = "error_rate"       // a feature's, model's or provider's error rate is above its threshold

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -359,7 +360,25 @@ type Status struct {
 	Unserved string `json:"unserved,omitempty"`
 	// ServingIndex is the state index the agent's gateway serves.
 	ServingIndex uint64 `json:"serving_index"`
+	// Build names the binary; state hashes compare only between members
+	// of one build, since another may encode the same state differently.
+	Build string `json:"build,omitempty"`
 }
+
+// build names this binary by its module version and source revision.
+var build = sync.OnceValue(func() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	b := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			b += " " + s.Key + "=" + s.Value
+		}
+	}
+	return b
+})
 
 // snapshotIndex reads the index of the latest snapshot from raft's stats,
 // the only place the library reports it.
@@ -384,6 +403,7 @@ func (n *Node) Status() Status {
 		SnapshotIndex: n.snapshotIndex(),
 		StateIndex:    s.Index,
 		StateHash:     s.Hash(),
+		Build:         build(),
 	}
 	if !n.IsLeader() {
 		st.LastContact = n.raft.LastContact()

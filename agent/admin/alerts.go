@@ -1,10 +1,13 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 
 	"gantry/agent/httpio"
 	"gantry/api"
+	"gantry/cluster"
 	"gantry/cluster/state"
 	"gantry/config"
 	"gantry/eval/canary"
@@ -377,6 +381,54 @@ func topKind(kinds map[string]int64) (string, int64) {
 	return best, n
 }
 
+// divergedAlerts finds members of one build that report the same state
+// index with different state hashes: one of them applied a command
+// differently, and the cluster no longer tells one truth. Members of
+// different builds are not compared, since a newer build may encode the
+// same state differently.
+func divergedAlerts(ms []cluster.Member) []api.Alert {
+	type point struct {
+		build string
+		index uint64
+	}
+	groups := map[point]map[string][]string{} // hash -> member ids
+	for _, m := range ms {
+		st := m.Status
+		if st == nil || st.StateIndex == 0 {
+			continue
+		}
+		p := point{st.Build, st.StateIndex}
+		if groups[p] == nil {
+			groups[p] = map[string][]string{}
+		}
+		groups[p][st.StateHash] = append(groups[p][st.StateHash], m.ID)
+	}
+	var out []api.Alert
+	for _, p := range slices.SortedFunc(maps.Keys(groups), func(a, b point) int { return cmp.Compare(a.index, b.index) }) {
+		hashes := groups[p]
+		if len(hashes) < 2 {
+			continue
+		}
+		var parts []string
+		for _, h := range slices.Sorted(maps.Keys(hashes)) {
+			parts = append(parts, strings.Join(hashes[h], ", ")+" "+shortHash(h))
+		}
+		out = append(out, api.Alert{ID: alertID(api.AlertStateDiverged, "cluster"), Kind: api.AlertStateDiverged, Severity: api.SeverityCritical, Subject: "cluster",
+			Summary: fmt.Sprintf("members hold different states at index %d: %s", p.index, strings.Join(parts, "; ")),
+			Numbers: []api.AlertNumber{{Name: "state_index", Value: float64(p.index), Unit: "count"}, {Name: "states", Value: float64(len(hashes)), Unit: "count"}},
+			Link:    "members"})
+		break // one alert: the lowest index where they part
+	}
+	return out
+}
+
+func shortHash(h string) string {
+	if len(h) > len("sha256:")+12 {
+		return h[:len("sha256:")+12]
+	}
+	return h
+}
+
 // clusterAlerts: no leader, a member unreachable, halted or serving an
 // older configuration, this agent's disk stalling, and canaries that
 // regressed.
@@ -387,6 +439,7 @@ func (a *API) clusterAlerts(ctx context.Context, now time.Time) []api.Alert {
 			Summary: "the cluster has no leader: configuration, label moves and spend commits wait; gateways keep serving", Link: "members"})
 	}
 	if ms, err := a.Cluster.Members(ctx); err == nil {
+		out = append(out, divergedAlerts(ms)...)
 		for _, m := range ms {
 			subject := "member/" + m.ID
 			sev := api.SeverityWarning

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"gantry/api"
+	"gantry/cluster"
 	"gantry/config"
 	"gantry/pipeline/trace"
 )
@@ -179,4 +180,37 @@ func FuzzSummaryDiff(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDivergedStateAlerts: members of one build at the same state index
+// must hold the same state; the alert names who holds which, at the lowest
+// index where they part. Members at other indexes, of another build, or
+// unreachable are not compared.
+func TestDivergedStateAlerts(t *testing.T) {
+	member := func(id, build string, index uint64, hash string) cluster.Member {
+		return cluster.Member{ID: id, Status: &cluster.Status{Build: build, StateIndex: index, StateHash: hash}}
+	}
+	const a, b = "sha256:aaaaaaaaaaaaaaaaaaaa", "sha256:bbbbbbbbbbbbbbbbbbbb"
+	tests := []struct {
+		name    string
+		members []cluster.Member
+		want    string // the summary, empty for no alert
+	}{
+		{"agree", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v1", 442, a), member("n3", "v1", 443, b)}, ""},
+		{"one parts", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v1", 442, a), member("n3", "v1", 442, b)},
+			"members hold different states at index 442: n1, n2 sha256:aaaaaaaaaaaa; n3 sha256:bbbbbbbbbbbb"},
+		{"another build", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v2", 442, b)}, ""},
+		{"unreachable", []cluster.Member{member("n1", "v1", 442, a), {ID: "n2", Error: "connection refused"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := divergedAlerts(tt.members)
+			switch {
+			case tt.want == "" && len(got) != 0:
+				t.Fatalf("alerts %+v, want none", got)
+			case tt.want != "" && (len(got) != 1 || got[0].Summary != tt.want || got[0].Severity != api.SeverityCritical || got[0].Kind != api.AlertStateDiverged):
+				t.Fatalf("alerts %+v, want one critical: %s", got, tt.want)
+			}
+		})
+	}
 }
