@@ -3,7 +3,6 @@ package state
 import (
 	"gantry/eval/sketch"
 
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -315,14 +314,7 @@ func TestEvalStateSurvivesSnapshots(t *testing.T) {
 	s, _ = mustApply(t, s, 12, mk(t, command.RecordVerdict, command.Verdict{Feature: "support", BaselineRun: "base", CandidateRun: "cand"}, "cmp"))
 	s, _ = mustApply(t, s, 13, mk(t, command.MoveLabel, command.Label{Feature: "support", Action: config.MoveCanary, Version: 3, Weight: 10}, "canary"))
 	s, _ = mustApply(t, s, 14, mk(t, command.CanaryBegin, command.Canary{Feature: "support", Canary: 3, Production: 1}, "begin"))
-	var buf bytes.Buffer
-	if err := s.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, s)
 	if got.Hash() != s.Hash() {
 		t.Fatal("restored state hash differs")
 	}

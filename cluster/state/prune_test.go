@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"reflect"
 	"slices"
@@ -104,17 +103,4 @@ func TestSnapshotHoldsEveryReplicatedField(t *testing.T) {
 			t.Errorf("State.%s (json %q) is not in the snapshot", f.Name, f.Tag.Get("json"))
 		}
 	}
-}
-
-func roundTrip(t *testing.T, s *State) *State {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := s.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	back, err := Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return back
 }

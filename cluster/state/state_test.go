@@ -44,6 +44,20 @@ func release(route string) config.Release {
 }
 
 // seeded is a state with a provider, a model, a route and a feature.
+// roundTrip is s written to a snapshot and read back.
+func roundTrip(t *testing.T, s *State) *State {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := s.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
 func seeded(t testing.TB) *State {
 	t.Helper()
 	cfg := config.Config{
@@ -392,14 +406,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	s, _ = mustApply(t, s, 40, mk(t, command.MoveLabel, command.Label{Feature: "support", Action: config.MoveCanary, Version: 3, Weight: 5}, "canary"))
 	s, _ = mustApply(t, s, 41, mk(t, command.PutToken, command.TokenPayload{Token: command.Token{Name: "t", Hash: hashOf("t"), Role: config.RoleAdmin}}, "tok"))
-	var buf bytes.Buffer
-	if err := s.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, s)
 	if got.Hash() != s.Hash() {
 		t.Fatal("restored state hash differs")
 	}

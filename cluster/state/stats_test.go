@@ -3,7 +3,6 @@ package state
 import (
 	"gantry/eval/sketch"
 
-	"bytes"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -89,14 +88,7 @@ func TestStatsSurviveSnapshots(t *testing.T) {
 	s := seeded(t)
 	s, _ = mustApply(t, s, 2, statsBatch(t, "a1", 1, draw(3, 300, 80)))
 	s, _ = mustApply(t, s, 3, statsBatch(t, "a2", 5, draw(4, 300, 90)))
-	var buf bytes.Buffer
-	if err := s.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, s)
 	if got.Hash() != s.Hash() {
 		t.Fatal("restored state hash differs")
 	}
