@@ -363,6 +363,9 @@ type Status struct {
 	// Build names the binary; state hashes compare only between members
 	// of one build, since another may encode the same state differently.
 	Build string `json:"build,omitempty"`
+	// StateSections hashes each part of the state (state.SectionHashes),
+	// so replicas whose StateHash differs show where they differ.
+	StateSections map[string]string `json:"state_sections,omitempty"`
 }
 
 // build names this binary by its module version and source revision.
@@ -403,6 +406,7 @@ func (n *Node) Status() Status {
 		SnapshotIndex: n.snapshotIndex(),
 		StateIndex:    s.Index,
 		StateHash:     s.Hash(),
+		StateSections: s.SectionHashes(),
 		Build:         build(),
 	}
 	if !n.IsLeader() {

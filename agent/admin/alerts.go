@@ -391,7 +391,8 @@ func divergedAlerts(ms []cluster.Member) []api.Alert {
 		build string
 		index uint64
 	}
-	groups := map[point]map[string][]string{} // hash -> member ids
+	groups := map[point]map[string][]string{}          // hash -> member ids
+	sections := map[point]map[string]map[string]bool{} // section -> its hashes
 	for _, m := range ms {
 		st := m.Status
 		if st == nil || st.StateIndex == 0 {
@@ -399,9 +400,15 @@ func divergedAlerts(ms []cluster.Member) []api.Alert {
 		}
 		p := point{st.Build, st.StateIndex}
 		if groups[p] == nil {
-			groups[p] = map[string][]string{}
+			groups[p], sections[p] = map[string][]string{}, map[string]map[string]bool{}
 		}
 		groups[p][st.StateHash] = append(groups[p][st.StateHash], m.ID)
+		for name, h := range st.StateSections {
+			if sections[p][name] == nil {
+				sections[p][name] = map[string]bool{}
+			}
+			sections[p][name][h] = true
+		}
 	}
 	var out []api.Alert
 	for _, p := range slices.SortedFunc(maps.Keys(groups), func(a, b point) int { return cmp.Compare(a.index, b.index) }) {
@@ -413,8 +420,18 @@ func divergedAlerts(ms []cluster.Member) []api.Alert {
 		for _, h := range slices.Sorted(maps.Keys(hashes)) {
 			parts = append(parts, strings.Join(hashes[h], ", ")+" "+shortHash(h))
 		}
+		var differ []string
+		for _, name := range slices.Sorted(maps.Keys(sections[p])) {
+			if len(sections[p][name]) > 1 {
+				differ = append(differ, name)
+			}
+		}
+		where := ""
+		if len(differ) > 0 {
+			where = " (they differ in " + strings.Join(differ, ", ") + ")"
+		}
 		out = append(out, api.Alert{ID: alertID(api.AlertStateDiverged, "cluster"), Kind: api.AlertStateDiverged, Severity: api.SeverityCritical, Subject: "cluster",
-			Summary: fmt.Sprintf("members hold different states at index %d: %s", p.index, strings.Join(parts, "; ")),
+			Summary: fmt.Sprintf("members hold different states at index %d: %s%s", p.index, strings.Join(parts, "; "), where),
 			Numbers: []api.AlertNumber{{Name: "state_index", Value: float64(p.index), Unit: "count"}, {Name: "states", Value: float64(len(hashes)), Unit: "count"}},
 			Link:    "members"})
 		break // one alert: the lowest index where they part

@@ -187,10 +187,15 @@ func FuzzSummaryDiff(f *testing.F) {
 // index where they part. Members at other indexes, of another build, or
 // unreachable are not compared.
 func TestDivergedStateAlerts(t *testing.T) {
-	member := func(id, build string, index uint64, hash string) cluster.Member {
-		return cluster.Member{ID: id, Status: &cluster.Status{Build: build, StateIndex: index, StateHash: hash}}
-	}
 	const a, b = "sha256:aaaaaaaaaaaaaaaaaaaa", "sha256:bbbbbbbbbbbbbbbbbbbb"
+	member := func(id, build string, index uint64, hash string) cluster.Member {
+		spend := "5be1"
+		if hash == b {
+			spend = "77aa"
+		}
+		return cluster.Member{ID: id, Status: &cluster.Status{Build: build, StateIndex: index, StateHash: hash,
+			StateSections: map[string]string{"config": "c0f1", "spend": spend}}}
+	}
 	tests := []struct {
 		name    string
 		members []cluster.Member
@@ -198,7 +203,7 @@ func TestDivergedStateAlerts(t *testing.T) {
 	}{
 		{"agree", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v1", 442, a), member("n3", "v1", 443, b)}, ""},
 		{"one parts", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v1", 442, a), member("n3", "v1", 442, b)},
-			"members hold different states at index 442: n1, n2 sha256:aaaaaaaaaaaa; n3 sha256:bbbbbbbbbbbb"},
+			"members hold different states at index 442: n1, n2 sha256:aaaaaaaaaaaa; n3 sha256:bbbbbbbbbbbb (they differ in spend)"},
 		{"another build", []cluster.Member{member("n1", "v1", 442, a), member("n2", "v2", 442, b)}, ""},
 		{"unreachable", []cluster.Member{member("n1", "v1", 442, a), {ID: "n2", Error: "connection refused"}}, ""},
 	}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"time"
 
 	"gantry/cluster/command"
@@ -159,6 +161,34 @@ func (s *State) computeHash() string {
 		return "unencodable: " + err.Error()
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// SectionHashes hashes each part of the state's encoding on its own, by
+// its name in a snapshot (config, spend, stats, audit, …), each as the
+// first 12 hex digits of its SHA-256. Replicas whose Hash differs differ
+// in the sections whose hashes differ, which says where to look.
+func (s *State) SectionHashes() map[string]string {
+	if s.hash == nil {
+		return s.computeSections()
+	}
+	s.hash.sections.Do(func() { s.hash.parts = s.computeSections() })
+	return s.hash.parts
+}
+
+func (s *State) computeSections() map[string]string {
+	w := reflect.ValueOf(s.wire())
+	out := make(map[string]string, w.NumField())
+	for i := range w.NumField() {
+		name, _, _ := strings.Cut(w.Type().Field(i).Tag.Get("json"), ",")
+		b, err := json.Marshal(w.Field(i).Interface())
+		if err != nil {
+			out[name] = "unencodable"
+			continue
+		}
+		sum := sha256.Sum256(b)
+		out[name] = hex.EncodeToString(sum[:6])
+	}
+	return out
 }
 
 // check holds a decoded state to the bounds that applying commands keeps

@@ -105,8 +105,10 @@ type State struct {
 }
 
 type hashCache struct {
-	once sync.Once
-	sum  string
+	once     sync.Once
+	sum      string
+	sections sync.Once
+	parts    map[string]string
 }
 
 // New returns an empty state.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -546,5 +547,26 @@ func TestLabelMovesOfAnOlderLogReplayAsTheyApplied(t *testing.T) {
 		if f, _ := s.Feature("support"); f.Labels != tc.want {
 			t.Fatalf("payload version %d: labels %+v, want %+v", tc.version, f.Labels, tc.want)
 		}
+	}
+}
+
+// TestSectionHashesSayWhereReplicasDiffer: two states that differ only in
+// their budget ledger differ in the hash of the spend section alone.
+func TestSectionHashesSayWhereReplicasDiffer(t *testing.T) {
+	s := seeded(t)
+	other := s.clone()
+	other.Spend.Seqs = map[string]uint64{"n3": 1}
+	if s.Hash() == other.Hash() {
+		t.Fatal("the states hash the same")
+	}
+	a, b := s.SectionHashes(), other.SectionHashes()
+	var differ []string
+	for name := range a {
+		if a[name] != b[name] {
+			differ = append(differ, name)
+		}
+	}
+	if len(differ) != 1 || differ[0] != "spend" || len(a) != reflect.TypeFor[wire]().NumField() {
+		t.Fatalf("sections that differ: %v of %d; want spend alone, of every section", differ, len(a))
 	}
 }
