@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"gantry/agent/gateway"
 	"gantry/api"
 	"gantry/config"
+	"gantry/internal/freeport"
 	"gantry/pipeline/trace"
 )
 
@@ -211,20 +211,11 @@ func TestReleaseStatsOfOneAgent(t *testing.T) {
 
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var out []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
+	addrs, err := freeport.Addrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
+	return addrs
 }
 
 // TestReleaseStatsAcrossAgents runs three agents as one cluster, calls two

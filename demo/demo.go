@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 
 	"gantry/api"
 	"gantry/config"
+	"gantry/internal/freeport"
 )
 
 //go:embed config.yaml dataset.yaml docs/*.md
@@ -101,7 +101,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	ports, err := freePorts(2 * Agents)
+	ports, err := freeport.Ports(2 * Agents)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -366,25 +366,4 @@ func waitReady(ctx context.Context, hc *http.Client, base string, a *agentProc, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// freePorts finds n loopback ports free now; an agent that loses one to
-// another program in the moment between fails to start and says so.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -15,8 +15,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gantry/internal/freeport"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -419,12 +419,11 @@ func waitOK(t *testing.T, u string, within time.Duration) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs[0]
 }
 
 func writeFile(t *testing.T, path, s string) {

@@ -8,7 +8,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"net"
+	"gantry/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,10 +153,9 @@ func (j Jaeger) Spans(t *testing.T, id string, want int) []*Span {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs[0]
 }
