@@ -300,12 +300,19 @@ func (c *testCluster) waitConverged(timeout time.Duration) string {
 	for {
 		hash, last = "", last[:0]
 		converged := true
+		sections := map[string]map[string]bool{} // part of the state -> its hashes
 		for _, a := range c.agents {
 			st, err := c.status(a)
 			if err != nil {
 				last = append(last, fmt.Sprintf("%s: %v", a.id, err))
 				converged = false
 				continue
+			}
+			for name, h := range st.StateSections {
+				if sections[name] == nil {
+					sections[name] = map[string]bool{}
+				}
+				sections[name][h] = true
 			}
 			last = append(last, fmt.Sprintf("%s: leader %q state %d %.12s serving %d %s", a.id, st.Leader, st.StateIndex, st.StateHash, st.ServingIndex, st.Unserved))
 			if (hash != "" && st.StateHash != hash) || st.ServingIndex == 0 || st.ServingIndex != st.StateIndex {
@@ -317,7 +324,14 @@ func (c *testCluster) waitConverged(timeout time.Duration) string {
 			return hash
 		}
 		if time.Since(start) > timeout {
-			c.t.Fatalf("all agents serve the same state: not within %s; last seen:\n%s", timeout, strings.Join(last, "\n"))
+			var differ []string
+			for name, hs := range sections {
+				if len(hs) > 1 {
+					differ = append(differ, name)
+				}
+			}
+			slices.Sort(differ)
+			c.t.Fatalf("all agents serve the same state: not within %s; last seen:\n%s\nparts of the state that differ: %v", timeout, strings.Join(last, "\n"), differ)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -62,12 +62,17 @@ type Status struct {
 	LastIndex   uint64 `json:"last_index"`
 	CommitIndex uint64 `json:"commit_index"`
 	// SnapshotIndex is the index of the agent's latest Raft snapshot.
-	SnapshotIndex uint64    `json:"snapshot_index"`
-	StateIndex    uint64    `json:"state_index"`
-	StateHash     string    `json:"state_hash"`
-	LastContact   time.Time `json:"last_contact,omitzero"`
-	Halted        string    `json:"halted,omitempty"`
-	ServingIndex  uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	StateIndex    uint64 `json:"state_index"`
+	StateHash     string `json:"state_hash"`
+	// StateSections hashes each part of the state (config, spend, stats,
+	// audit, …): where two agents' StateHash differ, these say where.
+	StateSections map[string]string `json:"state_sections,omitempty"`
+	// Build names the agent's binary; state hashes compare within one.
+	Build        string    `json:"build,omitempty"`
+	LastContact  time.Time `json:"last_contact,omitzero"`
+	Halted       string    `json:"halted,omitempty"`
+	ServingIndex uint64    `json:"serving_index"` // state index the gateway's configuration was compiled from
 	// Unserved is why the gateway serves an older configuration than the
 	// state holds, such as a provider's key variable unset on this agent.
 	Unserved string `json:"unserved,omitempty"`

@@ -13,7 +13,7 @@ func (a *API) getStatus(w http.ResponseWriter, r *http.Request) {
 	httpio.JSON(w, http.StatusOK, api.Status{
 		ID: st.ID, RaftAddr: st.RaftAddr, HTTPAddr: st.HTTPAddr, Role: st.RaftState, Leader: st.Leader, Term: st.Term,
 		LastIndex: st.LastLogIndex, CommitIndex: st.CommitIndex, SnapshotIndex: st.SnapshotIndex, StateIndex: st.StateIndex, StateHash: st.StateHash,
-		LastContact: st.LastContact, Halted: st.Halted, ServingIndex: a.Cluster.Served(), Unserved: st.Unserved,
+		StateSections: st.StateSections, Build: st.Build, LastContact: st.LastContact, Halted: st.Halted, ServingIndex: a.Cluster.Served(), Unserved: st.Unserved,
 	})
 }
 
