@@ -92,3 +92,9 @@ for t in direct hop gateway; do
 done
 awk -v g50="$(med "$tmp/gateway-c1" 2)" -v g99="$(med "$tmp/gateway-c1" 3)" -v h50="$hop50" -v h99="$hop99" \
   'BEGIN { printf "gateway beyond the hop at c=1: p50 %+.3f ms, p99 %+.3f ms\n", g50-h50, g99-h99 }'
+# Pinned, the proxy is the only process on its CPU and saturates it at
+# c=32, so one CPU-second over its requests per second is its CPU per call.
+if [ ${#PROXY[@]} -gt 0 ]; then
+  awk -v g="$(med "$tmp/gateway-c32" 1)" -v h="$hop32" \
+    'BEGIN { printf "CPU per call: hop %.1f us, gateway %.1f us, the pipeline alone %.1f us\n", 1e6/h, 1e6/g, 1e6/g-1e6/h }'
+fi
