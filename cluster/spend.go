@@ -16,6 +16,9 @@ import (
 // one of them holding most of it.
 func DefaultSlice(b config.Budget) float64 { return b.LimitUSD / 20 }
 
+// minGrantUSD is the least worth asking for: less pays for no call.
+const minGrantUSD = 1e-9
+
 // SyncWallet commits w's settled spend as one batch and tops up its grants:
 // every budget the ledger tracks whose balance fell below half a slice gets
 // a request for another slice. The agent calls it from a loop it owns, say
@@ -44,13 +47,21 @@ func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(confi
 		return errors.Join(errs...)
 	}
 	now := time.Now().UTC()
-	for _, b := range n.State().Config.Budgets {
+	st := n.State()
+	for _, b := range st.Config.Budgets {
 		if !spend.Tracked(b) {
 			continue
 		}
 		w.Expire(b.Name, spend.PeriodKey(b, now))
 		want := slice(b)
 		if want <= 0 || w.Balance(b.Name) >= want/2 {
+			continue
+		}
+		// A spent budget is not asked again until the replicated ledger
+		// has something to give (a grant returned, a new period): each
+		// request is a write to the cluster's log, once a second per
+		// agent for as long as the budget stays spent.
+		if st.Spend.Available(b, now) < minGrantUSD {
 			continue
 		}
 		e, err := command.New(command.GrantSpend, command.Grant{Budget: b.Name, Agent: n.opts.NodeID, Amount: want})

@@ -37,3 +37,38 @@ func TestSpendAfterRestartIsGrantedAfresh(t *testing.T) {
 		t.Fatalf("wallets hold %v + %v, ledger granted %v: want 4 + 4 = 8", before.Balance("total"), after.Balance("total"), granted)
 	}
 }
+
+// TestSpentBudgetIsNotAskedAgain: once the ledger has nothing left of a
+// budget, agents stop proposing grants for it (each would be a write to
+// the log, every second, until the period turns), and ask again as soon
+// as another agent gives its grant back.
+func TestSpentBudgetIsNotAskedAgain(t *testing.T) {
+	nodes := startCluster(t, 3, 3)
+	cfg := seedConfig()
+	cfg.Budgets = []config.Budget{{Name: "total", Scope: config.ScopeGlobal, Period: config.PeriodTotal, LimitUSD: 10}}
+	apply(t, nodes[0], env(t, command.ApplyConfig, command.Config{Config: cfg}))
+	all := func(config.Budget) float64 { return 10 }
+	first, second := nodes[0], nodes[1]
+	holder := spend.NewWallet(first.ID(), 0)
+	if err := first.SyncWallet(ctxT(t, 5*time.Second), holder, all); err != nil || holder.Balance("total") != 10 {
+		t.Fatalf("the first agent holds %v (%v), want the whole budget", holder.Balance("total"), err)
+	}
+	waitFor(t, 5*time.Second, "the grant replicated", func() bool { return second.State().Index == first.State().Index })
+	index := first.State().Index
+	mine := spend.NewWallet(second.ID(), 0)
+	for range 3 {
+		if err := second.SyncWallet(ctxT(t, 5*time.Second), mine, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := first.State().Index; got != index || mine.Balance("total") != 0 {
+		t.Fatalf("with nothing left to grant the state moved %d -> %d and the wallet holds %v", index, got, mine.Balance("total"))
+	}
+	if err := first.CloseWallet(ctxT(t, 5*time.Second), holder); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the returned grant replicated", func() bool { return second.State().Index == first.State().Index })
+	if err := second.SyncWallet(ctxT(t, 5*time.Second), mine, all); err != nil || mine.Balance("total") != 10 {
+		t.Fatalf("after the grant came back the wallet holds %v (%v), want 10", mine.Balance("total"), err)
+	}
+}
