@@ -59,8 +59,8 @@ func (n *Node) SyncWallet(ctx context.Context, w *spend.Wallet, slice func(confi
 		}
 		// A spent budget is not asked again until the replicated ledger
 		// has something to give (a grant returned, a new period): each
-		// request is a write to the cluster's log, once a second per
-		// agent for as long as the budget stays spent.
+		// request is a write to the cluster's log, at every top-up of every
+		// agent, for as long as the budget stays spent.
 		if st.Spend.Available(b, now) < minGrantUSD {
 			continue
 		}

@@ -40,7 +40,7 @@ func TestSpendAfterRestartIsGrantedAfresh(t *testing.T) {
 
 // TestSpentBudgetIsNotAskedAgain: once the ledger has nothing left of a
 // budget, agents stop proposing grants for it (each would be a write to
-// the log, every second, until the period turns), and ask again as soon
+// the log, at every top-up, until the period turns), and ask again as soon
 // as another agent gives its grant back.
 func TestSpentBudgetIsNotAskedAgain(t *testing.T) {
 	nodes := startCluster(t, 3, 3)
