@@ -265,7 +265,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	}
 	var trans *raft.NetworkTransport
 	if opts.stream != nil {
-		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: opts.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog.Named("transport")})
+		trans = raft.NewNetworkTransportWithConfig(transportConfig(opts.stream, hlog.Named("transport")))
 	} else {
 		trans, err = openTransport(opts.RaftAddr, advertise, opts.TLS, hlog.Named("transport"))
 	}

@@ -15,7 +15,7 @@ import (
 // conf is set.
 func openTransport(bind string, advertise net.Addr, conf *tls.Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	if conf == nil {
-		return raft.NewTCPTransportWithLogger(bind, advertise, 3, 10*time.Second, logger)
+		return raft.NewTCPTransportWithConfig(bind, advertise, transportConfig(nil, logger))
 	}
 	if len(conf.Certificates) == 0 && conf.GetCertificate == nil {
 		return nil, errors.New("raft TLS: no certificate")
@@ -37,7 +37,19 @@ func openTransport(bind string, advertise net.Addr, conf *tls.Config, logger hcl
 		ln.Close()
 		return nil, fmt.Errorf("raft address %s cannot be dialed by other agents; name an interface", s.Addr())
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: s, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger}), nil
+	return raft.NewNetworkTransportWithConfig(transportConfig(s, logger)), nil
+}
+
+// transportConfig is every Raft transport's configuration. Pipelined
+// replication is off (one AppendEntries in flight per follower): with
+// raft's default of two in flight, a follower answering with a newer term
+// can leave the replication goroutine blocked on a pipeline nobody reads,
+// so that follower gets no more entries while heartbeats still reach it,
+// and shutting the node down waits forever. An agent stopping under load
+// hung that way. Configuration and spend traffic gains nothing from the
+// pipeline.
+func transportConfig(s raft.StreamLayer, logger hclog.Logger) *raft.NetworkTransportConfig {
+	return &raft.NetworkTransportConfig{Stream: s, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger, MaxRPCsInFlight: 1}
 }
 
 // tlsStream is a raft.StreamLayer over TLS. Accepted connections finish
