@@ -15,7 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"gantry/internal/freeport"
+	"gantry/internal/proctest"
 	"io"
 	"net/http"
 	"net/url"
@@ -49,8 +49,8 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	if err := os.WriteFile(cfg, exampleWithFailingFeature(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agentAddr := freeAddr(t)
-	start(t, "agent", bin, "agent", "--dev", "--config", cfg, "--http-addr", agentAddr,
+	agentAddr := proctest.FreeAddr(t)
+	proctest.Start(t, "agent", bin, "agent", "--dev", "--config", cfg, "--http-addr", agentAddr,
 		"--data-dir", filepath.Join(dir, "agent"), "--dev-key", devKey, "--dev-admin-token", devToken, "--log-level", "warn")
 	agent := "http://" + agentAddr
 	waitOK(t, agent+"/readyz", 30*time.Second)
@@ -67,7 +67,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	promAddr := freeAddr(t)
+	promAddr := proctest.FreeAddr(t)
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	writeFile(t, promCfg, fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -78,7 +78,7 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, rules, agentAddr))
-	start(t, "prometheus", promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+	proctest.Start(t, "prometheus", promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	prom := "http://" + promAddr
 	waitOK(t, prom+"/-/ready", 30*time.Second)
@@ -363,42 +363,6 @@ func dockerBuildLine(t *testing.T) string {
 	return found[0]
 }
 
-// start runs a program until the test ends; its output goes to the test
-// log if the test fails.
-func start(t *testing.T, name, bin string, args ...string) {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, tail(out.String(), 4000))
-		}
-	})
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
 func waitOK(t *testing.T, u string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -415,15 +379,6 @@ func waitOK(t *testing.T, u string, within time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	addrs, err := freeport.Addrs(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addrs[0]
 }
 
 func writeFile(t *testing.T, path, s string) {

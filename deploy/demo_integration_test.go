@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gantry/internal/proctest"
 )
 
 // TestDemoClusterReachesJaegerAndPrometheus runs `gantry demo --headless`
@@ -41,7 +43,7 @@ func TestDemoClusterReachesJaegerAndPrometheus(t *testing.T) {
 	}
 	d := startDemo(t, bin)
 
-	promAddr := freeAddr(t)
+	promAddr := proctest.FreeAddr(t)
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	var targets []string
 	for _, a := range d.agents {
@@ -49,7 +51,7 @@ func TestDemoClusterReachesJaegerAndPrometheus(t *testing.T) {
 	}
 	writeFile(t, promCfg, fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gantry\n    static_configs:\n      - targets: [%s]\n",
 		`"`+strings.Join(targets, `", "`)+`"`))
-	start(t, "prometheus", promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+	proctest.Start(t, "prometheus", promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	prom := "http://" + promAddr
 	waitOK(t, prom+"/-/ready", 30*time.Second)
@@ -158,7 +160,7 @@ func startDemo(t *testing.T, bin string) demoRun {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("demo output:\n%s", tail(logs.String(), 4000))
+			t.Logf("demo output:\n%s", proctest.Tail(logs.String(), 4000))
 		}
 	})
 	var d demoRun

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gantry/internal/proctest"
 )
 
 // No Docker engine runs where Gantry is tested, so the image is checked
@@ -50,11 +52,11 @@ func TestImageBinary(t *testing.T) {
 	if err := os.WriteFile(cfg, example, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	args = strings.Fields(strings.NewReplacer("/etc/gantry/gantry.yaml", cfg, "/var/lib/gantry", filepath.Join(dir, "data"),
 		"0.0.0.0:7400", addr).Replace(strings.Join(args, " ")))
-	args = append(args, "--raft-addr", freeAddr(t))
-	start(t, "agent", bin, args...)
+	args = append(args, "--raft-addr", proctest.FreeAddr(t))
+	proctest.Start(t, "agent", bin, args...)
 	waitOK(t, "http://"+addr+"/readyz", 30*time.Second)
 }
 

@@ -4,14 +4,12 @@
 package jaegertest
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"gantry/internal/freeport"
+	"gantry/internal/proctest"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,41 +32,15 @@ func Start(t *testing.T) Jaeger {
 	if bin == "" {
 		t.Fatal("GANTRY_JAEGER is not set: build Jaeger with `go build -C tools -o bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger` and set GANTRY_JAEGER=$PWD/bin/jaeger (.ci/run does both)")
 	}
-	j := Jaeger{OTLPHTTP: freeAddr(t), OTLPGRPC: freeAddr(t)}
-	query, queryGRPC := freeAddr(t), freeAddr(t)
+	j := Jaeger{OTLPHTTP: proctest.FreeAddr(t), OTLPGRPC: proctest.FreeAddr(t)}
+	query, queryGRPC := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	j.Query = "http://" + query
 	cfg := filepath.Join(t.TempDir(), "jaeger.yaml")
 	body := strings.NewReplacer("@QUERY@", query, "@QUERY_GRPC@", queryGRPC, "@OTLP_HTTP@", j.OTLPHTTP, "@OTLP_GRPC@", j.OTLPGRPC).Replace(config)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--config", "file:"+cfg)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start jaeger: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			s := out.String()
-			if len(s) > 4000 {
-				s = "…" + s[len(s)-4000:]
-			}
-			t.Logf("jaeger output:\n%s", s)
-		}
-	})
+	p := proctest.Start(t, "jaeger", bin, "--config", "file:"+cfg)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(j.Query + "/api/services")
@@ -82,8 +54,8 @@ func Start(t *testing.T) Jaeger {
 			t.Fatalf("jaeger not ready after 60s (last error %v)", err)
 		}
 		select {
-		case <-done:
-			t.Fatalf("jaeger exited before it was ready:\n%s", out.String())
+		case <-p.Exited:
+			t.Fatalf("jaeger exited before it was ready:\n%s", p.Output())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -149,13 +121,4 @@ func (j Jaeger) Spans(t *testing.T, id string, want int) []*Span {
 	}
 	t.Fatalf("Jaeger holds %d spans of trace %s after 30s, want %d", got, id, want)
 	return nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	addrs, err := freeport.Addrs(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addrs[0]
 }
