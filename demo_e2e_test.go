@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,26 +24,7 @@ var (
 func TestDemoHeadless(t *testing.T) {
 	tmp := t.TempDir()
 	began := time.Now()
-	cmd := exec.Command(os.Args[0], "demo", "--headless")
-	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1", "TMPDIR="+tmp)
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		// Wait closes the pipe; the reader below has stopped by then.
-		done <- cmd.Wait()
-	}()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-	}()
+	cmd, out, logs, done := startNewcomer(t, tmp, "demo", "--headless")
 
 	var agents, banner []string
 	var dataDir string

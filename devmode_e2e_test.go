@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,23 +23,7 @@ var exportLine = regexp.MustCompile(`^\s*export (GANTRY_[A-Z]+)=(\S+)$`)
 // promptly, and leaves no state behind for the next run.
 func TestDevAgentFirstContact(t *testing.T) {
 	tmp := t.TempDir()
-	cmd := exec.Command(os.Args[0], "agent", "--dev", "--http-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1", "TMPDIR="+tmp)
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-	}()
+	cmd, out, logs, done := startNewcomer(t, tmp, "agent", "--dev", "--http-addr", "127.0.0.1:0")
 
 	env := map[string]string{}
 	var banner []string
@@ -116,4 +101,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// startNewcomer runs gantry with args the way a newcomer does from a shell,
+// its temporary files under tmp: stdout to read as it comes, stderr kept,
+// and its exit on done (put back by whoever takes it). It is killed when
+// the test ends.
+func startNewcomer(t *testing.T, tmp string, args ...string) (cmd *exec.Cmd, out io.Reader, logs *syncBuffer, done chan error) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "GANTRY_RUN_MAIN=1", "TMPDIR="+tmp)
+	logs = &syncBuffer{}
+	cmd.Stderr = logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan error, 1)
+	// Wait closes the pipe; readers of out have stopped by then.
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	return cmd, out, logs, done
 }
