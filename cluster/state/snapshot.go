@@ -144,51 +144,44 @@ func Decode(r io.Reader) (*State, error) {
 	}, nil
 }
 
-// Hash is the SHA-256 of the state's encoding. Replicas that applied the same
-// commands have equal hashes. It is computed once per state.
-func (s *State) Hash() string {
-	if s.hash == nil {
-		return s.computeHash()
-	}
-	s.hash.once.Do(func() { s.hash.sum = s.computeHash() })
-	return s.hash.sum
-}
-
-func (s *State) computeHash() string {
-	h := sha256.New()
-	if err := json.NewEncoder(h).Encode(s.wire()); err != nil {
-		// A state holds only values decoded from JSON; they encode.
-		return "unencodable: " + err.Error()
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
+// Hash is the SHA-256 over the hashes of the state's parts (SectionHashes,
+// each in full), in the order a snapshot writes them. Replicas that applied
+// the same commands have equal hashes. It is computed once per state, with
+// the parts' hashes, in one encoding.
+func (s *State) Hash() string { return s.hashes().sum }
 
 // SectionHashes hashes each part of the state's encoding on its own, by
 // its name in a snapshot (config, spend, stats, audit, …), each as the
 // first 12 hex digits of its SHA-256. Replicas whose Hash differs differ
 // in the sections whose hashes differ, which says where to look.
-func (s *State) SectionHashes() map[string]string {
-	if s.hash == nil {
-		return s.computeSections()
+func (s *State) SectionHashes() map[string]string { return s.hashes().parts }
+
+func (s *State) hashes() *hashCache {
+	c := s.hash
+	if c == nil {
+		c = &hashCache{}
 	}
-	s.hash.sections.Do(func() { s.hash.parts = s.computeSections() })
-	return s.hash.parts
+	c.once.Do(func() { c.sum, c.parts = s.computeHashes() })
+	return c
 }
 
-func (s *State) computeSections() map[string]string {
+func (s *State) computeHashes() (string, map[string]string) {
 	w := reflect.ValueOf(s.wire())
-	out := make(map[string]string, w.NumField())
+	whole := sha256.New()
+	parts := make(map[string]string, w.NumField())
 	for i := range w.NumField() {
 		name, _, _ := strings.Cut(w.Type().Field(i).Tag.Get("json"), ",")
 		b, err := json.Marshal(w.Field(i).Interface())
 		if err != nil {
-			out[name] = "unencodable"
-			continue
+			// A state holds only values decoded from JSON; they encode.
+			return "unencodable: " + err.Error(), nil
 		}
 		sum := sha256.Sum256(b)
-		out[name] = hex.EncodeToString(sum[:6])
+		parts[name] = hex.EncodeToString(sum[:6])
+		whole.Write([]byte(name))
+		whole.Write(sum[:])
 	}
-	return out
+	return "sha256:" + hex.EncodeToString(whole.Sum(nil)), parts
 }
 
 // check holds a decoded state to the bounds that applying commands keeps

@@ -100,15 +100,15 @@ type State struct {
 
 	audit    auditLog
 	requests requests
-	// hash caches Hash; a State never changes, so neither does its hash.
+	// hash caches Hash and SectionHashes; a State never changes, so
+	// neither do they.
 	hash *hashCache
 }
 
 type hashCache struct {
-	once     sync.Once
-	sum      string
-	sections sync.Once
-	parts    map[string]string
+	once  sync.Once
+	sum   string
+	parts map[string]string
 }
 
 // New returns an empty state.

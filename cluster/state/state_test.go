@@ -239,7 +239,7 @@ func TestApplyEveryCommand(t *testing.T) {
 	for i, st := range steps {
 		index++
 		before := s
-		beforeHash := s.computeHash()
+		beforeHash, _ := s.computeHashes()
 		next, res, err := s.Apply(index, mk(t, st.typ, st.payload, fmt.Sprintf("req-%d", i)))
 		if st.wantErr != nil {
 			if !errors.Is(err, st.wantErr) {
@@ -262,7 +262,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			t.Fatalf("%s: audit record %+v", st.name, last)
 		}
 		st.check(t, next, res)
-		if before.computeHash() != beforeHash {
+		if after, _ := before.computeHashes(); after != beforeHash {
 			t.Fatalf("%s: applying changed the previous state", st.name)
 		}
 		s = next
